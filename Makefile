@@ -1,0 +1,37 @@
+# The two commands the README opens with: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint services-up services-down bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: synthetic stream with an injected drift, replayed with no Kafka and no Redis
+demo: $(STAMP)
+	$(BIN)/driftwire generate --out demo.jsonl --events 12000 --drift-at 6000
+	$(BIN)/driftwire replay demo.jsonl --alerts-out demo-alerts.jsonl
+	@$(BIN)/python -m pipeline.show demo-alerts.jsonl
+
+## test: real Kafka and Redis from scripts/services.sh, then lint, types and pytest
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy detectors pipeline
+	eval "$$(scripts/services.sh up)" && $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/mypy detectors pipeline
+
+services-up:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+clean:
+	rm -rf $(VENV) demo.jsonl demo-alerts.jsonl

@@ -1,0 +1,23 @@
+"""Baseline files named in config, loaded for the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from detectors.errors import ConfigError
+from pipeline.config import Config
+
+
+def load_baselines(config: Config) -> dict[tuple[str, str], object]:
+    out: dict[tuple[str, str], object] = {}
+    for key, path in config.baselines.items():
+        model, sep, version = key.partition(":")
+        if not sep or not model or not version:
+            raise ConfigError(f"baselines.{key}", 'keys are "model:version"')
+        try:
+            from detectors.baseline import decode_baseline  # type: ignore[attr-defined]
+
+            out[(model, version)] = decode_baseline(Path(path).read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"baselines.{key}", f"cannot read {path}: {exc.strerror}") from exc
+    return out

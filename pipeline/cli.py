@@ -1,0 +1,80 @@
+"""The ``driftwire`` command: argument parsing and dispatch, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from detectors.errors import DriftwireError
+
+# command -> (module, handler): handlers import lazily so `--help` stays fast.
+COMMANDS = {
+    "replay": ("pipeline.cmd_replay", "replay_cmd"),
+    "generate": ("pipeline.cmd_replay", "generate_cmd"),
+    "baseline": ("pipeline.cmd_baseline", "baseline_cmd"),
+    "run": ("pipeline.cmd_kafka", "run_cmd"),
+    "produce": ("pipeline.cmd_kafka", "produce_cmd"),
+    "record": ("pipeline.cmd_kafka", "record_cmd"),
+    "alerts": ("pipeline.cmd_kafka", "alerts_cmd"),
+    "report": ("pipeline.cmd_report", "report_cmd"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="driftwire", description="Drift monitor for production ML models.")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cfg = argparse.ArgumentParser(add_help=False)
+    cfg.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
+
+    r = sub.add_parser("replay", parents=[cfg], help="replay a recorded log through the engine (no Kafka, no Redis)",
+                       description="Run the engine over LOG.jsonl in file order and print or write its alerts.")
+    r.add_argument("log", metavar="LOG.jsonl")
+    r.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON lines to FILE")
+    r.add_argument("--redis", metavar="URL", help="keep state in Redis at URL instead of in memory")
+    r.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    g = sub.add_parser("generate", help="write a synthetic log with an injected drift (for demos and benchmarks)")
+    g.add_argument("--out", required=True, metavar="LOG.jsonl")
+    g.add_argument("--events", type=int, default=10_000, help="prediction events (default 10000)")
+    g.add_argument("--models", type=int, default=1)
+    g.add_argument("--drift-at", type=int, default=None, help="event index where drift starts (default: none)")
+    g.add_argument("--seed", type=int, default=7)
+
+    b = sub.add_parser("baseline", help="baseline files built from training data")
+    bsub = b.add_subparsers(dest="action", required=True, metavar="ACTION")
+    bb = bsub.add_parser("build", help="build a baseline from CSV, Parquet or JSONL rows")
+    bb.add_argument("train_file", metavar="TRAIN_FILE")
+    bb.add_argument("--model", required=True)
+    bb.add_argument("--version", required=True)
+    bb.add_argument("--out", required=True, metavar="FILE")
+    bb.add_argument("--categorical", default="", help="comma-separated feature names to treat as categorical")
+
+    from pipeline.cmd_kafka import add_parsers as add_kafka
+    from pipeline.cmd_report import add_parser as add_report
+
+    add_kafka(sub, cfg)
+    add_report(sub, cfg)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.logs import configure
+
+    configure(args.log_level)
+    module, name = COMMANDS[args.command]
+    handler = getattr(importlib.import_module(module), name)
+    try:
+        return int(handler(args) or 0)
+    except DriftwireError as exc:
+        print(f"driftwire: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Configuration: declared once here, loaded from YAML, validated, frozen.
+
+Unknown keys and bad values are refused at start with a message naming the
+key. Connection settings can be overridden from the environment; secrets
+(passwords, the snapshot key) come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import yaml
+
+from detectors.errors import ConfigError
+from detectors.settings import DetectionSettings
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class Topics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    features: str = "ml.features"
+    prediction: str = "ml.predictions"
+    label: str = "ml.labels"
+    alerts: str = "ml.drift-alerts"
+    dead_letter: str = "ml.drift-dlq"
+
+
+class KafkaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "driftwire"
+    client_id: str = "driftwire"
+    topics: Topics = Topics()
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    max_poll_records: Positive = 2000
+    max_poll_interval_ms: Positive = 300_000
+    session_timeout_ms: Positive = 10_000
+    heartbeat_interval_ms: Positive = 3_000
+    poll_timeout_ms: Positive = 200
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+
+class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    ssl_ca_certs: str | None = None
+    key_prefix: str = "dw"
+    socket_timeout_s: float = 5.0
+
+
+class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_message_bytes: Positive = 1 << 20
+    max_models: Positive = 10_000
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
+    max_lag_ready: Positive = 100_000
+    metrics_max_series: Positive = 5000
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    detection: DetectionSettings = DetectionSettings()
+    baselines: dict[str, str] = {}
+    """Baseline files by "model:version" (paths), used instead of a reference window."""
+
+
+class Secrets(msgspec.Struct, frozen=True):
+    """Secrets read from the environment only; never logged (see ``__repr__``)."""
+
+    kafka_sasl_password: str | None = None
+    redis_password: str | None = None
+    snapshot_key: bytes = b""
+
+    def __repr__(self) -> str:
+        return "Secrets(<redacted>)"
+
+
+# Environment variables that override connection settings: env name -> dotted key.
+ENV_OVERRIDES = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "DRIFTWIRE_GROUP_ID": "kafka.group_id",
+    "DRIFTWIRE_TOPIC_FEATURES": "kafka.topics.features",
+    "DRIFTWIRE_TOPIC_PREDICTIONS": "kafka.topics.prediction",
+    "DRIFTWIRE_TOPIC_LABELS": "kafka.topics.label",
+    "DRIFTWIRE_TOPIC_ALERTS": "kafka.topics.alerts",
+    "DRIFTWIRE_TOPIC_DLQ": "kafka.topics.dead_letter",
+    "DRIFTWIRE_KAFKA_SECURITY_PROTOCOL": "kafka.security_protocol",
+    "DRIFTWIRE_KAFKA_SASL_MECHANISM": "kafka.sasl_mechanism",
+    "DRIFTWIRE_KAFKA_SASL_USERNAME": "kafka.sasl_username",
+    "DRIFTWIRE_KAFKA_SSL_CAFILE": "kafka.ssl_cafile",
+    "REDIS_URL": "redis.url",
+    "DRIFTWIRE_REDIS_USERNAME": "redis.username",
+}
+_SECRET_KEYS = re.compile(r"password|secret|snapshot_key", re.I)
+
+
+def _set_dotted(tree: dict[str, object], dotted: str, value: str) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(dotted, "expected a mapping")
+        node = child
+    node[leaf] = value
+
+
+def _refuse_secrets(tree: object, path: str = "") -> None:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            dotted = f"{path}.{key}" if path else str(key)
+            if _SECRET_KEYS.search(str(key)):
+                raise ConfigError(dotted, "secrets are read from the environment only, never from a config file")
+            _refuse_secrets(value, dotted)
+
+
+def _key_from_error(msg: str) -> str:
+    match = re.search(r"at `\$\.?([^`]*)`", msg)
+    unknown = re.search(r"unknown field `([^`]+)`", msg)
+    base = match.group(1) if match else ""
+    if unknown:
+        return f"{base}.{unknown.group(1)}" if base else unknown.group(1)
+    return base or "<root>"
+
+
+def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
+    """Validate a parsed YAML tree (plus environment overrides) into a Config.
+
+    >>> parse_config({"kafka": {"group_id": "g"}}, environ={}).kafka.group_id
+    'g'
+    >>> parse_config({"kafka": {"grup_id": "g"}}, environ={})
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: config key 'kafka.grup_id': Object contains unknown field `grup_id` - at `$.kafka`
+    """
+    tree = {} if tree is None else tree
+    if not isinstance(tree, dict):
+        raise ConfigError("<root>", "the config file must hold a mapping")
+    _refuse_secrets(tree)
+    env = os.environ if environ is None else environ
+    for name, dotted in ENV_OVERRIDES.items():
+        if env.get(name):
+            _set_dotted(tree, dotted, env[name])
+    try:
+        config = msgspec.convert(tree, Config, str_keys=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_key_from_error(str(exc)), str(exc)) from exc
+    from detectors.settings import validate  # local: keeps the seam explicit
+
+    validate(config.detection)
+    return config
+
+
+def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Load ``path`` (or the packaged defaults when None) into a validated Config."""
+    if path is None:
+        return parse_config({}, environ)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from exc
+    return parse_config(tree, environ)
+
+
+def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
+    env = os.environ if environ is None else environ
+    key = env.get("DRIFTWIRE_SNAPSHOT_KEY", "")
+    return Secrets(
+        kafka_sasl_password=env.get("DRIFTWIRE_KAFKA_SASL_PASSWORD") or None,
+        redis_password=env.get("DRIFTWIRE_REDIS_PASSWORD") or None,
+        snapshot_key=key.encode(),
+    )

@@ -1,0 +1,178 @@
+"""Decode at the edge: raw bytes become typed :class:`Event` or a :class:`DeadLetter`.
+
+Past this module there are no raw dicts. Every rejection carries a short
+machine-readable ``reason`` and a human ``detail``; nothing here raises on bad
+input.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from detectors.events import Event, FeatureValue, StreamName, Target
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+Timestamp = float | Annotated[datetime, msgspec.Meta(tz=True)]
+Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+DEFAULT_MAX_BYTES = 1 << 20
+
+Reason = Literal[
+    "oversize",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    "non_finite",
+    "too_deep",
+    "unknown_type",
+]
+
+
+class _Wire(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    event_id: NonEmpty
+    model: NonEmpty
+    ts: Timestamp
+    model_version: NonEmpty = "unknown"
+
+
+class FeaturesWire(_Wire, frozen=True, tag="features", tag_field="type"):
+    features: dict[str, FeatureValue]
+
+
+class PredictionWire(_Wire, frozen=True, tag="prediction", tag_field="type"):
+    prediction: Target
+    features: dict[str, FeatureValue] | None = None
+    score: Score | None = None
+
+
+class LabelWire(_Wire, frozen=True, tag="label", tag_field="type"):
+    prediction_id: NonEmpty
+    label: Target
+
+
+Wire = FeaturesWire | PredictionWire | LabelWire
+
+_WIRE_BY_STREAM: dict[StreamName, type[Wire]] = {
+    "features": FeaturesWire,
+    "prediction": PredictionWire,
+    "label": LabelWire,
+}
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A message that did not decode or validate, with its original bytes."""
+
+    reason: Reason
+    detail: str
+    raw: bytes
+    stream: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+
+
+class Decoder:
+    """Reusable decoders (msgspec decoders are cheap to call, costly to build).
+
+    >>> d = Decoder()
+    >>> d.decode(b'{"event_id":"e1","model":"m","ts":1.0,"features":{"x":1}}', "features").model
+    'm'
+    >>> d.decode(b'{"event_id":"e1"}', "features").reason
+    'missing_field'
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._by_stream = {s: msgspec.json.Decoder(t) for s, t in _WIRE_BY_STREAM.items()}
+        self._tagged = msgspec.json.Decoder(Wire)
+
+    def decode(self, raw: bytes, stream: StreamName, ingest_ts: float | None = None) -> Event | DeadLetter:
+        """Decode one Kafka message value of the given stream."""
+        return self._run(self._by_stream[stream], raw, stream, ingest_ts)
+
+    def decode_logged(self, raw: bytes) -> Event | DeadLetter:
+        """Decode one recorded-log line, whose ``type`` field names its stream."""
+        return self._run(self._tagged, raw, None, None)
+
+    def _run(
+        self, dec: msgspec.json.Decoder[Wire], raw: bytes, stream: str | None, ingest_ts: float | None
+    ) -> Event | DeadLetter:
+        if len(raw) > self.max_bytes:
+            return DeadLetter("oversize", f"payload of {len(raw)} bytes exceeds {self.max_bytes}", raw, stream)
+        try:
+            wire = dec.decode(raw)
+        except msgspec.ValidationError as exc:
+            return DeadLetter(_classify(str(exc)), str(exc), raw, stream)
+        except msgspec.DecodeError as exc:
+            reason: Reason = "not_utf8" if _bad_utf8(raw) else "not_json"
+            return DeadLetter(reason, str(exc), raw, stream)
+        except RecursionError:
+            return DeadLetter("too_deep", "JSON nesting too deep", raw, stream)
+        return _to_event(wire, raw, stream, ingest_ts)
+
+
+def _bad_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _classify(msg: str) -> Reason:
+    if msg.startswith("Object missing required field"):
+        return "missing_field"
+    if msg.startswith("Number out of range"):
+        return "non_finite"
+    if msg.startswith("Expected `object`") and msg.rstrip().endswith(("`array`", "`str`", "`int`", "`float`", "`bool`", "`null`")) and " - at " not in msg:
+        return "not_object"
+    if msg.startswith("Invalid value") and "$.type" in msg:
+        return "unknown_type"
+    if msg.startswith("Expected"):
+        return "invalid_value" if "length" in msg or ">=" in msg or "<=" in msg or "timezone" in msg else "wrong_type"
+    return "invalid_value"
+
+
+def _finite(x: object) -> bool:
+    return not isinstance(x, float) or math.isfinite(x)
+
+
+def _to_event(wire: Wire, raw: bytes, stream: str | None, ingest_ts: float | None) -> Event | DeadLetter:
+    ts = wire.ts.timestamp() if isinstance(wire.ts, datetime) else float(wire.ts)
+    if not math.isfinite(ts):
+        return DeadLetter("non_finite", "ts is not finite", raw, stream)
+    common = {"event_id": wire.event_id, "model": wire.model, "ts": ts, "model_version": wire.model_version, "ingest_ts": ingest_ts}
+    if isinstance(wire, FeaturesWire):
+        return Event("features", features=wire.features, **common)  # type: ignore[arg-type]
+    if isinstance(wire, PredictionWire):
+        if not _finite(wire.prediction):
+            return DeadLetter("non_finite", "prediction is not finite", raw, stream)
+        return Event("prediction", features=wire.features, prediction=wire.prediction, score=wire.score, **common)  # type: ignore[arg-type]
+    if not _finite(wire.label):
+        return DeadLetter("non_finite", "label is not finite", raw, stream)
+    return Event("label", prediction_id=wire.prediction_id, label=wire.label, **common)  # type: ignore[arg-type]
+
+
+def encode_logged(event: Event) -> bytes:
+    """Encode an event back to the recorded-log format (with its ``type``)."""
+    body: dict[str, object] = {"type": event.stream, "event_id": event.event_id, "model": event.model, "ts": event.ts}
+    if event.model_version != "unknown":
+        body["model_version"] = event.model_version
+    if event.stream == "label":
+        body["prediction_id"] = event.prediction_id
+        body["label"] = event.label
+    if event.stream == "prediction":
+        body["prediction"] = event.prediction
+        if event.score is not None:
+            body["score"] = event.score
+    if event.features is not None:
+        body["features"] = event.features
+    return msgspec.json.encode(body)

@@ -1,0 +1,145 @@
+"""The one engine: live and replay alike drive it with batches of events.
+
+It routes events to one :class:`ModelMonitor` per (model, model_version),
+caps how many it holds, and collects the state changes of each batch so the
+store can write them atomically together with the offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+from detectors.events import Alert, Event
+from detectors.monitor import ModelMonitor
+from detectors.settings import DetectionSettings
+
+ModelKey = tuple[str, str]
+Delta = dict[str, bytes | None]
+ENGINE_KEY: ModelKey = ("", "__engine__")
+
+
+class _EngineState(msgspec.Struct):
+    events: int = 0
+    watermark: float | None = None
+
+
+class BatchResult(msgspec.Struct):
+    alerts: list[Alert]
+    rejected: list[int]
+    """Positions in the batch of events refused because the model cap was hit."""
+
+
+class Engine:
+    """Drives the monitors of one shard (a partition number, or a whole log).
+
+    >>> from detectors.events import Event
+    >>> eng = Engine(DetectionSettings(reference_size=2, window_size=1, eval_every=1))
+    >>> ev = Event("features", "e1", "m", 1.0, features={"x": 1.0})
+    >>> eng.process([ev]).alerts
+    []
+    >>> sorted(eng.models)
+    [('m', 'unknown')]
+    """
+
+    def __init__(
+        self,
+        settings: DetectionSettings,
+        secret: bytes = b"",
+        max_models: int = 10_000,
+        baselines: Mapping[ModelKey, object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.secret = secret
+        self.max_models = max_models
+        self.baselines = dict(baselines or {})
+        self.models: dict[ModelKey, ModelMonitor] = {}
+        self.refused_snapshots: list[tuple[ModelKey, str]] = []
+        self._state = _EngineState()
+        self._dirty_engine = False
+
+    def process(self, batch: Sequence[Event]) -> BatchResult:
+        """Process events in order; the split into batches never changes results."""
+        alerts: list[Alert] = []
+        rejected: list[int] = []
+        every = self.settings.eval_every
+        start = 0
+        while start < len(batch):
+            # Cut the batch where the shard's event count reaches a tick point,
+            # so ticks land on the same event whatever the batching.
+            room = every - self._state.events % every
+            segment = batch[start : start + room]
+            alerts += self._segment(segment, start, rejected)
+            self._state.events += len(segment)
+            self._dirty_engine = True
+            start += len(segment)
+            if self._state.events % every == 0:
+                alerts += self._tick(segment[-1])
+        return BatchResult(alerts, rejected)
+
+    def _segment(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> list[Alert]:
+        groups: dict[ModelKey, list[Event]] = {}
+        for i, ev in enumerate(segment):
+            key = (ev.model, ev.model_version)
+            if key not in self.models and not self._admit(key):
+                rejected.append(offset + i)
+                continue
+            groups.setdefault(key, []).append(ev)
+            wm = self._state.watermark
+            if wm is None or ev.ts > wm:
+                self._state.watermark = ev.ts
+        alerts: list[Alert] = []
+        for key, events in groups.items():
+            alerts += self.models[key].process(events)
+        return alerts
+
+    def _admit(self, key: ModelKey) -> bool:
+        if len(self.models) >= self.max_models:
+            return False
+        baseline = self.baselines.get(key)
+        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)  # type: ignore[arg-type]
+        return True
+
+    def _tick(self, event: Event) -> list[Alert]:
+        wm = self._state.watermark
+        if wm is None:
+            return []
+        alerts: list[Alert] = []
+        for monitor in self.models.values():
+            alerts += monitor.tick(wm, event)
+        return alerts
+
+    def note_dead_letter(self, model: str | None, reason: str) -> None:
+        """Count a dead letter against every version of its model (by Kafka key)."""
+        if model is None:
+            return
+        for (name, _), monitor in self.models.items():
+            if name == model:
+                monitor.note_dead_letter(reason)
+
+    def take_delta(self) -> dict[ModelKey, Delta]:
+        """State changes since the last call, per model, plus the engine's own."""
+        out: dict[ModelKey, Delta] = {}
+        for key, monitor in self.models.items():
+            delta = monitor.take_delta()
+            if delta:
+                out[key] = delta
+        if self._dirty_engine:
+            out[ENGINE_KEY] = {"engine": msgspec.msgpack.encode(self._state)}
+            self._dirty_engine = False
+        return out
+
+    def restore(self, states: Mapping[ModelKey, Mapping[str, bytes]]) -> None:
+        """Rebuild every monitor from stored fields (the union of applied deltas)."""
+        self.models.clear()
+        self.refused_snapshots.clear()
+        for key, fields in states.items():
+            if key == ENGINE_KEY:
+                self._state = msgspec.msgpack.decode(fields["engine"], type=_EngineState)
+                continue
+            monitor = ModelMonitor.restore(
+                key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)  # type: ignore[arg-type]
+            )
+            self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
+            self.models[key] = monitor

@@ -1,0 +1,22 @@
+"""Progress bars on a terminal (rich), silence when piped."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def progress_for_file(path: Path, label: str) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(lines_done)``; a no-op unless stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    from rich.progress import Progress
+
+    total = sum(1 for _ in open(path, "rb"))
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.update(task, completed=n)
