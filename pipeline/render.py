@@ -1,0 +1,75 @@
+"""One alert as one readable line, for ``driftwire alerts tail``.
+
+Colours (ANSI) only when asked: red for critical, yellow for warning, green
+for resolved. Every untrusted string is stripped of control characters, so a
+model or feature name cannot move the cursor or forge a second line.
+
+>>> from detectors.events import Alert, Window
+>>> a = Alert("id1", "firing", "data_drift", "critical", "fraud", "v3", "amount", "psi", 0.412, 0.25,
+...           "e9", 1767225600.0, Window(1767225000.0, 1767225600.0, 500), "amount moved", "retrain")
+>>> print(render_alert(a, color=False))
+2026-01-01 00:00:00Z  FIRING    critical  data_drift        fraud:v3  amount  psi=0.412 > 0.25  amount moved → retrain
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from detectors.events import Alert
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_DIM = "\x1b[2m"
+_COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "resolved": "\x1b[32m"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Drop control characters (ESC, newlines, ...) from an untrusted string."""
+    return _CONTROL.sub("", text)
+
+
+def format_ts(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"ts={ts:g}"
+
+
+def _number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _evidence(alert: Alert) -> str:
+    if alert.statistic is None:
+        return clean(alert.detector)
+    text = f"{clean(alert.detector)}={_number(alert.statistic)}"
+    if alert.threshold is not None:
+        op = ">" if alert.status == "firing" else "vs"
+        text += f" {op} {_number(alert.threshold)}"
+    return text
+
+
+def render_alert(alert: Alert, color: bool) -> str:
+    """Render ``alert`` as one line; ``color`` adds ANSI colours by severity and status."""
+    status = alert.status.upper()
+    who = clean(f"{alert.model}:{alert.model_version}")
+    parts = [
+        format_ts(alert.event_ts),
+        f"{status:<8}",
+        f"{alert.severity:<8}",
+        f"{alert.kind:<16}",
+        who,
+        clean(alert.feature) if alert.feature else "-",
+        _evidence(alert),
+        clean(alert.message) + (f" → {clean(alert.suggested_action)}" if alert.suggested_action else ""),
+    ]
+    if not color:
+        return "  ".join(parts)
+    tone = _COLOURS["resolved"] if alert.status == "resolved" else _COLOURS[alert.severity]
+    parts[0] = f"{_DIM}{parts[0]}{_RESET}"
+    parts[1] = f"{tone}{parts[1]}{_RESET}"
+    parts[2] = f"{tone}{parts[2]}{_RESET}"
+    parts[4] = f"{_BOLD}{parts[4]}{_RESET}"
+    return "  ".join(parts)
