@@ -8,20 +8,31 @@ import sys
 import structlog
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def escape_controls(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    """Escape control characters in string values, so an untrusted model name
+    cannot forge a log line or drive the terminal (ANSI sequences)."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = value.translate(_CONTROL)
+    return event
+
+
 def configure(level: str = "info", stream: object = None) -> None:
     out = stream or sys.stderr
     on_tty = bool(getattr(out, "isatty", lambda: False)())
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=True) if on_tty else structlog.processors.JSONRenderer()
     )
-    # JSONRenderer escapes every string (control characters, quotes), so untrusted
-    # model names and reasons cannot forge log lines.
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            escape_controls,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
