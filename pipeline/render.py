@@ -26,8 +26,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def clean(text: str) -> str:
-    """Drop control characters (ESC, newlines, ...) from an untrusted string."""
-    return _CONTROL.sub("", text)
+    """Replace control characters (ESC, newlines, ...) in an untrusted string by spaces."""
+    return _CONTROL.sub(" ", text)
 
 
 def format_ts(ts: float) -> str:
