@@ -15,7 +15,7 @@ def load_baselines(config: Config) -> dict[tuple[str, str], object]:
         if not sep or not model or not version:
             raise ConfigError(f"baselines.{key}", 'keys are "model:version"')
         try:
-            from detectors.baseline import decode_baseline  # type: ignore[attr-defined]
+            from detectors.baseline import decode_baseline
 
             out[(model, version)] = decode_baseline(Path(path).read_bytes())
         except OSError as exc:

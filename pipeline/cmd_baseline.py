@@ -25,7 +25,7 @@ def _rows(path: Path) -> Iterator[Mapping[str, object]]:
                     yield row.get("features", row) if isinstance(row, dict) else {}
     elif suffix == ".parquet":
         try:
-            import pyarrow.parquet as pq  # type: ignore[import-not-found]
+            import pyarrow.parquet as pq
         except ImportError as exc:
             raise UsageError("reading Parquet needs pyarrow: pip install 'driftwire[parquet]'") from exc
         yield from pq.read_table(path).to_pylist()
@@ -44,7 +44,7 @@ def _cell(value: str | None) -> object:
 
 
 def baseline_cmd(args: argparse.Namespace) -> int:
-    from detectors.baseline import build_baseline, encode_baseline  # type: ignore[attr-defined]
+    from detectors.baseline import build_baseline, encode_baseline
 
     path = Path(args.train_file)
     if not path.is_file():

@@ -29,7 +29,7 @@ def replay_cmd(args: argparse.Namespace) -> int:
     sink: AlertSink = JsonlSink(args.alerts_out) if args.alerts_out else ListSink()
     engine = None
     if args.redis:
-        from pipeline.redis_replay import redis_engine  # type: ignore[import-not-found]
+        from pipeline.redis_replay import redis_engine
 
         engine = redis_engine(args.redis, config, secrets, path)
     with progress_for_file(path, "replay") as advance:

@@ -132,7 +132,11 @@ def _classify(msg: str) -> Reason:
         return "missing_field"
     if msg.startswith("Number out of range"):
         return "non_finite"
-    if msg.startswith("Expected `object`") and msg.rstrip().endswith(("`array`", "`str`", "`int`", "`float`", "`bool`", "`null`")) and " - at " not in msg:
+    if (
+        msg.startswith("Expected `object`")
+        and msg.rstrip().endswith(("`array`", "`str`", "`int`", "`float`", "`bool`", "`null`"))
+        and " - at " not in msg
+    ):
         return "not_object"
     if msg.startswith("Invalid value") and "$.type" in msg:
         return "unknown_type"
@@ -149,7 +153,13 @@ def _to_event(wire: Wire, raw: bytes, stream: str | None, ingest_ts: float | Non
     ts = wire.ts.timestamp() if isinstance(wire.ts, datetime) else float(wire.ts)
     if not math.isfinite(ts):
         return DeadLetter("non_finite", "ts is not finite", raw, stream)
-    common = {"event_id": wire.event_id, "model": wire.model, "ts": ts, "model_version": wire.model_version, "ingest_ts": ingest_ts}
+    common = {
+        "event_id": wire.event_id,
+        "model": wire.model,
+        "ts": ts,
+        "model_version": wire.model_version,
+        "ingest_ts": ingest_ts,
+    }
     if isinstance(wire, FeaturesWire):
         return Event("features", features=wire.features, **common)  # type: ignore[arg-type]
     if isinstance(wire, PredictionWire):

@@ -98,7 +98,7 @@ class Engine:
         if len(self.models) >= self.max_models:
             return False
         baseline = self.baselines.get(key)
-        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)  # type: ignore[arg-type]
+        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)
         return True
 
     def _tick(self, event: Event) -> list[Alert]:
@@ -122,7 +122,7 @@ class Engine:
         """State changes since the last call, per model, plus the engine's own."""
         out: dict[ModelKey, Delta] = {}
         for key, monitor in self.models.items():
-            delta = monitor.take_delta()
+            delta: Delta = monitor.take_delta()
             if delta:
                 out[key] = delta
         if self._dirty_engine:
@@ -139,7 +139,7 @@ class Engine:
                 self._state = msgspec.msgpack.decode(fields["engine"], type=_EngineState)
                 continue
             monitor = ModelMonitor.restore(
-                key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)  # type: ignore[arg-type]
+                key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)
             )
             self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
             self.models[key] = monitor

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 import sys
 
 import structlog
 
-
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 
 
-def escape_controls(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+def escape_controls(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Escape control characters in string values, so an untrusted model name
     cannot forge a log line or drive the terminal (ANSI sequences)."""
     for key, value in event.items():

@@ -12,7 +12,7 @@ from pipeline.decode import DeadLetter, Decoder
 class LogBatch:
     """One batch of a log: decoded events with their raw lines, and dead letters."""
 
-    __slots__ = ("events", "raw", "dead", "lines_end")
+    __slots__ = ("dead", "events", "lines_end", "raw")
 
     def __init__(self) -> None:
         self.events: list[Event] = []

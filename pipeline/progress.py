@@ -16,7 +16,8 @@ def progress_for_file(path: Path, label: str) -> Iterator[Callable[[int], None]]
         return
     from rich.progress import Progress
 
-    total = sum(1 for _ in open(path, "rb"))
+    with open(path, "rb") as fh:
+        total = sum(1 for _ in fh)
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.update(task, completed=n)

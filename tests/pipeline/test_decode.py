@@ -13,8 +13,18 @@ from detectors.events import Event
 from pipeline.decode import DeadLetter, Decoder, encode_logged
 
 D = Decoder(max_bytes=4096)
-REASONS = {"oversize", "not_utf8", "not_json", "not_object", "missing_field", "wrong_type",
-           "invalid_value", "non_finite", "too_deep", "unknown_type"}
+REASONS = {
+    "oversize",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    "non_finite",
+    "too_deep",
+    "unknown_type",
+}
 
 
 def _f(**over: object) -> bytes:
@@ -37,8 +47,9 @@ def test_rfc3339_timestamp_is_epoch_seconds() -> None:
 
 
 def test_prediction_with_features_and_score() -> None:
-    raw = json.dumps({"event_id": "p", "model": "m", "ts": 1, "prediction": "cat", "score": 0.25,
-                      "features": {"a": 1}}).encode()
+    raw = json.dumps(
+        {"event_id": "p", "model": "m", "ts": 1, "prediction": "cat", "score": 0.25, "features": {"a": 1}}
+    ).encode()
     ev = D.decode(raw, "prediction")
     assert isinstance(ev, Event) and ev.prediction == "cat" and ev.score == 0.25 and ev.features == {"a": 1}
 
@@ -65,8 +76,11 @@ def test_label_event() -> None:
         (_f(event_id=""), "features", "invalid_value"),
         (b'{"event_id": "e", "model": "m", "ts": 1e400, "features": {}}', "features", "non_finite"),
         (b'{"event_id": "e", "model": "m", "ts": 1, "prediction": 1, "score": 1.5}', "prediction", "invalid_value"),
-        (b'{"event_id": "e", "model": "m", "ts": 1, "prediction": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-         "prediction", "oversize"),
+        (
+            b'{"event_id": "e", "model": "m", "ts": 1, "prediction": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "prediction",
+            "oversize",
+        ),
     ],
 )
 def test_rejections_name_their_reason(raw: bytes, stream: str, reason: str) -> None:
@@ -84,7 +98,9 @@ def test_too_deep_nesting_is_dead_lettered() -> None:
 
 def test_logged_line_needs_known_type() -> None:
     assert isinstance(D.decode_logged(b'{"type": "weird", "event_id": "e"}'), DeadLetter)
-    out = D.decode_logged(b'{"type": "label", "event_id": "e", "model": "m", "ts": 1, "prediction_id": "p", "label": 0}')
+    out = D.decode_logged(
+        b'{"type": "label", "event_id": "e", "model": "m", "ts": 1, "prediction_id": "p", "label": 0}'
+    )
     assert isinstance(out, Event) and out.stream == "label"
 
 
@@ -111,8 +127,25 @@ json_values = st.recursive(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.sampled_from(["event_id", "model", "ts", "features", "prediction", "score",
-                                        "label", "prediction_id", "model_version", "type"]), json_values))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "event_id",
+                "model",
+                "ts",
+                "features",
+                "prediction",
+                "score",
+                "label",
+                "prediction_id",
+                "model_version",
+                "type",
+            ]
+        ),
+        json_values,
+    )
+)
 def test_any_json_object_is_an_event_or_a_reasoned_rejection(body: dict[str, object]) -> None:
     raw = msgspec.json.encode(body)
     for stream in ("features", "prediction", "label"):
