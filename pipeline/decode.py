@@ -7,8 +7,8 @@ input.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
+from math import isfinite
 from typing import Annotated, Literal
 
 import msgspec
@@ -145,30 +145,36 @@ def _classify(msg: str) -> Reason:
     return "invalid_value"
 
 
-def _finite(x: object) -> bool:
-    return not isinstance(x, float) or math.isfinite(x)
-
-
 def _to_event(wire: Wire, raw: bytes, stream: str | None, ingest_ts: float | None) -> Event | DeadLetter:
-    ts = wire.ts.timestamp() if isinstance(wire.ts, datetime) else float(wire.ts)
-    if not math.isfinite(ts):
+    # Hot path (once per event): exact-type dispatch and positional Event construction,
+    # in Event's field order (stream, event_id, model, ts, model_version, features,
+    # prediction, score, prediction_id, label, ingest_ts).
+    ts = wire.ts
+    if type(ts) is not float:
+        ts = ts.timestamp() if isinstance(ts, datetime) else float(ts)
+    if not isfinite(ts):
         return DeadLetter("non_finite", "ts is not finite", raw, stream)
-    common = {
-        "event_id": wire.event_id,
-        "model": wire.model,
-        "ts": ts,
-        "model_version": wire.model_version,
-        "ingest_ts": ingest_ts,
-    }
-    if isinstance(wire, FeaturesWire):
-        return Event("features", features=wire.features, **common)  # type: ignore[arg-type]
-    if isinstance(wire, PredictionWire):
-        if not _finite(wire.prediction):
+    kind = type(wire)
+    if kind is PredictionWire:
+        pred = wire.prediction  # type: ignore[union-attr]
+        if type(pred) is float and not isfinite(pred):
             return DeadLetter("non_finite", "prediction is not finite", raw, stream)
-        return Event("prediction", features=wire.features, prediction=wire.prediction, score=wire.score, **common)  # type: ignore[arg-type]
-    if not _finite(wire.label):
-        return DeadLetter("non_finite", "label is not finite", raw, stream)
-    return Event("label", prediction_id=wire.prediction_id, label=wire.label, **common)  # type: ignore[arg-type]
+        return Event(
+            "prediction", wire.event_id, wire.model, ts, wire.model_version,
+            wire.features, pred, wire.score, None, None, ingest_ts,  # type: ignore[union-attr]
+        )
+    if kind is LabelWire:
+        label = wire.label  # type: ignore[union-attr]
+        if type(label) is float and not isfinite(label):
+            return DeadLetter("non_finite", "label is not finite", raw, stream)
+        return Event(
+            "label", wire.event_id, wire.model, ts, wire.model_version,
+            None, None, None, wire.prediction_id, label, ingest_ts,  # type: ignore[union-attr]
+        )
+    return Event(
+        "features", wire.event_id, wire.model, ts, wire.model_version,
+        wire.features, None, None, None, None, ingest_ts,  # type: ignore[union-attr]
+    )
 
 
 def encode_logged(event: Event) -> bytes:
