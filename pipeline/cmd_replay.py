@@ -28,12 +28,16 @@ def replay_cmd(args: argparse.Namespace) -> int:
     secrets = load_secrets()
     sink: AlertSink = JsonlSink(args.alerts_out) if args.alerts_out else ListSink()
     engine = None
+    on_commit, start_line = None, 0
     if args.redis:
         from pipeline.redis_replay import redis_engine
 
         engine = redis_engine(args.redis, config, secrets, path)
+        on_commit, start_line = engine.on_commit, engine.start_line
     with progress_for_file(path, "replay") as advance:
-        summary = replay(path, config, sink, secrets, on_batch=advance, engine=engine)
+        summary = replay(
+            path, config, sink, secrets, on_batch=advance, engine=engine, on_commit=on_commit, start_line=start_line
+        )
     sink.close()
     if isinstance(sink, ListSink) and not args.quiet:
         for alert in sink.alerts:

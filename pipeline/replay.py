@@ -33,22 +33,33 @@ def replay(
     secrets: Secrets | None = None,
     on_batch: Callable[[int], None] | None = None,
     engine: Engine | None = None,
+    on_commit: Callable[[Engine, int, list[Alert]], None] | None = None,
+    start_line: int = 0,
 ) -> ReplaySummary:
-    """Replay ``path`` through a fresh engine, sending alerts to ``sink``."""
+    """Replay ``path`` through a fresh engine, sending alerts to ``sink``.
+
+    With ``on_commit`` (``--redis``), each batch's state changes are left for the hook to
+    take (``engine.take_delta()``) and store with the log offset ``lines_end``; it runs
+    after the batch's alerts went to the sink (at least once). ``start_line`` resumes.
+    """
     engine = engine or make_engine(config, secrets)
     decoder = Decoder(config.runtime.max_message_bytes)
     summary, dead = ReplaySummary(), Counter[str]()
-    for batch in read_log(path, decoder):
+    summary.lines = start_line
+    for batch in read_log(path, decoder, start_line=start_line):
         for letter in batch.dead:
             dead[letter.reason] += 1
             engine.note_dead_letter(None, letter.reason)
         result = engine.process(batch.events)
-        engine.take_delta()  # replay keeps live objects; drop the serialised changes
+        if on_commit is None:
+            engine.take_delta()  # replay keeps live objects; drop the serialised changes
         _count(summary, result.alerts)
         summary.events += len(batch.events)
         summary.rejected += len(result.rejected)
         summary.lines = batch.lines_end
         sink.send(result.alerts)
+        if on_commit is not None:
+            on_commit(engine, batch.lines_end, result.alerts)
         if on_batch is not None:
             on_batch(batch.lines_end)
     summary.dead_letters = dict(dead)

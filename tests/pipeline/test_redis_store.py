@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 
 from detectors.errors import ConfigError
-from detectors.events import Event
+from detectors.events import Alert, Event
 from detectors.settings import DetectionSettings
-from pipeline.config import RedisSettings, Secrets
+from pipeline.config import Config, RedisSettings, Secrets, parse_config
 from pipeline.engine import ENGINE_KEY, Engine
 from pipeline.keys import Keys
+from pipeline.redis_replay import redis_engine, replay_group
 from pipeline.redis_store import COMMIT_LUA, RedisStore, StoreError, make_client, redact_url
+from pipeline.replay import replay
+from pipeline.sinks import ListSink
 from pipeline.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
+from pipeline.synth import SynthSpec, write_log
 
 pytestmark = pytest.mark.services
 
@@ -293,9 +299,7 @@ def test_bytes_per_commit_independent_of_stored_size(prefix: str) -> None:
 
 def _events(n: int, start: int = 0) -> list[Event]:
     return [
-        Event(
-            "features", f"e{i}", "m", 1_700_000_000.0 + i, features={"x": float(i % 7), "y": None if i % 9 else 1.0}
-        )
+        Event("features", f"e{i}", "m", 1_700_000_000.0 + i, features={"x": float(i % 7), "y": None if i % 9 else 1.0})
         for i in range(start, start + n)
     ]
 
@@ -344,3 +348,128 @@ def test_redis_stopped_mid_way_then_back_with_data(store: RedisStore) -> None:
     assert store.commit(0, e, {"t:0": 1}, {"t:0": 2}, {M: {"f": b"2"}}, []) == "applied"
     snap = store.claim(0)
     assert snap.offsets == {"t:0": 2} and snap.models == {M: {"f": b"2"}} and snap.outbox == [(1, b"a")]
+
+
+# -- replay --redis ----------------------------------------------------------------------
+
+
+class _Crash(Exception):
+    pass
+
+
+def _replay_config(prefix: str) -> Config:
+    return parse_config({"redis": {"key_prefix": prefix}}, environ={})
+
+
+def _ids(alerts: list[Alert]) -> list[dict[str, object]]:
+    out = []
+    for a in alerts:
+        d = msgspec.to_builtins(a)
+        d.pop("emitted_at", None)
+        out.append(d)
+    return out
+
+
+@pytest.fixture
+def drift_log(tmp_path: Path) -> Path:
+    path = tmp_path / "drift.jsonl"
+    write_log(SynthSpec(events=9000, drift_at=4500), path)
+    return path
+
+
+def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(prefix: str, drift_log: Path) -> None:
+    config = _replay_config(prefix)
+    golden = ListSink()
+    replay(drift_log, config, golden)
+    assert golden.alerts, "the synthetic drift should raise alerts"
+
+    # first run: crash after the 3rd committed batch
+    first = ListSink()
+    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    assert engine.start_line == 0
+    batches = []
+
+    def crash_after_three(lines_end: int) -> None:
+        batches.append(lines_end)
+        if len(batches) == 3:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        replay(drift_log, config, first, on_batch=crash_after_three, engine=engine, on_commit=engine.on_commit)
+    engine.store.close()
+
+    # second run: resumes at the committed line, restored from Redis
+    second = ListSink()
+    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    assert engine.start_line == batches[-1] > 0
+    summary = replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    assert summary.lines == sum(1 for _ in drift_log.open("rb"))
+    assert _ids(first.alerts + second.alerts) == _ids(golden.alerts)
+
+    # third run: nothing left to do
+    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    third = ListSink()
+    replay(drift_log, config, third, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    assert third.alerts == []
+
+
+def test_redis_replay_crash_before_commit_redelivers_at_least_once(prefix: str, drift_log: Path) -> None:
+    config = _replay_config(prefix)
+    golden = ListSink()
+    replay(drift_log, config, golden)
+    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    commits = []
+
+    def crash_on_fifth(eng: Engine, lines_end: int, alerts: list[Alert]) -> None:
+        if len(commits) == 4:
+            raise _Crash  # alerts of batch 5 were sent, its state was not committed
+        commits.append(lines_end)
+        engine.on_commit(eng, lines_end, alerts)
+
+    first = ListSink()
+    with pytest.raises(_Crash):
+        replay(drift_log, config, first, engine=engine, on_commit=crash_on_fifth)
+    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    assert engine.start_line == commits[-1]
+    second = ListSink()
+    replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    got = {(a["alert_id"], a["status"], a["severity"]) for a in _ids(first.alerts + second.alerts)}
+    want = {(a["alert_id"], a["status"], a["severity"]) for a in _ids(golden.alerts)}
+    assert got == want
+
+
+def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log: Path) -> None:
+    config = _replay_config(prefix)
+    a = redis_engine(redis_url(), config, Secrets(), drift_log)
+    b = redis_engine(redis_url(), config, Secrets(), drift_log)
+    with pytest.raises(FencedError):
+        replay(drift_log, config, ListSink(), engine=a, on_commit=a.on_commit)
+    replay(drift_log, config, ListSink(), engine=b, on_commit=b.on_commit)
+    assert replay_group(drift_log) == replay_group(drift_log.parent / ".." / drift_log.parent.name / drift_log.name)
+
+
+def test_replay_cli_with_redis(prefix: str, drift_log: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"redis:\n  key_prefix: {prefix}\n")
+    cmd = [sys.executable, "-m", "pipeline.cli", "replay", str(drift_log), "--config", str(cfg), "--quiet"]
+    plain = subprocess.run([*cmd, "--alerts-out", str(tmp_path / "a.jsonl")], env=env, capture_output=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    red = subprocess.run(
+        [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", redis_url()],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert red.returncode == 0, red.stderr
+    strip = [_without_emitted_at(line) for line in (tmp_path / "a.jsonl").read_bytes().splitlines()]
+    assert strip == [_without_emitted_at(line) for line in (tmp_path / "b.jsonl").read_bytes().splitlines()]
+    assert strip
+    again = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, timeout=120)
+    assert again.returncode == 0 and b"0 events" in again.stderr, again.stderr
+
+
+def _without_emitted_at(line: bytes) -> dict[str, object]:
+    d: dict[str, object] = msgspec.json.decode(line)
+    d.pop("emitted_at", None)
+    return d
