@@ -319,3 +319,73 @@ def skipped(name: str, reason: str) -> dict[str, Any]:
     print(f"   SKIPPED: {reason}", flush=True)
     write_result(name, {"skipped": True, "reason": reason})
     return {"skipped": True, "reason": reason}
+
+
+# --------------------------------------------------------------------------- a private Redis
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A real ``redis-server`` of the benchmark's own (same flags as scripts/services.sh), so that
+    INFO counters and memory figures are not mixed with other users of the shared instance.
+
+    Started and stopped by pid; its data directory is temporary.
+    """
+
+    def __init__(self) -> None:
+        import shutil
+        import tempfile
+
+        if not shutil.which("redis-server"):
+            raise RuntimeError("redis-server is not installed (scripts/services.sh installs it)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="dw-bench-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PrivateRedis:
+        import redis
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
+             "--appendonly", "yes", "--appendfsync", "everysec"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def commandstats(client: Any) -> dict[str, dict[str, float]]:
+    """INFO commandstats as {command: {calls, usec, ...}}."""
+    info = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): v for k, v in info.items()}
+
+
+def net_input_bytes(client: Any) -> int:
+    return int(client.info("stats")["total_net_input_bytes"])
