@@ -173,7 +173,11 @@ def make_client(settings: RedisSettings, secrets: Secrets, url: str | None = Non
 
 
 class RedisStore:
-    """:class:`~pipeline.store.StateStore` on Redis (standalone, or Cluster: one slot per shard).
+    """:class:`~pipeline.store.StateStore` on Redis.
+
+    It connects to a standalone Redis (or a Redis-compatible proxy); every key of a shard
+    carries one hash tag, so the layout and the scripts are ready for Redis Cluster
+    (a cluster client is not wired up here).
 
     ``round_trips`` and ``bytes_written`` count network round trips and the bytes of
     keys and arguments sent by writes (commit, ack), for benchmarks and tests.
