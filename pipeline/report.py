@@ -424,8 +424,8 @@ def _figure(chart_id: str, title: str, f: Frame, body: list[str], legend: Iterab
             note: str) -> str:
     keys = "".join(f'<span class="key {kind}" style="--c:{color}">{esc(label)}</span>' for label, color, kind in legend)
     return (f'<figure class="chart" data-chart="{esc(chart_id)}"><figcaption>{esc(title)}</figcaption>'
-            f'<svg viewBox="0 0 {f.width} {f.height}" role="img" aria-label="{esc(title)}" '
-            f'xmlns="http://www.w3.org/2000/svg">{"".join(body)}</svg>'
+            f'<svg viewBox="0 0 {f.width} {f.height}" role="img" aria-label="{esc(title)}">'
+            f'{"".join(body)}</svg>'
             f'<div class="legend">{keys}</div>{f"<p class=note>{esc(note)}</p>" if note else ""}</figure>')
 
 

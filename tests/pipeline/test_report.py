@@ -1,0 +1,270 @@
+"""The HTML report: content, self-containment, escaping, statistics, the CLI; and render_alert."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.events import Alert, Window
+from pipeline.cli import main
+from pipeline.config import Config, parse_config
+from pipeline.render import render_alert
+from pipeline.replay import replay
+from pipeline.report import (
+    SELF_CHECK,
+    Settings,
+    build_report,
+    column_stats,
+    eval_ends,
+    incidents,
+    make_column,
+    psi,
+)
+from pipeline.sinks import ListSink
+from pipeline.synth import SynthSpec, write_log
+
+SMALL = {"detection": {"reference_size": 1000, "window_size": 300, "eval_every": 100}}
+
+
+def small_config() -> Config:
+    return parse_config(json.loads(json.dumps(SMALL)), environ={})
+
+
+@pytest.fixture(scope="module")
+def drift_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "drift.jsonl"
+    write_log(SynthSpec(events=4000, drift_at=2000, seed=3), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(drift_log: Path) -> tuple[str, list[str], list[Alert]]:
+    out = drift_log.with_suffix(".html")
+    result = build_report(drift_log, out, small_config())
+    sink = ListSink()
+    replay(drift_log, small_config(), sink)
+    return out.read_text(encoding="utf-8"), result.charts, sink.alerts
+
+
+def alert(**kw: object) -> Alert:
+    base: dict[str, object] = dict(
+        alert_id="a1", status="firing", kind="data_drift", severity="warning", model="m", model_version="v1",
+        feature="x", detector="psi", statistic=0.3, threshold=0.2, event_id="e1", event_ts=1_767_225_600.0,
+        window=Window(0.0, 1.0, 10), message="x moved", suggested_action="retrain",
+    )
+    base.update(kw)
+    return Alert(**base)  # type: ignore[arg-type]
+
+
+# -- the report built from a drifting synthetic log ---------------------------------------------------
+
+
+def test_every_expected_chart_is_there(report: tuple[str, list[str], list[Alert]]) -> None:
+    _page, charts, alerts = report
+    features = [f"num_{i}" for i in range(15)] + [f"cat_{j}" for j in range(5)]
+    expected = {f"drift:model-0:v1:{f}" for f in features}
+    expected |= {"error:model-0:v1", "prediction:model-0:v1", "events:model-0:v1"}
+    fired = {a.feature for a in alerts if a.feature and a.status == "firing" and a.kind in ("data_drift",
+                                                                                              "data_quality")}
+    assert fired, "the synthetic drift should fire at least one per-feature alert"
+    expected |= {f"dist:model-0:v1:{f}" for f in fired}
+    expected |= {f"quality:model-0:v1:{a.feature}" for a in alerts if a.kind == "data_quality" and a.feature}
+    expected.add("quality:model-0:v1:num_1")  # 30% missing after the drift
+    assert expected <= set(charts), sorted(expected - set(charts))
+    assert len(charts) == len(set(charts))
+
+
+def test_charts_are_not_empty(report: tuple[str, list[str], list[Alert]]) -> None:
+    page = report[0]
+    figures = re.findall(r'<figure class="chart" data-chart="([^"]*)">(.*?)</figure>', page, re.S)
+    assert figures
+    for chart_id, body in figures:
+        drawn = re.findall(r'<path class="series" d="([^"]*)"', body) + re.findall(r'<rect class="bar"', body)
+        assert drawn, f"{chart_id} draws nothing"
+        for d in re.findall(r'<path class="series" d="([^"]*)"', body):
+            assert d.startswith("M") and ("L" in d or "h" in d), chart_id
+            assert "nan" not in d and "inf" not in d, chart_id
+
+
+def test_drift_charts_show_thresholds_and_alert_markers(report: tuple[str, list[str], list[Alert]]) -> None:
+    page, _charts, alerts = report
+    body = re.search(r'data-chart="drift:model-0:v1:num_1">(.*?)</figure>', page, re.S)
+    assert body is not None
+    assert body.group(1).count('class="threshold"') == 2
+    n_alerts = sum(a.feature == "num_1" for a in alerts)
+    assert body.group(1).count('class="marker"') == n_alerts > 0
+    shift = re.search(r'data-chart="drift:model-0:v1:num_0">.*?<path class="series" d="([^"]*)"', page, re.S)
+    assert shift is not None  # the mean shift of num_0 shows as a PSI rise: its curve climbs (smaller y)
+    ys = [float(p.split(",")[1]) for p in re.findall(r"[ML]([\d.]+,[\d.]+)", shift.group(1))]
+    assert min(ys[-5:]) < min(ys[:3]) - 40
+
+
+def test_incidents_table_matches_the_alerts(report: tuple[str, list[str], list[Alert]]) -> None:
+    page, _charts, alerts = report
+    table = re.search(r'<table class="incidents">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert table is not None
+    assert table.group(1).count("<tr") == len({a.alert_id for a in alerts})
+    assert f"<b>{len({a.alert_id for a in alerts})}</b><span>incidents</span>" in page
+
+
+def test_the_page_is_self_contained(report: tuple[str, list[str], list[Alert]]) -> None:
+    page = report[0]
+    assert page.startswith("<!DOCTYPE html>")
+    for forbidden in ("http://", "https://", "<link", "@import", "url(", " src=", "<img", "<iframe"):
+        assert forbidden not in page, forbidden
+    assert page.count("<script>") == 1 and f"<script>{SELF_CHECK}</script>" in page
+    digest = base64.b64encode(hashlib.sha256(SELF_CHECK.encode()).digest()).decode()
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
+    assert csp is not None and "default-src 'none'" in csp.group(1) and f"'sha256-{digest}'" in csp.group(1)
+
+
+def test_untrusted_names_are_escaped(tmp_path: Path) -> None:
+    log = tmp_path / "evil.jsonl"
+    evil_model = "<script>alert(1)</script>"
+    evil_feature = '"><svg onload=alert(2)>'
+    lines = [
+        {"type": "features", "event_id": f"e{i}", "model": evil_model, "ts": 1_767_225_600 + i,
+         "features": {evil_feature: float(i % 7) if i < 60 else None, "ok": "a"}}
+        for i in range(120)
+    ]
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    cfg = parse_config({"detection": {"reference_size": 40, "window_size": 20, "eval_every": 10}}, environ={})
+    out = tmp_path / "evil.html"
+    result = build_report(log, out, cfg)
+    page = out.read_text()
+    assert evil_model not in page and "<svg onload" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert f"drift:{evil_model}:unknown:{evil_feature}" in result.charts  # ids survive a round trip
+
+
+@pytest.mark.parametrize("events", [0, 10, 1500])
+def test_short_or_empty_logs_still_give_a_report(tmp_path: Path, events: int) -> None:
+    log = tmp_path / "short.jsonl"
+    if events:
+        write_log(SynthSpec(events=events), log)
+    else:
+        log.write_text("not json\n")
+    out = tmp_path / "short.html"
+    result = build_report(log, out, small_config() if events != 1500 else Config())
+    page = out.read_text()
+    assert page.endswith("</html>")
+    if events:
+        assert "Too few events" in page or "No feature" in page
+    else:
+        assert result.charts == [] and "not_json: 1" in page
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+
+
+def settings(**kw: int) -> Settings:
+    base = Settings.from_config(Config())
+    for k, v in kw.items():
+        setattr(base, k, v)
+    return base
+
+
+def test_psi_is_zero_for_equal_and_large_for_shifted() -> None:
+    ref = np.array([100, 100, 100, 100])
+    assert psi(ref, np.array([[25, 25, 25, 25]]))[0] == pytest.approx(0.0)
+    assert psi(ref, np.array([[0, 0, 50, 50]]))[0] > 1.0
+
+
+def test_eval_ends_follow_the_settings() -> None:
+    s = settings(reference=1000, window=300, every=100)
+    assert eval_ends(1250, s).tolist() == []
+    assert eval_ends(1650, s).tolist() == [1300, 1400, 1500, 1600]
+
+
+def test_column_stats_missing_rate_and_shift() -> None:
+    rng = np.random.default_rng(1)
+    raw: list[float | None] = [float(v) for v in rng.normal(0, 1, 1000)]
+    raw += [None if i % 4 == 0 else float(v) for i, v in enumerate(rng.normal(3, 1, 400))]
+    s = settings(reference=1000, window=200, every=100)
+    st = column_stats(make_column("x", raw, 1000, s), s)
+    assert st.column.numeric and st.ref_missing == 0.0
+    assert st.ends.tolist() == [1200, 1300, 1400]
+    assert st.missing_rate.tolist() == pytest.approx([0.25, 0.25, 0.25])
+    assert (st.psi > 1.0).all()
+    assert (st.outside > 0.1).all()  # values above the reference max
+
+
+def test_categorical_columns_count_unseen_categories() -> None:
+    raw = ["a", "b"] * 50 + ["a", "zz"] * 50
+    s = settings(reference=100, window=50, every=50)
+    st = column_stats(make_column("c", raw, 100, s), s)
+    assert not st.column.numeric
+    assert st.outside.tolist() == pytest.approx([0.5, 0.5])
+    assert (st.psi > 0.5).all()
+
+
+def test_incidents_pair_firing_escalation_and_resolve() -> None:
+    incs = incidents([
+        alert(),
+        alert(alert_id="b", event_ts=1_767_225_601.0),
+        alert(severity="critical", statistic=0.9),
+        alert(status="resolved", statistic=0.01, event_ts=1_767_225_700.0),
+    ])
+    assert [i.first.alert_id for i in incs] == ["a1", "b"]
+    assert incs[0].severity == "critical" and incs[0].peak == 0.9 and incs[0].resolved is not None
+    assert incs[1].resolved is None
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def test_cli_writes_the_report(drift_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(SMALL))
+    out = tmp_path / "r.html"
+    assert main(["report", str(drift_log), "--out", str(out), "--config", str(cfg)]) == 0
+    assert out.read_text().count('<figure class="chart"') > 20
+    assert re.match(r"wrote .*r\.html: \d+ charts, \d+ incidents", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["report", "/nonexistent/log.jsonl", "--out", "r.html"], "no such log file"),
+    (["report", "LOG", "--out", "/nonexistent/dir/r.html"], "no such directory"),
+    (["report", "LOG", "--out", "OUT", "--config", "/nonexistent.yaml"], "cannot read"),
+])
+def test_cli_user_mistakes_are_one_line(drift_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        args: list[str], message: str) -> None:
+    args = [str(drift_log) if a == "LOG" else str(tmp_path / "r.html") if a == "OUT" else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("driftwire: error:") and message in err and "\n" not in err
+
+
+def test_cli_help_describes_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = capsys.readouterr().out
+    assert "--out" in out and "offline" in out
+
+
+# -- render_alert (driftwire alerts tail) ---------------------------------------------------------------
+
+
+def test_render_alert_plain_and_coloured() -> None:
+    a = alert(severity="critical", statistic=0.412, threshold=0.25)
+    plain = render_alert(a, color=False)
+    assert "\x1b" not in plain
+    assert plain.startswith("2026-01-01 00:00:00Z  FIRING")
+    assert "critical" in plain and "m:v1" in plain and "psi=0.412 > 0.25" in plain and "→ retrain" in plain
+    coloured = render_alert(a, color=True)
+    assert "\x1b[1;31mcritical" in coloured
+    assert "\x1b[33mwarning" in render_alert(alert(), color=True)
+    assert "\x1b[32mRESOLVED" in render_alert(alert(status="resolved"), color=True)
+
+
+def test_render_alert_is_one_line_whatever_the_names() -> None:
+    a = alert(model="m\n\x1b[2Jevil", feature="f\r\x07", message="two\nlines", statistic=None, threshold=None)
+    line = render_alert(a, color=True)
+    assert "\n" not in line and "\r" not in line and "\x07" not in line and "\x1b[2J" not in line
+    assert " psi " in render_alert(a, color=False)
