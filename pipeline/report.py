@@ -555,7 +555,12 @@ def drift_section(view: ModelView) -> str:
     d = view.data
     ts = np.asarray(d.feature_ts)
     fired = fired_features(view)
-    order = sorted(view.stats, key=lambda n: (n not in fired, n))
+    def peak(name: str) -> float:
+        values = view.stats[name].psi
+        return float(values.max()) if values.size else 0.0
+
+    # Features that fired first, then the largest recomputed shift: what an investigator looks at first.
+    order = sorted(view.stats, key=lambda n: (n not in fired, -peak(n), n))
     charts = []
     for name in order:
         st = view.stats[name]
