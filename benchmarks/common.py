@@ -303,9 +303,8 @@ def services_env() -> dict[str, str]:
 def runtime_available() -> tuple[bool, str]:
     """Whether ``driftwire run`` is implemented yet (the live benchmarks need it)."""
     try:
-        import pipeline.runner  # noqa: F401
-
         import pipeline.cmd_kafka as ck
+        import pipeline.runner  # noqa: F401
     except ImportError as exc:
         return False, f"runtime not importable: {exc}"
     src = Path(ck.__file__).read_text()
@@ -389,3 +388,235 @@ def commandstats(client: Any) -> dict[str, dict[str, float]]:
 
 def net_input_bytes(client: Any) -> int:
     return int(client.info("stats")["total_net_input_bytes"])
+
+
+# --------------------------------------------------------------------------- Kafka topics and consumers
+
+INPUT_STREAMS = ("features", "prediction", "label")
+
+
+class LiveRig:
+    """Fresh topics, a consumer group and a Redis key prefix of one benchmark run on the real services.
+
+    ``config_path`` is a YAML config for ``driftwire run`` that names them (metrics port off, so
+    several consumers can run side by side). :meth:`cleanup` deletes the topics and keys.
+    """
+
+    def __init__(self, name: str, partitions: int = 4, env: dict[str, str] | None = None) -> None:
+        import tempfile
+
+        self.env = {k: v for k, v in (env or services_env()).items() if not k.startswith("DRIFTWIRE_")}
+        self.bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        self.redis_url = self.env["REDIS_URL"]
+        self.run_id = f"{name}-{int(time.time())}-{os.getpid()}"
+        base = f"dwbench.{self.run_id}"
+        self.topics = {
+            "features": f"{base}.features",
+            "prediction": f"{base}.predictions",
+            "label": f"{base}.labels",
+            "alerts": f"{base}.alerts",
+            "dead_letter": f"{base}.dlq",
+        }
+        self.partitions = partitions
+        self.prefix = "dwbench"
+        self.tmp = Path(tempfile.mkdtemp(prefix="dw-bench-"))
+        self.groups: list[str] = []
+
+    def group(self, label: str) -> str:
+        g = f"dwbench-{self.run_id}-{label}"
+        self.groups.append(g)
+        return g
+
+    def config_path(self, group: str, extra: dict[str, Any] | None = None) -> Path:
+        import yaml
+
+        tree: dict[str, Any] = {
+            "kafka": {"bootstrap_servers": self.bootstrap, "group_id": group, "client_id": group,
+                      "topics": dict(self.topics)},
+            "redis": {"url": self.redis_url, "key_prefix": self.prefix},
+            "runtime": {"metrics_port": 0},
+        }
+        for section, values in (extra or {}).items():
+            tree.setdefault(section, {}).update(values)
+        path = self.tmp / f"{group}.yaml"
+        path.write_text(yaml.safe_dump(tree))
+        return path
+
+    def create_topics(self) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="dwbench")
+        try:
+            new = [NewTopic(self.topics[s], self.partitions, 1) for s in INPUT_STREAMS]
+            new += [NewTopic(self.topics["alerts"], 1, 1), NewTopic(self.topics["dead_letter"], 1, 1)]
+            admin.create_topics(new, timeout_ms=30_000)
+        finally:
+            admin.close()
+        self._wait_metadata()
+
+    def _wait_metadata(self) -> None:
+        from kafka import KafkaConsumer
+
+        c = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if all(c.partitions_for_topic(t) for t in self.topics.values()):
+                    return
+                time.sleep(0.2)
+        finally:
+            c.close()
+
+    def producer(self, **over: Any) -> Any:
+        from kafka import KafkaProducer
+
+        settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "acks": 1, "linger_ms": 20,
+                                    "batch_size": 256 * 1024,
+                                    "max_request_size": 4 << 20}
+        settings.update(over)
+        return KafkaProducer(**settings)
+
+    def produce_lines(self, lines: Iterable[bytes], producer: Any = None) -> dict[str, int]:
+        """Publish log lines as ``driftwire produce`` does: topic by ``type``, key = model, value = line minus type."""
+        own = producer is None
+        producer = producer or self.producer()
+        sent = {s: 0 for s in INPUT_STREAMS}
+        for line in lines:
+            stream, key, value = route(line)
+            producer.send(self.topics[stream], value=value, key=key)
+            sent[stream] += 1
+        producer.flush(timeout=120)
+        if own:
+            producer.close(timeout=10)
+        return sent
+
+    def end_offsets(self) -> int:
+        """Messages in the input topics (sum of end offsets: the topics are fresh)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            tps = [TopicPartition(self.topics[s], p) for s in INPUT_STREAMS for p in range(self.partitions)]
+            return int(sum(c.end_offsets(tps).values()))
+        finally:
+            c.close()
+
+    def progress(self, client: Any, group: str) -> int:
+        """Messages of the input topics whose effects are committed in Redis for ``group``."""
+        from pipeline.keys import Keys
+
+        keys = Keys(self.prefix, group)
+        pipe = client.pipeline(transaction=False)
+        for shard in range(self.partitions):
+            pipe.hvals(keys.offsets(shard))
+        return sum(int(v) for vals in pipe.execute() for v in vals)
+
+    def redis(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.redis_url)
+
+    def state_memory(self, client: Any, group: str) -> dict[str, Any]:
+        """MEMORY USAGE of every per-model state key of ``group`` (all shards)."""
+        from pipeline.keys import Keys
+
+        keys = Keys(self.prefix, group)
+        sizes: list[int] = []
+        other = 0
+        for shard in range(self.partitions):
+            for k in client.scan_iter(match=keys.pattern(shard), count=1000):
+                n = int(client.memory_usage(k, samples=0) or 0)
+                if b":state:" in k:
+                    sizes.append(n)
+                else:
+                    other += n
+        return {
+            "state_keys": len(sizes),
+            "bytes_per_model_median": median(sizes) if sizes else None,
+            "bytes_per_model_max": max(sizes) if sizes else None,
+            "state_bytes_total": sum(sizes),
+            "other_shard_keys_bytes": other,
+        }
+
+    def driftwire_run(self, config: Path, *args: str, log_name: str = "run") -> subprocess.Popen[bytes]:
+        """Start ``driftwire run`` (as ``python -m pipeline.cli``) in a process of its own."""
+        err = open(self.tmp / f"{log_name}.stderr", "wb")  # noqa: SIM115 - owned by the child's lifetime
+        return subprocess.Popen(
+            [PYTHON, "-m", "pipeline.cli", "--log-level", "warning", "run", "--config", str(config), *args],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err,
+        )
+
+    def stderr_tail(self, log_name: str = "run", n: int = 15) -> str:
+        path = self.tmp / f"{log_name}.stderr"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+
+    def cleanup(self) -> None:
+        """Delete the topics and Redis keys of this run (the broker and Redis are shared)."""
+        import contextlib
+
+        from kafka.admin import KafkaAdminClient
+
+        with contextlib.suppress(Exception):
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="dwbench")
+            admin.delete_topics(list(self.topics.values()), timeout_ms=30_000)
+            admin.close()
+        with contextlib.suppress(Exception):
+            client = self.redis()
+            for g in self.groups:
+                from pipeline.keys import Keys
+
+                keys = Keys(self.prefix, g)
+                for shard in range(self.partitions):
+                    batch = list(client.scan_iter(match=keys.pattern(shard), count=1000))
+                    if batch:
+                        client.delete(*batch)
+            client.close()
+
+
+def route(line: bytes) -> tuple[str, bytes, bytes]:
+    """(stream, key, value) of a log line: what ``driftwire produce`` sends."""
+    import msgspec
+
+    body = msgspec.json.decode(line)
+    stream = body.pop("type")
+    return stream, str(body["model"]).encode(), msgspec.json.encode(body)
+
+
+def wait_progress(
+    rig: LiveRig, client: Any, group: str, target: int, procs: Sequence[subprocess.Popen[bytes]],
+    timeout: float, every: float = 0.2, on_sample: Callable[[float, int], None] | None = None,
+) -> list[tuple[float, int]]:
+    """Sample (monotonic time, committed messages) until ``target`` or a consumer exits or ``timeout``."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        done = rig.progress(client, group)
+        samples.append((now, done))
+        if on_sample is not None:
+            on_sample(now, done)
+        if done >= target or any(p.poll() is not None for p in procs):
+            break
+        time.sleep(every)
+    return samples
+
+
+def steady_rate(samples: Sequence[tuple[float, int]], target: int, lo: float = 0.1, hi: float = 0.9) -> float | None:
+    """Events/s between the samples where progress first reached ``lo`` and ``hi`` of ``target``."""
+    t_lo = next(((t, n) for t, n in samples if n >= lo * target), None)
+    t_hi = next(((t, n) for t, n in samples if n >= hi * target), None)
+    if t_lo is None or t_hi is None or t_hi[0] <= t_lo[0]:
+        return None
+    return (t_hi[1] - t_lo[1]) / (t_hi[0] - t_lo[0])
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int:
+    """SIGTERM one child we started (it finishes its batch and leaves the group), then wait."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)
