@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from detectors.errors import DriftwireError
 
 
 def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", parents=[cfg], help="the long-running consumer: Kafka in, Redis state, alerts out",
-                       description="Consume the input topics in the consumer group, keep state in Redis, publish alerts.")
+                       description="Consume the input topics in the consumer group, keep state in Redis, "
+                                   "publish alerts.")
     r.add_argument("--max-events", type=int, default=None, help="stop after this many input messages")
     r.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     r.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without messages")
@@ -33,16 +38,65 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
 
 
 def run_cmd(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from pipeline.config import load_config, load_secrets
+    from pipeline.runner import Limits, run_consumer
+
+    config = load_config(args.config)
+    limits = Limits(max_events=args.max_events, timeout=args.timeout, idle_timeout=args.idle_timeout)
+    summary = run_consumer(config, load_secrets(), limits)
+    print(
+        f"driftwire run: {summary.messages} messages ({summary.events} events, {summary.dead_letters} dead letters, "
+        f"{summary.model_cap} over the model cap), {summary.alerts} alerts, {summary.published} published, "
+        f"{summary.batches} batches; stopped on {summary.stop_reason}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def produce_cmd(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from pipeline.config import load_config, load_secrets
+    from pipeline.kafka_io import produce_log
+
+    path = Path(args.log)
+    if not path.is_file():
+        raise DriftwireError(f"no such log file: {path}")
+    summary = produce_log(path, load_config(args.config), load_secrets())
+    sent = ", ".join(f"{n} to {t}" for t, n in summary.sent.items())
+    print(f"driftwire produce: sent {sum(summary.sent.values())} messages ({sent})", file=sys.stderr)
+    if summary.skipped:
+        print(
+            f"driftwire produce: skipped {summary.skipped} line(s) that are not JSON objects with a known "
+            f"'type' (first lines: {summary.skipped_lines})",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def record_cmd(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from pipeline.config import load_config, load_secrets
+    from pipeline.kafka_io import record_topics
+
+    counts = record_topics(load_config(args.config), load_secrets(), args.out, args.max_events, args.idle_timeout)
+    print(
+        f"driftwire record: wrote {counts['written']} events to {args.out}"
+        + (f"; skipped {counts['skipped']} messages that are not JSON objects" if counts["skipped"] else ""),
+        file=sys.stderr,
+    )
+    return 0
 
 
 def alerts_cmd(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from pipeline.config import load_config, load_secrets
+    from pipeline.kafka_io import tail_alerts
+
+    tail_alerts(
+        load_config(args.config),
+        load_secrets(),
+        as_json=args.json,
+        model=args.model,
+        kind=args.kind,
+        from_beginning=args.from_beginning,
+        max_alerts=args.max_alerts,
+        timeout=args.timeout,
+    )
+    return 0

@@ -1,0 +1,378 @@
+"""The live source: a kafka-python consumer group over the three input topics,
+decoding at the edge and merging each shard's topic-partitions deterministically.
+
+A *shard* is a partition number ``p`` across the co-partitioned input topics
+(``features:p``, ``predictions:p``, ``labels:p``); the group uses the RangeAssignor,
+so one consumer gets partition ``p`` of all three topics, and all input topics must
+have the same partition count (checked at start).
+
+Deterministic merge: within a shard, each topic-partition is read in offset order
+into a buffer of decoded records; the merge repeatedly emits the smallest head by
+``(event ts, stream rank features < prediction < label, partition, offset)``, and
+only when every topic-partition of the shard either has a buffered record or is
+caught up (position >= high watermark). A dead letter has no event time: it gets the
+ts of the previous good record of its partition (-inf before any), so it is emitted
+at its place in its own partition's order. Given the same data, a re-run after any
+fault therefore feeds the engine the very same sequence.
+
+Rebalance: the listener callbacks run on kafka-python's IO thread (the heartbeat
+loop), so they only record what changed and pause newly assigned partitions (a flag
+flip); the main loop claims shards and seeks (see :mod:`pipeline.runner`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import KafkaError
+
+from detectors.errors import ConfigError, DriftwireError
+from detectors.events import Event, StreamName
+from pipeline.config import Config, Secrets
+from pipeline.decode import DeadLetter, Decoder
+from pipeline.kafka_io import KafkaUnavailable, client_settings, stream_topics
+
+RANK: dict[str, int] = {"features": 0, "prediction": 1, "label": 2}
+NEG_INF = float("-inf")
+
+
+def tp_key(tp: TopicPartition) -> str:
+    """The store's name of a topic-partition: ``"topic:partition"``."""
+    return f"{tp.topic}:{tp.partition}"
+
+
+class Item(NamedTuple):
+    """One consumed record, decoded, with what the merge and the DLQ need."""
+
+    sort: tuple[float, int, int, int]
+    tp: TopicPartition
+    offset: int
+    key: bytes | None
+    value: bytes
+    decoded: Event | DeadLetter
+
+
+class Merge:
+    """Buffers per topic-partition and the deterministic k-way merge over their heads.
+
+    >>> from pipeline.decode import Decoder
+    >>> a, b = TopicPartition("f", 0), TopicPartition("p", 0)
+    >>> m = Merge([a, b], {"f": "features", "p": "prediction"})
+    >>> class R(NamedTuple):
+    ...     offset: int; key: bytes | None; value: bytes; timestamp: int
+    >>> ev = lambda ts: b'{"event_id":"e","model":"m","ts":%d,"features":{},"prediction":1}' % ts
+    >>> m.add(a, [R(0, None, ev(5), 0), R(1, None, ev(7), 0)], Decoder())
+    2
+    >>> m.add(b, [R(0, None, ev(6), 0)], Decoder())
+    1
+    >>> [(i.tp.topic, i.offset) for i in m.pop_ready(lambda tp: True)]
+    [('f', 0), ('p', 0), ('f', 1)]
+    """
+
+    def __init__(self, tps: Iterable[TopicPartition], streams: Mapping[str, StreamName]) -> None:
+        self.streams = dict(streams)
+        self.buffers: dict[TopicPartition, deque[Item]] = {tp: deque() for tp in tps}
+        self._last_ts: dict[TopicPartition, float] = {tp: NEG_INF for tp in self.buffers}
+
+    def add(self, tp: TopicPartition, records: Iterable[Any], decoder: Decoder) -> int:
+        """Decode and buffer ``records`` (in offset order) of ``tp``; returns how many."""
+        buf, stream, n = self.buffers[tp], self.streams[tp.topic], 0
+        rank = RANK[stream]
+        for rec in records:
+            value = rec.value if rec.value is not None else b""
+            decoded = decoder.decode(value, stream, ingest_ts=rec.timestamp / 1000.0)
+            if isinstance(decoded, Event):
+                self._last_ts[tp] = decoded.ts
+                ts = decoded.ts
+            else:
+                key = rec.key.decode("utf-8", "replace") if rec.key is not None else None
+                decoded = _locate(decoded, tp, rec.offset, key)
+                ts = self._last_ts[tp]
+            buf.append(Item((ts, rank, tp.partition, rec.offset), tp, rec.offset, rec.key, value, decoded))
+            n += 1
+        return n
+
+    def size(self, tp: TopicPartition) -> int:
+        return len(self.buffers[tp])
+
+    def pop_ready(self, caught_up: Callable[[TopicPartition], bool], limit: int | None = None) -> list[Item]:
+        """Emit merged records while every partition has a head or is caught up."""
+        out: list[Item] = []
+        done = {tp: caught_up(tp) for tp, buf in self.buffers.items() if not buf}
+        while limit is None or len(out) < limit:
+            best: deque[Item] | None = None
+            for tp, buf in self.buffers.items():
+                if not buf:
+                    if not done.setdefault(tp, caught_up(tp)):
+                        return out
+                    continue
+                if best is None or buf[0].sort < best[0].sort:
+                    best = buf
+            if best is None:
+                return out
+            out.append(best.popleft())
+        return out
+
+
+def _locate(dead: DeadLetter, tp: TopicPartition, offset: int, key: str | None) -> DeadLetter:
+    from msgspec.structs import replace
+
+    return replace(dead, topic=tp.topic, partition=tp.partition, offset=offset, key=key)
+
+
+def position(consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
+    """The next offset ``poll`` returns for ``tp``, without any network call.
+
+    ``KafkaConsumer.position`` may block on a committed-offset refresh or an offset
+    reset of *another* partition; here we only read the subscription state.
+    """
+    state = consumer._subscription.assignment.get(tp)
+    if state is None or state.position is None:
+        return None
+    return int(state.position.offset)
+
+
+def unpark_fetcher(consumer: KafkaConsumer) -> None:
+    """Work around a kafka-python 3.0.12 fetcher bug that leaves a resumed partition stuck.
+
+    When a partition is paused while its parsed records are being drained, the fetcher
+    parks them and restores them only when its in-line slot is ``None``; but a drained
+    slot keeps an *exhausted* ``PartitionRecords`` object, so the parked records are
+    never restored, and the partition is excluded from fetching for good (also after a
+    seek or a rebalance). Clearing the exhausted slot before each poll lets the fetcher
+    restore them (they are returned, or dropped when the position has moved).
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    slot = getattr(fetcher, "_next_partition_records", None)
+    if slot is not None and not slot and getattr(fetcher, "_paused_partition_records", None):
+        fetcher._next_partition_records = None  # type: ignore[union-attr]
+
+
+def caught_up_fn(consumer: KafkaConsumer, force: bool = False) -> Callable[[TopicPartition], bool]:
+    """``tp`` is caught up when its position has reached its last known high watermark."""
+
+    def caught_up(tp: TopicPartition) -> bool:
+        if force:
+            return True
+        try:
+            hw = consumer.highwater(tp)
+        except KafkaError:
+            return False
+        pos = position(consumer, tp)
+        return hw is not None and pos is not None and pos >= hw
+
+    return caught_up
+
+
+class RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Records assignment changes (runs on kafka-python's IO thread: short work only)."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self._consumer = consumer
+        self._lock = threading.Lock()
+        self._revoked: set[TopicPartition] = set()
+        self._assigned: set[TopicPartition] = set()
+        self.rebalances = 0
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            self._revoked |= set(revoked)
+            self._assigned -= set(revoked)
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.on_partitions_revoked(lost)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = set(assigned)
+        # Nothing is fetched for a partition until its shard is claimed and sought.
+        self._consumer.pause(*assigned)
+        with self._lock:
+            self._assigned |= assigned
+            self.rebalances += 1
+
+    def take(self) -> tuple[set[TopicPartition], set[TopicPartition]]:
+        """(revoked, assigned) since the last call."""
+        with self._lock:
+            out = (self._revoked, self._assigned)
+            self._revoked, self._assigned = set(), set()
+            return out
+
+
+class KafkaSource:
+    """The consumer-group side of the runtime: poll, decode, buffer, merge, seek, pause."""
+
+    def __init__(self, config: Config, secrets: Secrets, decoder: Decoder) -> None:
+        k = config.kafka
+        self.config = config
+        self.decoder = decoder
+        self.topics: dict[StreamName, str] = stream_topics(config)
+        if len(set(self.topics.values())) != len(self.topics):
+            raise ConfigError("kafka.topics", "features, prediction and label need three distinct topics")
+        self.streams: dict[str, StreamName] = {t: s for s, t in self.topics.items()}
+        try:
+            self.consumer = KafkaConsumer(
+                group_id=k.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=k.auto_offset_reset,
+                partition_assignment_strategy=[RangePartitionAssignor],
+                max_poll_records=k.max_poll_records,
+                max_poll_interval_ms=k.max_poll_interval_ms,
+                session_timeout_ms=k.session_timeout_ms,
+                heartbeat_interval_ms=k.heartbeat_interval_ms,
+                **client_settings(config, secrets),
+            )
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"cannot connect to Kafka at {k.bootstrap_servers}: {exc}") from exc
+        self.listener = RebalanceLog(self.consumer)
+        self.merges: dict[int, Merge] = {}
+        self.partitions = 0
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def start(self, wait_s: float = 30.0) -> None:
+        """Check the co-partitioning of the input topics and join the group."""
+        import time
+
+        counts: dict[str, int] = {}
+        deadline = time.monotonic() + wait_s
+        for topic in self.topics.values():
+            parts = self.consumer.partitions_for_topic(topic)
+            while not parts and time.monotonic() < deadline:
+                time.sleep(0.5)
+                parts = self.consumer.partitions_for_topic(topic)
+            if not parts:
+                raise DriftwireError(f"input topic {topic!r} does not exist on {self.config.kafka.bootstrap_servers}")
+            counts[topic] = len(parts)
+        if len(set(counts.values())) != 1:
+            listing = ", ".join(f"{t}={n}" for t, n in counts.items())
+            raise DriftwireError(
+                f"the input topics must have the same number of partitions (co-partitioned by model); found {listing}"
+            )
+        self.partitions = next(iter(counts.values()))
+        self.consumer.subscribe(list(self.topics.values()), listener=self.listener)
+
+    def shard_tps(self, shard: int) -> list[TopicPartition]:
+        return [TopicPartition(self.topics[s], shard) for s in ("features", "prediction", "label")]
+
+    # -- the loop's calls -------------------------------------------------------------------
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[str, int]:
+        """Poll once; buffer records of open shards (others are dropped: they are re-read
+        after the claim's seek). Returns the number of records received per topic."""
+        unpark_fetcher(self.consumer)
+        try:
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"poll failed: {exc!r}") from exc
+        n: dict[str, int] = {}
+        for tp, records in polled.items():
+            n[tp.topic] = n.get(tp.topic, 0) + len(records)
+            merge = self.merges.get(tp.partition)
+            if merge is not None and tp in merge.buffers:
+                merge.add(tp, records, self.decoder)
+        return n
+
+    def changes(self) -> tuple[set[int], set[int]]:
+        """(shards to drop, shards now wholly assigned) since the last call."""
+        revoked, assigned = self.listener.take()
+        dropped = {tp.partition for tp in revoked}
+        held = set(self.consumer.assignment())
+        complete = {tp.partition for tp in assigned if all(t in held for t in self.shard_tps(tp.partition))}
+        return dropped, complete
+
+    def assigned_shards(self) -> set[int]:
+        held = set(self.consumer.assignment())
+        return {tp.partition for tp in held if all(t in held for t in self.shard_tps(tp.partition))}
+
+    def open_shard(self, shard: int, offsets: Mapping[str, int], timeout_ms: int = 10_000) -> dict[str, int]:
+        """Seek the shard's partitions to the stored offsets (fresh: per ``auto_offset_reset``),
+        start buffering, and return the resolved start position of each partition."""
+        tps = self.shard_tps(shard)
+        fresh = [tp for tp in tps if tp_key(tp) not in offsets]
+        for tp in tps:
+            if tp_key(tp) in offsets:
+                self.consumer.seek(tp, offsets[tp_key(tp)])
+        if fresh:
+            if self.config.kafka.auto_offset_reset == "earliest":
+                self.consumer.seek_to_beginning(*fresh)
+            else:
+                self.consumer.seek_to_end(*fresh)
+        starts: dict[str, int] = {}
+        for tp in tps:
+            try:
+                pos = self.consumer.position(tp, timeout_ms=timeout_ms)
+            except KafkaError as exc:
+                raise KafkaUnavailable(f"cannot resolve the position of {tp_key(tp)}: {exc!r}") from exc
+            if pos is None:
+                raise KafkaUnavailable(f"cannot resolve the position of {tp_key(tp)} (broker unavailable?)")
+            starts[tp_key(tp)] = int(pos)
+        self.merges[shard] = Merge(tps, self.streams)
+        return starts
+
+    def close_shard(self, shard: int) -> None:
+        """Stop buffering a shard (revoked, fenced) and pause whatever of it is still held."""
+        self.merges.pop(shard, None)
+        held = set(self.consumer.assignment())
+        self.consumer.pause(*[tp for tp in self.shard_tps(shard) if tp in held])
+
+    def committed(self, shard: int, timeout_ms: int = 10_000) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for tp in self.shard_tps(shard):
+            try:
+                out[tp_key(tp)] = self.consumer.committed(tp, timeout_ms=timeout_ms)
+            except KafkaError as exc:
+                raise KafkaUnavailable(f"cannot read the committed offset of {tp_key(tp)}: {exc!r}") from exc
+        return out
+
+    def set_paused(self, shard: int, paused: bool, bound: int) -> None:
+        """Pause a shard (waiting on a fault) or resume the partitions whose buffers have room."""
+        merge = self.merges.get(shard)
+        held = set(self.consumer.assignment())
+        tps = [tp for tp in self.shard_tps(shard) if tp in held]
+        if paused or merge is None:
+            self.consumer.pause(*tps)
+            return
+        full = [tp for tp in tps if merge.size(tp) >= bound]
+        room = [tp for tp in tps if merge.size(tp) < bound // 2]
+        self.consumer.pause(*full)
+        self.consumer.resume(*room)
+
+    def ready(self, shard: int, limit: int) -> list[Item]:
+        merge = self.merges.get(shard)
+        if merge is None:
+            return []
+        return merge.pop_ready(caught_up_fn(self.consumer), limit)
+
+    def commit_advisory(self, shard: int, offsets: Mapping[str, int]) -> None:
+        """Commit offsets to Kafka for lag monitoring only (asynchronous, errors ignored)."""
+        from kafka.structs import OffsetAndMetadata
+
+        held = set(self.consumer.assignment())
+        tps = {tp: OffsetAndMetadata(offsets[tp_key(tp)], "", -1) for tp in self.shard_tps(shard)
+               if tp in held and tp_key(tp) in offsets}
+        if tps:
+            with contextlib.suppress(KafkaError):
+                self.consumer.commit_async(offsets=tps)
+
+    def lag(self, shard: int) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        held = set(self.consumer.assignment())
+        for tp in self.shard_tps(shard):
+            if tp not in held:
+                continue
+            hw, pos = self.consumer.highwater(tp), position(self.consumer, tp)
+            if hw is not None and pos is not None:
+                out[tp] = max(0, hw - pos) + (self.merges[shard].size(tp) if shard in self.merges else 0)
+        return out
+
+    def close(self) -> None:
+        """Leave the group (revocation listener runs, then LeaveGroup)."""
+        with contextlib.suppress(Exception):  # during shutdown; the group times us out anyway
+            self.consumer.close(autocommit=False, timeout_ms=5000)
