@@ -25,6 +25,7 @@ import hashlib
 import html
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -581,48 +582,60 @@ def drift_section(view: ModelView) -> str:
 
 
 def distribution_section(view: ModelView) -> str:
-    fired = [n for n in fired_features(view) if n in view.stats]
-    if not fired:
-        return "<p class=empty>No feature fired: nothing to compare.</p>"
-    charts = [distribution_chart(view, name) for name in fired]
+    s = view.settings
+    charts = []
+    for name in fired_features(view):
+        if name in view.stats:
+            first = next(a for a in view.alerts if a.feature == name and a.status == "firing")
+            charts.append(distribution_chart(f"dist:{view.slug}:{name}", name, view.stats[name].column,
+                                             view.data.feature_ts, first, s))
+    outputs = [a for a in view.alerts if a.kind == "prediction_drift" and a.status == "firing"]
+    if outputs:
+        d = view.data
+        for name, raw in (("score", d.scores), ("prediction", d.preds)):
+            if any(v is not None for v in raw):
+                col = make_column(name, raw, s.reference, s)
+                charts.append(distribution_chart(f"dist:{view.slug}:{name}", f"model {name}", col, d.pred_ts,
+                                                 outputs[0], s))
+    if not charts:
+        return "<p class=empty>No feature or model output fired: nothing to compare.</p>"
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
-def current_window(view: ModelView, name: str) -> tuple[int, int, float]:
-    """The window (start, end) ending at the feature's first firing alert, and that alert's time."""
-    first = next(a for a in view.alerts if a.feature == name and a.status == "firing")
-    end = int(np.searchsorted(np.asarray(view.data.feature_ts), first.event_ts, side="right"))
-    end = max(end, min(view.settings.reference + 1, len(view.data.feature_ts)))
-    return max(end - view.settings.window, view.settings.reference), end, first.event_ts
+def current_window(ts: Sequence[float], at: Alert, s: Settings) -> tuple[int, int]:
+    """The window (start, end) of events ending at the alert's event time, after the reference."""
+    end = int(np.searchsorted(np.asarray(ts), at.event_ts, side="right"))
+    end = max(end, min(s.reference + 1, len(ts)))
+    return max(end - s.window, min(s.reference, end)), end
 
 
-def distribution_chart(view: ModelView, name: str) -> str:
-    col, s = view.stats[name].column, view.settings
-    start, end, at = current_window(view, name)
+def distribution_chart(cid: str, name: str, col: Column, ts: Sequence[float], at: Alert, s: Settings) -> str:
+    """Reference vs the window that ended at the first firing alert: histogram (numbers) or shares (categories)."""
+    start, end = current_window(ts, at, s)
     ref_vals, cur_vals = col.values[: s.reference], col.values[start:end]
     ref_miss, cur_miss = col.missing[: s.reference], col.missing[start:end]
-    note = (f"reference: first {ref_vals.size} events, {ref_miss.mean():.1%} missing; current: {cur_vals.size} "
-            f"events up to the first alert at {fmt_time(at)}, {cur_miss.mean() if cur_miss.size else 0:.1%} missing")
+    note = (f"reference: first {ref_vals.size} events, {ref_miss.mean() if ref_miss.size else 0:.1%} missing; "
+            f"current: {cur_vals.size} events up to the first alert ({at.detector}) at {fmt_time(at.event_ts)}, "
+            f"{cur_miss.mean() if cur_miss.size else 0:.1%} missing")
     title = f"{name} — reference vs current"
-    cid = f"dist:{view.slug}:{name}"
-    if col.numeric:
-        ref, cur = ref_vals[~ref_miss].astype(float), cur_vals[~cur_miss].astype(float)
-        both = np.concatenate([ref, cur])
-        if both.size == 0:
-            return bar_chart(cid, title, ["missing"], [("reference", [ref_miss.mean()], PALETTE[0]),
-                                                       ("current", [cur_miss.mean() if cur_miss.size else 0], WARN)],
-                             note)
-        lo, hi = np.quantile(both, [0.005, 0.995])
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, HIST_BINS + 1)
-        hr = np.histogram(np.clip(ref, edges[0], edges[-1]), edges)[0] / max(ref.size, 1)
-        hc = np.histogram(np.clip(cur, edges[0], edges[-1]), edges)[0] / max(cur.size, 1)
-        cats = [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
-        return bar_chart(cid, title, cats, [("reference", hr.tolist(), PALETTE[0]), ("current", hc.tolist(), WARN)],
-                         note, numeric_axis=(float(edges[0]), float(edges[-1])))
-    cats = _top_categories(ref_vals, cur_vals)
-    share = _shares(cats)
-    return bar_chart(cid, title, cats, [("reference", share(ref_vals), PALETTE[0]), ("current", share(cur_vals), WARN)],
-                     note)
+    if not col.numeric:
+        cats = _top_categories(ref_vals, cur_vals)
+        share = _shares(cats)
+        return bar_chart(cid, title, cats or ["(none)"], [("reference", share(ref_vals) or [0.0], PALETTE[0]),
+                                                           ("current", share(cur_vals) or [0.0], WARN)], note)
+    ref, cur = ref_vals[~ref_miss].astype(float), cur_vals[~cur_miss].astype(float)
+    both = np.concatenate([ref, cur])
+    if both.size == 0:
+        return bar_chart(cid, title, ["missing"], [("reference", [float(ref_miss.mean())], PALETTE[0]),
+                                                   ("current", [float(cur_miss.mean()) if cur_miss.size else 0.0],
+                                                    WARN)], note)
+    lo, hi = np.quantile(both, [0.005, 0.995])
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, HIST_BINS + 1)
+    hr = np.histogram(np.clip(ref, edges[0], edges[-1]), edges)[0] / max(ref.size, 1)
+    hc = np.histogram(np.clip(cur, edges[0], edges[-1]), edges)[0] / max(cur.size, 1)
+    cats = [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
+    return bar_chart(cid, title, cats, [("reference", hr.tolist(), PALETTE[0]), ("current", hc.tolist(), WARN)],
+                     note, numeric_axis=(float(edges[0]), float(edges[-1])))
 
 
 def _top_categories(ref: np.ndarray, cur: np.ndarray) -> list[str]:
@@ -858,8 +871,6 @@ class ReportResult:
 def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secrets | None = None,
                  on_batch: Callable[[int], None] | None = None) -> ReportResult:
     """Replay ``log``, compute the report's series, and write one self-contained HTML file to ``out``."""
-    import re
-
     sink = ListSink()
     summary = replay(log, config, sink, secrets, on_batch=on_batch)
     settings = Settings.from_config(config)

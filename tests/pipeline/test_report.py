@@ -268,3 +268,31 @@ def test_render_alert_is_one_line_whatever_the_names() -> None:
     line = render_alert(a, color=True)
     assert "\n" not in line and "\r" not in line and "\x07" not in line and "\x1b[2J" not in line
     assert " psi " in render_alert(a, color=False)
+
+
+def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None:
+    """Whatever detectors fire: prediction drift gets output distributions, unknown features are skipped."""
+    from pipeline.report import ModelView, collect, model_section
+
+    cfg = small_config()
+    data = collect(drift_log, cfg)[("model-0", "v1")]
+    t = data.feature_ts[2500]
+    alerts = [
+        alert(model="model-0", feature=None, kind="prediction_drift", detector="ks", event_ts=t, alert_id="p"),
+        alert(model="model-0", feature="num_0", detector="wasserstein", event_ts=t, alert_id="w"),
+        alert(model="model-0", feature="cat_2", detector="chi2", event_ts=t, alert_id="c"),
+        alert(model="model-0", feature="late_feature", kind="data_quality", detector="schema", event_ts=t,
+              alert_id="s"),
+        alert(model="model-0", feature=None, kind="concept_drift", detector="adwin", event_ts=t, alert_id="a"),
+        alert(model="model-0", feature=None, kind="pipeline_health", detector="event_gap", event_ts=t,
+              alert_id="g", statistic=None, threshold=None),
+    ]
+    html_ = model_section(ModelView(("model-0", "v1"), data, alerts, Settings.from_config(cfg)))
+    charts = set(re.findall(r'data-chart="([^"]*)"', html_))
+    for cid in ("dist:model-0:v1:score", "dist:model-0:v1:prediction", "dist:model-0:v1:num_0",
+                "dist:model-0:v1:cat_2"):
+        assert cid in charts, cid
+    assert "dist:model-0:v1:late_feature" not in charts
+    for cid in ("error:model-0:v1", "events:model-0:v1", "prediction:model-0:v1", "drift:model-0:v1:num_0"):
+        body = html_.split(f'data-chart="{cid}"', 1)[1].split("</figure>", 1)[0]
+        assert 'class="marker"' in body, cid
