@@ -374,7 +374,25 @@ def _axes(f: Frame, time_axis: bool = True) -> list[str]:
     return out
 
 
+MAX_POINTS = 600
+
+
+def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+    """At most ``limit`` points, keeping each bucket's highest value (peaks matter in drift charts)."""
+    n = len(ys)
+    if n <= limit:
+        return list(xs), list(ys)
+    k = math.ceil(n / limit)
+    y = np.asarray(ys, dtype=float)
+    pad = np.full(math.ceil(n / k) * k, -np.inf)
+    pad[:n] = np.where(np.isfinite(y), y, -np.inf)
+    picks = pad.reshape(-1, k).argmax(axis=1) + np.arange(0, pad.size, k)
+    picks = np.minimum(picks, n - 1)
+    return [float(xs[i]) for i in picks], [float(y[i]) for i in picks]
+
+
 def _path(f: Frame, xs: Sequence[float], ys: Sequence[float]) -> str:
+    xs, ys = thin(xs, ys)
     parts, pen = [], "M"
     for x, y in zip(xs, ys, strict=True):
         if not math.isfinite(y):

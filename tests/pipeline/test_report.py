@@ -296,3 +296,13 @@ def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None
     for cid in ("error:model-0:v1", "events:model-0:v1", "prediction:model-0:v1", "drift:model-0:v1:num_0"):
         body = html_.split(f'data-chart="{cid}"', 1)[1].split("</figure>", 1)[0]
         assert 'class="marker"' in body, cid
+
+
+def test_long_series_are_thinned_keeping_peaks() -> None:
+    from pipeline.report import MAX_POINTS, thin
+
+    ys = [0.0] * 10_000
+    ys[7777] = 5.0
+    xs, ts = thin(list(range(10_000)), ys)
+    assert len(ts) <= MAX_POINTS and max(ts) == 5.0 and 7777 in xs
+    assert thin([1.0, 2.0], [3.0, 4.0]) == ([1.0, 2.0], [3.0, 4.0])
