@@ -620,3 +620,20 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int:
             proc.kill()
             proc.wait()
     return int(proc.returncode)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live process (from /proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, from /proc/stat)."""
+    parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    vals = [int(x) for x in parts]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
