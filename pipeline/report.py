@@ -449,10 +449,11 @@ def _figure(chart_id: str, title: str, f: Frame, body: list[str], legend: Iterab
 
 
 def bar_chart(chart_id: str, title: str, categories: Sequence[str], groups: Sequence[tuple[str, Sequence[float],
-              str]], note: str = "", numeric_axis: tuple[float, float] | None = None) -> str:
+              str]], note: str = "", numeric_axis: tuple[float, float] | None = None, wide: bool = False,
+              hlines: Sequence[HLine] = ()) -> str:
     """Grouped bars (shares) per category, or histogram bars over a numeric range."""
-    top = max((v for _, vals, _ in groups for v in vals), default=1.0) or 1.0
-    f = Frame(0, max(len(categories), 1), 0, top * 1.1, width=420, height=190)
+    top = max([v for _, vals, _ in groups for v in vals] + [h.y for h in hlines], default=1.0) or 1.0
+    f = Frame(0, max(len(categories), 1), 0, top * 1.1, width=1300 if wide else 420, height=200 if wide else 190)
     body = _axes(f, time_axis=False)
     slot = (f.width - f.left - f.right) / max(len(categories), 1)
     bar_w = max(slot * 0.8 / max(len(groups), 1), 0.8)
@@ -462,18 +463,23 @@ def bar_chart(chart_id: str, title: str, categories: Sequence[str], groups: Sequ
             body.append(f'<rect class="bar" x="{x:.1f}" y="{f.y(v):.1f}" width="{bar_w:.1f}" '
                         f'height="{max(f.y(0) - f.y(v), 0):.1f}" fill="{color}"><title>{esc(label)} '
                         f"{esc(categories[i])}: {v:.3f}</title></rect>")
+    for h in hlines:
+        y = f.y(h.y)
+        body.append(f'<line class="threshold" x1="{f.left}" x2="{f.width - f.right}" y1="{y:.1f}" y2="{y:.1f}" '
+                    f'stroke="{h.color}"><title>{esc(h.label)}</title></line>')
     if numeric_axis is not None:
         lo, hi = numeric_axis
         for t in nice_ticks(lo, hi):
             x = f.left + (t - lo) / ((hi - lo) or 1) * (f.width - f.left - f.right)
             body.append(f'<text class="tick" x="{x:.1f}" y="{f.height - 8}" text-anchor="middle">{fmt_num(t)}</text>')
     else:
-        step = max(1, len(categories) // 12)
+        step = 1 if wide else max(1, len(categories) // 12)
         for i in range(0, len(categories), step):
             x = f.left + (i + 0.5) * slot
             body.append(f'<text class="tick" x="{x:.1f}" y="{f.height - 8}" text-anchor="middle">'
                         f"{esc(categories[i][:10])}</text>")
-    return _figure(chart_id, title, f, body, [(label, color, "box") for label, _, color in groups], note)
+    legend = [(label, color, "box") for label, _, color in groups] + [(h.label, h.color, "dash") for h in hlines]
+    return _figure(chart_id, title, f, body, legend, note)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -568,6 +574,21 @@ def fired_features(view: ModelView) -> list[str]:
         if a.feature and a.status == "firing" and a.feature not in seen and a.kind in ("data_drift", "data_quality"):
             seen.append(a.feature)
     return seen
+
+
+def overview_chart(view: ModelView) -> str:
+    """Peak PSI of every feature after the reference, largest first: where to look."""
+    peaks = {n: float(st.psi.max()) for n, st in view.stats.items() if st.psi.size}
+    if not peaks:
+        return ""
+    names = sorted(peaks, key=lambda n: (-peaks[n], n))[:MAX_CATEGORIES]
+    fired = set(fired_features(view))
+    return bar_chart(
+        f"overview:{view.slug}", "Peak PSI per feature (largest first)", names,
+        [("peak PSI", [peaks[n] for n in names], PALETTE[0])],
+        note=f"features that fired: {', '.join(sorted(fired)) or 'none'}", wide=True,
+        hlines=[HLine("warning 0.1", PSI_WARNING, WARN), HLine("critical 0.25", PSI_CRITICAL, CRIT)],
+    )
 
 
 def drift_section(view: ModelView) -> str:
@@ -787,7 +808,7 @@ def model_section(view: ModelView) -> str:
     return (f'<section class="model" id="model-{slug}"><h2>{slug}</h2>'
             f"<p class=meta>{len(d.feature_rows)} feature events, {len(d.pred_ts)} predictions, "
             f"{len(d.labels)} labels, {n_inc} incidents</p>"
-            f"<h3>Data drift per feature</h3>{drift_section(view)}"
+            f"<h3>Data drift per feature</h3>{overview_chart(view)}{drift_section(view)}"
             f"<h3>Reference vs current distributions (features that fired)</h3>{distribution_section(view)}"
             f"<h3>Concept drift</h3>{concept_section(view)}"
             f"<h3>Prediction drift</h3>{prediction_section(view)}"
