@@ -121,7 +121,7 @@ def _dist(xs: list[float]) -> dict[str, float | None]:
 
 def _model_memory(client: Any, store: Any, models: int) -> dict[str, Any]:
     keys = list(client.scan_iter(match=store.keys.pattern(0), count=1000))
-    state = [k for k in keys if b":state:" in k]
+    state = [k for k in keys if b":state:" in k and not k.endswith(b"__engine__")]
     sizes = [int(client.memory_usage(k, samples=0) or 0) for k in state]
     return {
         "state_keys": len(state),

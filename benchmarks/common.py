@@ -526,7 +526,7 @@ class LiveRig:
         for shard in range(self.partitions):
             for k in client.scan_iter(match=keys.pattern(shard), count=1000):
                 n = int(client.memory_usage(k, samples=0) or 0)
-                if b":state:" in k:
+                if b":state:" in k and not k.endswith(b"__engine__"):
                     sizes.append(n)
                 else:
                     other += n
