@@ -1,95 +1,461 @@
-"""ModelMonitor: every detector of one (model, model_version).
+"""ModelMonitor: every detector of one (model, model_version), driven by the runtime.
 
-PLACEHOLDER — the seam the runtime drives. The detection work replaces the
-internals; the public surface (constructor, ``process``, ``take_delta``,
-``restore``) is what ``pipeline.engine`` relies on.
+Evaluation points are defined by this version's event count (every
+``eval_every`` events), never by call boundaries, so any split of a stream
+into ``process`` calls gives the same alerts and state, and
+``restore(take_delta() union)`` continues exactly where the original was.
+
+>>> from detectors.events import Event
+>>> from detectors.settings import DetectionSettings
+>>> s = DetectionSettings(reference_size=200, window_size=100, eval_every=50)
+>>> m = ModelMonitor("m", "v1", s)
+>>> evs = [Event("features", f"e{i}", "m", float(i), features={"x": i % 7}) for i in range(300)]
+>>> m.process(evs[:260]) + m.process(evs[260:])
+[]
+>>> m2 = ModelMonitor.restore("m", "v1", s, m.full_state())
+>>> m2.full_state() == m.full_state()
+True
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import msgspec
+import numpy as np
 
-from detectors.events import Alert, Event, Window
+from detectors.base import Score
+from detectors.baseline import Baseline, FeatureBaseline
+from detectors.checks import Checks
+from detectors.column import Column, ColumnMeta
+from detectors.errors import SnapshotError
+from detectors.events import Alert, Event
+from detectors.health import HealthView
+from detectors.join import LabelJoin
+from detectors.policy import Key, Policy
+from detectors.reference import CategoricalRef, NumericRef, summarize
+from detectors.ring import Ring
 from detectors.settings import DetectionSettings
+from detectors.stream import StreamDetector
+from detectors.view import ErrorView, View
+
+MAX_NEW_NAMES = 50
 
 
-class _State(msgspec.Struct):
-    seen: int = 0
-    ref_count: int = 0
-    ref_missing: dict[str, int] = {}
-    win: dict[str, list[int]] = {}
-    win_ts: list[float] = []
-    open: dict[str, str] = {}
+class Meta(msgspec.Struct):
+    """Persisted scalars of one model version."""
+
+    n_events: int = 0
+    ref_events: int = 0
+    frozen: bool = False
+    features: list[str] = []
+    outputs: list[str] = []
+    last_ts: float | None = None
+    max_gap: float = 0.0
+    since_eval: int = 0
+    dead: int = 0
+    new_names: list[str] = []
+    new_seen: dict[str, int] = {}
+    superseded: bool = False
+    tick_level: int = 0
+    rings: dict[str, int] = {}
 
 
 class ModelMonitor:
-    def __init__(self, model: str, version: str, settings: DetectionSettings, secret: bytes = b"", baseline: object = None) -> None:
-        self.model, self.version, self.settings = model, version, settings
-        self._s = _State()
+    """All detection state and logic of one (model, model_version)."""
+
+    def __init__(self, model: str, version: str, settings: DetectionSettings, secret: bytes = b"",
+                 baseline: Baseline | None = None) -> None:
+        self.model, self.version, self.cfg, self.secret = model, version, settings, secret
+        self.meta = Meta()
+        self.checks = Checks(settings)
+        self.columns: dict[str, Column] = {}
+        c = settings.concept
+        self.rings = {"t:feat": Ring(settings.window_size), "t:out": Ring(settings.window_size),
+                      "er:err": Ring(c.reference_size), "ew:err": Ring(c.window_size), "et:err": Ring(c.window_size),
+                      "lg:lag": Ring(settings.health.lag_window)}
+        self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
+        self.policy = Policy(model, version, settings.policy)
+        self.err_stream = [self.checks.new_stream(n) for n in self.checks.error_stream]
+        self.err_dirty = False
         self.refused_snapshots: list[str] = []
+        self.baseline = baseline
+        if baseline is not None:
+            self._apply_baseline(baseline)
 
-    def tick(self, watermark_ts: float, event: Event) -> list[Alert]:
-        return []
-
-    def note_dead_letter(self, reason: str) -> None:
-        pass
+    # ---- public surface ------------------------------------------------------------------------
 
     def process(self, events: Sequence[Event]) -> list[Alert]:
+        """Feed events of this version in stream order; the alerts they trigger."""
         alerts: list[Alert] = []
-        s, cfg = self._s, self.settings
-        for ev in events:
-            if ev.features is None:
-                continue
-            s.seen += 1
-            if s.ref_count < cfg.reference_size:
-                s.ref_count += 1
-                for k, v in ev.features.items():
-                    s.ref_missing[k] = s.ref_missing.get(k, 0) + (v is None)
-                continue
-            for k in s.ref_missing:
-                w = s.win.setdefault(k, [])
-                w.append(int(ev.features.get(k) is None))
-                del w[: -cfg.window_size]
-            s.win_ts.append(ev.ts)
-            del s.win_ts[: -cfg.window_size]
-            if s.seen % cfg.eval_every == 0:
-                alerts.extend(self._evaluate(ev))
+        every, i, n = self.cfg.eval_every, 0, len(events)
+        while i < n:
+            k = min(n - i, every - self.meta.n_events % every)
+            seg = events[i : i + k]
+            self._ingest(seg)
+            i += k
+            if self.meta.n_events % every == 0:
+                alerts.extend(self._evaluate(seg[-1]))
         return alerts
 
-    def _evaluate(self, ev: Event) -> list[Alert]:
-        s, cfg, out = self._s, self.settings, []
-        for k, w in s.win.items():
-            if len(w) < cfg.window_size:
-                continue
-            rise = sum(w) / len(w) - s.ref_missing[k] / s.ref_count
-            firing = k in s.open
-            if not firing and rise > cfg.missing_rate_warning:
-                s.open[k] = hashlib.sha256(f"{self.model}|{self.version}|{k}|{ev.event_id}".encode()).hexdigest()[:24]
-                out.append(self._alert(s.open[k], "firing", k, rise, ev))
-            elif firing and rise < cfg.missing_rate_warning / 2:
-                out.append(self._alert(s.open.pop(k), "resolved", k, rise, ev))
+    def note_dead_letter(self, reason: str) -> None:
+        """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
+        self.meta.dead += 1
+
+    def tick(self, watermark_ts: float, event: Event) -> list[Alert]:
+        """Check for a stall against the shard's event-time watermark (cheap unless stalled)."""
+        m = self.meta
+        if m.last_ts is None or watermark_ts - m.last_ts < self._gap_warning() or m.superseded:
+            if event.model == self.model and event.model_version != self.version and m.last_ts is not None:
+                m.superseded = True
+            return []
+        gap_det = next((d for d in self.checks.health if d.name == "event_gap"), None)
+        if gap_det is None:
+            return []
+        score = gap_det.check(HealthView(watermark_ts - m.last_ts, np.zeros(0), 0, 0, (m.last_ts, watermark_ts, 0)))
+        if score.level <= m.tick_level:
+            return []
+        m.tick_level = score.level
+        return self.policy.decide([((None, "pipeline_health"), score)], (event.event_id, event.ts), m.n_events)
+
+    def take_delta(self) -> dict[str, bytes | None]:
+        """State fields changed since the last call (None: delete the field)."""
+        out: dict[str, bytes | None] = {"m": msgspec.msgpack.encode(self._meta_out())}
+        for col in self.columns.values():
+            out.update(col.take(self.secret))
+        for name, ring in self.rings.items():
+            out.update(ring.take(name))
+        out.update(self.join.take())
+        out.update(self.policy.take())
+        if self.err_dirty:
+            for det in self.err_stream:
+                out[f"d:{det.name}:"] = det.save(self.secret)
+            self.err_dirty = False
         return out
 
-    def _alert(self, aid: str, status: str, feature: str, stat: float, ev: Event) -> Alert:
-        s = self._s
-        return Alert(
-            alert_id=aid, status=status, kind="data_quality", severity="warning",  # type: ignore[arg-type]
-            model=self.model, model_version=self.version, feature=feature, detector="missing_rate",
-            statistic=stat, threshold=self.settings.missing_rate_warning, event_id=ev.event_id, event_ts=ev.ts,
-            window=Window(s.win_ts[0], s.win_ts[-1], len(s.win_ts)),
-            message=f"missing rate of {feature} rose by {stat:.2f}", suggested_action="check upstream pipeline",
-        )
-
-    def take_delta(self) -> dict[str, bytes]:
-        """State fields changed since the last call (here: all of it, one field)."""
-        return {"all": msgspec.msgpack.encode(self._s)}
+    def full_state(self) -> dict[str, bytes]:
+        """Every state field (as if nothing had been taken before)."""
+        for col in self.columns.values():
+            col.touch_all()
+        for ring in self.rings.values():
+            ring.touch_all()
+        self.join.touch_all()
+        self.policy.touch_all()
+        self.err_dirty = True
+        return {k: v for k, v in self.take_delta().items() if v is not None}
 
     @classmethod
-    def restore(cls, model: str, version: str, settings: DetectionSettings, fields: dict[str, bytes], secret: bytes = b"", baseline: object = None) -> ModelMonitor:
-        m = cls(model, version, settings, secret)
-        if "all" in fields:
-            m._s = msgspec.msgpack.decode(fields["all"], type=_State)
+    def restore(cls, model: str, version: str, settings: DetectionSettings, fields: dict[str, bytes],
+                secret: bytes = b"", baseline: Baseline | None = None) -> ModelMonitor:
+        """A monitor rebuilt from the union of its deltas; refused snapshots are rebuilt and listed."""
+        m = cls(model, version, settings, secret, baseline)
+        if "m" in fields:
+            m._load(fields)
         return m
+
+    # ---- ingest --------------------------------------------------------------------------------
+
+    def _ingest(self, seg: Sequence[Event]) -> None:
+        m = self.meta
+        m.n_events += len(seg)
+        m.since_eval += len(seg)
+        obs: list[Event] = []
+        for e in seg:
+            if e.stream == "label":
+                self.join.label(e)
+                continue
+            obs.append(e)
+            if e.stream == "prediction" and e.prediction is not None:
+                self.join.prediction(e)
+        self._track_time(seg)
+        if obs and not m.frozen:
+            need = self.cfg.reference_size - m.ref_events
+            self._ingest_obs(obs[:need], ref=True)
+            m.ref_events += min(need, len(obs))
+            obs = obs[need:]
+            if m.ref_events >= self.cfg.reference_size:
+                self._freeze()
+        if obs:
+            self._ingest_obs(obs, ref=False)
+
+    def _track_time(self, seg: Sequence[Event]) -> None:
+        m = self.meta
+        ts = np.fromiter((e.ts for e in seg), dtype=np.float64, count=len(seg))
+        top = float(ts.max())
+        if m.last_ts is not None:
+            run = np.maximum.accumulate(np.r_[m.last_ts, ts])
+            m.max_gap = max(m.max_gap, float(np.diff(run).max()))
+        m.last_ts = top if m.last_ts is None else max(m.last_ts, top)
+        m.superseded, m.tick_level = False, 0
+        if seg[0].ingest_ts is not None or seg[-1].ingest_ts is not None:
+            lags = [e.ingest_ts - e.ts for e in seg if e.ingest_ts is not None]
+            self.rings["lg:lag"].extend(lags)
+
+    def _ingest_obs(self, obs: Sequence[Event], ref: bool) -> None:
+        fe = [e for e in obs if e.features is not None]
+        if fe:
+            feats = [e.features for e in fe]
+            self._discover(feats, ref)  # type: ignore[arg-type]
+            ts = None
+            if not ref:
+                ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
+                self.rings["t:feat"].extend(ts)
+            for name in self.meta.features:
+                self.columns[name].feed([d.get(name) for d in feats], ref, ts)  # type: ignore[union-attr]
+        pe = [e for e in obs if e.stream == "prediction"]
+        if pe:
+            self._ingest_outputs(pe, ref)
+
+    def _ingest_outputs(self, pe: Sequence[Event], ref: bool) -> None:
+        if ref and not self.meta.outputs:
+            self._add_output("score", "numeric")
+            first = next((e.prediction for e in pe if e.prediction is not None), None)
+            self._add_output("prediction", "numeric" if isinstance(first, float) else "categorical")
+        if not self.meta.outputs:
+            return
+        ts = None
+        if not ref:
+            ts = np.fromiter((e.ts for e in pe), dtype=np.float64, count=len(pe))
+            self.rings["t:out"].extend(ts)
+        self.columns["\x00score"].feed([e.score for e in pe], ref, ts)
+        self.columns["\x00prediction"].feed([e.prediction for e in pe], ref, ts)
+
+    def _add_output(self, role: str, kind: str) -> None:
+        name = "\x00" + role
+        self.columns[name] = self._new_column(name, role, kind, declared=role == "prediction")
+        self.meta.outputs.append(name)
+
+    def _new_column(self, name: str, role: str, kind: str, declared: bool) -> Column:
+        cfg = self.cfg
+        col = Column(name, role, kind, cfg.reference_size, cfg.window_size, declared, cfg.categorical.max_categories)
+        col.ts_ring = self.rings["t:feat" if role == "feature" else "t:out"]
+        return col
+
+    def _discover(self, feats: list[dict[str, object]], ref: bool) -> None:
+        cols, m = self.columns, self.meta
+        keys = set().union(*feats)
+        if keys.issubset(cols):
+            return
+        for name in sorted(keys.difference(cols, self.cfg.ignore_features)):
+            if not ref:
+                self._count_new(name, sum(name in d for d in feats))
+                continue
+            first = next((d[name] for d in feats if d.get(name) is not None), None)
+            if first is None or len(m.features) >= self.cfg.max_features:
+                continue
+            kind = self._kind_of(name, first)
+            cols[name] = self._new_column(name, "feature", kind, name in self.cfg.categorical_features)
+            m.features.append(name)
+
+    def _kind_of(self, name: str, first: object) -> str:
+        if name in self.cfg.categorical_features:
+            return "categorical"
+        if name in self.cfg.numeric_features:
+            return "numeric"
+        return "categorical" if isinstance(first, str | bool) else "numeric"
+
+    def _count_new(self, name: str, seen: int) -> None:
+        m = self.meta
+        if name not in m.new_names:
+            if len(m.new_names) >= MAX_NEW_NAMES:
+                return
+            m.new_names.append(name)
+        m.new_seen[name] = m.new_seen.get(name, 0) + seen
+
+    def _freeze(self) -> None:
+        self.meta.frozen = True
+        for col in self.columns.values():
+            col.freeze(self.cfg.numeric.bins, self.cfg.categorical.max_categories)
+            self._attach_stream(col)
+
+    def _attach_stream(self, col: Column) -> None:
+        names = self.checks.stream.get((col.meta.role, col.meta.kind), [])
+        col.stream = [self.checks.new_stream(n) for n in names]
+
+    def _apply_baseline(self, b: Baseline) -> None:
+        for name, fb in b.features.items():
+            if name in self.cfg.ignore_features or len(self.meta.features) >= self.cfg.max_features:
+                continue
+            self.columns[name] = self._baseline_column(name, "feature", fb, name in self.cfg.categorical_features)
+            self.meta.features.append(name)
+        for role, fb in (("score", b.score), ("prediction", b.prediction)):
+            if fb is not None:
+                self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, fb, role == "prediction")
+                self.meta.outputs.append("\x00" + role)
+        self.meta.frozen = True
+
+    def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
+        col = self._new_column(name, role, fb.kind, declared)
+        if fb.kind == "numeric":
+            col.ref = NumericRef.build(np.array(fb.values), fb.n_total, fb.missing, fb.nonfinite, fb.badtype,
+                                       self.cfg.numeric.bins)
+        else:
+            col.ref = CategoricalRef.build(dict(fb.counts), fb.overflow, fb.n_total, fb.missing, fb.badtype)
+        self._attach_stream(col)
+        return col
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    def _evaluate(self, ev: Event) -> list[Alert]:
+        m = self.meta
+        findings: list[tuple[Key, Score]] = []
+        if m.frozen:
+            fts, ots = self.rings["t:feat"].ordered(), self.rings["t:out"].ordered()
+            for col in self.columns.values():
+                findings.extend(self._column_findings(col, fts if col.meta.role == "feature" else ots))
+            findings.extend(self._schema_findings(fts))
+        findings.extend(self._concept_findings())
+        findings.extend(self._health_findings())
+        self.policy.adjust(findings)
+        label_at = (self.join.c.last_label_id, self.join.c.last_label_ts) if self.join.c.last_label_id else None
+        alerts = self.policy.decide(findings, (ev.event_id, ev.ts), m.n_events, label_at)
+        m.since_eval, m.dead, m.max_gap, m.new_seen = 0, 0, 0.0, {}
+        if m.last_ts is not None:
+            self.join.expire(m.last_ts)
+        return alerts
+
+    def _column_findings(self, col: Column, ts: np.ndarray) -> list[tuple[Key, Score]]:
+        view = col.view(ts)
+        if view is None:
+            return []
+        key = (col.meta.role, col.meta.kind)
+        feature = col.name if col.meta.role == "feature" else None
+        out: list[tuple[Key, Score]] = []
+        for det, kind in zip(self.checks.windowed[key], self.checks.kinds[key], strict=True):
+            s = det.check(view)
+            if s is not None:
+                if s.level and kind != "data_quality":
+                    s.details = {**s.details, **_summaries(view)}
+                out.append(((feature, kind), s))
+        drift = "data_drift" if feature is not None else "prediction_drift"
+        for det in col.stream:
+            out.append(((feature, drift), _stream_score(det, col.meta.detections.pop(det.name, None), view)))
+        return out
+
+    def _schema_findings(self, fts: np.ndarray) -> list[tuple[Key, Score]]:
+        schema, m = self.checks.schema, self.meta
+        if schema is None or not m.new_names:
+            return []
+        window = (float(fts[0]) if len(fts) else None, float(fts[-1]) if len(fts) else None, len(fts))
+        return [((name, "data_quality"), schema.new_feature(name, m.new_seen.get(name, 0), window))
+                for name in m.new_names]
+
+    def _concept_findings(self) -> list[tuple[Key, Score]]:
+        errs = self.join.take_errors()
+        key: Key = (None, "concept_drift")
+        out: list[tuple[Key, Score]] = []
+        hits = self._feed_errors(errs) if errs else {}
+        binary = bool(self.join.c.binary)
+        r = self.rings
+        view = ErrorView(r["er:err"].ordered(), r["ew:err"].ordered(), binary, r["et:err"].ordered())
+        for det in self.checks.error_checks:
+            s = det.check(view)
+            if s is not None:
+                out.append((key, s))
+        for det in self.err_stream:
+            if det.kinds == {"error"} and not binary:
+                continue
+            out.append((key, _stream_score(det, hits.get(det.name), None, view.window())))
+        return out
+
+    def _feed_errors(self, errs: list[tuple[float, int, float]]) -> dict[str, tuple[float, float | None]]:
+        ts = np.array([e[0] for e in errs])
+        vals = np.array([e[2] for e in errs])
+        ref = self.rings["er:err"]
+        need = max(ref.capacity - ref.count, 0)
+        ref.extend(vals[:need])
+        self.rings["ew:err"].extend(vals[need:])
+        self.rings["et:err"].extend(ts[need:])
+        self.err_dirty = True
+        hits: dict[str, tuple[float, float | None]] = {}
+        for det in self.err_stream:
+            if det.kinds == {"error"} and not self.join.c.binary:
+                continue
+            hit = det.update(vals)
+            if hit is not None:
+                start = hit - det.last_width + 1
+                hits[det.name] = (float(ts[hit]), float(ts[start]) if det.last_width and start >= 0 else None)
+        return hits
+
+    def _health_findings(self) -> list[tuple[Key, Score]]:
+        m = self.meta
+        lags = self.rings["lg:lag"].ordered()
+        hv = HealthView(m.max_gap, lags, m.dead, m.since_eval, (None, m.last_ts, m.since_eval))
+        key: Key = (None, "pipeline_health")
+        return [(key, s) for det in self.checks.health if (s := det.check(hv)) is not None]
+
+    def _gap_warning(self) -> float:
+        det = next((d for d in self.checks.health if d.name == "event_gap"), None)
+        return float(det.params.warning) if det is not None else float("inf")
+
+    # ---- restore -------------------------------------------------------------------------------
+
+    def _meta_out(self) -> Meta:
+        self.meta.rings = {name: ring.count for name, ring in self.rings.items()}
+        return self.meta
+
+    def _load(self, fields: dict[str, bytes]) -> None:
+        self.meta = msgspec.msgpack.decode(fields["m"], type=Meta)
+        chunks = _chunks(fields)
+        for name, ring in self.rings.items():
+            ring.load(chunks.get(name.split(":")[1], {}).get(name.split(":")[0], {}), self.meta.rings.get(name, 0))
+        for name in self.meta.features + self.meta.outputs:
+            self._load_column(name, fields, chunks.get(name, {}))
+        self.join.load(fields)
+        self.policy.load(fields)
+        for det in self.err_stream:
+            self._load_stream(det, f"d:{det.name}:", fields, self.rings["er:err"].ordered())
+
+    def _load_column(self, name: str, fields: dict[str, bytes], chunks: dict[str, dict[int, bytes]]) -> None:
+        meta = msgspec.msgpack.decode(fields[f"c:{name}"], type=ColumnMeta)
+        col = self.columns.get(name) or self._new_column(name, meta.role, meta.kind, meta.declared)
+        col.meta = meta
+        col.load(chunks, fields.get(f"rc:{name}"))
+        self.columns[name] = col
+        if self.meta.frozen and col.ref is None:
+            col.freeze(self.cfg.numeric.bins, self.cfg.categorical.max_categories)
+            self._attach_stream(col)
+        for det in col.stream:
+            self._load_stream(det, f"d:{det.name}:{name}", fields, col.window_valid())
+
+    def _load_stream(self, det: StreamDetector, field: str, fields: dict[str, bytes], retained: np.ndarray) -> None:
+        if field not in fields:
+            return
+        try:
+            det.load(fields[field], self.secret)
+        except SnapshotError:
+            self.refused_snapshots.append(field)
+            det.rebuild(retained)
+
+
+def _chunks(fields: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
+    """Ring chunks by owner name, then ring kind, then chunk index (fields ``kind:index:name``)."""
+    out: dict[str, dict[str, dict[int, bytes]]] = {}
+    for key, raw in fields.items():
+        kind, _, rest = key.partition(":")
+        if kind not in ("r", "v", "f", "t", "er", "ew", "et", "lg"):
+            continue
+        idx, _, name = rest.partition(":")
+        out.setdefault(name, {}).setdefault(kind, {})[int(idx)] = raw
+    return out
+
+
+def _stream_score(det: StreamDetector, hit: tuple[float, float | None] | None, view: View | None,
+                  window: tuple[float | None, float | None, int] | None = None) -> Score:
+    """A stream detector's finding: a detection since the last evaluation fires at once."""
+    win = view.window() if view is not None else window or (None, None, 0)
+    if hit is None:
+        return Score(detector=det.name, statistic=0.0, threshold=None, level=0, clear=True, message="", window=win)
+    return Score(
+        detector=det.name, statistic=1.0, threshold=None, level=det.severity, clear=False, immediate=True,
+        window=win, change_ts=hit[1], details={"detected_at_ts": hit[0]},
+        message=f"{det.name} detected a change in the stream of values",
+    )
+
+
+def _summaries(view: View) -> dict[str, object]:
+    ref = view.ref
+    if isinstance(ref, NumericRef):
+        return {"reference": ref.summary, "window": summarize(view.values)}  # type: ignore[arg-type]
+    code_counts = np.bincount(view.values[view.values >= 0], minlength=ref.k + 1)  # type: ignore[call-overload]
+    return {"reference": ref.summary, "window": ref.top(code_counts)}

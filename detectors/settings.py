@@ -1,6 +1,23 @@
-"""Detection settings: declared once, typed, validated, unknown keys refused."""
+"""Detection settings: declared once, typed, validated, unknown keys refused.
+
+The runtime embeds :class:`DetectionSettings` as the ``detection:`` section of
+its YAML config. Detector names are checked against the registry by
+:func:`validate`, which names the offending dotted key.
+
+>>> s = msgspec.convert({"numeric": {"detectors": ["ks", "adwin"]}}, DetectionSettings)
+>>> s.numeric.detectors
+['ks', 'adwin']
+>>> from detectors.errors import ConfigError
+>>> try:
+...     validate(msgspec.convert({"categorical": {"detectors": ["chi2", "ks"]}}, DetectionSettings))
+... except ConfigError as exc:
+...     print(exc.key)
+detection.categorical.detectors[1]
+"""
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 import msgspec
 
@@ -9,11 +26,81 @@ class PolicySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How decisions become incidents."""
 
     fire_after: int = 2
-    """Consecutive evaluations over the warning level before an incident fires."""
+    """Consecutive evaluations at warning level or above before an incident fires."""
     resolve_after: int = 3
-    """Consecutive evaluations under the resolve level before it resolves."""
+    """Consecutive evaluations below every resolve level before it resolves."""
     cooldown_events: int = 1000
     """Events after a resolve before the same incident may fire again."""
+    alpha: float = 1e-4
+    """Family-wise false-alarm budget per evaluation for the p-value tests (warning)."""
+    alpha_critical: float = 1e-8
+    """Adjusted p-value at or below which a p-value test is critical."""
+    alpha_resolve: float = 1e-2
+    """Adjusted p-value above which a p-value test counts as clear (hysteresis)."""
+    correction: Literal["bh", "bonferroni", "none"] = "bh"
+    """Multiple-testing correction across one evaluation's p-values (Benjamini-Hochberg or Bonferroni)."""
+
+
+class NumericSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Detectors of numeric features."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["ks", "chi2", "psi", "adwin"])
+    """Drift detectors run on every numeric feature (registry names)."""
+    bins: int = 10
+    """Reference quantile bins used by psi, chi2 and js."""
+
+
+class CategoricalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Detectors of categorical features."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["chi2", "psi", "unseen"])
+    """Drift detectors run on every categorical feature (registry names)."""
+    max_categories: int = 100
+    """Categories of a feature's reference kept by name; the rest are pooled as other."""
+
+
+class QualitySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Data-quality detectors run on every feature."""
+
+    detectors: list[str] = msgspec.field(
+        default_factory=lambda: ["missing_rate", "non_finite", "out_of_range", "type_change", "frozen", "schema"]
+    )
+    """Data-quality detectors (registry names)."""
+
+
+class PredictionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Detectors of the model's outputs (prediction drift, silent errors)."""
+
+    score_detectors: list[str] = msgspec.field(default_factory=lambda: ["ks", "chi2", "constant_output"])
+    """Detectors of the score distribution (and of numeric, regression predictions)."""
+    class_detectors: list[str] = msgspec.field(default_factory=lambda: ["chi2", "psi", "constant_output"])
+    """Detectors of predicted-class rates (string, bool or integer predictions)."""
+
+
+class ConceptSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Label join and concept-drift detectors."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["error_rate", "adwin"])
+    """Detectors of the joined error stream (0/1 errors for classes, absolute errors for numbers)."""
+    reference_size: int = 1000
+    """Joined errors that form the error reference (the first ones of the version)."""
+    window_size: int = 500
+    """Recent joined errors compared with the error reference."""
+    horizon_s: float = 7 * 86400.0
+    """Event-time seconds a prediction waits for its label (and a label for its prediction) before expiring."""
+    max_pending: int = 200_000
+    """Most predictions waiting for labels; beyond it the oldest are dropped and counted."""
+    max_pending_labels: int = 20_000
+    """Most labels waiting for their prediction; beyond it the oldest are dropped and counted."""
+
+
+class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Pipeline-health detectors of the stream itself."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["event_gap", "event_lag", "dead_letter_rate"])
+    """Health detectors (registry names)."""
+    lag_window: int = 1000
+    """Recent events whose ingest lag feeds the lag percentiles."""
 
 
 class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -24,17 +111,32 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     window_size: int = 500
     """Recent values per feature that windowed tests compare with the reference."""
     eval_every: int = 100
-    """Events between two evaluations of the windowed tests."""
+    """Events (of one model version, any stream) between two evaluations."""
     missing_rate_warning: float = 0.05
-    """Absolute rise of a feature's missing rate over its reference that warns."""
+    """Absolute rise of a feature's missing rate over its reference that warns (missing_rate default)."""
     missing_rate_critical: float = 0.2
-    """Absolute rise of a feature's missing rate over its reference that is critical."""
+    """Absolute rise of a feature's missing rate over its reference that is critical (missing_rate default)."""
+    categorical_features: list[str] = []
+    """Feature names treated as categorical whatever their values (e.g. integer codes)."""
+    numeric_features: list[str] = []
+    """Feature names treated as numeric whatever their first value."""
+    ignore_features: list[str] = []
+    """Feature names never monitored."""
+    max_features: int = 200
+    """Most features tracked per model version; further names are counted as schema changes only."""
+    numeric: NumericSettings = NumericSettings()
+    categorical: CategoricalSettings = CategoricalSettings()
+    quality: QualitySettings = QualitySettings()
+    prediction: PredictionSettings = PredictionSettings()
+    concept: ConceptSettings = ConceptSettings()
+    health: HealthSettings = HealthSettings()
     policy: PolicySettings = PolicySettings()
+    params: dict[str, dict[str, Any]] = {}
+    """Per-detector parameters by registry name, each checked by that detector's Params type."""
 
 
 def validate(settings: DetectionSettings) -> None:
-    """Cross-field checks msgspec cannot express; raises ConfigError naming the key."""
-    from detectors.errors import ConfigError
+    """Raise :class:`~detectors.errors.ConfigError` naming the first invalid key."""
+    from detectors.registry import validate_settings
 
-    if settings.window_size > settings.reference_size:
-        raise ConfigError("detection.window_size", "must not exceed detection.reference_size")
+    validate_settings(settings)

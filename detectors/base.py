@@ -1,0 +1,58 @@
+"""Shared vocabulary of detectors: what a check returns and how levels are graded.
+
+A detector's check returns a :class:`Score`: the statistic, the level it
+reached on its own thresholds (0 none, 1 warning, 2 critical), whether it is
+below its resolve level (hysteresis), and optionally a p-value that the alert
+policy adjusts across one evaluation before it decides.
+
+>>> grade(0.3, warning=0.2, critical=0.5, resolve=0.1)
+(1, 0.2, False)
+>>> grade(0.05, warning=0.2, critical=0.5, resolve=0.1)
+(0, 0.2, True)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Kind = Literal["numeric", "categorical", "error", "quality", "health"]
+"""What a detector consumes: a numeric or categorical column, the error stream,
+column data-quality counters, or the stream's health."""
+
+Family = Literal["drift", "quality", "output", "error", "health"]
+"""Which alert kind a detector's findings map to (drift becomes data_drift on
+features and prediction_drift on model outputs)."""
+
+NUMERIC: frozenset[str] = frozenset({"numeric"})
+CATEGORICAL: frozenset[str] = frozenset({"categorical"})
+COLUMN: frozenset[str] = frozenset({"numeric", "categorical"})
+ERROR: frozenset[str] = frozenset({"error"})
+QUALITY: frozenset[str] = frozenset({"quality"})
+HEALTH: frozenset[str] = frozenset({"health"})
+
+
+class Score(msgspec.Struct, kw_only=True):
+    """One detector's finding at one evaluation."""
+
+    detector: str
+    statistic: float
+    threshold: float | None
+    level: int
+    clear: bool
+    message: str
+    p_value: float | None = None
+    immediate: bool = False
+    details: dict[str, object] = {}
+    change_ts: float | None = None
+    window: tuple[float | None, float | None, int] = (None, None, 0)
+
+
+def grade(stat: float, warning: float, critical: float, resolve: float) -> tuple[int, float, bool]:
+    """Level reached by ``stat`` (higher is worse), the bound it crossed, and whether it is clear."""
+    if stat >= critical:
+        return 2, critical, False
+    if stat >= warning:
+        return 1, warning, False
+    return 0, warning, stat < resolve

@@ -1,0 +1,122 @@
+"""Baselines: a version's reference built from training rows instead of its first events.
+
+The runtime reads CSV, Parquet or JSONL into row mappings; this module is the
+pure part: rows in, a versioned struct out, JSON both ways.
+
+>>> b = build_baseline([{"x": float(i), "c": "a" if i % 3 else "b"} for i in range(300)], "m", "v1")
+>>> sorted(b.features), b.features["x"].kind, b.features["c"].counts
+(['c', 'x'], 'numeric', [('a', 200), ('b', 100)])
+>>> decode_baseline(encode_baseline(b)) == b
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import msgspec
+import numpy as np
+
+from detectors.column import CatValue, numeric_values
+from detectors.errors import DriftwireError
+
+FORMAT = 1
+
+
+class FeatureBaseline(msgspec.Struct, frozen=True):
+    """One column's reference: a quantile sample (numeric) or category counts (categorical)."""
+
+    kind: str
+    n_total: int
+    missing: int = 0
+    nonfinite: int = 0
+    badtype: int = 0
+    values: list[float] = []
+    counts: list[tuple[CatValue, int]] = []
+    overflow: int = 0
+
+
+class Baseline(msgspec.Struct, frozen=True):
+    """A versioned baseline of one (model, model_version)."""
+
+    model: str
+    model_version: str
+    rows: int
+    features: dict[str, FeatureBaseline]
+    score: FeatureBaseline | None = None
+    prediction: FeatureBaseline | None = None
+    format: int = FORMAT
+
+
+def _kind(name: str, vals: list[object], categorical: frozenset[str], numeric: frozenset[str]) -> str:
+    if name in categorical:
+        return "categorical"
+    if name in numeric:
+        return "numeric"
+    first = next((v for v in vals if v is not None), None)
+    return "categorical" if isinstance(first, str | bool) else "numeric"
+
+
+def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_categories: int = 100,
+                    declared: bool = False) -> FeatureBaseline:
+    """The baseline of one column's values (None = missing)."""
+    missing = sum(v is None for v in vals)
+    if kind == "numeric":
+        arr, flags = numeric_values(vals)
+        valid = np.sort(arr[flags == 0])
+        if len(valid) > max_sample:
+            valid = np.quantile(valid, np.linspace(0, 1, max_sample))
+        return FeatureBaseline("numeric", len(vals), missing, int((flags == 2).sum()), int((flags == 3).sum()),
+                               values=valid.tolist())
+    allowed = (str, bool, int, float) if declared else (str, bool)
+    counts: dict[CatValue, int] = {}
+    overflow = bad = 0
+    for v in vals:
+        if v is None:
+            continue
+        if not isinstance(v, allowed):
+            bad += 1
+        elif v in counts or len(counts) < max_categories:
+            counts[v] = counts.get(v, 0) + 1  # type: ignore[index]
+        else:
+            overflow += 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return FeatureBaseline("categorical", len(vals), missing, 0, bad, counts=ordered, overflow=overflow)
+
+
+def build_baseline(rows: Iterable[Mapping[str, object]], model: str, version: str, *,
+                   categorical_features: Iterable[str] = (), numeric_features: Iterable[str] = (),
+                   score_column: str | None = None, prediction_column: str | None = None,
+                   max_sample: int = 5000, max_categories: int = 100) -> Baseline:
+    """Build a baseline from training rows (feature name -> value; absent or None = missing)."""
+    rows = list(rows)
+    cat, num = frozenset(categorical_features), frozenset(numeric_features)
+    outputs = {score_column, prediction_column} - {None}
+    names = sorted({k for r in rows for k in r} - outputs)
+    feats = {}
+    for name in names:
+        vals = [r.get(name) for r in rows]
+        feats[name] = column_baseline(vals, _kind(name, vals, cat, num), max_sample, max_categories, name in cat)
+    score = column_baseline([r.get(score_column) for r in rows], "numeric", max_sample) if score_column else None
+    pred = None
+    if prediction_column:
+        pvals = [r.get(prediction_column) for r in rows]
+        pkind = "numeric" if isinstance(next((v for v in pvals if v is not None), None), float) else "categorical"
+        pred = column_baseline(pvals, pkind, max_sample, max_categories, declared=True)
+    return Baseline(model, version, len(rows), feats, score, pred)
+
+
+def encode_baseline(baseline: Baseline) -> bytes:
+    """JSON bytes of a baseline."""
+    return msgspec.json.encode(baseline)
+
+
+def decode_baseline(raw: bytes) -> Baseline:
+    """A baseline from JSON bytes; an unreadable or newer-format file raises DriftwireError."""
+    try:
+        b = msgspec.json.decode(raw, type=Baseline)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DriftwireError(f"unreadable baseline: {exc}") from exc
+    if b.format != FORMAT:
+        raise DriftwireError(f"baseline format {b.format} is not supported (expected {FORMAT})")
+    return b

@@ -1,0 +1,77 @@
+"""The detectors one model version runs, resolved once from settings through the registry.
+
+>>> from detectors.settings import DetectionSettings
+>>> c = Checks(DetectionSettings())
+>>> [d.name for d in c.windowed[("feature", "numeric")]]
+['ks', 'chi2', 'psi', 'missing_rate', 'non_finite', 'out_of_range', 'type_change', 'frozen', 'schema']
+>>> c.stream[("feature", "numeric")], c.error_stream
+(['adwin'], ['adwin'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.events import AlertKind
+from detectors.registry import effective_params, entry, section
+from detectors.settings import DetectionSettings
+from detectors.stream import StreamDetector
+
+_SOURCES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("feature", "numeric"): ("numeric.detectors", "quality.detectors"),
+    ("feature", "categorical"): ("categorical.detectors", "quality.detectors"),
+    ("score", "numeric"): ("prediction.score_detectors",),
+    ("prediction", "numeric"): ("prediction.score_detectors",),
+    ("prediction", "categorical"): ("prediction.class_detectors",),
+}
+
+
+class Checks:
+    """Windowed detector instances and stream detector names per (role, kind), plus errors and health."""
+
+    def __init__(self, settings: DetectionSettings) -> None:
+        self.settings = settings
+        self.windowed: dict[tuple[str, str], list[Any]] = {}
+        self.kinds: dict[tuple[str, str], list[AlertKind]] = {}
+        self.stream: dict[tuple[str, str], list[str]] = {}
+        for key, paths in _SOURCES.items():
+            self._resolve(key, paths)
+        self.error_checks = [self._make(n) for n in settings.concept.detectors if not entry(n).stream]
+        self.error_stream = [n for n in settings.concept.detectors if entry(n).stream]
+        self.health = [self._make(n) for n in settings.health.detectors]
+        self.schema = next((d for d in self.windowed[("feature", "numeric")] if d.name == "schema"), None)
+
+    def _make(self, name: str) -> Any:
+        e = entry(name)
+        return e.build(_params(self.settings, name))
+
+    def _resolve(self, key: tuple[str, str], paths: tuple[str, ...]) -> None:
+        role, kind = key
+        win, kinds, stream = [], [], []
+        for path in paths:
+            for name in section(self.settings, path):
+                e = entry(name)
+                if kind not in e.kinds and "quality" not in e.kinds:
+                    continue
+                if e.stream:
+                    stream.append(name)
+                    continue
+                win.append(self._make(name))
+                kinds.append(_alert_kind(role, "quality" in e.kinds))
+        self.windowed[key], self.kinds[key], self.stream[key] = win, kinds, stream
+
+    def new_stream(self, name: str) -> StreamDetector:
+        det: StreamDetector = entry(name).build(_params(self.settings, name))
+        return det
+
+
+def _params(settings: DetectionSettings, name: str) -> Any:
+    import msgspec
+
+    return msgspec.convert(effective_params(settings, name), entry(name).params)
+
+
+def _alert_kind(role: str, quality: bool) -> AlertKind:
+    if role != "feature":
+        return "prediction_drift"
+    return "data_quality" if quality else "data_drift"

@@ -1,0 +1,268 @@
+"""One monitored series of a model version: a feature, the score, or the prediction.
+
+A column accumulates its reference until the version's reference freezes,
+then appends every value to fixed-size rings (values and a flag per value:
+0 valid, 1 missing, 2 non-finite, 3 wrong type), tracks the current run of
+identical values, and feeds its stream detectors.
+
+>>> c = Column("x", "feature", "numeric", ref_capacity=4, window=3)
+>>> c.feed([1.0, None, 2.0], ref=True)
+>>> c.freeze(bins=2, max_categories=10)
+>>> c.feed([5, "oops", float("inf")], ref=False)
+>>> c.flags.ordered().tolist(), c.meta.ref_missing
+([0, 3, 2], 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from detectors.reference import CategoricalRef, NumericRef
+from detectors.ring import Ring
+from detectors.stream import StreamDetector
+from detectors.view import View
+
+FloatArray = npt.NDArray[np.float64]
+CatValue = str | bool | int | float
+OK, MISSING, NONFINITE, BADTYPE = 0, 1, 2, 3
+_NUMERIC_TYPES = frozenset({float, int})
+
+
+class ColumnMeta(msgspec.Struct):
+    """Persisted scalars of a column."""
+
+    name: str
+    role: str
+    kind: str
+    declared: bool = False
+    ref_n: int = 0
+    ref_missing: int = 0
+    ref_nonfinite: int = 0
+    ref_badtype: int = 0
+    ref_values: int = 0
+    n: int = 0
+    run: int = 0
+    run_value: CatValue | None = None
+    detections: dict[str, tuple[float, float | None]] = {}
+
+
+class RefCounts(msgspec.Struct, array_like=True):
+    """Category counts of a categorical column's reference (capped; the rest pooled as overflow)."""
+
+    counts: list[tuple[CatValue, int]] = []
+    overflow: int = 0
+
+
+class Column:
+    """Reference accumulation, window rings, run tracking and stream detectors of one series."""
+
+    def __init__(self, name: str, role: str, kind: str, ref_capacity: int, window: int, declared: bool = False,
+                 max_categories: int = 100) -> None:
+        self.meta = ColumnMeta(name, role, kind, declared)
+        self.ref_ring = Ring(ref_capacity)
+        self.values = Ring(window)
+        self.flags = Ring(window, dtype=np.int8)
+        self.cat_counts: dict[CatValue, int] = {}
+        self.cat_overflow = 0
+        self.max_categories = max_categories
+        self.ref: NumericRef | CategoricalRef | None = None
+        self.stream: list[StreamDetector] = []
+        self.ts_ring: Ring | None = None
+        self.dirty_meta = True
+        self.dirty_counts = False
+        self.dirty_stream = False
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    # ---- ingest -------------------------------------------------------------------------------
+
+    def feed(self, vals: Sequence[object], ref: bool, ts: FloatArray | None = None) -> None:
+        """Append one segment's values (one per event; None when missing)."""
+        if self.meta.kind == "numeric":
+            arr, flags = numeric_values(vals)
+        else:
+            arr, flags = self._categorical_values(vals, ref)
+        self.dirty_meta = True
+        if ref:
+            self._feed_reference(arr, flags)
+            return
+        self.values.extend(arr)
+        self.flags.extend(flags)
+        self.meta.n += len(vals)
+        valid = arr[flags == OK]
+        self._track_run(valid, vals, flags)
+        if self.stream and len(valid):
+            self._feed_stream(valid, ts[flags == OK] if ts is not None else None)
+
+    def _feed_reference(self, arr: FloatArray, flags: npt.NDArray[np.int8]) -> None:
+        m = self.meta
+        m.ref_n += len(arr)
+        m.ref_missing += int(np.count_nonzero(flags == MISSING))
+        m.ref_nonfinite += int(np.count_nonzero(flags == NONFINITE))
+        m.ref_badtype += int(np.count_nonzero(flags == BADTYPE))
+        if m.kind == "numeric":
+            valid = arr[flags == OK]
+            self.ref_ring.extend(valid[: self.ref_ring.capacity - self.ref_ring.count])
+            m.ref_values = self.ref_ring.count
+
+    def _categorical_values(self, vals: Sequence[object], ref: bool) -> tuple[FloatArray, npt.NDArray[np.int8]]:
+        allowed = (str, bool, int, float) if self.meta.declared else (str, bool)
+        codes = np.zeros(len(vals))
+        flags = np.zeros(len(vals), dtype=np.int8)
+        vocab = self.ref.vocab if isinstance(self.ref, CategoricalRef) else None
+        unknown = float(self.ref.k) if isinstance(self.ref, CategoricalRef) and self.ref.overflow else -1.0
+        for i, v in enumerate(vals):
+            if v is None:
+                flags[i] = MISSING
+            elif not isinstance(v, allowed):
+                flags[i] = BADTYPE
+            elif ref:
+                self._count(v)  # type: ignore[arg-type]
+            elif vocab is not None:
+                codes[i] = vocab.get(v, unknown)  # type: ignore[call-overload]
+        return codes, flags
+
+    def _count(self, v: CatValue) -> None:
+        self.dirty_counts = True
+        if v in self.cat_counts:
+            self.cat_counts[v] += 1
+        elif len(self.cat_counts) < self.max_categories:
+            self.cat_counts[v] = 1
+        else:
+            self.cat_overflow += 1
+
+    def _track_run(self, valid: FloatArray, vals: Sequence[object], flags: npt.NDArray[np.int8]) -> None:
+        if not len(valid):
+            return
+        m = self.meta
+        if m.kind == "numeric":
+            last: CatValue = float(valid[-1])
+            breaks = np.flatnonzero(valid != last)
+            tail = len(valid) - 1 - int(breaks[-1]) if breaks.size else len(valid)
+        else:
+            raw = [v for v, f in zip(vals, flags.tolist(), strict=True) if f == OK]
+            last = raw[-1]  # type: ignore[assignment]
+            tail = next((len(raw) - 1 - i for i in range(len(raw) - 1, -1, -1) if raw[i] != last), len(raw))
+        same = tail == len(valid) and m.run_value == last and type(m.run_value) is type(last)
+        m.run = m.run + tail if same else tail
+        m.run_value = last
+
+    def _feed_stream(self, valid: FloatArray, ts: FloatArray | None) -> None:
+        self.dirty_stream = True
+        for det in self.stream:
+            hit = det.update(valid)
+            if hit is not None:
+                at = float(ts[hit]) if ts is not None else math.nan
+                self.meta.detections[det.name] = (at, self._change_ts(det, len(valid) - hit))
+            if det.too_wide():
+                det.rebuild(self.window_valid())
+
+    def _change_ts(self, det: StreamDetector, after: int) -> float | None:
+        """Event time where the detector's post-change window starts (``after``: values since the hit)."""
+        if self.ts_ring is None or det.last_width <= 0:
+            return None
+        flags = self.flags.ordered()
+        ts = self.ts_ring.ordered()[-len(flags):][flags == OK]
+        start = len(ts) - after - det.last_width + 1
+        return float(ts[start]) if 0 <= start < len(ts) else None
+
+    # ---- reference ----------------------------------------------------------------------------
+
+    def freeze(self, bins: int, max_categories: int) -> None:
+        """Build the reference from what was accumulated."""
+        m = self.meta
+        if m.kind == "numeric":
+            self.ref = NumericRef.build(self.ref_ring.ordered(), n_total=m.ref_n, missing=m.ref_missing,
+                                        nonfinite=m.ref_nonfinite, badtype=m.ref_badtype, bins=bins)
+        else:
+            self.ref = CategoricalRef.build(self.cat_counts, self.cat_overflow, n_total=m.ref_n,
+                                            missing=m.ref_missing, badtype=m.ref_badtype)
+        self.dirty_meta = True
+
+    def window_valid(self) -> FloatArray:
+        vals, flags = self.values.ordered(), self.flags.ordered()
+        return vals[flags == OK]  # type: ignore[return-value]
+
+    def view(self, ts: FloatArray) -> View | None:
+        """The window as detectors see it (``ts``: event times aligned with the window)."""
+        if self.ref is None or not len(self.values):
+            return None
+        vals, flags = self.values.ordered(), self.flags.ordered()
+        counts = np.bincount(flags, minlength=4)
+        ok = flags == OK
+        valid = vals[ok] if self.meta.kind == "numeric" else vals[ok].astype(np.int64)
+        ts_ok = ts[-len(vals):][ok] if len(ts) >= len(vals) else None
+        return View(self.ref, valid, n=len(vals), missing=int(counts[MISSING]), nonfinite=int(counts[NONFINITE]),
+                    badtype=int(counts[BADTYPE]), run=self.meta.run, ts=ts_ok,
+                    start_ts=float(ts[-len(vals)]) if len(ts) >= len(vals) else None,
+                    end_ts=float(ts[-1]) if len(ts) else None)
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def take(self, secret: bytes) -> dict[str, bytes | None]:
+        """Changed fields of this column since the last call."""
+        name = self.meta.name
+        out: dict[str, bytes | None] = {}
+        if self.dirty_meta:
+            out[f"c:{name}"] = msgspec.msgpack.encode(self.meta)
+        if self.dirty_counts:
+            out[f"rc:{name}"] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()), self.cat_overflow))
+        out.update(self.ref_ring.take(f"r:{name}"))
+        out.update(self.values.take(f"v:{name}"))
+        out.update(self.flags.take(f"f:{name}"))
+        if self.dirty_stream:
+            for det in self.stream:
+                out[f"d:{det.name}:{name}"] = det.save(secret)
+        self.dirty_meta = self.dirty_counts = self.dirty_stream = False
+        return out
+
+    def touch_all(self) -> None:
+        self.dirty_meta = self.dirty_stream = True
+        self.dirty_counts = self.meta.kind == "categorical"
+        for ring in (self.ref_ring, self.values, self.flags):
+            ring.touch_all()
+
+    def load(self, chunks: dict[str, dict[int, bytes]], counts: bytes | None) -> None:
+        """Restore rings and category counts (the meta is already set)."""
+        m = self.meta
+        self.ref_ring.load(chunks.get("r", {}), m.ref_values)
+        self.values.load(chunks.get("v", {}), m.n)
+        self.flags.load(chunks.get("f", {}), m.n)
+        if counts is not None:
+            rc = msgspec.msgpack.decode(counts, type=RefCounts)
+            self.cat_counts = dict(rc.counts)
+            self.cat_overflow = rc.overflow
+
+
+def numeric_values(vals: Sequence[object]) -> tuple[FloatArray, npt.NDArray[np.int8]]:
+    """Values as float64 (NaN where not valid) and a flag per value."""
+    types = set(map(type, vals))
+    if types <= _NUMERIC_TYPES:
+        arr = np.array(vals, dtype=np.float64)
+        fin = np.isfinite(arr)
+        if fin.all():
+            return arr, np.zeros(len(arr), dtype=np.int8)
+        return np.where(fin, arr, np.nan), np.where(fin, OK, NONFINITE).astype(np.int8)
+    return _numeric_slow(vals)
+
+
+def _numeric_slow(vals: Sequence[object]) -> tuple[FloatArray, npt.NDArray[np.int8]]:
+    arr = np.full(len(vals), np.nan)
+    flags = np.zeros(len(vals), dtype=np.int8)
+    for i, v in enumerate(vals):
+        if v is None:
+            flags[i] = MISSING
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            flags[i] = BADTYPE
+        elif math.isfinite(v):
+            arr[i] = v
+        else:
+            flags[i] = NONFINITE
+    return arr, flags

@@ -1,0 +1,191 @@
+"""Alert policy: findings become incidents with hysteresis, streaks, cooldown and multiple-testing control.
+
+One incident per (model, version, feature, kind): it opens with one
+``firing`` alert, may escalate once with a ``firing`` alert of higher
+severity and the same id, and closes with one ``resolved`` alert.
+
+>>> from detectors.settings import PolicySettings
+>>> adjust_pvalues([0.01, 0.04, 0.03], "bh")
+[0.03, 0.04, 0.04]
+>>> adjust_pvalues([0.01, 0.04], "bonferroni")
+[0.02, 0.08]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import msgspec
+
+from detectors.base import Score
+from detectors.events import Alert, AlertKind, Window
+from detectors.settings import PolicySettings
+
+Key = tuple[str | None, AlertKind]
+At = tuple[str, float]
+"""The event (id, event time) at which a decision is made."""
+
+ACTIONS: dict[str, str] = {
+    "data_drift": "investigate the upstream change; retrain if the new distribution is legitimate",
+    "data_quality": "check upstream pipeline",
+    "prediction_drift": "check recent model deploys and inputs; rollback if the model changed",
+    "concept_drift": "retrain",
+    "pipeline_health": "check upstream pipeline",
+}
+SEVERITY = {1: "warning", 2: "critical"}
+
+
+class Incident(msgspec.Struct, array_like=True):
+    """Policy state of one (feature, kind): streaks, the open incident's id and severity, cooldown."""
+
+    alert_id: str = ""
+    severity: int = 0
+    fire_streak: int = 0
+    clear_streak: int = 0
+    cooldown_until: int = 0
+
+
+def alert_id(model: str, version: str, feature: str | None, kind: str, event_id: str) -> str:
+    """Deterministic incident id: sha256 over the incident key and the event that opened it."""
+    raw = "\x1f".join((model, version, feature or "", kind, event_id)).encode()
+    return hashlib.sha256(raw).hexdigest()[:24]
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:
+    """Benjamini-Hochberg or Bonferroni adjusted p-values (in input order)."""
+    m = len(pvalues)
+    if method == "none" or m == 0:
+        return list(pvalues)
+    if method == "bonferroni":
+        return [min(1.0, p * m) for p in pvalues]
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out, running = [0.0] * m, 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, pvalues[i] * m / rank)
+        out[i] = min(1.0, running)
+    return out
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class Policy:
+    """Incident bookkeeping for one (model, version)."""
+
+    def __init__(self, model: str, version: str, settings: PolicySettings) -> None:
+        self.model, self.version, self.cfg = model, version, settings
+        self.state: dict[Key, Incident] = {}
+        self.dirty: set[Key] = set()
+
+    def adjust(self, findings: Sequence[tuple[Key, Score]]) -> None:
+        """Correct the p-values of one evaluation together, then cap levels and clear flags by them."""
+        tested = [s for _, s in findings if s.p_value is not None]
+        adjusted = adjust_pvalues([s.p_value for s in tested if s.p_value is not None], self.cfg.correction)
+        for s, padj in zip(tested, adjusted, strict=True):
+            p_level = 2 if padj <= self.cfg.alpha_critical else int(padj <= self.cfg.alpha)
+            s.level = min(s.level, p_level)
+            s.clear = s.clear or padj > self.cfg.alpha_resolve
+            s.details = {**s.details, "p_value": s.p_value, "p_adjusted": padj, "alpha": self.cfg.alpha}
+
+    def decide(self, findings: Sequence[tuple[Key, Score]], at: At, n_events: int, label_at: At | None = None
+               ) -> list[Alert]:
+        """Update every incident with this evaluation's findings; the alerts it emits."""
+        by_key: dict[Key, list[Score]] = {}
+        for key, s in findings:
+            by_key.setdefault(key, []).append(s)
+        alerts: list[Alert] = []
+        for key, scores in by_key.items():
+            ev = label_at if key[1] == "concept_drift" and label_at else at
+            alerts.extend(self._step(key, scores, ev, n_events))
+        return alerts
+
+    def _step(self, key: Key, scores: list[Score], ev: At, n_events: int) -> list[Alert]:
+        st = self.state.get(key) or Incident()
+        before = msgspec.structs.astuple(st)
+        top = max(scores, key=lambda s: s.level)
+        out = self._open_or_wait(key, st, top, scores, ev, n_events) if not st.alert_id else \
+            self._escalate_or_resolve(key, st, top, scores, ev, n_events)
+        if msgspec.structs.astuple(st) != before or out:
+            self.dirty.add(key)
+            if st == Incident():
+                self.state.pop(key, None)
+            elif st.alert_id or st.fire_streak or st.cooldown_until > n_events:
+                self.state[key] = st
+            else:
+                self.state.pop(key, None)
+        return out
+
+    def _open_or_wait(self, key: Key, st: Incident, top: Score, scores: list[Score], ev: At,
+                      n_events: int) -> list[Alert]:
+        if top.level == 0 or n_events < st.cooldown_until:
+            st.fire_streak = 0
+            return []
+        immediate = any(s.immediate and s.level for s in scores)
+        st.fire_streak = max(st.fire_streak + 1, self.cfg.fire_after if immediate else 0)
+        if st.fire_streak < self.cfg.fire_after:
+            return []
+        st.alert_id = alert_id(self.model, self.version, key[0], key[1], ev[0])
+        st.severity, st.fire_streak, st.clear_streak = top.level, 0, 0
+        return [self._alert(key, st, "firing", top, scores, ev)]
+
+    def _escalate_or_resolve(self, key: Key, st: Incident, top: Score, scores: list[Score], ev: At,
+                             n_events: int) -> list[Alert]:
+        if top.level > st.severity:
+            st.severity, st.clear_streak = top.level, 0
+            return [self._alert(key, st, "firing", top, scores, ev)]
+        if not all(s.clear for s in scores):
+            st.clear_streak = 0
+            return []
+        st.clear_streak += 1
+        if st.clear_streak < self.cfg.resolve_after:
+            return []
+        alert = self._alert(key, st, "resolved", top, scores, ev)
+        st.alert_id, st.severity, st.clear_streak = "", 0, 0
+        st.cooldown_until = n_events + self.cfg.cooldown_events
+        return [alert]
+
+    def _alert(self, key: Key, st: Incident, status: str, top: Score, scores: list[Score], ev: At) -> Alert:
+        feature, kind = key
+        subject = f"feature {feature}" if feature is not None else "model output" if kind == "prediction_drift" \
+            else "model version"
+        if status == "resolved":
+            message = f"{kind.replace('_', ' ')} on {subject} resolved: back within reference levels ({top.detector})"
+        else:
+            message = f"{kind.replace('_', ' ')} on {subject}: {top.message}"
+        others = sorted({s.detector for s in scores if s.level and s is not top})
+        details = {**top.details, "also_tripped": others} if others else dict(top.details)
+        return Alert(
+            alert_id=st.alert_id, status=status, kind=kind, severity=SEVERITY[st.severity],  # type: ignore[arg-type]
+            model=self.model, model_version=self.version, feature=feature, detector=top.detector,
+            statistic=_finite(top.statistic), threshold=_finite(top.threshold), event_id=ev[0],
+            event_ts=ev[1], window=Window(*top.window), message=message, suggested_action=ACTIONS[kind],
+            details=details or None, change_ts=top.change_ts if status == "firing" else None,
+        )
+
+    def take(self) -> dict[str, bytes | None]:
+        """Changed incident states since the last call (None: back to default, delete)."""
+        out: dict[str, bytes | None] = {}
+        for key in sorted(self.dirty, key=lambda k: (k[0] or "", k[1])):
+            st = self.state.get(key)
+            out[f"i:{key[1]}:{key[0] if key[0] is not None else ''}"] = \
+                None if st is None else msgspec.msgpack.encode([key[0], st])
+        self.dirty.clear()
+        return out
+
+    def touch_all(self) -> None:
+        self.dirty.update(self.state)
+
+    def is_open(self, key: Key) -> bool:
+        st = self.state.get(key)
+        return st is not None and bool(st.alert_id)
+
+    def load(self, fields: dict[str, bytes]) -> None:
+        for name, raw in fields.items():
+            if name.startswith("i:"):
+                kind = name.split(":", 2)[1]
+                feature, st = msgspec.msgpack.decode(raw, type=tuple[str | None, Incident])
+                self.state[(feature, kind)] = st  # type: ignore[index]
