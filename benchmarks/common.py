@@ -157,18 +157,24 @@ def workload(events: int, models: int = 4, drift_at: float | None = 0.5, seed: i
     ``drift_at`` is the share of the predictions after which the default drifts are injected
     (None: no drift).
     """
-    from pipeline.synth import SynthSpec, write_log
+    from pipeline.synth import SynthSpec
 
     preds = predictions_for(events)
     at = None if drift_at is None else int(preds * drift_at)
-    spec = SynthSpec(events=preds, models=models, drift_at=at, seed=seed)
+    return synth_log(SynthSpec(events=preds, models=models, drift_at=at, seed=seed))
+
+
+def synth_log(spec: Any) -> tuple[Path, int]:
+    """The log of a :class:`pipeline.synth.SynthSpec`, generated once and cached; (path, lines)."""
+    from pipeline.synth import write_log
+
     LOG_CACHE.mkdir(parents=True, exist_ok=True)
-    path = LOG_CACHE / f"synth-p{preds}-m{models}-d{at}-s{seed}.jsonl"
+    path = LOG_CACHE / f"synth-p{spec.events}-m{spec.models}-d{spec.drift_at}-s{spec.seed}.jsonl"
     count = path.with_suffix(".count")
     if path.exists() and count.exists():
         return path, int(count.read_text())
     t0 = time.perf_counter()
-    print(f"   generating {path.name} ({preds:,} predictions, {models} models) ...", flush=True)
+    print(f"   generating {path.name} ({spec.events:,} predictions, {spec.models} models) ...", flush=True)
     tmp = path.with_suffix(".tmp")
     n = write_log(spec, tmp)
     tmp.rename(path)
