@@ -1,0 +1,119 @@
+"""Shared fixtures: the real Kafka broker and Redis, and one isolated stack per test.
+
+The services come from ``eval "$(scripts/services.sh up)"`` (``KAFKA_BOOTSTRAP_SERVERS``,
+``REDIS_URL``); without those variables the script's own addresses are used. A test that
+needs a service FAILS with a clear message when it is unreachable; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+# Test modules import their helpers (fault_helpers) as top-level modules.
+sys.path.insert(0, str(TESTS / "pipeline"))
+
+_HOW = 'start them with: eval "$(scripts/services.sh up)"'
+
+
+def _script_env() -> dict[str, str]:
+    """The addresses scripts/services.sh manages (its `env` command starts nothing)."""
+    try:
+        out = subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "env"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    env = {}
+    for line in out.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line[len("export "):].partition("=")
+            env[name] = value.strip("'\"")
+    return env
+
+
+def _service_address(name: str) -> str:
+    value = os.environ.get(name) or _script_env().get(name)
+    if not value:
+        pytest.fail(f"{name} is not set and scripts/services.sh gave no default; {_HOW}")
+    return value
+
+
+def _reachable(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The real broker's bootstrap address; fails (never skips) when it does not answer."""
+    servers = _service_address("KAFKA_BOOTSTRAP_SERVERS")
+    first = servers.split(",")[0].split("://")[-1]
+    if not _reachable(first):
+        pytest.fail(f"Kafka at {servers} is unreachable; {_HOW}")
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=10000, client_id="dw-test-probe")
+        admin.list_topics()
+        admin.close()
+    except KafkaError as exc:
+        pytest.fail(f"Kafka at {servers} does not answer admin requests ({exc}); {_HOW}")
+    return servers
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis URL; fails (never skips) when Redis does not answer PING."""
+    import redis
+
+    url = _service_address("REDIS_URL")
+    try:
+        redis.Redis.from_url(url, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        from pipeline.redis_store import redact_url
+
+        pytest.fail(f"Redis at {redact_url(url)} is unreachable ({exc}); {_HOW}")
+    return url
+
+
+@pytest.fixture
+def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[object]:
+    """Make isolated stacks (unique topics with N partitions, group id, Redis key prefix, config file).
+
+    ``stack_factory(partitions=2, **config_overrides)``; overrides use ``__`` for nesting,
+    e.g. ``runtime__max_models=1``. Topics, keys and processes are cleaned up afterwards.
+    """
+    from fault_helpers import Stack
+
+    made: list[Stack] = []
+
+    def make(partitions: int = 2, create: bool = True, alert_configs: dict[str, str] | None = None,
+             **overrides: object) -> Stack:
+        stack = Stack(kafka_bootstrap, redis_url, tmp_path, partitions=partitions, **overrides)
+        made.append(stack)
+        if create:
+            stack.create_topics(alert_configs)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.cleanup()
+
+
+@pytest.fixture
+def stack(stack_factory: object) -> object:
+    """One isolated stack with 2 partitions per input topic."""
+    return stack_factory()  # type: ignore[operator]
