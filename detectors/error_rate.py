@@ -1,13 +1,15 @@
 """Windowed error rate (0/1 errors) or mean absolute error against the error reference.
 
 A one-sided two-sample z-test (pooled for rates, Welch for absolute errors)
-asks whether recent errors are larger than the reference's.
+asks whether recent errors are larger than the reference's. It scans a few
+recent window lengths (a change is seen soonest by a window about as long as
+the time since it) and Bonferroni-corrects over them.
 
 >>> from detectors.view import ErrorView
 >>> ev = ErrorView(np.r_[np.zeros(900), np.ones(100)], np.r_[np.zeros(350), np.ones(150)], True, np.arange(500.0))
 >>> s = ErrorRate(ErrorRateParams()).check(ev)
->>> s.level, round(s.statistic, 2)
-(2, 2.0)
+>>> s.level, round(s.statistic, 2), s.details["window_errors"]
+(2, 6.5, 200)
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class ErrorRateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Relative rise at or above which the test is critical."""
     resolve: float = 0.05
     """Relative rise below which the test counts as clear."""
+    windows: list[int] = msgspec.field(default_factory=lambda: [200, 500, 1000])
+    """Recent window lengths (joined errors) tested; capped by concept.window_size."""
     min_count: int = 100
-    """Fewest joined errors in the window and in the reference needed to test."""
+    """Fewest joined errors in the reference needed to test."""
 
 
 def rise_pvalue(ref: FloatArray, win: FloatArray, binary: bool) -> float:
@@ -62,17 +66,22 @@ class ErrorRate:
         self.params = params
 
     def check(self, view: ErrorView) -> Score | None:
-        p, ref, win = self.params, view.ref, view.values
-        if len(win) < p.min_count or len(ref) < p.min_count:
+        p, ref, values = self.params, view.ref, view.values
+        sizes = [w for w in p.windows if w <= len(values)]
+        if not sizes or len(ref) < p.min_count:
             return None
+        tested = [(rise_pvalue(ref, values[-w:], view.binary), w) for w in sizes]
+        pval, w = min(tested)
+        win = values[-w:]
         mr, mw = float(ref.mean()), float(win.mean())
         rise = (mw - mr) / max(mr, 1e-3 if view.binary else 1e-9)
         level, bound, clear = grade(rise, p.warning, p.critical, p.resolve)
         what = "error rate" if view.binary else "mean absolute error"
+        ts = view.ts[-w:]
         return Score(
             detector=self.name, statistic=rise, threshold=bound, level=level, clear=clear,
-            p_value=rise_pvalue(ref, win, view.binary), window=view.window(),
-            change_ts=float(view.ts[0]) if level and view.n else None,
-            details={"reference": round(mr, 6), "window": round(mw, 6), "metric": what},
-            message=f"{what} rose from {mr:.4g} to {mw:.4g} ({rise:+.0%})",
+            p_value=min(1.0, pval * len(sizes)), window=(float(ts.min()), float(ts.max()), w),
+            change_ts=float(ts.min()) if level else None,
+            details={"reference": round(mr, 6), "window": round(mw, 6), "metric": what, "window_errors": w},
+            message=f"{what} rose from {mr:.4g} to {mw:.4g} ({rise:+.0%}) over the last {w} labelled predictions",
         )

@@ -82,8 +82,11 @@ class Policy:
         self.dirty: set[Key] = set()
 
     def adjust(self, findings: Sequence[tuple[Key, Score]]) -> None:
-        """Correct the p-values of one evaluation together, then cap levels and clear flags by them."""
-        tested = [s for _, s in findings if s.p_value is not None]
+        """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them."""
+        for kind in sorted({key[1] for key, _ in findings}):
+            self._adjust([s for key, s in findings if key[1] == kind and s.p_value is not None])
+
+    def _adjust(self, tested: list[Score]) -> None:
         adjusted = adjust_pvalues([s.p_value for s in tested if s.p_value is not None], self.cfg.correction)
         for s, padj in zip(tested, adjusted, strict=True):
             p_level = 2 if padj <= self.cfg.alpha_critical else int(padj <= self.cfg.alpha)

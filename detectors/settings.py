@@ -25,26 +25,26 @@ import msgspec
 class PolicySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How decisions become incidents."""
 
-    fire_after: int = 2
+    fire_after: int = 1
     """Consecutive evaluations at warning level or above before an incident fires."""
     resolve_after: int = 3
     """Consecutive evaluations below every resolve level before it resolves."""
     cooldown_events: int = 1000
     """Events after a resolve before the same incident may fire again."""
     alpha: float = 1e-4
-    """Family-wise false-alarm budget per evaluation for the p-value tests (warning)."""
+    """False-alarm budget of the p-value tests per evaluation and alert kind (warning level)."""
     alpha_critical: float = 1e-8
     """Adjusted p-value at or below which a p-value test is critical."""
     alpha_resolve: float = 1e-2
     """Adjusted p-value above which a p-value test counts as clear (hysteresis)."""
     correction: Literal["bh", "bonferroni", "none"] = "bh"
-    """Multiple-testing correction across one evaluation's p-values (Benjamini-Hochberg or Bonferroni)."""
+    """Multiple-testing correction across one evaluation's p-values of one alert kind (BH or Bonferroni)."""
 
 
 class NumericSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Detectors of numeric features."""
 
-    detectors: list[str] = msgspec.field(default_factory=lambda: ["ks", "chi2", "psi", "adwin"])
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["ks", "chi2", "psi"])
     """Drift detectors run on every numeric feature (registry names)."""
     bins: int = 10
     """Reference quantile bins used by psi, chi2 and js."""
@@ -84,7 +84,7 @@ class ConceptSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Detectors of the joined error stream (0/1 errors for classes, absolute errors for numbers)."""
     reference_size: int = 1000
     """Joined errors that form the error reference (the first ones of the version)."""
-    window_size: int = 500
+    window_size: int = 1000
     """Recent joined errors compared with the error reference."""
     horizon_s: float = 7 * 86400.0
     """Event-time seconds a prediction waits for its label (and a label for its prediction) before expiring."""

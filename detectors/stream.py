@@ -258,7 +258,7 @@ class ADWINDetector(StreamDetector):
         for i, x in enumerate(values.tolist()):
             if upd(x):
                 last = i
-                self.last_width = det._helper.get_width()
+                self.last_width = int(det._helper.get_width())
                 det._reset()
                 upd = det._helper.update
         return last

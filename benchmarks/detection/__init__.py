@@ -1,0 +1,1 @@
+"""Detection-quality benchmark: synthetic streams with known change points, default settings."""

@@ -1,0 +1,145 @@
+"""Detection-quality benchmark of the default settings.
+
+Run: ``.venv/bin/python -m benchmarks.detection.run [--seeds 5] [--clean-seeds 3] [--clean-n 20000]``.
+Prints a table per scenario and writes ``benchmarks/results/detection.json``.
+Delays and rates count prediction events (each label event is extra traffic on top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, prediction_index
+from detectors.events import Alert, Event
+from detectors.monitor import ModelMonitor
+from detectors.settings import DetectionSettings
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "detection.json"
+
+
+def replay(events: list[Event], settings: DetectionSettings, batch: int = 500) -> list[Alert]:
+    """Drive monitors like the engine: route batches by (model, version), tick on watermark advances."""
+    monitors: dict[tuple[str, str], ModelMonitor] = {}
+    watermark = float("-inf")
+    out: list[Alert] = []
+    for b in range(0, len(events), batch):
+        chunk = events[b : b + batch]
+        groups: dict[tuple[str, str], list[Event]] = {}
+        for ev in chunk:
+            groups.setdefault((ev.model, ev.model_version), []).append(ev)
+        for key, evs in groups.items():
+            mon = monitors.get(key)
+            if mon is None:
+                mon = monitors[key] = ModelMonitor(key[0], key[1], settings, secret=b"bench")
+            out.extend(mon.process(evs))
+        for ev in chunk:
+            if ev.ts > watermark:
+                watermark = ev.ts
+                for mon in monitors.values():
+                    out.extend(mon.tick(watermark, ev))
+    return out
+
+
+def run_drift(name: str, seed: int, settings: DetectionSettings, n: int, change: int) -> dict[str, object]:
+    stream = DRIFT[name](np.random.default_rng(seed), n, change)
+    pos = dict(zip((e.event_id for e in stream.events), prediction_index(stream.events), strict=True))
+    alerts = [a for a in replay(stream.events, settings) if a.status == "firing"]
+    right = [a for a in alerts if a.kind == stream.kind and pos[a.event_id] >= change]
+    early = [a for a in alerts if pos[a.event_id] < change]
+    first = right[0] if right else None
+    return {
+        "scenario": name, "seed": seed, "detected": first is not None,
+        "delay": pos[first.event_id] - change if first else None,
+        "feature_ok": first is not None and (stream.feature is None or first.feature == stream.feature),
+        "detector": first.detector if first else None, "false_before_change": len(early),
+        "kinds_after": sorted({a.kind for a in alerts if pos[a.event_id] >= change}),
+    }
+
+
+def run_clean(name: str, seed: int, settings: DetectionSettings, n: int) -> dict[str, object]:
+    events = CLEAN[name](np.random.default_rng(1000 + seed), n)
+    alerts = [a for a in replay(events, settings) if a.status == "firing"]
+    preds = sum(e.stream == "prediction" for e in events)
+    return {"stream": name, "seed": seed, "events": len(events), "predictions": preds, "false_alarms": len(alerts),
+            "alerts": [f"{a.kind}/{a.feature}/{a.detector}/{a.severity}" for a in alerts]}
+
+
+def summarize(drift: list[dict[str, object]], clean: list[dict[str, object]]) -> dict[str, object]:
+    rows = []
+    for name in DRIFT:
+        runs = [r for r in drift if r["scenario"] == name]
+        delays = [int(r["delay"]) for r in runs if r["detected"]]  # type: ignore[call-overload]
+        rows.append({"scenario": name, "required": name in REQUIRED, "runs": len(runs),
+                     "detected": sum(bool(r["detected"]) for r in runs),
+                     "feature_ok": sum(bool(r["feature_ok"]) for r in runs),
+                     "median_delay": statistics.median(delays) if delays else None,
+                     "max_delay": max(delays) if delays else None,
+                     "detectors": sorted({str(r["detector"]) for r in runs if r["detector"]}),
+                     "false_before_change": sum(int(r["false_before_change"]) for r in runs)})  # type: ignore[call-overload]
+    req = [r for r in drift if r["scenario"] in REQUIRED]
+    req_delays = [int(r["delay"]) for r in req if r["detected"]]  # type: ignore[call-overload]
+    preds = sum(int(c["predictions"]) for c in clean)  # type: ignore[call-overload]
+    events = sum(int(c["events"]) for c in clean)  # type: ignore[call-overload]
+    false = sum(int(c["false_alarms"]) for c in clean)  # type: ignore[call-overload]
+    return {
+        "scenarios": rows,
+        "required_detection_rate": sum(bool(r["detected"]) for r in req) / max(len(req), 1),
+        "median_delay_required": statistics.median(req_delays) if req_delays else None,
+        "clean_predictions": preds, "clean_events_with_labels": events, "clean_false_alarms": false,
+        "false_alarms_per_100k_predictions": false / preds * 1e5 if preds else None,
+        "false_alarms_per_100k_events": false / events * 1e5 if events else None,
+        "clean_streams": [{k: v for k, v in c.items() if k != "alerts"} | {"alerts": c["alerts"][:5]} for c in clean],
+    }
+
+
+def print_table(summary: dict[str, object]) -> None:
+    print(f"{'scenario':32} {'req':>3} {'detected':>9} {'feature':>8} {'median':>7} {'max':>6}  detectors")
+    for r in summary["scenarios"]:  # type: ignore[attr-defined]
+        print(f"{r['scenario']:32} {'yes' if r['required'] else 'no':>3} {r['detected']:>4}/{r['runs']:<4} "
+              f"{r['feature_ok']:>4}/{r['runs']:<3} {r['median_delay'] if r['median_delay'] is not None else '-':>7} "
+              f"{r['max_delay'] if r['max_delay'] is not None else '-':>6}  {','.join(r['detectors'])}")
+    print()
+    for c in summary["clean_streams"]:  # type: ignore[attr-defined]
+        print(f"drift-free {c['stream']:24} seed {c['seed']}: {c['predictions']:>7} predictions "
+              f"({c['events']} events), false alarms {c['false_alarms']} {c['alerts']}")
+    print()
+    print(f"required scenarios detected with the right kind: {summary['required_detection_rate']:.1%}")
+    print(f"median delay (required scenarios): {summary['median_delay_required']} prediction events")
+    print(f"drift-free: {summary['clean_false_alarms']} false alarms over {summary['clean_predictions']} predictions "
+          f"= {summary['false_alarms_per_100k_predictions']:.2f} per 100k predictions "
+          f"({summary['false_alarms_per_100k_events']:.2f} per 100k events incl. labels)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--clean-seeds", type=int, default=3)
+    ap.add_argument("--n", type=int, default=6000, help="prediction events per drift stream")
+    ap.add_argument("--change", type=int, default=3500, help="change point (prediction index)")
+    ap.add_argument("--clean-n", type=int, default=20000, help="prediction events per drift-free stream")
+    ap.add_argument("--only", default="", help="comma-separated scenario names")
+    args = ap.parse_args()
+    settings = DetectionSettings()
+    t0 = time.perf_counter()
+    only = set(filter(None, args.only.split(",")))
+    drift = [run_drift(name, s, settings, args.n, args.change) for name in DRIFT if not only or name in only
+             for s in range(args.seeds)]
+    clean = [run_clean(name, s, settings, args.clean_n) for name in CLEAN if not only or name in only
+             for s in range(args.clean_seeds)]
+    summary = summarize(drift, clean)
+    summary["runtime_s"] = round(time.perf_counter() - t0, 1)
+    summary["runs"] = drift
+    print_table(summary)
+    print(f"runtime {summary['runtime_s']} s")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
