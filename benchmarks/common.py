@@ -186,8 +186,9 @@ def synth_log(spec: Any) -> tuple[Path, int]:
 # --------------------------------------------------------------------------- profiling
 
 
-def cprofile_top(fn: Callable[[], object], top: int = 20) -> tuple[float, list[dict[str, Any]]]:
-    """Run ``fn`` under cProfile; return its (inflated) wall time and the top functions by own time."""
+def cprofile_top(fn: Callable[[], object], top: int = 20) -> tuple[float, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run ``fn`` under cProfile once; return its (inflated) wall time, the top functions by own
+    time and the top call trees by cumulative time."""
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.runcall(fn)
@@ -203,23 +204,12 @@ def cprofile_top(fn: Callable[[], object], top: int = 20) -> tuple[float, list[d
                 "tottime_s": round(tottime, 4),
                 "cumtime_s": round(cumtime, 4),
                 "own_share": round(tottime / total, 4) if total else None,
+                "cum_share": round(cumtime / total, 4) if total else None,
             }
         )
-    rows.sort(key=lambda r: r["tottime_s"], reverse=True)
-    return wall, rows[:top]
-
-
-def cumulative_top(fn: Callable[[], object], top: int = 20) -> list[dict[str, Any]]:
-    """Like :func:`cprofile_top` but sorted by cumulative time (which call trees cost)."""
-    prof = cProfile.Profile()
-    prof.runcall(fn)
-    stats = pstats.Stats(prof, stream=io.StringIO())
-    rows = [
-        {"function": f"{_short(f)}:{ln}({fn_})", "ncalls": nc, "cumtime_s": round(ct, 4)}
-        for (f, ln, fn_), (_cc, nc, _tt, ct, _c) in stats.stats.items()  # type: ignore[attr-defined]
-    ]
-    rows.sort(key=lambda r: r["cumtime_s"], reverse=True)
-    return rows[:top]
+    own = sorted(rows, key=lambda r: r["tottime_s"], reverse=True)[:top]
+    cum = sorted(rows, key=lambda r: r["cumtime_s"], reverse=True)[:top]
+    return wall, own, cum
 
 
 def _short(file: str) -> str:

@@ -22,7 +22,6 @@ import msgspec
 from benchmarks.common import (
     banner,
     cprofile_top,
-    cumulative_top,
     median,
     profile_table,
     ratio,
@@ -96,13 +95,20 @@ def _prefix(path: Path, lines: int) -> Path:
     return out
 
 
-def run(events: int = 1_000_000, models: int = 4, repeats: int = 3, profile_events: int = 200_000) -> dict[str, Any]:
+def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_events: int = 100_000,
+        budget_s: float | None = None) -> dict[str, Any]:
+    """``budget_s``: start no further repeat once one more would end past it (at least one runs)."""
     banner(f"{NAME}: {events:,} events, {models} models, {repeats} repeats")
     path, lines = workload(events, models)
     modes = {"decode_ceiling": decode_ceiling, "edge_decode": edge_decode, "replay": lambda p: full_replay(p)[:2]}
     runs: dict[str, list[float]] = {m: [] for m in modes}
     counts: dict[str, int] = {}
+    t_start = time.perf_counter()
     for rep in range(repeats):
+        elapsed = time.perf_counter() - t_start
+        if rep and budget_s is not None and elapsed * (rep + 1) / rep > budget_s:
+            print(f"   stopping after {rep} repeat(s): another would pass the {budget_s:.0f} s budget", flush=True)
+            break
         # Interleaved, so a noisy neighbour hits every mode alike.
         for mode, fn in modes.items():
             n, secs = fn(path)
@@ -110,18 +116,17 @@ def run(events: int = 1_000_000, models: int = 4, repeats: int = 3, profile_even
             runs[mode].append(n / secs)
             print(f"   repeat {rep + 1}: {mode:15s} {n:>9,} events {secs:7.2f} s {n / secs:>10,.0f} ev/s", flush=True)
     med = {m: median(v) for m, v in runs.items()}
-    alerts = full_replay(path, min(lines, 60_000))[2]
     profile = _profile(path, min(profile_events, lines))
     result = {
         "workload": {"lines": lines, "models": models, "features": 20, "drift_at_share": 0.5, "log": path.name},
-        "repeats": repeats,
+        "repeats": len(runs["replay"]),
         "events_per_s": runs,
         "median_events_per_s": med,
         "ratio_replay_to_ceiling": ratio(med["replay"], med["decode_ceiling"]),
         "ratio_replay_to_edge": ratio(med["replay"], med["edge_decode"]),
         "target_events_per_s": TARGET_EPS,
         "target_met": med["replay"] >= TARGET_EPS,
-        "alerts_first_60k_lines": alerts,
+        "alerts_in_profiled_prefix": profile.pop("alerts"),
         "profile": profile,
     }
     _print(result)
@@ -135,13 +140,14 @@ def _profile(path: Path, lines: int) -> dict[str, Any]:
     def go() -> None:
         holder["r"] = full_replay(path, lines)
 
-    wall, top = cprofile_top(go, 25)
+    wall, top, cumulative = cprofile_top(go, 30)
     return {
+        "alerts": holder["r"][2],
         "tool": "cProfile (deterministic; inflates per-call costs, so read shares, not absolute times)",
         "lines": lines,
         "profiled_wall_s": round(wall, 2),
         "top_by_own_time": top,
-        "top_by_cumulative_time": cumulative_top(lambda: full_replay(path, min(lines, 100_000)), 25),
+        "top_by_cumulative_time": cumulative,
     }
 
 
@@ -158,19 +164,24 @@ def _print(r: dict[str, Any]) -> None:
           f" ({r['workload']['lines']:,} lines, {r['repeats']} repeats)")
     print("\nhot spots (cProfile, replay of", f"{r['profile']['lines']:,} lines, by own time):")
     print(profile_table(r["profile"]["top_by_own_time"]))
+    print("\ncall trees by cumulative time:")
+    print(table(["cum %", "cumtime s", "calls", "function"],
+                [(f"{100 * (x.get('cum_share') or 0):.1f}", x["cumtime_s"], x["ncalls"], x["function"][:90])
+                 for x in r["profile"]["top_by_cumulative_time"][:14]]))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=1_000_000, help="log lines (predictions + labels)")
-    p.add_argument("--models", type=int, default=4)
+    p.add_argument("--models", type=int, default=6)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--profile-events", type=int, default=200_000)
+    p.add_argument("--profile-events", type=int, default=100_000)
+    p.add_argument("--budget", type=float, default=None, help="seconds; fewer repeats if they would not fit")
     p.add_argument("--quick", action="store_true", help="100k events, 3 repeats, 50k profiled")
     a = p.parse_args(argv)
     if a.quick:
         a.events, a.profile_events = min(a.events, 100_000), min(a.profile_events, 50_000)
-    return run(a.events, a.models, a.repeats, a.profile_events)
+    return run(a.events, a.models, a.repeats, a.profile_events, a.budget)
 
 
 if __name__ == "__main__":

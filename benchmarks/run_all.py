@@ -1,0 +1,115 @@
+"""Run every benchmark in one go and print one summary table.
+
+    .venv/bin/python -m benchmarks.run_all [--quick] [--only NAME,...] [--skip NAME,...]
+
+Full sizes take about 15 minutes on a 2-core machine (less once the workload logs are cached in
+``.cache/bench-logs``); ``--quick`` uses smaller sizes. The live benchmarks need the real services
+(``eval "$(scripts/services.sh up)"``; started here if the variables are missing). Each benchmark
+writes ``benchmarks/results/<name>.json``; this writes ``benchmarks/results/summary.json`` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks import alert_latency, batch_cost, live_throughput, memory, replay_throughput, scale_out
+from benchmarks.common import banner, services_env, table, write_result
+
+Plan = dict[str, Callable[[], dict[str, Any]]]
+
+
+def plan(quick: bool) -> Plan:
+    if quick:
+        return {
+            "replay_throughput": lambda: replay_throughput.run(100_000, 6, 3, 50_000, budget_s=90),
+            "batch_cost": lambda: batch_cost.run(60_000, 4),
+            "live_throughput": lambda: live_throughput.run(150_000, 1, 2),
+            "scale_out": lambda: scale_out.run(100_000, 1),
+            "alert_latency": lambda: alert_latency.run(None, 10, quick=True),
+            "memory": lambda: memory.run(400_000, 40),
+        }
+    return {
+        "replay_throughput": lambda: replay_throughput.run(1_000_000, 6, 3, 100_000, budget_s=240),
+        "batch_cost": lambda: batch_cost.run(200_000, 4),
+        "live_throughput": lambda: live_throughput.run(1_000_000, 1, 3),
+        "scale_out": lambda: scale_out.run(400_000, 1),
+        "alert_latency": lambda: alert_latency.run(None, 20),
+        "memory": lambda: memory.run(1_000_000, 100),
+    }
+
+
+def headline(name: str, r: dict[str, Any]) -> tuple[str, str, str]:
+    """(figure, target, verdict) of one result."""
+    if r.get("skipped") or r.get("error"):
+        return (r.get("reason") or r.get("error") or "")[:70], "", "NOT RUN"
+    verdict = "MET" if r.get("target_met") else "MISSED"
+    if name == "replay_throughput":
+        m = r["median_events_per_s"]
+        return (f"{m['replay']:,.0f} ev/s = {r['ratio_replay_to_ceiling']:.3f} x decode ceiling "
+                f"{m['decode_ceiling']:,.0f}", ">= 50,000 ev/s", verdict)
+    if name == "live_throughput":
+        s = r["median_steady_events_per_s"]
+        return (f"{s['driftwire'] or 0:,.0f} vs bare {s['bare'] or 0:,.0f} ev/s = {r['ratio_steady'] or 0:.2f}",
+                ">= 0.5 x bare", verdict)
+    if name == "alert_latency":
+        d, t = r["first_drift_to_alert_s"], r["trigger_to_alert_s"]
+        return (f"p50 {_s(d['p50'])} p99 {_s(d['p99'])} (trigger->alert p50 {_s(t['p50'])} p99 {_s(t['p99'])})",
+                "p99 < 2 s", verdict)
+    if name == "scale_out":
+        s = r["median_steady_events_per_s"]
+        fig = f"{s['one'] or 0:,.0f} -> {s['two'] or 0:,.0f} ev/s = {r['speedup_steady'] or 0:.2f}x"
+        return fig, ">= 1.7x", verdict
+    if name == "memory":
+        parts = [f"{k} {100 * r[k]['flatness']:.1f}%" for k in ("replay", "live")
+                 if isinstance(r.get(k), dict) and r[k].get("flatness") is not None]
+        return "RSS deviation " + ", ".join(parts), "within +-10%", verdict
+    if name == "batch_cost":
+        w = r["by_window"]
+        return (", ".join(f"w{x['window_size']}: {x['round_trips_per_batch']['median']:.0f} rt, "
+                          f"{x['bytes_written_per_batch']['median']:,.0f} B" for x in w),
+                "flat in window size", verdict)
+    return "", "", verdict
+
+
+def _s(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", default="", help="comma-separated benchmark names")
+    p.add_argument("--skip", default="", help="comma-separated benchmark names")
+    a = p.parse_args(argv)
+    os.environ.update(services_env())
+    steps = plan(a.quick)
+    only = {x for x in a.only.split(",") if x}
+    skip = {x for x in a.skip.split(",") if x}
+    results: dict[str, dict[str, Any]] = {}
+    t_all = time.monotonic()
+    for name, fn in steps.items():
+        if (only and name not in only) or name in skip:
+            continue
+        t0 = time.monotonic()
+        try:
+            results[name] = fn()
+        except Exception as exc:  # one broken benchmark must not hide the others
+            traceback.print_exc()
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        results[name]["elapsed_s"] = round(time.monotonic() - t0, 1)
+        print(flush=True)
+    banner(f"summary ({'quick' if a.quick else 'full'}, {time.monotonic() - t_all:.0f} s)")
+    rows = [(n, *headline(n, r), r["elapsed_s"]) for n, r in results.items()]
+    print(table(["benchmark", "figure", "target", "verdict", "s"], rows))
+    write_result("summary", {"quick": a.quick, "rows": [dict(zip(("benchmark", "figure", "target", "verdict",
+                                                                   "elapsed_s"), r, strict=True)) for r in rows]})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
