@@ -180,11 +180,18 @@ class RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
         self._revoked: set[TopicPartition] = set()
         self._assigned: set[TopicPartition] = set()
         self.rebalances = 0
+        self.in_rebalance = True  # until the first assignment arrives
+
+    @property
+    def settled(self) -> bool:
+        """A member of the group with a complete assignment (possibly empty)."""
+        return not self.in_rebalance
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         with self._lock:
             self._revoked |= set(revoked)
             self._assigned -= set(revoked)
+            self.in_rebalance = True
 
     def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
         self.on_partitions_revoked(lost)
@@ -196,6 +203,7 @@ class RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
         with self._lock:
             self._assigned |= assigned
             self.rebalances += 1
+            self.in_rebalance = False
 
     def take(self) -> tuple[set[TopicPartition], set[TopicPartition]]:
         """(revoked, assigned) since the last call."""

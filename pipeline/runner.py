@@ -26,8 +26,10 @@ consumer closed (it leaves the group), so the next owner re-processes nothing.
 Test-only fault hooks (``DRIFTWIRE_FAULT``, comma-separated; never set it in production):
 ``crash_before_commit:N`` / ``crash_after_commit:N`` call ``os._exit(137)`` just before /
 just after the store commit of this process's N-th batch (like ``kill -9`` at that point);
-``stop_before_commit:N`` sends this process SIGSTOP just before the N-th commit (a stale
-consumer, resumed by SIGCONT); ``slow_batch:S`` sleeps S seconds after every batch.
+``crash_after_alert_commit:K`` does so right after the K-th commit that put alerts into the
+outbox (before they are published); ``stop_before_commit:N`` sends this process SIGSTOP just
+before the N-th commit (a stale consumer, resumed by SIGCONT); ``slow_batch:S`` sleeps S
+seconds after every batch.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Faults:
             name, _, value = part.partition(":")
             self.points[name] = float(value or 0)
         self.batch = 0
+        self.alert_commits = 0
 
     def _hit(self, name: str) -> bool:
         return name in self.points and self.batch == int(self.points[name])
@@ -97,10 +100,15 @@ class Faults:
             os.kill(os.getpid(), signal.SIGSTOP)
             log.warning("fault_resumed", fault="stop_before_commit", batch=self.batch)
 
-    def after_commit(self) -> None:
+    def after_commit(self, alerts: int) -> None:
         if self._hit("crash_after_commit"):
             log.warning("fault_injected", fault="crash_after_commit", batch=self.batch)
             os._exit(137)
+        if alerts:
+            self.alert_commits += 1
+            if self.alert_commits == int(self.points.get("crash_after_alert_commit", -1)):
+                log.warning("fault_injected", fault="crash_after_alert_commit", batch=self.batch, alerts=alerts)
+                os._exit(137)
 
     def after_batch(self) -> None:
         if "slow_batch" in self.points:
@@ -210,6 +218,9 @@ class Runner:
             self.request_stop("idle_timeout")
 
     def _settled(self) -> bool:
+        """Nothing in flight: a group member with its assignment, every shard claimed, committed, published."""
+        if not self.source.listener.settled:
+            return False
         return not self.unclaimed and all(r.pending is None and not r.outbox_dirty for r in self.shards.values())
 
     # -- polling and rebalance ---------------------------------------------------------------------
@@ -400,7 +411,7 @@ class Runner:
                                    pending.alerts)
         if self.metrics is not None:
             self.metrics.redis_write_seconds(time.monotonic() - t0)
-        self.faults.after_commit()
+        self.faults.after_commit(len(pending.alerts))
         self._component("redis", True)
         if result == "already_applied":
             self.log.info("commit_already_applied", partition=run.shard, offsets=pending.next_offsets)
@@ -420,7 +431,7 @@ class Runner:
                 alerts = self.alerts.publish(entries)
                 self.store.ack(run.shard, run.epoch, [seq for seq, _ in entries])
                 self.summary.published += len(alerts)
-                self.log.info("alerts_published", partition=run.shard, count=len(alerts),
+                self.log.info("alerts_published", partition=run.shard, epoch=run.epoch, count=len(alerts),
                               ids=sorted({a.alert_id for a in alerts})[:20])
                 if self.metrics is not None:
                     for alert in alerts:

@@ -101,8 +101,9 @@ def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Itera
     made: list[Stack] = []
 
     def make(partitions: int = 2, create: bool = True, alert_configs: dict[str, str] | None = None,
-             **overrides: object) -> Stack:
-        stack = Stack(kafka_bootstrap, redis_url, tmp_path, partitions=partitions, **overrides)
+             share_inputs: Stack | None = None, **overrides: object) -> Stack:
+        stack = Stack(kafka_bootstrap, redis_url, tmp_path, partitions=partitions, share_inputs=share_inputs,
+                      **overrides)
         made.append(stack)
         if create:
             stack.create_topics(alert_configs)

@@ -41,10 +41,13 @@ DETECTION = {"reference_size": 300, "window_size": 200, "eval_every": 50,
 class Stack:
     """Unique topics / group / key prefix for one test, and the commands that use them."""
 
-    def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2, **overrides: Any) -> None:
+    def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2,
+                 share_inputs: Stack | None = None, **overrides: Any) -> None:
+        """``share_inputs``: read the input topics of another stack (read-only), with this
+        stack's own group, key prefix, alert and dead-letter topics."""
         self.bootstrap, self.redis_url, self.workdir = bootstrap, redis_url, workdir
         self.uid = f"{int(time.time()) % 100000}-{uuid.uuid4().hex[:8]}"
-        self.partitions = partitions
+        self.partitions = share_inputs.partitions if share_inputs else partitions
         self.topics = {
             "features": f"dwt.{self.uid}.features",
             "prediction": f"dwt.{self.uid}.predictions",
@@ -52,6 +55,11 @@ class Stack:
             "alerts": f"dwt.{self.uid}.alerts",
             "dead_letter": f"dwt.{self.uid}.dlq",
         }
+        self.owned = set(self.topics.values())
+        if share_inputs is not None:
+            for s in INPUTS:
+                self.topics[s] = share_inputs.topics[s]
+            self.owned = {self.topics["alerts"], self.topics["dead_letter"]}
         self.group = f"dwt-{self.uid}"
         self.prefix = f"dwt-{self.uid}"
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dw-test-admin", request_timeout_ms=15000)
@@ -62,7 +70,7 @@ class Stack:
     # -- set-up and tear-down ---------------------------------------------------------------
 
     def create_topics(self, alert_configs: dict[str, str] | None = None) -> None:
-        new = [NewTopic(self.topics[s], self.partitions, 1) for s in INPUTS]
+        new = [NewTopic(self.topics[s], self.partitions, 1) for s in INPUTS if self.topics[s] in self.owned]
         new.append(NewTopic(self.topics["alerts"], 1, 1, topic_configs=alert_configs or {}))
         new.append(NewTopic(self.topics["dead_letter"], 1, 1))
         self.admin.create_topics(new, timeout_ms=15000)
@@ -106,7 +114,7 @@ class Stack:
                 proc.kill()
                 proc.wait(timeout=10)
         with _suppress():
-            self.admin.delete_topics(list(self.topics.values()), timeout_ms=15000)
+            self.admin.delete_topics(sorted(self.owned), timeout_ms=15000)
         with _suppress():
             self.admin.close()
         client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
@@ -186,6 +194,16 @@ class Stack:
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
+
+    def progress(self) -> int:
+        """Messages whose effect is committed in Redis (the sum of the stored next offsets)."""
+        try:
+            return sum(sum(s["offsets"].values()) for s in self.stored().values())
+        except redis.RedisError:
+            return -1
+
+    def total_inputs(self) -> int:
+        return sum(sum(self.end_offsets(self.topics[s]).values()) for s in INPUTS)
 
     def stored(self) -> dict[int, dict[str, Any]]:
         """Per shard: the stored fields of every model (incl. the engine's), the offsets, the outbox size."""
