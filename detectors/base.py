@@ -47,6 +47,8 @@ class Score(msgspec.Struct, kw_only=True):
     details: dict[str, object] = {}
     change_ts: float | None = None
     window: tuple[float | None, float | None, int] = (None, None, 0)
+    column: str | None = None
+    """The monitored column the finding is about (used to add summaries when an alert fires)."""
 
 
 def grade(stat: float, warning: float, critical: float, resolve: float) -> tuple[int, float, bool]:

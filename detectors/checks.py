@@ -5,7 +5,7 @@
 >>> [d.name for d in c.windowed[("feature", "numeric")]]
 ['ks', 'chi2', 'psi', 'missing_rate', 'non_finite', 'out_of_range', 'type_change', 'frozen', 'schema']
 >>> c.stream[("feature", "numeric")], c.error_stream
-(['adwin'], ['adwin'])
+([], ['adwin'])
 """
 
 from __future__ import annotations

@@ -191,18 +191,33 @@ class Column:
         return vals[flags == OK]  # type: ignore[return-value]
 
     def view(self, ts: FloatArray) -> View | None:
-        """The window as detectors see it (``ts``: event times aligned with the window)."""
+        """The window as detectors see it (``ts``: event times aligned with the window).
+
+        Values are in ring order (most tests are order-free); time order is
+        restored lazily through ``View.ts`` only where a change time is wanted.
+        """
         if self.ref is None or not len(self.values):
             return None
+        n = len(self.values)
+        vals, flags = self.values.arr[:n], self.flags.arr[:n]
+        counts = np.bincount(flags, minlength=4).tolist()
+        if counts[OK] == n:
+            valid = vals
+        else:
+            valid = vals[flags == OK]
+        if self.meta.kind != "numeric":
+            valid = valid.astype(np.int64)
+        ordered_ts = ts[-n:] if len(ts) >= n else None
+        return View(self.ref, valid, n=n, missing=counts[MISSING], nonfinite=counts[NONFINITE],
+                    badtype=counts[BADTYPE], run=self.meta.run, order=lambda: self._time_ordered(ordered_ts),
+                    start_ts=float(ordered_ts[0]) if ordered_ts is not None else None,
+                    end_ts=float(ts[-1]) if len(ts) else None)
+
+    def _time_ordered(self, ts: FloatArray | None) -> tuple[FloatArray, FloatArray | None]:
         vals, flags = self.values.ordered(), self.flags.ordered()
-        counts = np.bincount(flags, minlength=4)
         ok = flags == OK
         valid = vals[ok] if self.meta.kind == "numeric" else vals[ok].astype(np.int64)
-        ts_ok = ts[-len(vals):][ok] if len(ts) >= len(vals) else None
-        return View(self.ref, valid, n=len(vals), missing=int(counts[MISSING]), nonfinite=int(counts[NONFINITE]),
-                    badtype=int(counts[BADTYPE]), run=self.meta.run, ts=ts_ok,
-                    start_ts=float(ts[-len(vals)]) if len(ts) >= len(vals) else None,
-                    end_ts=float(ts[-1]) if len(ts) else None)
+        return valid, ts[ok] if ts is not None and len(ts) == len(ok) else None
 
     # ---- state ---------------------------------------------------------------------------------
 

@@ -37,13 +37,14 @@ class KSParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Fewest valid window values needed to test."""
 
 
-def ks_statistic(ref_sorted: FloatArray, window: FloatArray) -> float:
+def ks_statistic(ref_sorted: FloatArray, window: FloatArray, presorted: bool = False) -> float:
     """Largest distance between the two empirical CDFs (ties handled exactly)."""
-    n, m = len(window), len(ref_sorted)
-    upper = np.sort(np.searchsorted(ref_sorted, window, side="right")) / m
-    lower = np.sort(np.searchsorted(ref_sorted, window, side="left")) / m
-    j = np.arange(n)
-    return float(max(((j + 1) / n - upper).max(), (lower - j / n).max()))
+    w = window if presorted else np.sort(window)
+    n, m = len(w), len(ref_sorted)
+    upper = np.searchsorted(ref_sorted, w, side="right") * (1.0 / m)
+    lower = np.searchsorted(ref_sorted, w, side="left") * (1.0 / m)
+    step = np.arange(n) * (1.0 / n)
+    return float(max((step + 1.0 / n - upper).max(), (lower - step).max()))
 
 
 def ks_pvalue(d: float, n: int, m: int) -> float:
@@ -78,9 +79,9 @@ class KS:
         ref, w, p = view.ref, view.values, self.params
         if not isinstance(ref, NumericRef) or len(w) < p.min_count or ref.m < p.min_count:
             return None
-        d = ks_statistic(ref.sorted, w)
+        d = ks_statistic(ref.sorted, view.sorted_values(), presorted=True)
         level, bound, clear = grade(d, p.warning, p.critical, p.resolve)
-        change = view.change_ts(change_index(ref.sorted, w)) if level else None
+        change = view.change_ts(change_index(ref.sorted, view.time_ordered()[0])) if level else None
         return Score(
             detector=self.name, statistic=d, threshold=bound, level=level, clear=clear,
             p_value=ks_pvalue(d, len(w), ref.m), change_ts=change, window=view.window(),

@@ -79,6 +79,7 @@ class ModelMonitor:
         self.err_stream = [self.checks.new_stream(n) for n in self.checks.error_stream]
         self.err_dirty = False
         self.refused_snapshots: list[str] = []
+        self._views: dict[str, View] = {}
         self.baseline = baseline
         if baseline is not None:
             self._apply_baseline(baseline)
@@ -308,7 +309,8 @@ class ModelMonitor:
         findings.extend(self._health_findings())
         self.policy.adjust(findings)
         label_at = (self.join.c.last_label_id, self.join.c.last_label_ts) if self.join.c.last_label_id else None
-        alerts = self.policy.decide(findings, (ev.event_id, ev.ts), m.n_events, label_at)
+        alerts = self.policy.decide(findings, (ev.event_id, ev.ts), m.n_events, label_at, self._enrich)
+        self._views = {}
         m.since_eval, m.dead, m.max_gap, m.new_seen = 0, 0, 0.0, {}
         if m.last_ts is not None:
             self.join.expire(m.last_ts)
@@ -318,14 +320,17 @@ class ModelMonitor:
         view = col.view(ts)
         if view is None:
             return []
+        self._views[col.name] = view
         key = (col.meta.role, col.meta.kind)
         feature = col.name if col.meta.role == "feature" else None
         out: list[tuple[Key, Score]] = []
+        full = len(col.values) >= col.values.capacity
         for det, kind in zip(self.checks.windowed[key], self.checks.kinds[key], strict=True):
+            if kind != "data_quality" and not full:
+                continue
             s = det.check(view)
             if s is not None:
-                if s.level and kind != "data_quality":
-                    s.details = {**s.details, **_summaries(view)}
+                s.column = col.name
                 out.append(((feature, kind), s))
         drift = "data_drift" if feature is not None else "prediction_drift"
         for det in col.stream:
@@ -387,6 +392,11 @@ class ModelMonitor:
     def _gap_warning(self) -> float:
         det = next((d for d in self.checks.health if d.name == "event_gap"), None)
         return float(det.params.warning) if det is not None else float("inf")
+
+    def _enrich(self, s: Score) -> dict[str, object]:
+        """Reference and window summaries of the column behind a firing alert."""
+        view = self._views.get(s.column or "")
+        return _summaries(view) if view is not None else {}
 
     # ---- restore -------------------------------------------------------------------------------
 

@@ -39,6 +39,11 @@ class OutOfRangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Fewest valid window values needed to test."""
 
 
+def _first_outside(view: View, lo: float, hi: float) -> float | None:
+    vals = view.time_ordered()[0]
+    return view.change_ts(int(np.argmax((vals < lo) | (vals > hi))))
+
+
 class OutOfRange:
     """Out-of-range detector (numeric features)."""
 
@@ -61,7 +66,7 @@ class OutOfRange:
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
             detector=self.name, statistic=rate, threshold=bound, level=level, clear=clear, p_value=pval,
-            window=view.window(), change_ts=view.change_ts(int(np.argmax(outside))) if level else None,
+            window=view.window(), change_ts=_first_outside(view, lo, hi) if level else None,
             details={"range": [lo, hi], "outside": k, "window_min": float(w.min()), "window_max": float(w.max())},
             message=f"{rate:.1%} of recent values lie outside the reference range [{lo:.4g}, {hi:.4g}]",
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -80,6 +80,7 @@ class Policy:
         self.model, self.version, self.cfg = model, version, settings
         self.state: dict[Key, Incident] = {}
         self.dirty: set[Key] = set()
+        self._enrich: Callable[[Score], dict[str, object]] | None = None
 
     def adjust(self, findings: Sequence[tuple[Key, Score]]) -> None:
         """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them."""
@@ -94,12 +95,18 @@ class Policy:
             s.clear = s.clear or padj > self.cfg.alpha_resolve
             s.details = {**s.details, "p_value": s.p_value, "p_adjusted": padj, "alpha": self.cfg.alpha}
 
-    def decide(self, findings: Sequence[tuple[Key, Score]], at: At, n_events: int, label_at: At | None = None
-               ) -> list[Alert]:
+    def decide(self, findings: Sequence[tuple[Key, Score]], at: At, n_events: int, label_at: At | None = None,
+               enrich: Callable[[Score], dict[str, object]] | None = None) -> list[Alert]:
         """Update every incident with this evaluation's findings; the alerts it emits."""
+        self._enrich = enrich
         by_key: dict[Key, list[Score]] = {}
         for key, s in findings:
-            by_key.setdefault(key, []).append(s)
+            if s.level or key in self.state:
+                by_key.setdefault(key, []).append(s)
+            else:
+                by_key.setdefault(key, [])
+        for key in [k for k, v in by_key.items() if not v]:
+            del by_key[key]
         alerts: list[Alert] = []
         for key, scores in by_key.items():
             ev = label_at if key[1] == "concept_drift" and label_at else at
@@ -161,6 +168,8 @@ class Policy:
             message = f"{kind.replace('_', ' ')} on {subject}: {top.message}"
         others = sorted({s.detector for s in scores if s.level and s is not top})
         details = {**top.details, "also_tripped": others} if others else dict(top.details)
+        if status == "firing" and self._enrich is not None:
+            details.update(self._enrich(top))
         return Alert(
             alert_id=st.alert_id, status=status, kind=kind, severity=SEVERITY[st.severity],  # type: ignore[arg-type]
             model=self.model, model_version=self.version, feature=feature, detector=top.detector,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ class View:
         ts: npt.NDArray[np.float64] | None = None,
         start_ts: float | None = None,
         end_ts: float | None = None,
+        order: Callable[[], tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]] | None = None,
     ) -> None:
         self.ref = ref
         self.values = values
@@ -44,25 +46,45 @@ class View:
         self.start_ts = start_ts
         self.end_ts = end_ts
         self._bins: npt.NDArray[np.int64] | None = None
+        self._sorted: npt.NDArray[Any] | None = None
+        self._order = order
+        self._ordered: tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None] | None = None
 
     @property
     def missing_rate(self) -> float:
         return self.missing / self.n if self.n else 0.0
 
+    def sorted_values(self) -> npt.NDArray[Any]:
+        """The valid window values, sorted (cached)."""
+        if self._sorted is None:
+            self._sorted = np.sort(self.values)
+        return self._sorted
+
     def bins(self) -> npt.NDArray[np.int64]:
         """Window counts per reference bin (cached: psi, chi2 and js share them)."""
         if self._bins is None:
-            self._bins = self.ref.bin_counts(self.values)  # type: ignore[arg-type]
+            if isinstance(self.ref, NumericRef):
+                cuts = [0, *np.searchsorted(self.sorted_values(), self.ref.edges, side="left").tolist(), len(self.values)]
+                self._bins = np.array([b - a for a, b in zip(cuts, cuts[1:], strict=False)])
+            else:
+                self._bins = self.ref.bin_counts(self.values)
         return self._bins
 
     def window(self) -> tuple[float | None, float | None, int]:
         return (self.start_ts, self.end_ts, self.n)
 
+    def time_ordered(self) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]:
+        """Valid values and their event times, oldest first (``values`` may be in storage order)."""
+        if self._ordered is None:
+            self._ordered = self._order() if self._order is not None else (self.values, self.ts)
+        return self._ordered
+
     def change_ts(self, index: int) -> float | None:
-        """Event time of the ``index``-th valid window value, where known."""
-        if self.ts is None or not 0 <= index < len(self.ts):
+        """Event time of the ``index``-th valid window value in time order, where known."""
+        ts = self.time_ordered()[1]
+        if ts is None or not 0 <= index < len(ts):
             return self.start_ts
-        return float(self.ts[index])
+        return float(ts[index])
 
 
 class ErrorView:
