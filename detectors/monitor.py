@@ -106,9 +106,9 @@ class ModelMonitor:
     def tick(self, watermark_ts: float, event: Event) -> list[Alert]:
         """Check for a stall against the shard's event-time watermark (cheap unless stalled)."""
         m = self.meta
+        if event.model == self.model and event.model_version != self.version:
+            m.superseded = True
         if m.last_ts is None or watermark_ts - m.last_ts < self._gap_warning() or m.superseded:
-            if event.model == self.model and event.model_version != self.version and m.last_ts is not None:
-                m.superseded = True
             return []
         gap_det = next((d for d in self.checks.health if d.name == "event_gap"), None)
         if gap_det is None:
