@@ -141,6 +141,8 @@ _NESTED: dict[str, type] = {
 
 def _capture(obj: object) -> Any:
     """Explicit state of a river detector or one of its statistics, as msgpack-able data."""
+    if isinstance(obj, np.generic):
+        return obj.item()
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, collections.deque):
