@@ -591,32 +591,36 @@ def overview_chart(view: ModelView) -> str:
     )
 
 
-def drift_section(view: ModelView) -> str:
-    d = view.data
-    ts = np.asarray(d.feature_ts)
+def drift_section(view: ModelView, fired_only: bool) -> str:
+    """PSI over event time per feature: those that fired (``fired_only``), or all the others by largest shift."""
+    ts = np.asarray(view.data.feature_ts)
     fired = fired_features(view)
+
     def peak(name: str) -> float:
         values = view.stats[name].psi
         return float(values.max()) if values.size else 0.0
 
-    # Features that fired first, then the largest recomputed shift: what an investigator looks at first.
-    order = sorted(view.stats, key=lambda n: (n not in fired, -peak(n), n))
-    charts = []
-    for name in order:
-        st = view.stats[name]
-        alerts = view.alerts_where(name)
-        charts.append(line_chart(
-            f"drift:{view.slug}:{name}", f"{name} — PSI vs reference" + (" (fired)" if name in fired else ""),
-            [Line("PSI", ts[st.ends - 1].tolist(), st.psi.tolist())], view.x_range,
-            hlines=[HLine("warning 0.1", PSI_WARNING, WARN), HLine("critical 0.25", PSI_CRITICAL, CRIT)],
-            markers=markers_for(alerts), spans=spans_for(incidents(alerts), view.x_range[1]),
-            note=f"{'numeric' if st.column.numeric else 'categorical'}; {len(alerts)} alert events",
-        ))
-    if not charts:
+    names = [n for n in fired if n in view.stats] if fired_only else sorted(
+        (n for n in view.stats if n not in fired), key=lambda n: (-peak(n), n))
+    if not view.stats:
         return "<p class=empty>No feature events.</p>"
     if not any(view.stats[n].ends.size for n in view.stats):
         return ("<p class=empty>Too few events for a window after the reference "
                 f"({view.settings.reference} + {view.settings.window} needed).</p>")
+    if not names:
+        return f"<p class=empty>{'No feature fired.' if fired_only else 'No other features.'}</p>"
+    charts = []
+    for name in names:
+        st = view.stats[name]
+        alerts = view.alerts_where(name)
+        charts.append(line_chart(
+            f"drift:{view.slug}:{name}", f"{name} — PSI vs reference",
+            [Line("PSI", ts[st.ends - 1].tolist(), st.psi.tolist())], view.x_range,
+            hlines=[HLine("warning 0.1", PSI_WARNING, WARN), HLine("critical 0.25", PSI_CRITICAL, CRIT)],
+            markers=markers_for(alerts), spans=spans_for(incidents(alerts), view.x_range[1]),
+            note=f"{'numeric' if st.column.numeric else 'categorical'}; {len(alerts)} alert events"
+                 + (f" ({', '.join(sorted({a.detector for a in alerts}))})" if alerts else ""),
+        ))
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
@@ -627,7 +631,7 @@ def distribution_section(view: ModelView) -> str:
         if name in view.stats:
             first = next(a for a in view.alerts if a.feature == name and a.status == "firing")
             charts.append(distribution_chart(f"dist:{view.slug}:{name}", name, view.stats[name].column,
-                                             view.data.feature_ts, first, s))
+                                             view.data.feature_ts, first, s, _resolved_at(view, first)))
     outputs = [a for a in view.alerts if a.kind == "prediction_drift" and a.status == "firing"]
     if outputs:
         d = view.data
@@ -635,26 +639,38 @@ def distribution_section(view: ModelView) -> str:
             if any(v is not None for v in raw):
                 col = make_column(name, raw, s.reference, s)
                 charts.append(distribution_chart(f"dist:{view.slug}:{name}", f"model {name}", col, d.pred_ts,
-                                                 outputs[0], s))
+                                                 outputs[0], s, _resolved_at(view, outputs[0])))
     if not charts:
         return "<p class=empty>No feature or model output fired: nothing to compare.</p>"
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
-def current_window(ts: Sequence[float], at: Alert, s: Settings) -> tuple[int, int]:
-    """The window (start, end) of events ending at the alert's event time, after the reference."""
-    end = int(np.searchsorted(np.asarray(ts), at.event_ts, side="right"))
-    end = max(end, min(s.reference + 1, len(ts)))
-    return max(end - s.window, min(s.reference, end)), end
+def _resolved_at(view: ModelView, first: Alert) -> float | None:
+    return next((a.event_ts for a in view.alerts if a.alert_id == first.alert_id and a.status == "resolved"), None)
 
 
-def distribution_chart(cid: str, name: str, col: Column, ts: Sequence[float], at: Alert, s: Settings) -> str:
+def current_window(ts: Sequence[float], at: Alert, s: Settings, until: float | None = None) -> tuple[int, int]:
+    """The ``window`` events that follow the first firing alert (what the change looks like), cut at the
+    incident's resolve time; when too few follow, the window that ended at the alert."""
+    t = np.asarray(ts)
+    fired = int(np.searchsorted(t, at.event_ts, side="right"))
+    stop = len(t) if until is None else int(np.searchsorted(t, until, side="right"))
+    end = min(fired + s.window, stop)
+    if end - fired < s.window // 2:
+        end = max(fired, min(s.reference + 1, len(t)))
+        return max(end - s.window, min(s.reference, end)), end
+    return fired, end
+
+
+def distribution_chart(cid: str, name: str, col: Column, ts: Sequence[float], at: Alert, s: Settings,
+                       until: float | None = None) -> str:
     """Reference vs the window that ended at the first firing alert: histogram (numbers) or shares (categories)."""
-    start, end = current_window(ts, at, s)
+    start, end = current_window(ts, at, s, until)
     ref_vals, cur_vals = col.values[: s.reference], col.values[start:end]
     ref_miss, cur_miss = col.missing[: s.reference], col.missing[start:end]
+    where = "from" if start and ts[start - 1] <= at.event_ts < ts[start] else "up to"
     note = (f"reference: first {ref_vals.size} events, {ref_miss.mean() if ref_miss.size else 0:.1%} missing; "
-            f"current: {cur_vals.size} events up to the first alert ({at.detector}) at {fmt_time(at.event_ts)}, "
+            f"current: {cur_vals.size} events {where} the first alert ({at.detector}) at {fmt_time(at.event_ts)}, "
             f"{cur_miss.mean() if cur_miss.size else 0:.1%} missing")
     title = f"{name} — reference vs current"
     if not col.numeric:
@@ -808,11 +824,12 @@ def model_section(view: ModelView) -> str:
     return (f'<section class="model" id="model-{slug}"><h2>{slug}</h2>'
             f"<p class=meta>{len(d.feature_rows)} feature events, {len(d.pred_ts)} predictions, "
             f"{len(d.labels)} labels, {n_inc} incidents</p>"
-            f"<h3>Data drift per feature</h3>{overview_chart(view)}{drift_section(view)}"
+            f"<h3>Data drift: features that fired</h3>{overview_chart(view)}{drift_section(view, True)}"
             f"<h3>Reference vs current distributions (features that fired)</h3>{distribution_section(view)}"
             f"<h3>Concept drift</h3>{concept_section(view)}"
             f"<h3>Prediction drift</h3>{prediction_section(view)}"
             f"<h3>Data quality</h3>{quality_section(view)}"
+            f"<h3>Data drift: every other feature</h3>{drift_section(view, False)}"
             f"<h3>Stream</h3>{stream_section(view)}</section>")
 
 
