@@ -61,7 +61,7 @@ def exercised_exposition() -> Iterator[str]:
     for name, args in CALLS.items():
         getattr(metrics, name)(*args)
     server = serve("127.0.0.1", 0, metrics, Health())
-    host, port = server.server_address[:2]
+    host, port = "127.0.0.1", server.server_address[1]
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
             yield resp.read().decode()

@@ -45,7 +45,7 @@ def base_url(health: Health) -> Iterator[str]:
     metrics = Metrics()
     metrics.consumed("ml.features", 7)
     server = serve("127.0.0.1", 0, metrics, health)
-    host, port = server.server_address[:2]
+    host, port = "127.0.0.1", server.server_address[1]
     try:
         yield f"http://{host}:{port}"
     finally:
