@@ -370,19 +370,27 @@ def _ids(alerts: list[Alert]) -> list[dict[str, object]]:
     return out
 
 
-@pytest.fixture
-def drift_log(tmp_path: Path) -> Path:
-    path = tmp_path / "drift.jsonl"
-    write_log(SynthSpec(events=9000, drift_at=4500), path)
+@pytest.fixture(scope="module")
+def drift_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One log for the module: each test keeps its replay state under its own key prefix."""
+    path = tmp_path_factory.mktemp("replay") / "drift.jsonl"
+    write_log(SynthSpec(events=6000, drift_at=3500), path)
     return path
 
 
-def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(prefix: str, drift_log: Path) -> None:
-    config = _replay_config(prefix)
-    golden = ListSink()
-    replay(drift_log, config, golden)
-    assert golden.alerts, "the synthetic drift should raise alerts"
+@pytest.fixture(scope="module")
+def golden(drift_log: Path) -> list[dict[str, object]]:
+    """Alerts of the plain in-memory replay (the oracle)."""
+    sink = ListSink()
+    replay(drift_log, parse_config({}, environ={}), sink)
+    assert sink.alerts, "the synthetic drift should raise alerts"
+    return _ids(sink.alerts)
 
+
+def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
+    prefix: str, drift_log: Path, golden: list[dict[str, object]]
+) -> None:
+    config = _replay_config(prefix)
     # first run: crash after the 3rd committed batch
     first = ListSink()
     engine = redis_engine(redis_url(), config, Secrets(), drift_log)
@@ -404,7 +412,7 @@ def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(prefix: st
     assert engine.start_line == batches[-1] > 0
     summary = replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
     assert summary.lines == sum(1 for _ in drift_log.open("rb"))
-    assert _ids(first.alerts + second.alerts) == _ids(golden.alerts)
+    assert _ids(first.alerts + second.alerts) == golden
 
     # third run: nothing left to do
     engine = redis_engine(redis_url(), config, Secrets(), drift_log)
@@ -413,28 +421,28 @@ def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(prefix: st
     assert third.alerts == []
 
 
-def test_redis_replay_crash_before_commit_redelivers_at_least_once(prefix: str, drift_log: Path) -> None:
+def test_redis_replay_crash_before_commit_redelivers_at_least_once(
+    prefix: str, drift_log: Path, golden: list[dict[str, object]]
+) -> None:
     config = _replay_config(prefix)
-    golden = ListSink()
-    replay(drift_log, config, golden)
     engine = redis_engine(redis_url(), config, Secrets(), drift_log)
     commits = []
 
-    def crash_on_fifth(eng: Engine, lines_end: int, alerts: list[Alert]) -> None:
-        if len(commits) == 4:
-            raise _Crash  # alerts of batch 5 were sent, its state was not committed
+    def crash_on_third(eng: Engine, lines_end: int, alerts: list[Alert]) -> None:
+        if len(commits) == 2:
+            raise _Crash  # alerts of batch 3 were sent, its state was not committed
         commits.append(lines_end)
         engine.on_commit(eng, lines_end, alerts)
 
     first = ListSink()
     with pytest.raises(_Crash):
-        replay(drift_log, config, first, engine=engine, on_commit=crash_on_fifth)
+        replay(drift_log, config, first, engine=engine, on_commit=crash_on_third)
     engine = redis_engine(redis_url(), config, Secrets(), drift_log)
     assert engine.start_line == commits[-1]
     second = ListSink()
     replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
     got = {(a["alert_id"], a["status"], a["severity"]) for a in _ids(first.alerts + second.alerts)}
-    want = {(a["alert_id"], a["status"], a["severity"]) for a in _ids(golden.alerts)}
+    want = {(a["alert_id"], a["status"], a["severity"]) for a in golden}
     assert got == want
 
 
@@ -448,13 +456,11 @@ def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log
     assert replay_group(drift_log) == replay_group(drift_log.parent / ".." / drift_log.parent.name / drift_log.name)
 
 
-def test_replay_cli_with_redis(prefix: str, drift_log: Path, tmp_path: Path) -> None:
+def test_replay_cli_with_redis(prefix: str, drift_log: Path, golden: list[dict[str, object]], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"redis:\n  key_prefix: {prefix}\n")
     cmd = [sys.executable, "-m", "pipeline.cli", "replay", str(drift_log), "--config", str(cfg), "--quiet"]
-    plain = subprocess.run([*cmd, "--alerts-out", str(tmp_path / "a.jsonl")], env=env, capture_output=True, timeout=120)
-    assert plain.returncode == 0, plain.stderr
     red = subprocess.run(
         [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", redis_url()],
         env=env,
@@ -462,9 +468,7 @@ def test_replay_cli_with_redis(prefix: str, drift_log: Path, tmp_path: Path) -> 
         timeout=120,
     )
     assert red.returncode == 0, red.stderr
-    strip = [_without_emitted_at(line) for line in (tmp_path / "a.jsonl").read_bytes().splitlines()]
-    assert strip == [_without_emitted_at(line) for line in (tmp_path / "b.jsonl").read_bytes().splitlines()]
-    assert strip
+    assert [_without_emitted_at(line) for line in (tmp_path / "b.jsonl").read_bytes().splitlines()] == golden
     again = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, timeout=120)
     assert again.returncode == 0 and b"0 events" in again.stderr, again.stderr
 

@@ -79,17 +79,28 @@ def _is_envelope(value: bytes) -> bool:
     return env.format == FORMAT
 
 
-def _stored_engine(store: RedisStore, events: list[list[Event]]) -> tuple[int, int, Engine]:
-    """Run all but the last HOLDOUT batches, committing each; return (epoch, offset, engine)."""
+Deltas = list[tuple[int, dict[ModelKey, dict[str, bytes | None]]]]
+
+
+@pytest.fixture(scope="module")
+def recorded(events: list[list[Event]]) -> Deltas:
+    """The engine's (batch length, delta) for all but the last HOLDOUT batches, computed once."""
     engine = _engine()
-    epoch = store.claim(0).epoch
-    offset = 0
+    out: Deltas = []
     for batch in events[:-HOLDOUT]:
         engine.process(batch)
-        nxt = offset + len(batch)
-        store.commit(0, epoch, {"t:0": offset} if offset else {}, {"t:0": nxt}, engine.take_delta(), [])
-        offset = nxt
-    return epoch, offset, engine
+        out.append((len(batch), engine.take_delta()))
+    return out
+
+
+def _store_recorded(store: RedisStore, recorded: Deltas) -> tuple[int, int]:
+    """Commit the recorded deltas batch by batch, as the live owner did; return (epoch, offset)."""
+    epoch = store.claim(0).epoch
+    offset = 0
+    for n, delta in recorded:
+        store.commit(0, epoch, {"t:0": offset} if offset else {}, {"t:0": offset + n}, delta, [])
+        offset += n
+    return epoch, offset
 
 
 def _snapshot_fields(store: RedisStore) -> list[tuple[ModelKey, str, bytes]]:
@@ -164,10 +175,10 @@ def _tamperings(marker: Path) -> dict[str, Callable[[bytes], bytes]]:
     ],
 )
 def test_tampered_snapshot_is_refused_and_engine_recovers(
-    kind: str, store: RedisStore, events: list[list[Event]], tmp_path: Path
+    kind: str, store: RedisStore, events: list[list[Event]], recorded: Deltas, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
-    epoch, offset, _ = _stored_engine(store, events)
+    epoch, offset = _store_recorded(store, recorded)
     targets = _snapshot_fields(store)
     tamper = _tamperings(marker)[kind]
     for key, name, value in targets:
@@ -196,7 +207,13 @@ def test_tampered_snapshot_is_refused_and_engine_recovers(
 
 
 def test_untampered_snapshots_restore_cleanly(store: RedisStore, events: list[list[Event]]) -> None:
-    _, _, original = _stored_engine(store, events)
+    original = _engine()
+    epoch, offset = store.claim(0).epoch, 0
+    for batch in events[:-HOLDOUT]:
+        original.process(batch)
+        nxt = offset + len(batch)
+        store.commit(0, epoch, {"t:0": offset} if offset else {}, {"t:0": nxt}, original.take_delta(), [])
+        offset = nxt
     _snapshot_fields(store)
     engine = _engine()
     engine.restore(store.claim(0).models)
@@ -210,9 +227,11 @@ def test_untampered_snapshots_restore_cleanly(store: RedisStore, events: list[li
     assert engine.take_delta() == original.take_delta()
 
 
-def test_snapshot_signed_with_another_key_is_refused(store: RedisStore, events: list[list[Event]]) -> None:
+def test_snapshot_signed_with_another_key_is_refused(
+    store: RedisStore, events: list[list[Event]], recorded: Deltas
+) -> None:
     """A deployment with a different DRIFTWIRE_SNAPSHOT_KEY refuses (and rebuilds) the snapshots."""
-    _stored_engine(store, events)
+    _store_recorded(store, recorded)
     targets = _snapshot_fields(store)
     config = parse_config({}, environ={})
     engine = Engine(config.detection, secret=WRONG, max_models=config.runtime.max_models)
