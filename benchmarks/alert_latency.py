@@ -87,10 +87,44 @@ class AlertListener(threading.Thread):
 Item = tuple[str, bytes, bytes, str]
 
 
-def paced_produce(rig: LiveRig, items: list[Item], rate: float) -> tuple[dict[str, float], float]:
-    """Send ``items`` at ``rate`` messages/s; returns send times by event_id and the achieved rate."""
+class LagProbe(threading.Thread):
+    """Samples (time, messages committed in Redis) while the paced load runs."""
+
+    def __init__(self, rig: LiveRig, group: str) -> None:
+        super().__init__(daemon=True)
+        self.rig, self.group = rig, group
+        self.samples: list[tuple[float, int]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        client = self.rig.redis()
+        while not self.halt.is_set():
+            self.samples.append((time.monotonic(), self.rig.progress(client, self.group)))
+            time.sleep(0.25)
+        client.close()
+
+
+def consumer_lag(probe: list[tuple[float, int]], sent_times: list[float], base: int) -> dict[str, Any]:
+    """How far the consumer trailed the producer: messages produced but not committed, and for how long."""
+    import bisect
+
+    lags, delays = [], []
+    for t, done in probe:
+        produced = base + bisect.bisect_right(sent_times, t)
+        if produced > base:
+            lags.append(produced - done)
+        k = done - base  # the k-th paced message was committed by t
+        if 0 < k <= len(sent_times):
+            delays.append(t - sent_times[k - 1])
+    return {"messages_p50": percentile(lags, 50), "messages_max": max(lags) if lags else None,
+            "seconds_p50": percentile(delays, 50), "seconds_max": max(delays) if delays else None}
+
+
+def paced_produce(rig: LiveRig, items: list[Item], rate: float) -> tuple[dict[str, float], list[float], float]:
+    """Send ``items`` at ``rate`` messages/s; returns send times by event_id and in order, and the achieved rate."""
     producer = rig.producer(linger_ms=2, batch_size=64 * 1024)
     sent: dict[str, float] = {}
+    order: list[float] = []
     t0 = time.monotonic()
     for i, (stream, key, value, eid) in enumerate(items):
         due = t0 + i / rate
@@ -98,11 +132,12 @@ def paced_produce(rig: LiveRig, items: list[Item], rate: float) -> tuple[dict[st
         if due > now + 0.001:
             time.sleep(due - now)
         producer.send(rig.topics[stream], value=value, key=key)
-        sent[eid] = time.monotonic()
+        sent[eid] = now = time.monotonic()
+        order.append(now)
     producer.flush(timeout=60)
     achieved = len(items) / (time.monotonic() - t0)
     producer.close(timeout=10)
-    return sent, achieved
+    return sent, order, achieved
 
 
 def _items(lines: list[bytes]) -> list[Item]:
@@ -145,8 +180,12 @@ def run(rate: float | None = None, models: int = 20, quick: bool = False, timeou
         items = _items(lines[split:])
         listener = AlertListener(rig.bootstrap, rig.topics["alerts"])
         listener.start()
-        sent, achieved = paced_produce(rig, items, offered)
+        probe = LagProbe(rig, group)
+        probe.start()
+        sent, order, achieved = paced_produce(rig, items, offered)
         end = wait_progress(rig, client, group, n_lines, [proc], 120)
+        probe.halt.set()
+        probe.join(5)
         time.sleep(3)  # the last batch's alerts
         listener.halt.set()
         listener.join(10)
@@ -161,6 +200,7 @@ def run(rate: float | None = None, models: int = 20, quick: bool = False, timeou
             "capacity_events_per_s": capacity, "capacity_source": source, "backlog_events_per_s": backlog_rate,
             "offered_events_per_s": offered, "achieved_offered_events_per_s": achieved,
             "caught_up": end[-1][1] >= n_lines, "exit_code": rc,
+            "consumer_lag": consumer_lag(probe.samples, order, split),
         })
     finally:
         rig.cleanup()
@@ -231,7 +271,14 @@ def _print(r: dict[str, Any]) -> None:
           f"(achieved {r['achieved_offered_events_per_s']:,.0f}) = half "
           f"of {r['capacity_events_per_s']:,.0f} ev/s ({r['capacity_source']}); {r['alerts_received']} alerts, "
           f"{r['false_alarms_before_drift']} firing before the drift")
+    lag = r["consumer_lag"]
+    print(f"consumer lag during the paced load: p50 {lag['messages_p50']} msgs / {_sec(lag['seconds_p50'])}, "
+          f"max {lag['messages_max']} msgs / {_sec(lag['seconds_max'])}")
     print(f"p99 first-drift -> alert < {TARGET_P99_S} s: {'MET' if r['target_met'] else 'MISSED'}")
+
+
+def _sec(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f} s"
 
 
 def _cells(d: dict[str, Any]) -> tuple[Any, ...]:

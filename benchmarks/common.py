@@ -396,13 +396,19 @@ class LiveRig:
 
     ``config_path`` is a YAML config for ``driftwire run`` that names them (metrics port off, so
     several consumers can run side by side). :meth:`cleanup` deletes the topics and keys.
+    With ``private_redis`` (the default) the state goes to a ``redis-server`` of this run's own
+    rather than the shared one, which other people's fault tests may restart mid-run.
     """
 
-    def __init__(self, name: str, partitions: int = 4, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, partitions: int = 4, env: dict[str, str] | None = None,
+                 private_redis: bool = True) -> None:
         import tempfile
 
         self.env = {k: v for k, v in (env or services_env()).items() if not k.startswith("DRIFTWIRE_")}
         self.bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        self.private: PrivateRedis | None = PrivateRedis().__enter__() if private_redis else None
+        if self.private is not None:
+            self.env["REDIS_URL"] = self.private.url
         self.redis_url = self.env["REDIS_URL"]
         self.run_id = f"{name}-{int(time.time())}-{os.getpid()}"
         base = f"dwbench.{self.run_id}"
@@ -567,6 +573,9 @@ class LiveRig:
                     if batch:
                         client.delete(*batch)
             client.close()
+        if self.private is not None:
+            self.private.__exit__(None, None, None)
+            self.private = None
 
 
 def route(line: bytes) -> tuple[str, bytes, bytes]:

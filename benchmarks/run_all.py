@@ -96,11 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         if (only and name not in only) or name in skip:
             continue
         t0 = time.monotonic()
-        try:
-            results[name] = fn()
-        except Exception as exc:  # one broken benchmark must not hide the others
-            traceback.print_exc()
-            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        for attempt in (1, 2):
+            try:
+                results[name] = fn()
+                break
+            except Exception as exc:  # one broken benchmark must not hide the others
+                traceback.print_exc()
+                results[name] = {"error": f"{type(exc).__name__}: {exc}", "attempts": attempt}
+                print(f"   {name} failed (attempt {attempt}): {exc}", flush=True)
         results[name]["elapsed_s"] = round(time.monotonic() - t0, 1)
         print(flush=True)
     banner(f"summary ({'quick' if a.quick else 'full'}, {time.monotonic() - t_all:.0f} s)")
