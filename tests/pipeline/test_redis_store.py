@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -33,8 +34,24 @@ ROOT = Path(__file__).resolve().parents[2]
 M = ("model-a", "v1")
 
 
+@functools.cache
+def _script_redis_url() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["bash", str(root / "scripts" / "services.sh"), "env"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("export REDIS_URL="):
+            return line.split("=", 1)[1].strip("'\"")
+    return None
+
+
 def redis_url() -> str:
-    url = os.environ.get("REDIS_URL")
+    """REDIS_URL, else the address scripts/services.sh manages; fails (never skips) when Redis is down."""
+    url = os.environ.get("REDIS_URL") or _script_redis_url()
     if not url:
         pytest.fail('REDIS_URL is not set: run `eval "$(scripts/services.sh up)"` first')
     try:

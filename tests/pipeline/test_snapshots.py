@@ -8,7 +8,9 @@ Signed-snapshot fields are found by their envelope format, not by name.
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,8 +37,24 @@ HOLDOUT = 3
 """Batches kept back to continue with after a restore (enough to carry labels into the error stream)."""
 
 
+@functools.cache
+def _script_redis_url() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["bash", str(root / "scripts" / "services.sh"), "env"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("export REDIS_URL="):
+            return line.split("=", 1)[1].strip("'\"")
+    return None
+
+
 def _redis_url() -> str:
-    url = os.environ.get("REDIS_URL")
+    """REDIS_URL, else the address scripts/services.sh manages; fails (never skips) when Redis is down."""
+    url = os.environ.get("REDIS_URL") or _script_redis_url()
     if not url:
         pytest.fail('REDIS_URL is not set: run `eval "$(scripts/services.sh up)"` first')
     try:
