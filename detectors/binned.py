@@ -49,6 +49,16 @@ def psi(ref: Counts, win: Counts, smoothing: float = 0.5) -> float:
     return total
 
 
+def divergence_pvalue(chi2_like: float, k: int) -> float:
+    """Chi-square tail of a divergence scaled to a chi-square statistic with k-1 degrees of freedom.
+
+    For nearby distributions PSI (Jeffreys divergence) times n*m/(n+m), and
+    8 ln(2) n*m/(n+m) times the squared base-2 Jensen-Shannon distance, are
+    both close to Pearson's chi-square statistic.
+    """
+    return float(special.chdtrc(max(k - 1, 1), chi2_like))
+
+
 def psi_noise(k: int, n: int, m: int) -> float:
     """Expected PSI between two samples of one distribution over k bins."""
     return (k - 1) * (1.0 / max(n, 1) + 1.0 / max(m, 1))

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 
 from detectors.base import COLUMN, Score, grade
-from detectors.binned import js_distance, psi_noise
+from detectors.binned import divergence_pvalue, js_distance, psi_noise
 from detectors.view import View
 
 
@@ -53,8 +53,10 @@ class JS:
 
         value = js_distance(ref.counts, win)
         level, thr, clear = grade(value, bound(p.warning), bound(p.critical), bound(p.resolve))
+        n, m = int(win.sum()), ref.m
         return Score(
             detector=self.name, statistic=value, threshold=thr, level=level, clear=clear,
+            p_value=divergence_pvalue(8 * math.log(2) * value * value * n * m / (n + m), len(win)),
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist()},
             message=f"Jensen-Shannon distance to the reference is {value:.3f}",

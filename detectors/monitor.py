@@ -188,8 +188,8 @@ class ModelMonitor:
             m.max_gap = max(m.max_gap, float(np.diff(run).max()))
         m.last_ts = top if m.last_ts is None else max(m.last_ts, top)
         m.superseded, m.tick_level = False, 0
-        if seg[0].ingest_ts is not None or seg[-1].ingest_ts is not None:
-            lags = [e.ingest_ts - e.ts for e in seg if e.ingest_ts is not None]
+        lags = [e.ingest_ts - e.ts for e in seg if e.ingest_ts is not None]
+        if lags:
             self.rings["lg:lag"].extend(lags)
 
     def _ingest_obs(self, obs: Sequence[Event], ref: bool) -> None:

@@ -1,4 +1,4 @@
-"""Population stability index over reference bins, with a noise-aware threshold.
+"""Population stability index over reference bins, with a noise-aware threshold and a p-value.
 
 Two samples of one distribution over k bins already differ by about
 ``(k-1)(1/n + 1/m)`` in PSI, so that noise is added to the configured levels.
@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 
 from detectors.base import COLUMN, Score, grade
-from detectors.binned import psi, psi_noise
+from detectors.binned import divergence_pvalue, psi, psi_noise
 from detectors.view import View
 
 
@@ -50,8 +50,10 @@ class PSI:
         noise = 2 * psi_noise(len(win), int(win.sum()), ref.m)
         value = psi(ref.counts, win)
         level, bound, clear = grade(value, p.warning + noise, p.critical + noise, p.resolve + noise)
+        n, m = int(win.sum()), ref.m
         return Score(
             detector=self.name, statistic=value, threshold=bound, level=level, clear=clear,
+            p_value=divergence_pvalue(value * n * m / (n + m), len(win)),
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist()},
             message=f"population stability index is {value:.3f}",

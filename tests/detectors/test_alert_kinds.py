@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
-
 from dw_streams import SMALL, stream
 
 from detectors.events import Alert, Event

@@ -9,7 +9,7 @@ import pytest
 
 from detectors import settings as settings_mod
 from detectors.errors import ConfigError
-from detectors.registry import REGISTRY, build_registry, Entry
+from detectors.registry import REGISTRY, Entry, build_registry
 from detectors.settings import DetectionSettings, validate
 
 

@@ -14,7 +14,7 @@ from dw_streams import SMALL, stream
 from detectors import snapshot
 from detectors.errors import SnapshotError
 from detectors.monitor import ModelMonitor
-from detectors.snapshot import Envelope, seal, unseal
+from detectors.snapshot import Envelope, unseal
 from detectors.stream import ADWINParams, StreamDetector
 
 SETTINGS = msgspec.convert({**msgspec.to_builtins(SMALL), "numeric": {"detectors": ["ks", "adwin"]}},
