@@ -890,8 +890,10 @@ def _card(value: object, label: str) -> str:
 
 
 def render_page(title: str, summary: ReplaySummary, alerts: list[Alert], sections: list[tuple[ModelKey, str]],
-                s: Settings, dead: dict[str, int]) -> str:
+                s: Settings, dead: dict[str, int], baselines: bool = False) -> str:
     incs = incidents(alerts)
+    baseline_note = (" Baseline files are configured: the engine compared with them, while these curves still "
+                     "use each version's first events as the reference.") if baselines else ""
     open_n = sum(i.resolved is None for i in incs)
     cards = "".join([
         _card(summary.events, "events"), _card(sum(dead.values()), "dead letters"), _card(len(sections), "models"),
@@ -911,7 +913,7 @@ def render_page(title: str, summary: ReplaySummary, alerts: list[Alert], section
         f"are the engine's decisions from replaying this log. The curves are recomputed by the report from the "
         f"log: windows of the last {s.window} events every {s.every} events, compared with each model version's "
         f"first {s.reference} events (PSI over {s.bins} reference-quantile bins for numbers, over categories "
-        f"for strings). Hover a marker for the detector, statistic and threshold.</p>"
+        f"for strings). Hover a marker for the detector, statistic and threshold.{baseline_note}</p>"
         f"<nav>{nav}</nav><h2>Incidents</h2>{incidents_table(incs)}"
         f"{''.join(html_ for _, html_ in sections)}</main><script>{SELF_CHECK}</script></body></html>"
     )
@@ -936,7 +938,8 @@ def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secr
         by_model.setdefault((a.model, a.model_version), []).append(a)
     sections = [(key, model_section(ModelView(key, data, by_model.get(key, []), settings)))
                 for key, data in sorted(models.items())]
-    page = render_page(Path(log).name, summary, sink.alerts, sections, settings, summary.dead_letters)
+    page = render_page(Path(log).name, summary, sink.alerts, sections, settings, summary.dead_letters,
+                       baselines=bool(config.baselines))
     out_path = Path(out)
     out_path.write_text(page, encoding="utf-8")
     charts = [html.unescape(c) for c in re.findall(r'<figure class="chart" data-chart="([^"]*)"', page)]
