@@ -22,6 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy detectors pipeline
+	scripts/ensure_chromium.sh >/dev/null
 	eval "$$(scripts/services.sh up)" && $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
