@@ -18,7 +18,7 @@ never with window sizes. Connection errors and timeouts raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -235,8 +235,8 @@ class RedisStore:
         self,
         shard: int,
         epoch: int,
-        expected: dict[str, int],
-        next_offsets: dict[str, int],
+        expected: Mapping[str, int],
+        next_offsets: Mapping[str, int],
         delta: StateDelta,
         alerts: list[bytes],
     ) -> CommitResult:
@@ -260,8 +260,8 @@ class RedisStore:
         self,
         shard: int,
         epoch: int,
-        expected: dict[str, int],
-        next_offsets: dict[str, int],
+        expected: Mapping[str, int],
+        next_offsets: Mapping[str, int],
         delta: StateDelta,
         alerts: list[bytes],
     ) -> tuple[list[str], list[Arg]]:

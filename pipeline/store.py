@@ -30,7 +30,8 @@ from pipeline.engine import ModelKey
 
 CommitResult = Literal["applied", "already_applied"]
 Offsets = dict[str, int]
-StateDelta = dict[ModelKey, dict[str, bytes | None]]
+StateDelta = Mapping[ModelKey, Mapping[str, bytes | None]]
+"""A batch's state changes (``Engine.take_delta()``); a None value deletes the field."""
 
 
 class ShardSnapshot(msgspec.Struct):
@@ -96,8 +97,8 @@ class StateStore(Protocol):
         self,
         shard: int,
         epoch: int,
-        expected: dict[str, int],
-        next_offsets: dict[str, int],
+        expected: Mapping[str, int],
+        next_offsets: Mapping[str, int],
         delta: StateDelta,
         alerts: list[bytes],
     ) -> CommitResult: ...
@@ -151,15 +152,15 @@ class MemoryStore:
         self,
         shard: int,
         epoch: int,
-        expected: dict[str, int],
-        next_offsets: dict[str, int],
+        expected: Mapping[str, int],
+        next_offsets: Mapping[str, int],
         delta: StateDelta,
         alerts: list[bytes],
     ) -> CommitResult:
         s = self._shard(shard)
         _check_fence(shard, s.fence, epoch)
-        if s.offsets != expected:
-            if s.offsets == next_offsets:
+        if s.offsets != dict(expected):
+            if s.offsets == dict(next_offsets):
                 return "already_applied"
             raise OffsetConflict(
                 f"shard {shard}: stored offsets {s.offsets} are neither the expected {expected} "
