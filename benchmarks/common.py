@@ -423,6 +423,7 @@ class LiveRig:
         self.prefix = "dwbench"
         self.tmp = Path(tempfile.mkdtemp(prefix="dw-bench-"))
         self.groups: list[str] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
 
     def group(self, label: str) -> str:
         g = f"dwbench-{self.run_id}-{label}"
@@ -543,19 +544,23 @@ class LiveRig:
     def driftwire_run(self, config: Path, *args: str, log_name: str = "run") -> subprocess.Popen[bytes]:
         """Start ``driftwire run`` (as ``python -m pipeline.cli``) in a process of its own."""
         err = open(self.tmp / f"{log_name}.stderr", "wb")  # noqa: SIM115 - owned by the child's lifetime
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [PYTHON, "-m", "pipeline.cli", "--log-level", "warning", "run", "--config", str(config), *args],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err,
         )
+        self.procs.append(proc)
+        return proc
 
     def stderr_tail(self, log_name: str = "run", n: int = 15) -> str:
         path = self.tmp / f"{log_name}.stderr"
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
 
     def cleanup(self) -> None:
-        """Delete the topics and Redis keys of this run (the broker and Redis are shared)."""
+        """Stop our consumers still running, delete the topics and Redis keys of this run."""
         import contextlib
 
+        for proc in self.procs:
+            stop(proc, grace=10)
         from kafka.admin import KafkaAdminClient
 
         with contextlib.suppress(Exception):

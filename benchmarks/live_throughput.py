@@ -28,6 +28,7 @@ from benchmarks.common import (
     ROOT,
     LiveRig,
     banner,
+    cpu_seconds,
     median,
     py_spy_top,
     ratio,
@@ -55,7 +56,7 @@ def bare_consumer(bootstrap: str, topics: dict[str, str], group: str, target: in
 
     stream_of = {t: s for s, t in topics.items()}
     decoder = Decoder()
-    t_start = time.monotonic()
+    t_start, cpu0 = time.monotonic(), time.process_time()
     consumer = KafkaConsumer(
         *topics.values(), bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", max_poll_records=2000, partition_assignment_strategy=[RangePartitionAssignor],
@@ -75,13 +76,14 @@ def bare_consumer(bootstrap: str, topics: dict[str, str], group: str, target: in
         for q in (0.1, 0.9):
             if q not in marks and n >= q * target:
                 marks[q] = (time.monotonic(), n)
-    t_end = time.monotonic()
+    t_end, cpu = time.monotonic(), time.process_time() - cpu0
     consumer.close()
     steady = None
     if 0.1 in marks and 0.9 in marks and marks[0.9][0] > marks[0.1][0]:
         steady = (marks[0.9][1] - marks[0.1][1]) / (marks[0.9][0] - marks[0.1][0])
     return {"messages": n, "wall_s": t_end - t_start, "first_record_s": (first or t_end) - t_start,
-            "steady_events_per_s": steady, "wall_events_per_s": n / (t_end - t_start)}
+            "steady_events_per_s": steady, "wall_events_per_s": n / (t_end - t_start),
+            "cpu_s": cpu, "events_per_cpu_s": n / cpu if cpu else None}
 
 
 def _bare_child(rig: LiveRig, group: str, target: int, timeout: float) -> dict[str, Any]:
@@ -101,7 +103,14 @@ def driftwire_once(rig: LiveRig, label: str, target: int, timeout: float, profil
     if profile:
         spy_thread = threading.Thread(target=_spy, args=(proc.pid, rig.tmp / f"{label}.pyspy", spy), daemon=True)
         spy_thread.start()
-    samples = wait_progress(rig, client, group, target, [proc], timeout)
+    cpu: list[float] = []
+
+    def on_sample(_t: float, _n: int) -> None:
+        c = cpu_seconds(proc.pid)
+        if c is not None:
+            cpu.append(c)
+
+    samples = wait_progress(rig, client, group, target, [proc], timeout, on_sample=on_sample)
     t_done = samples[-1][0]
     done = samples[-1][1]
     rc = stop(proc)
@@ -113,6 +122,8 @@ def driftwire_once(rig: LiveRig, label: str, target: int, timeout: float, profil
         "wall_s": t_done - t0, "wall_events_per_s": done / (t_done - t0),
         "steady_events_per_s": steady_rate(samples, target),
         "first_commit_s": next((t - t0 for t, n in samples if n > 0), None),
+        "cpu_s": cpu[-1] if cpu else None,
+        "events_per_cpu_s": done / cpu[-1] if cpu and cpu[-1] else None,
     }
     if spy:
         res["py_spy_top"] = spy.get("top")
@@ -172,6 +183,7 @@ def _summarise(bare: list[dict[str, Any]], live: list[dict[str, Any]], total: in
     b_steady, l_steady = med(bare, "steady_events_per_s"), med(live, "steady_events_per_s")
     b_wall, l_wall = med(bare, "wall_events_per_s"), med(live, "wall_events_per_s")
     r_steady = ratio(l_steady, b_steady) if l_steady and b_steady else None
+    b_cpu, l_cpu = med(bare, "events_per_cpu_s"), med(live, "events_per_cpu_s")
     return {
         "workload": {"messages": total, "log_lines": lines, "models": MODELS, "partitions": 4, "features": 20},
         "produce_s": round(produce_s, 1),
@@ -180,6 +192,8 @@ def _summarise(bare: list[dict[str, Any]], live: list[dict[str, Any]], total: in
         "median_wall_events_per_s": {"bare": b_wall, "driftwire": l_wall},
         "ratio_steady": r_steady,
         "ratio_wall": ratio(l_wall, b_wall) if l_wall and b_wall else None,
+        "median_events_per_cpu_s": {"bare": b_cpu, "driftwire": l_cpu},
+        "ratio_per_cpu_s": ratio(l_cpu, b_cpu) if l_cpu and b_cpu else None,
         "target_ratio": TARGET_RATIO,
         "target_met": bool(r_steady and r_steady >= TARGET_RATIO and all(r["complete"] for r in live)),
     }
@@ -187,10 +201,13 @@ def _summarise(bare: list[dict[str, Any]], live: list[dict[str, Any]], total: in
 
 def _print(r: dict[str, Any]) -> None:
     s, w = r["median_steady_events_per_s"], r["median_wall_events_per_s"]
-    rows = [("bare kafka-python poll+decode", len(r["bare"]), s["bare"], w["bare"], 1.0),
-            ("driftwire run (Redis state)", len(r["driftwire"]), s["driftwire"], w["driftwire"], r["ratio_steady"])]
+    c = r["median_events_per_cpu_s"]
+    rows = [("bare kafka-python poll+decode", len(r["bare"]), s["bare"], w["bare"], 1.0, c["bare"], 1.0),
+            ("driftwire run (Redis state)", len(r["driftwire"]), s["driftwire"], w["driftwire"], r["ratio_steady"],
+             c["driftwire"], r["ratio_per_cpu_s"])]
     print()
-    print(table(["consumer", "runs", "steady ev/s", "wall ev/s", "x bare (steady)"], rows))
+    print(table(["consumer", "runs", "steady ev/s", "wall ev/s", "x bare (steady)", "ev per CPU-s", "x bare (CPU)"],
+                rows))
     print(f"\nlive/bare >= {TARGET_RATIO}: {'MET' if r['target_met'] else 'MISSED'}"
           f" ({r['workload']['messages']:,} messages, wall ratio {r['ratio_wall'] or float('nan'):.2f})")
     top = (r["driftwire"] or [{}])[0].get("py_spy_top")

@@ -63,6 +63,7 @@ def consumers_once(rig: LiveRig, n: int, label: str, total: int, timeout: float)
         "consumers": n, "group": group, "messages": done, "complete": done >= total, "exit_codes": codes,
         "wall_s": wall, "wall_events_per_s": done / wall, "steady_events_per_s": steady_rate(samples, total),
         "consumer_cpu_s": [round(c, 2) for c in cpu.values()],
+        "events_per_consumer_cpu_s": done / sum(cpu.values()) if cpu else None,
         "machine_busy_share": round(busy / (wall * (os.cpu_count() or 1)), 3),
     }
     if not res["complete"]:
