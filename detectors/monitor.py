@@ -26,7 +26,9 @@ import numpy as np
 
 from detectors.base import Score
 from detectors.baseline import Baseline, FeatureBaseline
+from detectors.block import CategoricalBlock, NumericBlock
 from detectors.checks import Checks
+from detectors.screen import screen
 from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.events import Alert, Event
@@ -80,6 +82,7 @@ class ModelMonitor:
         self.err_dirty = False
         self.refused_snapshots: list[str] = []
         self._views: dict[str, View] = {}
+        self._blocks: dict[object, NumericBlock | CategoricalBlock] = {}
         self.baseline = baseline
         if baseline is not None:
             self._apply_baseline(baseline)
@@ -300,14 +303,18 @@ class ModelMonitor:
     def _evaluate(self, ev: Event) -> list[Alert]:
         m = self.meta
         findings: list[tuple[Key, Score]] = []
+        background: dict[str, list[float]] = {}
         if m.frozen:
             fts, ots = self.rings["t:feat"].ordered(), self.rings["t:out"].ordered()
+            groups: dict[tuple[str, str], list[Column]] = {}
             for col in self.columns.values():
-                findings.extend(self._column_findings(col, fts if col.meta.role == "feature" else ots))
+                groups.setdefault((col.meta.role, col.meta.kind), []).append(col)
+            for (role, kind), cols in groups.items():
+                findings.extend(self._group_findings(role, kind, cols, fts if role == "feature" else ots, background))
             findings.extend(self._schema_findings(fts))
         findings.extend(self._concept_findings())
         findings.extend(self._health_findings())
-        self.policy.adjust(findings)
+        self.policy.adjust(findings, background)
         label_at = (self.join.c.last_label_id, self.join.c.last_label_ts) if self.join.c.last_label_id else None
         alerts = self.policy.decide(findings, (ev.event_id, ev.ts), m.n_events, label_at, self._enrich)
         self._views = {}
@@ -315,6 +322,68 @@ class ModelMonitor:
         if m.last_ts is not None:
             self.join.expire(m.last_ts)
         return alerts
+
+    def _group_findings(self, role: str, kind: str, cols: list[Column], ts: np.ndarray,
+                        background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
+        """Findings of one (role, kind) group: full clean windows screened together, the rest one by one."""
+        fast, out = [], []
+        for col in cols:
+            if col.ref is None or not len(col.values):
+                continue
+            if len(col.values) >= col.values.capacity and not col.flags.arr.any():
+                fast.append(col)
+            else:
+                out.extend(self._column_findings(col, ts))
+        if fast:
+            out.extend(self._screened_findings((role, kind), fast, ts, background))
+        return out
+
+    def _screened_findings(self, key: tuple[str, str], cols: list[Column], ts: np.ndarray,
+                           background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
+        res = self._block(key, cols).tests(np.stack([c.values.arr for c in cols]).astype(
+            np.float64 if key[1] == "numeric" else np.int64))
+        out: list[tuple[Key, Score]] = []
+        n = self.cfg.window_size
+        for i, col in enumerate(cols):
+            feature = col.name if key[0] == "feature" else None
+            view: View | None = None
+            for det, akind in zip(self.checks.windowed[key], self.checks.kinds[key], strict=True):
+                mc = getattr(det.params, "min_count", 0)
+                if akind != "data_quality" and (n < mc or col.ref.m < mc):  # type: ignore[union-attr]
+                    continue
+                if (feature, akind) not in self.policy.state and screen(det, col, res, i, self.cfg, background, akind):
+                    continue
+                view = view or col.view(ts)
+                s = det.check(view)
+                if s is not None:
+                    s.column = col.name
+                    out.append(((feature, akind), s))
+                    self._views[col.name] = view
+            out.extend(self._stream_findings(col, feature, view, ts))
+        return out
+
+    def _stream_findings(self, col: Column, feature: str | None, view: View | None,
+                         ts: np.ndarray) -> list[tuple[Key, Score]]:
+        drift: Key = (feature, "data_drift" if feature is not None else "prediction_drift")
+        out: list[tuple[Key, Score]] = []
+        for det in col.stream:
+            hit = col.meta.detections.pop(det.name, None)
+            if hit is None and drift not in self.policy.state:
+                continue
+            view = view or col.view(ts)
+            out.append((drift, _stream_score(det, hit, view)))
+        return out
+
+    def _block(self, key: tuple[str, str], cols: list[Column]) -> NumericBlock | CategoricalBlock:
+        names = (key, tuple(c.name for c in cols))
+        block = self._blocks.get(names)
+        if block is None:
+            if len(self._blocks) > 16:
+                self._blocks.clear()
+            refs = [c.ref for c in cols]
+            block = NumericBlock(refs) if key[1] == "numeric" else CategoricalBlock(refs)  # type: ignore[arg-type]
+            self._blocks[names] = block
+        return block
 
     def _column_findings(self, col: Column, ts: np.ndarray) -> list[tuple[Key, Score]]:
         view = col.view(ts)

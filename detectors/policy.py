@@ -82,13 +82,20 @@ class Policy:
         self.dirty: set[Key] = set()
         self._enrich: Callable[[Score], dict[str, object]] | None = None
 
-    def adjust(self, findings: Sequence[tuple[Key, Score]]) -> None:
-        """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them."""
-        for kind in sorted({key[1] for key, _ in findings}):
-            self._adjust([s for key, s in findings if key[1] == kind and s.p_value is not None])
+    def adjust(self, findings: Sequence[tuple[Key, Score]], background: dict[str, list[float]] | None = None) -> None:
+        """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them.
 
-    def _adjust(self, tested: list[Score]) -> None:
-        adjusted = adjust_pvalues([s.p_value for s in tested if s.p_value is not None], self.cfg.correction)
+        ``background`` holds p-values of tests screened out without a finding
+        (they cannot fire) that still count in the correction.
+        """
+        background = background or {}
+        for kind in sorted({key[1] for key, _ in findings} | set(background)):
+            self._adjust([s for key, s in findings if key[1] == kind and s.p_value is not None],
+                         background.get(kind, []))
+
+    def _adjust(self, tested: list[Score], background: list[float]) -> None:
+        pvals = [s.p_value for s in tested if s.p_value is not None]
+        adjusted = adjust_pvalues(pvals + background, self.cfg.correction)[: len(pvals)]
         for s, padj in zip(tested, adjusted, strict=True):
             p_level = 2 if padj <= self.cfg.alpha_critical else int(padj <= self.cfg.alpha)
             s.level = min(s.level, p_level)
