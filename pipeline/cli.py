@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--model", required=True)
     bb.add_argument("--version", required=True)
     bb.add_argument("--out", required=True, metavar="FILE")
-    bb.add_argument("--categorical", default="", help="comma-separated feature names to treat as categorical")
+    bb.add_argument("--categorical", default="", help="comma-separated categorical features (e.g. zip codes)")
+    bb.add_argument("--numeric", default="", help="comma-separated features to treat as numeric")
+    bb.add_argument("--score-column", default=None, help="column holding the model's score, for prediction drift")
+    bb.add_argument("--prediction-column", default=None, help="column holding the model's prediction")
 
     from pipeline.cmd_kafka import add_parsers as add_kafka
     from pipeline.cmd_report import add_parser as add_report

@@ -43,14 +43,25 @@ def _cell(value: str | None) -> object:
         return value
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def baseline_cmd(args: argparse.Namespace) -> int:
     from detectors.baseline import build_baseline, encode_baseline
 
     path = Path(args.train_file)
     if not path.is_file():
         raise UsageError(f"no such training file: {path}")
-    categorical = [c for c in args.categorical.split(",") if c]
-    baseline = build_baseline(_rows(path), args.model, args.version, categorical=categorical)
+    baseline = build_baseline(
+        _rows(path),
+        args.model,
+        args.version,
+        categorical_features=_names(args.categorical),
+        numeric_features=_names(args.numeric),
+        score_column=args.score_column,
+        prediction_column=args.prediction_column,
+    )
     Path(args.out).write_bytes(encode_baseline(baseline))
     print(f"wrote baseline for {args.model}:{args.version} to {args.out}")
     return 0

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
+from detectors.baseline import Baseline
 from detectors.events import Alert, Event
 from detectors.monitor import ModelMonitor
 from detectors.settings import DetectionSettings
@@ -48,7 +49,7 @@ class Engine:
         settings: DetectionSettings,
         secret: bytes = b"",
         max_models: int = 10_000,
-        baselines: Mapping[ModelKey, object] | None = None,
+        baselines: Mapping[ModelKey, Baseline] | None = None,
     ) -> None:
         self.settings = settings
         self.secret = secret
@@ -58,6 +59,7 @@ class Engine:
         self.refused_snapshots: list[tuple[ModelKey, str]] = []
         self._state = _EngineState()
         self._dirty_engine = False
+        self._resets: dict[ModelKey, set[str]] = {}
 
     def process(self, batch: Sequence[Event]) -> BatchResult:
         """Process events in order; the split into batches never changes results."""
@@ -123,6 +125,8 @@ class Engine:
         out: dict[ModelKey, Delta] = {}
         for key, monitor in self.models.items():
             delta: Delta = monitor.take_delta()
+            for stale in self._resets.pop(key, ()):
+                delta.setdefault(stale, None)
             if delta:
                 out[key] = delta
         if self._dirty_engine:
@@ -131,15 +135,34 @@ class Engine:
         return out
 
     def restore(self, states: Mapping[ModelKey, Mapping[str, bytes]]) -> None:
-        """Rebuild every monitor from stored fields (the union of applied deltas)."""
+        """Rebuild every monitor from stored fields (the union of applied deltas).
+
+        State that cannot be read (corrupted or written by an incompatible
+        version) never stops the shard: that model starts afresh, the refusal
+        is listed in ``refused_snapshots``, and its old fields are deleted by
+        the next delta so no stale field outlives the reset.
+        """
         self.models.clear()
         self.refused_snapshots.clear()
         for key, fields in states.items():
             if key == ENGINE_KEY:
-                self._state = msgspec.msgpack.decode(fields["engine"], type=_EngineState)
+                self._restore_engine(fields)
                 continue
-            monitor = ModelMonitor.restore(
-                key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)
-            )
+            try:
+                monitor = ModelMonitor.restore(
+                    key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)
+                )
+            except Exception:  # any unreadable state means: rebuild, loudly
+                monitor = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=self.baselines.get(key))
+                self.refused_snapshots.append((key, "state"))
+                self._resets[key] = set(fields)
             self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
             self.models[key] = monitor
+
+    def _restore_engine(self, fields: Mapping[str, bytes]) -> None:
+        try:
+            self._state = msgspec.msgpack.decode(fields["engine"], type=_EngineState)
+        except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
+            self._state = _EngineState()
+            self._dirty_engine = True
+            self.refused_snapshots.append((ENGINE_KEY, "engine"))

@@ -1,0 +1,107 @@
+"""The engine: batch splits change nothing, unreadable state never stops a shard, baselines load."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+
+from detectors.events import Event
+from detectors.settings import DetectionSettings
+from pipeline.config import parse_config
+from pipeline.decode import Decoder
+from pipeline.engine import ENGINE_KEY, Engine
+from pipeline.logsource import read_log
+from pipeline.synth import SynthSpec, write_log
+
+SETTINGS = DetectionSettings(reference_size=400, window_size=200, eval_every=50)
+
+
+def _events(tmp_path: Path, n: int = 3000, models: int = 2) -> list[Event]:
+    log = tmp_path / "e.jsonl"
+    write_log(SynthSpec(events=n, models=models, drift_at=n // 2, seed=3), log)
+    return [ev for batch in read_log(log, Decoder()) for ev in batch.events]
+
+
+def _run(events: list[Event], cuts: list[int]) -> tuple[list[bytes], dict[tuple[str, str], dict[str, bytes]]]:
+    eng, stored = Engine(SETTINGS), {}
+    alerts: list[bytes] = []
+    for lo, hi in zip([0, *cuts], [*cuts, len(events)], strict=True):
+        alerts += [msgspec.json.encode(a) for a in eng.process(events[lo:hi]).alerts]
+        for key, delta in eng.take_delta().items():
+            fields = stored.setdefault(key, {})
+            for name, value in delta.items():
+                if value is None:
+                    fields.pop(name, None)
+                else:
+                    fields[name] = value
+    return alerts, stored
+
+
+def test_batch_splits_and_restores_change_nothing(tmp_path: Path) -> None:
+    events = _events(tmp_path)
+    whole, state = _run(events, [])
+    assert whole, "the injected drift must raise alerts"
+    cuts = sorted(random.Random(5).sample(range(1, len(events)), 40))
+    split, split_state = _run(events, cuts)
+    assert split == whole and split_state == state
+    # Restore from the stored fields halfway through, then go on.
+    half = len(events) // 2
+    first, stored = _run(events[:half], [])
+    eng = Engine(SETTINGS)
+    eng.restore(stored)
+    assert eng.refused_snapshots == []
+    rest = [msgspec.json.encode(a) for a in eng.process(events[half:]).alerts]
+    assert first + rest == whole
+
+
+def test_unreadable_state_rebuilds_the_model_and_deletes_stale_fields(tmp_path: Path) -> None:
+    events = _events(tmp_path, n=1200, models=1)
+    _, stored = _run(events, [])
+    key = next(k for k in stored if k != ENGINE_KEY)
+    broken = {k: dict(v) for k, v in stored.items()}
+    for name in broken[key]:
+        broken[key][name] = b"\xc1garbage"  # msgpack's never-used byte
+    broken[ENGINE_KEY] = {"engine": b"\xc1"}
+    eng = Engine(SETTINGS)
+    eng.restore(broken)
+    assert (key, "state") in eng.refused_snapshots and (ENGINE_KEY, "engine") in eng.refused_snapshots
+    eng.process(events[:10])
+    delta = eng.take_delta()[key]
+    stale = set(stored[key]) - {n for n, v in delta.items() if v is not None}
+    assert stale and all(delta[name] is None for name in stale)
+
+
+def test_model_cap_rejects_new_models_and_counts_them() -> None:
+    eng = Engine(SETTINGS, max_models=2)
+    evs = [Event("features", f"e{i}", f"m{i % 3}", float(i), features={"x": 1.0}) for i in range(9)]
+    result = eng.process(evs)
+    assert sorted(eng.models) == [("m0", "unknown"), ("m1", "unknown")]
+    assert result.rejected == [2, 5, 8]
+
+
+def test_baseline_build_and_use(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    rows = ["x,c"] + [f"{i % 10},{'ab'[i % 2]}" for i in range(500)]
+    train.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "b.json"
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "baseline", "build", str(train), "--model", "m",
+                          "--version", "v1", "--out", str(out)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    cfg = parse_config({"baselines": {"m:v1": str(out)}}, environ={})
+    from pipeline.baselines import load_baselines
+
+    baseline = load_baselines(cfg)[("m", "v1")]
+    assert baseline.model == "m" and baseline.model_version == "v1" and baseline.rows == 500
+    assert set(baseline.features) == {"x", "c"}
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    try:
+        load_baselines(parse_config({"baselines": {"m:v1": str(bad)}}, environ={}))
+    except Exception as exc:
+        assert "baselines.m:v1" in str(exc)
+    else:
+        raise AssertionError("an unreadable baseline must be refused")
