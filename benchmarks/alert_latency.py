@@ -33,6 +33,7 @@ from benchmarks.common import (
     RESULTS,
     LiveRig,
     banner,
+    handle_sigterm,
     median,
     percentile,
     route,
@@ -292,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="10 models, shorter phases")
     a = p.parse_args(argv)
+    handle_sigterm()
     if a.quick:
         a.models = min(a.models, 10)
     return run(a.rate, a.models, a.quick, a.timeout)

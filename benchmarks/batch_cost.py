@@ -22,6 +22,7 @@ from benchmarks.common import (
     PrivateRedis,
     banner,
     commandstats,
+    handle_sigterm,
     median,
     net_input_bytes,
     percentile,
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--windows", default="500,2000", help="comma-separated window sizes (reference stays 2000)")
     p.add_argument("--quick", action="store_true", help="60k events")
     a = p.parse_args(argv)
+    handle_sigterm()
     if a.quick:
         a.events = min(a.events, 60_000)
     return run(a.events, a.models, tuple(int(w) for w in a.windows.split(",")))

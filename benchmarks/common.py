@@ -404,7 +404,11 @@ class LiveRig:
                  private_redis: bool = True) -> None:
         import tempfile
 
-        self.env = {k: v for k, v in (env or services_env()).items() if not k.startswith("DRIFTWIRE_")}
+        if os.environ.get("DWBENCH_SHARED_KAFKA") == "1":
+            self.env = {k: v for k, v in (env or services_env()).items() if not k.startswith("DRIFTWIRE_")}
+        else:  # a broker of our own (see PrivateKafka); DWBENCH_SHARED_KAFKA=1 uses scripts/services.sh's
+            self.env = {k: v for k, v in (env or os.environ).items() if not k.startswith("DRIFTWIRE_")}
+            self.env["KAFKA_BOOTSTRAP_SERVERS"] = private_kafka().bootstrap
         self.bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
         self.private: PrivateRedis | None = PrivateRedis().__enter__() if private_redis else None
         if self.private is not None:
@@ -647,3 +651,114 @@ def machine_cpu_seconds() -> float:
     vals = [int(x) for x in parts]
     idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
     return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- a private Kafka broker
+
+
+class PrivateKafka:
+    """A real single-node Kafka broker (KRaft) of the benchmark's own: the jars scripts/services.sh
+    fetched, the same settings, its own ports and a temporary data directory. Used because other
+    people's fault tests restart the shared broker; started and stopped by pid.
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.libs = ROOT / ".cache" / "kafka" / "libs"
+        self.port, self.controller = free_port(), free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="dw-bench-kafka-"))
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _java(self, *args: str) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+                f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}", "-cp", f"{self.libs}/*", *args]
+
+    def __enter__(self) -> PrivateKafka:
+        if not self.libs.is_dir():
+            raise RuntimeError("no Kafka jars: run scripts/services.sh up once")
+        conf = self.dir / "server.properties"
+        conf.write_text("\n".join([
+            "process.roles=broker,controller", "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names=CONTROLLER", "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={self.dir / 'data'}", "num.network.threads=2", "num.io.threads=4",
+            "auto.create.topics.enable=true", "num.partitions=4", "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4", "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1", "group.initial.rebalance.delay.ms=0",
+            "log.segment.bytes=67108864", "log.retention.bytes=1073741824", ""]))
+        (self.dir / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, file\nlog4j.appender.file=org.apache.log4j.FileAppender\n"
+            f"log4j.appender.file.File={self.dir / 'kafka.log'}\n"
+            "log4j.appender.file.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n")
+        uuid = subprocess.run(self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True,
+                              text=True, check=True).stdout.split()[-1]
+        subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", uuid, "-c", str(conf)),
+                       capture_output=True, check=True)
+        out = open(self.dir / "kafka.out", "wb")
+        self.proc = subprocess.Popen(self._java("kafka.Kafka", str(conf)), stdout=out, stderr=out,
+                                     start_new_session=True)
+        self._wait_ready(120)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        from kafka.admin import KafkaAdminClient
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"private Kafka broker exited: see {self.dir / 'kafka.out'}")
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+                admin.list_topics()
+                admin.close()
+                return
+            except Exception:
+                time.sleep(0.5)
+        raise RuntimeError(f"private Kafka broker not ready within {timeout:.0f} s")
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_PRIVATE_KAFKA: PrivateKafka | None = None
+
+
+def private_kafka() -> PrivateKafka:
+    """One private broker per benchmark process (started on first use, stopped at exit)."""
+    import atexit
+
+    global _PRIVATE_KAFKA
+    if _PRIVATE_KAFKA is None:
+        t0 = time.monotonic()
+        _PRIVATE_KAFKA = PrivateKafka().__enter__()
+        atexit.register(_PRIVATE_KAFKA.__exit__, None, None, None)
+        print(f"   private Kafka broker on {_PRIVATE_KAFKA.bootstrap} (ready in {time.monotonic() - t0:.0f} s)",
+              flush=True)
+    return _PRIVATE_KAFKA
+
+
+def handle_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that a stopped benchmark still stops its consumers and brokers."""
+    import signal
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)

@@ -29,6 +29,7 @@ from benchmarks.common import (
     LiveRig,
     banner,
     cpu_seconds,
+    handle_sigterm,
     median,
     py_spy_top,
     ratio,
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quick", action="store_true", help="150k events")
     p.add_argument("--bare-child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    handle_sigterm()
     if a.bare_child:
         spec = json.loads(a.bare_child)
         res = bare_consumer(spec["bootstrap"], spec["topics"], spec["group"], spec["target"], spec["timeout"])

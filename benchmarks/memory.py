@@ -29,6 +29,7 @@ from benchmarks.common import (
     ROOT,
     LiveRig,
     banner,
+    handle_sigterm,
     rss_mb,
     runtime_available,
     stop,
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quick", action="store_true", help="400k events, 40 models")
     p.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    handle_sigterm()
     if a.replay_child:
         res = replay_child(Path(a.replay_child[0]), [int(x) for x in a.replay_child[1].split(",")])
         sys.stdout.write(json.dumps(res) + "\n")

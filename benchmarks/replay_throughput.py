@@ -22,6 +22,7 @@ import msgspec
 from benchmarks.common import (
     banner,
     cprofile_top,
+    handle_sigterm,
     median,
     profile_table,
     ratio,
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--budget", type=float, default=None, help="seconds; fewer repeats if they would not fit")
     p.add_argument("--quick", action="store_true", help="100k events, 3 repeats, 50k profiled")
     a = p.parse_args(argv)
+    handle_sigterm()
     if a.quick:
         a.events, a.profile_events = min(a.events, 100_000), min(a.profile_events, 50_000)
     return run(a.events, a.models, a.repeats, a.profile_events, a.budget)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import alert_latency, batch_cost, live_throughput, memory, replay_throughput, scale_out
-from benchmarks.common import banner, services_env, table, write_result
+from benchmarks.common import banner, handle_sigterm, services_env, table, write_result
 
 Plan = dict[str, Callable[[], dict[str, Any]]]
 
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated benchmark names")
     p.add_argument("--skip", default="", help="comma-separated benchmark names")
     a = p.parse_args(argv)
+    handle_sigterm()
     os.environ.update(services_env())
     steps = plan(a.quick)
     only = {x for x in a.only.split(",") if x}

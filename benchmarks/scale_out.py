@@ -21,6 +21,7 @@ from benchmarks.common import (
     LiveRig,
     banner,
     cpu_seconds,
+    handle_sigterm,
     machine_cpu_seconds,
     median,
     ratio,
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="100k events")
     a = p.parse_args(argv)
+    handle_sigterm()
     if a.quick:
         a.events = min(a.events, 100_000)
     return run(a.events, a.repeats, a.timeout)
