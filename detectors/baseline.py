@@ -77,7 +77,7 @@ def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_c
         if not isinstance(v, allowed):
             bad += 1
         elif v in counts or len(counts) < max_categories:
-            counts[v] = counts.get(v, 0) + 1  # type: ignore[index]
+            counts[v] = counts.get(v, 0) + 1
         else:
             overflow += 1
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))

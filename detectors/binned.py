@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
+import numpy.typing as npt
 from scipy import special
 
-Counts = Sequence[int] | Sequence[float]
+Counts = Sequence[int] | Sequence[float] | npt.NDArray[Any]
 
 
 def chi2_homogeneity(ref: Counts, win: Counts) -> tuple[float, float, int]:
@@ -81,4 +83,4 @@ def js_distance(ref: Counts, win: Counts) -> float:
 
 def _list(x: Counts) -> list[float]:
     tolist = getattr(x, "tolist", None)
-    return tolist() if tolist is not None else list(x)  # type: ignore[no-any-return]
+    return tolist() if tolist is not None else list(x)  # type: ignore[no-any-return,unused-ignore]

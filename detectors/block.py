@@ -147,7 +147,7 @@ class CategoricalBlock:
 
     def tests(self, codes: IntArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi, js and unseen per row."""
-        c, n = codes.shape
+        n = codes.shape[1]
         flat = np.bincount(self.binmap[codes + 1 + self.map_offset[:, None]].ravel(), minlength=self.total)
         win = _pad([flat[o : o + k] for o, k in zip(self.bin_offset, self.nbins, strict=True)], self.width, 0.0)
         out = self.binned.tests(win)

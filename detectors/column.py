@@ -124,9 +124,9 @@ class Column:
             elif not isinstance(v, allowed):
                 flags[i] = BADTYPE
             elif ref:
-                self._count(v)  # type: ignore[arg-type]
+                self._count(v)
             elif vocab is not None:
-                codes[i] = vocab.get(v, unknown)  # type: ignore[call-overload]
+                codes[i] = vocab.get(v, unknown)
         return codes, flags
 
     def _count(self, v: CatValue) -> None:
@@ -188,7 +188,8 @@ class Column:
 
     def window_valid(self) -> FloatArray:
         vals, flags = self.values.ordered(), self.flags.ordered()
-        return vals[flags == OK]  # type: ignore[return-value]
+        valid: FloatArray = vals[flags == OK]
+        return valid
 
     def view(self, ts: FloatArray) -> View | None:
         """The window as detectors see it (``ts``: event times aligned with the window).
@@ -201,10 +202,7 @@ class Column:
         n = len(self.values)
         vals, flags = self.values.arr[:n], self.flags.arr[:n]
         counts = np.bincount(flags, minlength=4).tolist()
-        if counts[OK] == n:
-            valid = vals
-        else:
-            valid = vals[flags == OK]
+        valid = vals if counts[OK] == n else vals[flags == OK]
         if self.meta.kind != "numeric":
             valid = valid.astype(np.int64)
         ordered_ts = ts[-n:] if len(ts) >= n else None

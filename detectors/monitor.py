@@ -28,7 +28,6 @@ from detectors.base import Score
 from detectors.baseline import Baseline, FeatureBaseline
 from detectors.block import CategoricalBlock, NumericBlock
 from detectors.checks import Checks
-from detectors.screen import screen
 from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.events import Alert, Event
@@ -37,6 +36,7 @@ from detectors.join import LabelJoin
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
 from detectors.ring import Ring
+from detectors.screen import screen
 from detectors.settings import DetectionSettings
 from detectors.stream import StreamDetector
 from detectors.view import ErrorView, View
@@ -282,9 +282,9 @@ class ModelMonitor:
                 continue
             self.columns[name] = self._baseline_column(name, "feature", fb, name in self.cfg.categorical_features)
             self.meta.features.append(name)
-        for role, fb in (("score", b.score), ("prediction", b.prediction)):
-            if fb is not None:
-                self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, fb, role == "prediction")
+        for role, out in (("score", b.score), ("prediction", b.prediction)):
+            if out is not None:
+                self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, out, role == "prediction")
                 self.meta.outputs.append("\x00" + role)
         self.meta.frozen = True
 
@@ -354,6 +354,8 @@ class ModelMonitor:
                 if (feature, akind) not in self.policy.state and screen(det, col, res, i, self.cfg, background, akind):
                     continue
                 view = view or col.view(ts)
+                if view is None:
+                    continue
                 s = det.check(view)
                 if s is not None:
                     s.column = col.name
@@ -401,9 +403,9 @@ class ModelMonitor:
             if s is not None:
                 s.column = col.name
                 out.append(((feature, kind), s))
-        drift = "data_drift" if feature is not None else "prediction_drift"
+        drift: Key = (feature, "data_drift" if feature is not None else "prediction_drift")
         for det in col.stream:
-            out.append(((feature, drift), _stream_score(det, col.meta.detections.pop(det.name, None), view)))
+            out.append((drift, _stream_score(det, col.meta.detections.pop(det.name, None), view)))
         return out
 
     def _schema_findings(self, fts: np.ndarray) -> list[tuple[Key, Score]]:
@@ -535,6 +537,6 @@ def _stream_score(det: StreamDetector, hit: tuple[float, float | None] | None, v
 def _summaries(view: View) -> dict[str, object]:
     ref = view.ref
     if isinstance(ref, NumericRef):
-        return {"reference": ref.summary, "window": summarize(view.values)}  # type: ignore[arg-type]
-    code_counts = np.bincount(view.values[view.values >= 0], minlength=ref.k + 1)  # type: ignore[call-overload]
+        return {"reference": ref.summary, "window": summarize(view.values)}
+    code_counts = np.bincount(view.values[view.values >= 0], minlength=ref.k + 1)
     return {"reference": ref.summary, "window": ref.top(code_counts)}

@@ -24,9 +24,9 @@ import pickle
 import msgspec
 import river
 
-RIVER_VERSION: str = getattr(river, "__version__", "unknown")
-
 from detectors.errors import SnapshotError
+
+RIVER_VERSION: str = getattr(river, "__version__", "unknown")
 
 FORMAT = 1
 ALLOWED: frozenset[tuple[str, str]] = frozenset({("river._river_rust.drift", "AdaptiveWindowing")})

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from river import drift, stats  # type: ignore[attr-defined]
+from river import drift, stats
 from river.drift import binary
 from river.drift.binary import hddm_w
 
@@ -172,13 +172,13 @@ def _revive(data: Any, template: object = None) -> Any:
         rng.setstate(_tuples(data["__random__"]))
         return rng
     if "__rs__" in data:
-        obj = type(template)(*data["__rs__"])
-        obj.__setstate__(data["state"])
-        return obj
+        rs: Any = type(template)(*data["__rs__"])
+        rs.__setstate__(data["state"])
+        return rs
     cls = _NESTED.get(data["__cls__"])
     if cls is None:
         raise SnapshotError(f"class {data['__cls__']} is not allowed in a snapshot")
-    obj = cls.__new__(cls)
+    obj: Any = object.__new__(cls)
     _apply(obj, data, template)
     return obj
 

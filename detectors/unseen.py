@@ -53,7 +53,8 @@ class Unseen:
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
             detector=self.name, statistic=rate, threshold=bound, level=level, clear=clear, p_value=pval,
-            window=view.window(), change_ts=view.change_ts(int(np.argmax(view.time_ordered()[0] == -1))) if level else None,
+            window=view.window(),
+            change_ts=view.change_ts(int(np.argmax(view.time_ordered()[0] == -1))) if level else None,
             details={"unseen": k, "expected_rate": round(ref.unseen_rate, 6)},
             message=f"{rate:.1%} of recent values are categories the reference never saw",
         )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -64,8 +65,9 @@ class View:
         """Window counts per reference bin (cached: psi, chi2 and js share them)."""
         if self._bins is None:
             if isinstance(self.ref, NumericRef):
-                cuts = [0, *np.searchsorted(self.sorted_values(), self.ref.edges, side="left").tolist(), len(self.values)]
-                self._bins = np.array([b - a for a, b in zip(cuts, cuts[1:], strict=False)])
+                inner = np.searchsorted(self.sorted_values(), self.ref.edges, side="left").tolist()
+                cuts = [0, *inner, len(self.values)]
+                self._bins = np.array([b - a for a, b in itertools.pairwise(cuts)])
             else:
                 self._bins = self.ref.bin_counts(self.values)
         return self._bins
