@@ -31,7 +31,7 @@ from detectors.checks import Checks
 from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.events import Alert, Event
-from detectors.health import HealthView
+from detectors.health import EventGap, HealthView
 from detectors.join import LabelJoin
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
@@ -83,6 +83,7 @@ class ModelMonitor:
         self.refused_snapshots: list[str] = []
         self._views: dict[str, View] = {}
         self._blocks: dict[object, NumericBlock | CategoricalBlock] = {}
+        self._gap_det: EventGap | None = next((d for d in self.checks.health if isinstance(d, EventGap)), None)
         self.baseline = baseline
         if baseline is not None:
             self._apply_baseline(baseline)
@@ -111,10 +112,9 @@ class ModelMonitor:
         m = self.meta
         if event.model == self.model and event.model_version != self.version:
             m.superseded = True
-        if m.last_ts is None or watermark_ts - m.last_ts < self._gap_warning() or m.superseded:
-            return []
-        gap_det = next((d for d in self.checks.health if d.name == "event_gap"), None)
-        if gap_det is None:
+        gap_det = self._gap_det
+        if gap_det is None or m.last_ts is None or watermark_ts - m.last_ts < gap_det.params.warning \
+                or m.superseded:
             return []
         score = gap_det.check(HealthView(watermark_ts - m.last_ts, np.zeros(0), 0, 0, (m.last_ts, watermark_ts, 0)))
         if score.level <= m.tick_level:
@@ -459,10 +459,6 @@ class ModelMonitor:
         hv = HealthView(m.max_gap, lags, m.dead, m.since_eval, (None, m.last_ts, m.since_eval))
         key: Key = (None, "pipeline_health")
         return [(key, s) for det in self.checks.health if (s := det.check(hv)) is not None]
-
-    def _gap_warning(self) -> float:
-        det = next((d for d in self.checks.health if d.name == "event_gap"), None)
-        return float(det.params.warning) if det is not None else float("inf")
 
     def _enrich(self, s: Score) -> dict[str, object]:
         """Reference and window summaries of the column behind a firing alert."""
