@@ -138,11 +138,30 @@ def _spy(pid: int, out: Path, holder: dict[str, Any]) -> None:
     holder["top"] = py_spy_top(pid, 20, out)
 
 
-def run(events: int = 1_000_000, repeats: int = 1, bare_repeats: int = 3, timeout: float = 900) -> dict[str, Any]:
-    banner(f"{NAME}: {events:,} events, {MODELS} models, 4 partitions")
+def run(events: int = 1_000_000, repeats: int = 1, bare_repeats: int = 3, timeout: float = 900,
+        crc32c_dir: str | None = None) -> dict[str, Any]:
+    """``crc32c_dir``: a directory holding the ``crc32c`` C extension (``pip install --target DIR crc32c``),
+    put on both consumers' PYTHONPATH, so kafka-python checks record CRCs in C instead of pure Python."""
+    name = NAME if crc32c_dir is None else NAME + "_crc32c"
+    banner(f"{name}: {events:,} events, {MODELS} models, 4 partitions")
+    old_path = os.environ.get("PYTHONPATH")
+    if crc32c_dir is not None:
+        os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (str(Path(crc32c_dir).resolve()), old_path) if x)
+    try:
+        return _run(name, events, repeats, bare_repeats, timeout, crc32c_dir)
+    finally:
+        if crc32c_dir is not None:
+            if old_path is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old_path
+
+
+def _run(name: str, events: int, repeats: int, bare_repeats: int, timeout: float,
+         crc32c_dir: str | None) -> dict[str, Any]:
     ok, why = runtime_available()
     if not ok:
-        return skipped(NAME, why)
+        return skipped(name, why)
     path, lines = workload(events, MODELS)
     rig = LiveRig("live", 4)
     try:
@@ -164,8 +183,9 @@ def run(events: int = 1_000_000, repeats: int = 1, bare_repeats: int = 3, timeou
     finally:
         rig.cleanup()
     result = _summarise(bare, live, total, lines, produce_s)
+    result["kafka_crc32c"] = "C extension (crc32c package)" if crc32c_dir else "kafka-python's pure-Python fallback"
     _print(result)
-    write_result(NAME, result)
+    write_result(name, result)
     return result
 
 
@@ -226,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--bare-repeats", type=int, default=3)
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="150k events")
+    p.add_argument("--crc32c-dir", default=None, help="run with the crc32c C extension from DIR on PYTHONPATH")
     p.add_argument("--bare-child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     handle_sigterm()
@@ -237,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if a.quick:
         a.events = min(a.events, 150_000)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return run(a.events, a.repeats, a.bare_repeats, a.timeout)
+    return run(a.events, a.repeats, a.bare_repeats, a.timeout, a.crc32c_dir)
 
 
 if __name__ == "__main__":
