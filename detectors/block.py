@@ -104,8 +104,11 @@ class NumericBlock:
         """KS statistic and asymptotic p-value per row (rows of ``sorted_w`` sorted)."""
         c, n = sorted_w.shape
         keys = self._key(sorted_w).ravel()
-        upper = np.searchsorted(self.refkeys, keys, side="right").reshape(c, n) - self.start[:, None]
-        lower = np.searchsorted(self.refkeys, keys, side="left").reshape(c, n) - self.start[:, None]
+        left = np.searchsorted(self.refkeys, keys, side="left")
+        tied = self.refkeys[np.minimum(left, len(self.refkeys) - 1)] == keys
+        right = np.searchsorted(self.refkeys, keys, side="right") if tied.any() else left
+        upper = right.reshape(c, n) - self.start[:, None]
+        lower = left.reshape(c, n) - self.start[:, None]
         inv_m = 1.0 / self.m[:, None]
         step = np.arange(n) * (1.0 / n)
         d = np.maximum((step + 1.0 / n - upper * inv_m).max(axis=1), (lower * inv_m - step).max(axis=1))

@@ -36,7 +36,7 @@ from detectors.join import LabelJoin
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
 from detectors.ring import Ring
-from detectors.screen import screen
+from detectors.screen import screen_rows
 from detectors.settings import DetectionSettings
 from detectors.stream import StreamDetector
 from detectors.view import ErrorView, View
@@ -342,26 +342,27 @@ class ModelMonitor:
                            background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
         res = self._block(key, cols).tests(np.stack([c.values.arr for c in cols]).astype(
             np.float64 if key[1] == "numeric" else np.int64))
+        feats = [c.name if key[0] == "feature" else None for c in cols]
+        todo: list[tuple[int, int]] = []
+        pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
+        for d, (det, akind) in enumerate(pairs):
+            must = np.array([(f, akind) in self.policy.state for f in feats], dtype=bool)
+            rows, bg = screen_rows(det, cols, res, self.cfg, must, akind != "data_quality")
+            background.setdefault(akind, []).extend(bg)
+            todo.extend((int(i), d) for i in rows)
         out: list[tuple[Key, Score]] = []
-        n = self.cfg.window_size
+        views: dict[int, View | None] = {}
+        for i, d in sorted(todo):
+            det, akind = pairs[d]
+            view = views[i] if i in views else views.setdefault(i, cols[i].view(ts))
+            s = det.check(view) if view is not None else None
+            if s is not None and view is not None:
+                s.column = cols[i].name
+                out.append(((feats[i], akind), s))
+                self._views[cols[i].name] = view
         for i, col in enumerate(cols):
-            feature = col.name if key[0] == "feature" else None
-            view: View | None = None
-            for det, akind in zip(self.checks.windowed[key], self.checks.kinds[key], strict=True):
-                mc = getattr(det.params, "min_count", 0)
-                if akind != "data_quality" and (n < mc or col.ref.m < mc):  # type: ignore[union-attr]
-                    continue
-                if (feature, akind) not in self.policy.state and screen(det, col, res, i, self.cfg, background, akind):
-                    continue
-                view = view or col.view(ts)
-                if view is None:
-                    continue
-                s = det.check(view)
-                if s is not None:
-                    s.column = col.name
-                    out.append(((feature, akind), s))
-                    self._views[col.name] = view
-            out.extend(self._stream_findings(col, feature, view, ts))
+            if col.stream:
+                out.extend(self._stream_findings(col, feats[i], views.get(i), ts))
         return out
 
     def _stream_findings(self, col: Column, feature: str | None, view: View | None,

@@ -1,55 +1,78 @@
-"""Screening: which checks of a full, all-valid window cannot produce an alert this evaluation.
+"""Screening: which checks of full, all-valid windows cannot produce an alert this evaluation.
 
 A screened-out check builds no finding; if it would have carried a p-value,
 that p-value still joins the multiple-testing correction (``background``),
-so decisions are the same as running every check.
+so decisions are the same as running every check on every row.
 
+>>> import numpy as np
 >>> from detectors.settings import DetectionSettings
 >>> from detectors.registry import make
->>> bg = {}
->>> screen(make("ks", {}), None, {"ks": [0.5]}, 0, DetectionSettings(), bg, "data_drift"), bg
-(True, {'data_drift': [0.5]})
+>>> rows, bg = screen_rows(make("ks", {}), [], {"ks": np.array([0.5, 1e-9])}, DetectionSettings(),
+...                        np.array([False, False]), False)
+>>> rows.tolist(), bg
+([1], [0.5])
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
-from detectors.frozen import run_threshold
+import numpy as np
+import numpy.typing as npt
+
+from detectors.frozen import FrozenParams, run_threshold
 from detectors.settings import DetectionSettings
 
-
-def screen(det: Any, col: Any, res: dict[str, Any], i: int, cfg: DetectionSettings,
-           background: dict[str, list[float]], kind: str) -> bool:
-    """True when ``det`` cannot reach a level on row ``i`` (its p-value, if any, goes to ``background``)."""
-    name = det.name
-    if name in res:
-        p = float(res[name][i])
-        if p <= cfg.policy.alpha:
-            return False
-        background.setdefault(kind, []).append(p)
-        return True
-    quiet, p_one = _quality(name, det, col, res, i)
-    if quiet and p_one:
-        background.setdefault(kind, []).append(1.0)
-    return quiet
+Bools = npt.NDArray[np.bool_]
 
 
-def _quality(name: str, det: Any, col: Any, res: dict[str, Any], i: int) -> tuple[bool, bool]:
-    """(cannot fire, would report p = 1) for the data-quality checks of an all-valid window."""
-    ref = col.ref
+def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings, must: Bools,
+                drift: bool) -> tuple[npt.NDArray[np.intp], list[float]]:
+    """Rows where ``det`` must run, and the p-values of the rows screened out."""
+    if drift and cols:
+        mc = getattr(det.params, "min_count", 0)
+        usable = np.array([c.ref.m >= mc for c in cols], dtype=bool) & (cfg.window_size >= mc)
+        if not usable.any():
+            return np.zeros(0, dtype=np.intp), []
+    else:
+        usable = np.ones(len(must), dtype=bool)
+    if det.name in res:
+        p = res[det.name]
+        run = ((p <= cfg.policy.alpha) | must) & usable
+        return np.flatnonzero(run), p[~run & usable].tolist()
+    quiet, p_one = _quality(det, cols, res)
+    run = ~quiet | must
+    return np.flatnonzero(run), [1.0] * int((p_one & ~run).sum())
+
+
+@functools.lru_cache(maxsize=4096)
+def _threshold(mode_freq: float, distinct: int, params: FrozenParams) -> float:
+    thr = run_threshold(mode_freq, params) if distinct > 1 else None
+    return float("inf") if thr is None else float(thr)
+
+
+def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any]) -> tuple[Bools, Bools]:
+    """(cannot fire, would report p = 1) per row, for the data-quality checks of all-valid windows."""
+    name, n = det.name, len(cols)
+    refs = [c.ref for c in cols]
+    no: Bools = np.zeros(n, dtype=bool)
     if name == "missing_rate":
-        return True, ref.missing_rate > 0
+        return ~no, np.array([r.missing_rate > 0 for r in refs], dtype=bool)
     if name == "non_finite":
-        return True, ref.kind == "numeric" and ref.nonfinite_rate > 0
+        return ~no, np.array([r.kind == "numeric" and r.nonfinite_rate > 0 for r in refs], dtype=bool)
     if name == "type_change":
-        return True, ref.badtype_rate > 0
+        return ~no, np.array([r.badtype_rate > 0 for r in refs], dtype=bool)
     if name == "schema":
-        return True, False
+        return ~no, no
     if name in ("frozen", "constant_output"):
-        thr = run_threshold(ref.mode_freq, det.params) if ref.distinct > 1 else None
-        return thr is None or col.meta.run < thr, False
-    if name == "out_of_range" and "min" in res and ref.m >= det.params.min_count:
-        span = (ref.hi - ref.lo) * det.params.margin
-        return bool(res["min"][i] >= ref.lo - span and res["max"][i] <= ref.hi + span), True
-    return False, False
+        thr = np.array([_threshold(r.mode_freq, r.distinct, det.params) for r in refs])
+        return np.array([c.meta.run for c in cols]) < thr, no
+    if name == "out_of_range" and "min" in res:
+        span = np.array([(r.hi - r.lo) * det.params.margin for r in refs])
+        lo, hi = np.array([r.lo for r in refs]) - span, np.array([r.hi for r in refs]) + span
+        enough = np.array([r.m >= det.params.min_count for r in refs], dtype=bool)
+        inside = (res["min"] >= lo) & (res["max"] <= hi)
+        return inside | ~enough, inside & enough
+    return no, no

@@ -125,12 +125,19 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     max_features: int = 200
     """Most features tracked per model version; further names are counted as schema changes only."""
     numeric: NumericSettings = NumericSettings()
+    """Detectors of numeric features."""
     categorical: CategoricalSettings = CategoricalSettings()
+    """Detectors of categorical features."""
     quality: QualitySettings = QualitySettings()
+    """Data-quality detectors of every feature."""
     prediction: PredictionSettings = PredictionSettings()
+    """Detectors of the model's outputs (score, predicted class)."""
     concept: ConceptSettings = ConceptSettings()
+    """Label join and concept-drift detectors."""
     health: HealthSettings = HealthSettings()
+    """Pipeline-health detectors."""
     policy: PolicySettings = PolicySettings()
+    """How findings become alerts (levels, streaks, cooldown, multiple testing)."""
     params: dict[str, dict[str, Any]] = {}
     """Per-detector parameters by registry name, each checked by that detector's Params type."""
 
