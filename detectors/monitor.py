@@ -330,7 +330,7 @@ class ModelMonitor:
         for col in cols:
             if col.ref is None or not len(col.values):
                 continue
-            if len(col.values) >= col.values.capacity and not col.flags.arr.any():
+            if len(col.values) >= col.values.capacity and col.ref.m >= 2 and not col.flags.arr.any():
                 fast.append(col)
             else:
                 out.extend(self._column_findings(col, ts))

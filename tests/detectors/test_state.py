@@ -114,3 +114,25 @@ def test_alert_ids_are_deterministic_and_versions_independent() -> None:
     v2 = [Event(e.stream, e.event_id, e.model, e.ts, "v2", e.features, e.prediction, e.score) for e in evs]
     b = ModelMonitor("m", "v2", SMALL).process(v2)
     assert {a.alert_id for a in a1}.isdisjoint({a.alert_id for a in b})
+
+
+def test_odd_values_never_raise() -> None:
+    """Strings in numeric features, bools, empty feature maps, NaN and inf, features that are never valid."""
+    rng = np.random.default_rng(9)
+    evs = []
+    for i in range(1500):
+        feats: dict[str, object] = {"n": float(rng.normal()), "always_none": None, "flag": bool(i % 3),
+                                    "code": int(rng.integers(0, 5)), "bad": "x" if i % 7 == 0 else 1.0}
+        if i > 900:
+            feats.update({"n": [float("nan"), float("inf"), "str", None, True][i % 5], "code": "seven"})
+        if i % 50 == 0:
+            feats = {}
+        evs.append(Event("prediction", f"p{i}", "m", float(i), features=feats,  # type: ignore[arg-type]
+                         prediction=float(rng.normal()), score=None))
+        evs.append(Event("label", f"l{i}", "m", float(i), prediction_id=f"p{i - 3}", label=float(rng.normal())))
+    m = ModelMonitor("m", "v1", SMALL, b"k")
+    alerts = m.process(evs)
+    kinds = {(a.feature, a.detector) for a in alerts if a.status == "firing"}
+    assert ("n", "non_finite") in kinds or ("n", "type_change") in kinds
+    m2 = ModelMonitor.restore("m", "v1", SMALL, m.full_state(), b"k")
+    assert m2.full_state() == m.full_state()
