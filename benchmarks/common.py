@@ -245,7 +245,8 @@ def py_spy_top(pid: int, seconds: float, out: Path, top: int = 25) -> list[dict[
         return None
     if not out.exists():
         return None
-    return collapse_top(out.read_text(), top)
+    text = out.read_text()
+    return [*collapse_top(text, top), {"inclusive": collapse_inclusive(text, top)}]
 
 
 def collapse_top(collapsed: str, top: int = 25) -> list[dict[str, Any]]:
@@ -268,6 +269,23 @@ def collapse_top(collapsed: str, top: int = 25) -> list[dict[str, Any]]:
         for f, c in sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:top]
     ]
     return rows
+
+
+def collapse_inclusive(collapsed: str, top: int = 25, prefixes: tuple[str, ...] = ("pipeline/", "detectors/",
+                                                                                  "kafka/")) -> list[dict[str, Any]]:
+    """Inclusive shares of the frames in driftwire's own code and kafka-python (where the time goes)."""
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        for f in {_short(f) for f in stack.split(";")}:
+            incl[f] = incl.get(f, 0) + int(count)
+    keep = [(f, n) for f, n in incl.items() if any(f"({p}" in f for p in prefixes)]
+    keep.sort(key=lambda kv: kv[1], reverse=True)
+    return [{"frame": f, "inclusive_share": round(n / total, 4)} for f, n in keep[:top]] if total else []
 
 
 # --------------------------------------------------------------------------- processes
@@ -475,6 +493,7 @@ class LiveRig:
             c.close()
 
     def producer(self, **over: Any) -> Any:
+        fast_crc_for_producing()
         from kafka import KafkaProducer
 
         settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "acks": 1, "linger_ms": 20,
@@ -585,6 +604,29 @@ class LiveRig:
         if self.private is not None:
             self.private.__exit__(None, None, None)
             self.private = None
+
+
+CRC32C_DIR = ROOT / ".cache" / "bench-crc32c"
+
+
+def fast_crc_for_producing() -> bool:
+    """In this (benchmark) process only: let kafka-python's producer use the crc32c C extension from
+    ``.cache/bench-crc32c`` (``pip install --target .cache/bench-crc32c crc32c``) when it is there, so
+    pre-producing a million events takes seconds, not minutes. The consumers under test are separate
+    processes and keep the project's own dependencies."""
+    if not CRC32C_DIR.is_dir():
+        return False
+    if str(CRC32C_DIR) not in sys.path:
+        sys.path.append(str(CRC32C_DIR))
+    try:
+        import crc32c
+    except ImportError:
+        return False
+    import kafka.record.default_records as records
+    import kafka.record.util as util
+
+    util.calc_crc32c = records.calc_crc32c = crc32c.crc32c  # type: ignore[attr-defined]
+    return True
 
 
 def route(line: bytes) -> tuple[str, bytes, bytes]:

@@ -234,9 +234,13 @@ def _print(r: dict[str, Any]) -> None:
     top = (r["driftwire"] or [{}])[0].get("py_spy_top")
     if top:
         print("\nhot spots (py-spy, driftwire run, own samples):")
+        own = [t for t in top if "frame" in t]
         print(table(["own %", "incl %", "frame"],
                     [(f"{100 * t['own_share']:.1f}", f"{100 * t['inclusive_share']:.1f}", t["frame"][:100])
-                     for t in top[:12]]))
+                     for t in own[:12]]))
+        incl = next((t["inclusive"] for t in top if "inclusive" in t), [])
+        print("\nwhere the time goes (py-spy, inclusive, driftwire and kafka-python frames):")
+        print(table(["incl %", "frame"], [(f"{100 * t['inclusive_share']:.1f}", t["frame"][:100]) for t in incl[:16]]))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
