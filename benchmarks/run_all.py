@@ -18,7 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import alert_latency, batch_cost, live_throughput, memory, replay_throughput, scale_out
-from benchmarks.common import banner, handle_sigterm, runtime_available, services_env, table, write_result
+from benchmarks.common import (
+    RESULTS,
+    banner,
+    handle_sigterm,
+    machine_info,
+    runtime_available,
+    services_env,
+    table,
+    write_result,
+)
 
 Plan = dict[str, Callable[[], dict[str, Any]]]
 
@@ -120,7 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["benchmark", "figure", "target", "verdict", "s"], rows))
     write_result("summary", {"quick": a.quick, "rows": [dict(zip(("benchmark", "figure", "target", "verdict",
                                                                    "elapsed_s"), r, strict=True)) for r in rows]})
+    (RESULTS / "summary.md").write_text(markdown(rows, a.quick, time.monotonic() - t_all))
     return 0
+
+
+def markdown(rows: list[tuple[Any, ...]], quick: bool, secs: float) -> str:
+    """The summary as a Markdown table with the machine, for benchmarks/README.md."""
+    m = machine_info()
+    head = (f"Run of {m['date']} ({'quick' if quick else 'full'} sizes, {secs / 60:.0f} min), git {m['git_commit']}: "
+            f"{m['nproc']} cores ({m['cpu_model']}), {m['mem_total_mb']} MiB, Python {m['python']}, "
+            f"numpy {m['numpy']}, river {m['river']}, msgspec {m['msgspec']}, "
+            f"kafka-python {m.get('kafka_python')}, redis-py {m.get('redis')}.\n\n")
+    lines = ["| benchmark | figure | target | verdict |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
+    return head + "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
