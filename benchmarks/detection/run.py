@@ -13,6 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, prediction_index
@@ -135,8 +136,9 @@ def main() -> None:
     ap.add_argument("--change", type=int, default=3500, help="change point (prediction index)")
     ap.add_argument("--clean-n", type=int, default=20000, help="prediction events per drift-free stream")
     ap.add_argument("--only", default="", help="comma-separated scenario names")
+    ap.add_argument("--settings", default="{}", help="JSON overrides of the detection settings (default: none)")
     args = ap.parse_args()
-    settings = DetectionSettings()
+    settings = msgspec.convert(json.loads(args.settings), DetectionSettings)
     t0 = time.perf_counter()
     only = set(filter(None, args.only.split(",")))
     drift = [run_drift(name, s, settings, args.n, args.change) for name in DRIFT if not only or name in only
