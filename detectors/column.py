@@ -101,6 +101,19 @@ class Column:
         if self.stream and len(valid):
             self._feed_stream(valid, ts[flags == OK] if ts is not None else None)
 
+    def feed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None) -> None:
+        """Append finite numeric values after the freeze (``tail``: trailing run of ``last`` in ``arr``)."""
+        self.dirty_meta = True
+        self.values.extend(arr)
+        self.flags.extend(np.zeros(len(arr), dtype=np.int8))
+        m = self.meta
+        m.n += len(arr)
+        same = tail == len(arr) and m.run_value == last and type(m.run_value) is float
+        m.run = m.run + tail if same else tail
+        m.run_value = last
+        if self.stream and len(arr):
+            self._feed_stream(np.ascontiguousarray(arr), ts)
+
     def _feed_reference(self, arr: FloatArray, flags: npt.NDArray[np.int8]) -> None:
         m = self.meta
         m.ref_n += len(arr)

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import msgspec
@@ -204,11 +205,31 @@ class ModelMonitor:
             if not ref:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
                 self.rings["t:feat"].extend(ts)
+            done = set() if ref else self._feed_clean_numeric(feats, ts)  # type: ignore[arg-type]
             for name in self.meta.features:
-                self.columns[name].feed([d.get(name) for d in feats], ref, ts)  # type: ignore[union-attr]
+                if name not in done:
+                    self.columns[name].feed([d.get(name) for d in feats], ref, ts)  # type: ignore[union-attr]
         pe = [e for e in obs if e.stream == "prediction"]
         if pe:
             self._ingest_outputs(pe, ref)
+
+    def _feed_clean_numeric(self, feats: list[dict[str, object]], ts: np.ndarray | None) -> set[str]:
+        """Feed all numeric features at once when every value is a finite number (the common case)."""
+        cols = [c for c in (self.columns[n] for n in self.meta.features) if c.meta.kind == "numeric"]
+        if not cols:
+            return set()
+        names = [c.name for c in cols]
+        rows = [[d.get(n) for n in names] for d in feats]
+        if not set(map(type, itertools.chain.from_iterable(rows))) <= {float, int}:
+            return set()
+        mat = np.array(rows, dtype=np.float64)
+        if not np.isfinite(mat).all():
+            return set()
+        rev = mat[::-1] != mat[-1]
+        tails = np.where(rev.any(axis=0), rev.argmax(axis=0), len(mat)).tolist()
+        for j, (col, last) in enumerate(zip(cols, mat[-1].tolist(), strict=True)):
+            col.feed_clean(mat[:, j], tails[j], last, ts)
+        return set(names)
 
     def _ingest_outputs(self, pe: Sequence[Event], ref: bool) -> None:
         if ref and not self.meta.outputs:
