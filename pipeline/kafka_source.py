@@ -295,6 +295,14 @@ class KafkaSource:
         complete = {tp.partition for tp in assigned if all(t in held for t in self.shard_tps(tp.partition))}
         return dropped, complete
 
+    def coordinator_known(self) -> bool:
+        """False while the group coordinator (the broker) is unknown or unreachable."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        try:
+            return coordinator is None or not coordinator.coordinator_unknown()
+        except Exception:  # private API: never let a probe break the loop
+            return True
+
     def assigned_shards(self) -> set[int]:
         held = set(self.consumer.assignment())
         return {tp.partition for tp in held if all(t in held for t in self.shard_tps(tp.partition))}
@@ -379,6 +387,27 @@ class KafkaSource:
             if hw is not None and pos is not None:
                 out[tp] = max(0, hw - pos) + (self.merges[shard].size(tp) if shard in self.merges else 0)
         return out
+
+    def behind(self, shard: int) -> dict[str, str]:
+        """Partitions of an open shard with unread records (or no known watermark), for the stall check."""
+        out: dict[str, str] = {}
+        held = set(self.consumer.assignment())
+        for tp in self.shard_tps(shard):
+            if tp not in held or shard not in self.merges:
+                continue
+            hw, pos = self.consumer.highwater(tp), position(self.consumer, tp)
+            if hw is None or pos is None or pos < hw:
+                paused, size = tp in self.consumer.paused(), self.merges[shard].size(tp)
+                out[tp_key(tp)] = f"position={pos} highwater={hw} buffered={size} paused={paused}"
+        return out
+
+    def reseek(self, shard: int) -> None:
+        """Seek a shard's partitions to their current positions (restarts their fetches)."""
+        held = set(self.consumer.assignment())
+        for tp in self.shard_tps(shard):
+            pos = position(self.consumer, tp) if tp in held else None
+            if pos is not None:
+                self.consumer.seek(tp, pos)
 
     def close(self) -> None:
         """Leave the group (revocation listener runs, then LeaveGroup)."""

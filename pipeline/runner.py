@@ -54,6 +54,7 @@ from pipeline.sinks import encode_alert
 from pipeline.store import FencedError, StateStore, StoreUnavailable, check_state_lost
 
 log = get_logger("driftwire.run")
+STALL_S = 8.0  # seconds without records while a partition is known to be behind
 
 
 class RunSummary(msgspec.Struct):
@@ -159,6 +160,7 @@ class Runner:
         self.claim_backoff: dict[int, float] = {}
         self.summary = RunSummary()
         self.stop_reason = ""
+        self._coordinator_known = True
         self.log = log.bind(group=config.kafka.group_id, consumer=origin_id())
         rt = config.runtime
         self.retry_initial, self.retry_max = rt.retry_initial_s, rt.retry_max_s
@@ -194,7 +196,8 @@ class Runner:
                 self._claim_due()
                 emitted = sum(self._step(run) for run in list(self.shards.values()))
                 now = time.monotonic()
-                if got or emitted or not self._settled():
+                busy = got or emitted or not self._settled()
+                if busy or (now - last_activity >= STALL_S and self._unstall()):
                     last_activity = now
                 self._check_limits(now - start, now - last_activity)
                 self._report_health()
@@ -217,9 +220,29 @@ class Runner:
         elif lim.idle_timeout is not None and idle >= lim.idle_timeout:
             self.request_stop("idle_timeout")
 
+    def _unstall(self) -> bool:
+        """Records are known to exist (position < high watermark, or no watermark yet) but
+        nothing has arrived for a while: log it and re-seek the shard's partitions to their
+        positions, which restarts their fetches. Returns True when something was stalled."""
+        stalled = False
+        for shard in list(self.shards):
+            behind = self.source.behind(shard)
+            if behind:
+                stalled = True
+                self.log.warning("fetch_stalled", partition=shard, behind=behind)
+                self.source.reseek(shard)
+        return stalled
+
     def _settled(self) -> bool:
         """Nothing in flight: a group member with its assignment, every shard claimed, committed, published."""
         if not self.source.listener.settled:
+            return False
+        known = self.source.coordinator_known()
+        if known != self._coordinator_known:
+            self._coordinator_known = known
+            self._component("kafka", known, "" if known else "group coordinator unreachable")
+            self.log.warning("kafka_reachable" if known else "kafka_unreachable", component="kafka")
+        if not known:
             return False
         return not self.unclaimed and all(r.pending is None and not r.outbox_dirty for r in self.shards.values())
 
@@ -231,6 +254,8 @@ class Runner:
         except KafkaUnavailable as exc:
             self._component("kafka", False, str(exc))
             return 0
+        if counts:
+            self._component("kafka", True)
         if self.metrics is not None:
             for topic, n in counts.items():
                 self.metrics.consumed(topic, n)
