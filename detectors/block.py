@@ -93,6 +93,7 @@ class NumericBlock:
         self.edgekeys = np.where(_pad([np.ones(len(r.edges)) for r in refs], width, 0.0) > 0,
                                  self.edgekeys, self.row + 3.0)
         self.binned = BinnedRows([r.counts for r in refs])
+        self.cache: dict[Any, Any] = {}
 
     def _key(self, x: FloatArray, i: int | None = None) -> FloatArray:
         lo = self.lo[:, None] if i is None else self.lo[i]
@@ -147,6 +148,7 @@ class CategoricalBlock:
         self.nbins = nbins
         self.rate = np.array([r.unseen_rate for r in refs])
         self.binned = BinnedRows([r.counts for r in refs])
+        self.cache: dict[Any, Any] = {}
 
     def tests(self, codes: IntArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi, js and unseen per row."""

@@ -361,14 +361,16 @@ class ModelMonitor:
 
     def _screened_findings(self, key: tuple[str, str], cols: list[Column], ts: np.ndarray,
                            background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
-        res = self._block(key, cols).tests(np.stack([c.values.arr for c in cols]).astype(
+        block = self._block(key, cols)
+        res = block.tests(np.stack([c.values.arr for c in cols]).astype(
             np.float64 if key[1] == "numeric" else np.int64))
         feats = [c.name if key[0] == "feature" else None for c in cols]
         todo: list[tuple[int, int]] = []
         pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
         for d, (det, akind) in enumerate(pairs):
-            must = np.array([(f, akind) in self.policy.state for f in feats], dtype=bool)
-            rows, bg = screen_rows(det, cols, res, self.cfg, must, akind != "data_quality")
+            must = np.array([(f, akind) in self.policy.state for f in feats], dtype=bool) if self.policy.state \
+                else np.zeros(len(cols), dtype=bool)
+            rows, bg = screen_rows(det, cols, res, self.cfg, must, akind != "data_quality", block.cache)
             background.setdefault(akind, []).extend(bg)
             todo.extend((int(i), d) for i in rows)
         out: list[tuple[Key, Score]] = []

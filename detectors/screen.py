@@ -7,8 +7,10 @@ so decisions are the same as running every check on every row.
 >>> import numpy as np
 >>> from detectors.settings import DetectionSettings
 >>> from detectors.registry import make
->>> rows, bg = screen_rows(make("ks", {}), [], {"ks": np.array([0.5, 1e-9])}, DetectionSettings(),
-...                        np.array([False, False]), False)
+>>> from types import SimpleNamespace as NS
+>>> cols = [NS(ref=NS(m=2000)), NS(ref=NS(m=2000))]
+>>> rows, bg = screen_rows(make("ks", {}), cols, {"ks": np.array([0.5, 1e-9])}, DetectionSettings(),
+...                        np.array([False, False]), True)
 >>> rows.tolist(), bg
 ([1], [0.5])
 """
@@ -29,20 +31,22 @@ Bools = npt.NDArray[np.bool_]
 
 
 def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings, must: Bools,
-                drift: bool) -> tuple[npt.NDArray[np.intp], list[float]]:
-    """Rows where ``det`` must run, and the p-values of the rows screened out."""
-    if drift and cols:
-        mc = getattr(det.params, "min_count", 0)
-        usable = np.array([c.ref.m >= mc for c in cols], dtype=bool) & (cfg.window_size >= mc)
-        if not usable.any():
-            return np.zeros(0, dtype=np.intp), []
-    else:
-        usable = np.ones(len(must), dtype=bool)
+                drift: bool, cache: dict[Any, Any] | None = None) -> tuple[npt.NDArray[np.intp], list[float]]:
+    """Rows where ``det`` must run, and the p-values of the rows screened out.
+
+    ``cache`` keeps per-(detector, block) constants between evaluations (references are frozen).
+    """
+    cache = {} if cache is None else cache
+    usable = cache.get(("usable", det.name))
+    if usable is None:
+        mc = getattr(det.params, "min_count", 0) if drift else 0
+        usable = cache[("usable", det.name)] = np.array([c.ref.m >= mc and cfg.window_size >= mc for c in cols],
+                                                        dtype=bool)
     if det.name in res:
         p = res[det.name]
         run = ((p <= cfg.policy.alpha) | must) & usable
         return np.flatnonzero(run), p[~run & usable].tolist()
-    quiet, p_one = _quality(det, cols, res)
+    quiet, p_one = _quality(det, cols, res, cache)
     run = ~quiet | must
     return np.flatnonzero(run), [1.0] * int((p_one & ~run).sum())
 
@@ -53,10 +57,28 @@ def _threshold(mode_freq: float, distinct: int, params: FrozenParams) -> float:
     return float("inf") if thr is None else float(thr)
 
 
-def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any]) -> tuple[Bools, Bools]:
+def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any], cache: dict[Any, Any]) -> tuple[Bools, Bools]:
     """(cannot fire, would report p = 1) per row, for the data-quality checks of all-valid windows."""
-    name, n = det.name, len(cols)
-    refs = [c.ref for c in cols]
+    name = det.name
+    if name in ("frozen", "constant_output"):
+        thr = cache.get(("thr", name))
+        if thr is None:
+            thr = cache[("thr", name)] = np.array([_threshold(c.ref.mode_freq, c.ref.distinct, det.params)
+                                                  for c in cols])
+        return np.array([c.meta.run for c in cols]) < thr, np.zeros(len(cols), dtype=bool)
+    fixed = cache.get(("q", name))
+    if fixed is None:
+        fixed = cache[("q", name)] = _fixed_quality(det, [c.ref for c in cols], res)
+    if name == "out_of_range" and fixed is not None and "min" in res:
+        lo, hi, enough = fixed
+        inside = (res["min"] >= lo) & (res["max"] <= hi)
+        return inside | ~enough, inside & enough
+    return fixed if fixed is not None else (np.zeros(len(cols), dtype=bool),) * 2
+
+
+def _fixed_quality(det: Any, refs: list[Any], res: dict[str, Any]) -> Any:
+    """Per-row constants of a data-quality check (from the frozen references)."""
+    name, n = det.name, len(refs)
     no: Bools = np.zeros(n, dtype=bool)
     if name == "missing_rate":
         return ~no, np.array([r.missing_rate > 0 for r in refs], dtype=bool)
@@ -66,13 +88,8 @@ def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any]) -> tuple[Bools,
         return ~no, np.array([r.badtype_rate > 0 for r in refs], dtype=bool)
     if name == "schema":
         return ~no, no
-    if name in ("frozen", "constant_output"):
-        thr = np.array([_threshold(r.mode_freq, r.distinct, det.params) for r in refs])
-        return np.array([c.meta.run for c in cols]) < thr, no
     if name == "out_of_range" and "min" in res:
         span = np.array([(r.hi - r.lo) * det.params.margin for r in refs])
         lo, hi = np.array([r.lo for r in refs]) - span, np.array([r.hi for r in refs]) + span
-        enough = np.array([r.m >= det.params.min_count for r in refs], dtype=bool)
-        inside = (res["min"] >= lo) & (res["max"] <= hi)
-        return inside | ~enough, inside & enough
+        return lo, hi, np.array([r.m >= det.params.min_count for r in refs], dtype=bool)
     return no, no
