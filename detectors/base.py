@@ -47,6 +47,8 @@ class Score(msgspec.Struct, kw_only=True):
     details: dict[str, object] = {}
     change_ts: float | None = None
     window: tuple[float | None, float | None, int] = (None, None, 0)
+    warning: float | None = None
+    """The warning bound of the statistic (reported when the p-value holds a critical statistic at warning)."""
     column: str | None = None
     """The monitored column the finding is about (used to add summaries when an alert fires)."""
 

@@ -98,6 +98,8 @@ class Policy:
         adjusted = adjust_pvalues(pvals + background, self.cfg.correction)[: len(pvals)]
         for s, padj in zip(tested, adjusted, strict=True):
             p_level = 2 if padj <= self.cfg.alpha_critical else int(padj <= self.cfg.alpha)
+            if p_level < s.level and s.warning is not None:
+                s.threshold = s.warning
             s.level = min(s.level, p_level)
             s.clear = s.clear or padj > self.cfg.alpha_resolve
             s.details = {**s.details, "p_value": s.p_value, "p_adjusted": padj, "alpha": self.cfg.alpha}
