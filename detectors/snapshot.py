@@ -65,7 +65,7 @@ def unseal(secret: bytes, name: str, blob: bytes) -> object:
     """Check and unpickle a sealed snapshot; raise :class:`SnapshotError` on any failure."""
     try:
         env = msgspec.msgpack.decode(blob, type=Envelope)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise SnapshotError(f"{name}: unreadable envelope") from exc
     if env.format != FORMAT or env.name != name:
         raise SnapshotError(f"{name}: unexpected format or name")
