@@ -228,6 +228,9 @@ class Stack:
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
+            with _suppress():
+                os.kill(proc.pid, signal.SIGUSR1)  # the runner dumps its threads' stacks to its log
+                time.sleep(1)
             proc.kill()
             raise AssertionError(f"consumer did not exit within {timeout}s; log:\n{log_tail(proc)}") from exc
 
@@ -289,14 +292,22 @@ def services_sh(*args: str, timeout: float = 180) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2,
+             procs: Sequence[subprocess.Popen[bytes]] = ()) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    tails = ""
+    for proc in procs:
+        with _suppress():
+            os.kill(proc.pid, signal.SIGUSR1)
+    if procs:
+        time.sleep(1)
+        tails = "\n".join(log_tail(p, 6000) for p in procs)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
 
 
 class _suppress:

@@ -97,7 +97,8 @@ def finish(stack: Stack, *procs: Any, timeout: float = 120) -> None:
 
 
 def wait_progress(stack: Stack, at_least: int, timeout: float = 60) -> int:
-    return int(wait_for(lambda: (p := stack.progress()) >= at_least and p, timeout, f"progress >= {at_least}"))
+    return int(wait_for(lambda: (p := stack.progress()) >= at_least and p, timeout, f"progress >= {at_least}",
+                        procs=[p for p in stack.procs if p.poll() is None]))
 
 
 # --------------------------------------------------------------------------------------------
