@@ -16,8 +16,9 @@ at its place in its own partition's order. Given the same data, a re-run after a
 fault therefore feeds the engine the very same sequence.
 
 Rebalance: the listener callbacks run on kafka-python's IO thread (the heartbeat
-loop), so they only record what changed and pause newly assigned partitions (a flag
-flip); the main loop claims shards and seeks (see :mod:`pipeline.runner`).
+loop), so they only record what changed, under a lock of their own; right after
+``poll`` returns, the main loop pauses newly assigned partitions, drops revoked shards,
+claims shards and seeks (see :mod:`pipeline.runner`).
 """
 
 from __future__ import annotations
@@ -174,8 +175,7 @@ def caught_up_fn(consumer: KafkaConsumer, force: bool = False) -> Callable[[Topi
 class RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
     """Records assignment changes (runs on kafka-python's IO thread: short work only)."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
-        self._consumer = consumer
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._revoked: set[TopicPartition] = set()
         self._assigned: set[TopicPartition] = set()
@@ -198,8 +198,6 @@ class RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = set(assigned)
-        # Nothing is fetched for a partition until its shard is claimed and sought.
-        self._consumer.pause(*assigned)
         with self._lock:
             self._assigned |= assigned
             self.rebalances += 1
@@ -238,7 +236,7 @@ class KafkaSource:
             )
         except KafkaError as exc:
             raise KafkaUnavailable(f"cannot connect to Kafka at {k.bootstrap_servers}: {exc}") from exc
-        self.listener = RebalanceLog(self.consumer)
+        self.listener = RebalanceLog()
         self.merges: dict[int, Merge] = {}
         self.partitions = 0
 
@@ -292,6 +290,9 @@ class KafkaSource:
         revoked, assigned = self.listener.take()
         dropped = {tp.partition for tp in revoked}
         held = set(self.consumer.assignment())
+        # Nothing is fetched for a new partition until its shard is claimed and sought
+        # (paused here, on the main thread: the listener itself touches no client state).
+        self.consumer.pause(*[tp for tp in assigned if tp in held])
         complete = {tp.partition for tp in assigned if all(t in held for t in self.shard_tps(tp.partition))}
         return dropped, complete
 
