@@ -114,6 +114,17 @@ class Column:
         if self.stream and len(arr):
             self._feed_stream(np.ascontiguousarray(arr), ts)
 
+    def feed_clean_ref(self, arr: FloatArray) -> None:
+        """Accumulate finite numeric reference values (what :meth:`feed` does for a clean segment)."""
+        self.dirty_meta = True
+        m = self.meta
+        m.ref_n += len(arr)
+        ring = self.ref_ring
+        room = ring.capacity - ring.count
+        if room > 0:
+            ring.extend(arr[:room])
+        m.ref_values = ring.count
+
     def _feed_reference(self, arr: FloatArray, flags: npt.NDArray[np.int8]) -> None:
         m = self.meta
         m.ref_n += len(arr)

@@ -20,7 +20,9 @@ True
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -43,6 +45,16 @@ from detectors.stream import StreamDetector
 from detectors.view import ErrorView, View
 
 MAX_NEW_NAMES = 50
+_NUMERIC_OR_NONE = frozenset({float, int, type(None)})
+
+
+def _rows(feats: list[dict[str, object]], get: Any, names: list[str]) -> list[Any]:
+    """One list of values per event (None where absent), in ``names`` order."""
+    try:
+        rows = list(map(get, feats))
+    except KeyError:
+        return [[d.get(n) for n in names] for d in feats]
+    return rows if len(names) > 1 else [[r] for r in rows]
 
 
 class Meta(msgspec.Struct):
@@ -84,6 +96,9 @@ class ModelMonitor:
         self.refused_snapshots: list[str] = []
         self._views: dict[str, View] = {}
         self._blocks: dict[object, NumericBlock | CategoricalBlock] = {}
+        self._num_n = -1
+        self._num_cols: list[Column] = []
+        self._num_get: Any = None
         self._gap_det: EventGap | None = next((d for d in self.checks.health if isinstance(d, EventGap)), None)
         self.baseline = baseline
         if baseline is not None:
@@ -205,7 +220,7 @@ class ModelMonitor:
             if not ref:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
                 self.rings["t:feat"].extend(ts)
-            done = set() if ref else self._feed_clean_numeric(feats, ts)  # type: ignore[arg-type]
+            done = self._feed_clean_numeric(feats, ref, ts)  # type: ignore[arg-type]
             for name in self.meta.features:
                 if name not in done:
                     self.columns[name].feed([d.get(name) for d in feats], ref, ts)  # type: ignore[union-attr]
@@ -213,23 +228,38 @@ class ModelMonitor:
         if pe:
             self._ingest_outputs(pe, ref)
 
-    def _feed_clean_numeric(self, feats: list[dict[str, object]], ts: np.ndarray | None) -> set[str]:
-        """Feed all numeric features at once when every value is a finite number (the common case)."""
-        cols = [c for c in (self.columns[n] for n in self.meta.features) if c.meta.kind == "numeric"]
+    def _numeric_cols(self) -> list[Column]:
+        """Numeric feature columns in feature order (cached: features are only ever appended)."""
+        if self._num_n != len(self.meta.features):
+            self._num_cols = [c for c in (self.columns[n] for n in self.meta.features) if c.meta.kind == "numeric"]
+            self._num_get = operator.itemgetter(*[c.name for c in self._num_cols]) if self._num_cols else None
+            self._num_n = len(self.meta.features)
+        return self._num_cols
+
+    def _feed_clean_numeric(self, feats: list[dict[str, object]], ref: bool, ts: np.ndarray | None) -> set[str]:
+        """Feed the all-finite numeric features at once (one matrix per segment); the names fed."""
+        cols = self._numeric_cols()
         if not cols:
             return set()
-        names = [c.name for c in cols]
-        rows = [[d.get(n) for n in names] for d in feats]
-        if not set(map(type, itertools.chain.from_iterable(rows))) <= {float, int}:
+        rows = _rows(feats, self._num_get, [c.name for c in cols])
+        types = set(map(type, itertools.chain.from_iterable(rows)))
+        if not types <= _NUMERIC_OR_NONE:
             return set()
-        mat = np.array(rows, dtype=np.float64)
-        if not np.isfinite(mat).all():
-            return set()
+        mat = np.array(rows, dtype=np.float64).reshape(len(rows), len(cols))
+        clean = np.isfinite(mat).all(axis=0).tolist()
+        if ref:
+            for col, ok, vals in zip(cols, clean, mat.T, strict=True):
+                if ok:
+                    col.feed_clean_ref(vals)
+            return {c.name for c, ok in zip(cols, clean, strict=True) if ok}
         rev = mat[::-1] != mat[-1]
         tails = np.where(rev.any(axis=0), rev.argmax(axis=0), len(mat)).tolist()
-        for j, (col, last) in enumerate(zip(cols, mat[-1].tolist(), strict=True)):
-            col.feed_clean(mat[:, j], tails[j], last, ts)
-        return set(names)
+        last = mat[-1].tolist()
+        cmat = np.ascontiguousarray(mat.T)
+        for j, col in enumerate(cols):
+            if clean[j]:
+                col.feed_clean(cmat[j], tails[j], last[j], ts)
+        return {c.name for c, ok in zip(cols, clean, strict=True) if ok}
 
     def _ingest_outputs(self, pe: Sequence[Event], ref: bool) -> None:
         if ref and not self.meta.outputs:
