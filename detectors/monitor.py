@@ -246,7 +246,7 @@ class ModelMonitor:
         if not types <= _NUMERIC_OR_NONE:
             return set()
         mat = np.array(rows, dtype=np.float64).reshape(len(rows), len(cols))
-        clean: list[bool] = list(np.isfinite(mat).all(axis=0).tolist())
+        clean: list[bool] = np.isfinite(mat).all(axis=0).tolist()  # type: ignore[assignment]
         if ref:
             for col, ok, vals in zip(cols, clean, mat.T, strict=True):
                 if ok:
