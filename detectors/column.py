@@ -31,6 +31,8 @@ FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
 OK, MISSING, NONFINITE, BADTYPE = 0, 1, 2, 3
 _NUMERIC_TYPES = frozenset({float, int})
+_CAT_TYPES = frozenset({str, bool, type(None)})
+_CAT_DECLARED = frozenset({str, bool, int, float, type(None)})
 
 
 class ColumnMeta(msgspec.Struct):
@@ -96,10 +98,11 @@ class Column:
         self.values.extend(arr)
         self.flags.extend(flags)
         self.meta.n += len(vals)
-        valid = arr[flags == OK]
-        self._track_run(valid, vals, flags)
+        ok = None if not flags.any() else flags == OK
+        valid = arr if ok is None else arr[ok]
+        self._track_run(valid, vals, flags, ok is None)
         if self.stream and len(valid):
-            self._feed_stream(valid, ts[flags == OK] if ts is not None else None)
+            self._feed_stream(valid, ts if ts is None or ok is None else ts[ok])
 
     def feed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None) -> None:
         """Append finite numeric values after the freeze (``tail``: trailing run of ``last`` in ``arr``)."""
@@ -137,6 +140,29 @@ class Column:
             m.ref_values = self.ref_ring.count
 
     def _categorical_values(self, vals: Sequence[object], ref: bool) -> tuple[FloatArray, npt.NDArray[np.int8]]:
+        allowed = _CAT_DECLARED if self.meta.declared else _CAT_TYPES
+        types = set(map(type, vals))
+        if not types <= allowed:
+            return self._categorical_slow(vals, ref)
+        n = len(vals)
+        flags = np.zeros(n, dtype=np.int8)
+        missing = [i for i, v in enumerate(vals) if v is None] if type(None) in types else []
+        if missing:
+            flags[missing] = MISSING
+        if ref:
+            for v in vals:
+                if v is not None:
+                    self._count(v)  # type: ignore[arg-type]
+            return np.zeros(n), flags
+        if not isinstance(self.ref, CategoricalRef):
+            return np.zeros(n), flags
+        get, unknown = self.ref.vocab.get, float(self.ref.k) if self.ref.overflow else -1.0
+        codes = np.array([get(v, unknown) for v in vals], dtype=np.float64)  # type: ignore[call-overload]
+        if missing:
+            codes[missing] = 0.0
+        return codes, flags
+
+    def _categorical_slow(self, vals: Sequence[object], ref: bool) -> tuple[FloatArray, npt.NDArray[np.int8]]:
         allowed = (str, bool, int, float) if self.meta.declared else (str, bool)
         codes = np.zeros(len(vals))
         flags = np.zeros(len(vals), dtype=np.int8)
@@ -162,7 +188,8 @@ class Column:
         else:
             self.cat_overflow += 1
 
-    def _track_run(self, valid: FloatArray, vals: Sequence[object], flags: npt.NDArray[np.int8]) -> None:
+    def _track_run(self, valid: FloatArray, vals: Sequence[object], flags: npt.NDArray[np.int8],
+                   all_ok: bool = False) -> None:
         if not len(valid):
             return
         m = self.meta
@@ -171,7 +198,7 @@ class Column:
             breaks = np.flatnonzero(valid != last)
             tail = len(valid) - 1 - int(breaks[-1]) if breaks.size else len(valid)
         else:
-            raw = [v for v, f in zip(vals, flags.tolist(), strict=True) if f == OK]
+            raw = vals if all_ok else [v for v, f in zip(vals, flags.tolist(), strict=True) if f == OK]
             last = raw[-1]  # type: ignore[assignment]
             tail = next((len(raw) - 1 - i for i in range(len(raw) - 1, -1, -1) if raw[i] != last), len(raw))
         same = tail == len(valid) and m.run_value == last and type(m.run_value) is type(last)

@@ -37,7 +37,8 @@ class Ring:
 
     def extend(self, values: npt.ArrayLike) -> None:
         """Append values (oldest first), overwriting the oldest when full."""
-        vals = np.asarray(values, dtype=self.arr.dtype)
+        arr = self.arr
+        vals = values if type(values) is np.ndarray and values.dtype == arr.dtype else np.asarray(values, arr.dtype)
         n, cap = len(vals), self.capacity
         if n == 0:
             return
@@ -47,17 +48,21 @@ class Ring:
         end = self.count % cap
         start = (end - n) % cap
         if start + n <= cap:
-            self.arr[start : start + n] = vals
+            arr[start : start + n] = vals
         else:
             head = cap - start
-            self.arr[start:] = vals[:head]
-            self.arr[: n - head] = vals[head:]
+            arr[start:] = vals[:head]
+            arr[: n - head] = vals[head:]
         self._mark(start, n)
 
     def _mark(self, start: int, n: int) -> None:
         c, cap = self.chunk, self.capacity
         if start + n <= cap:
-            self._dirty.update(range(start // c, (start + n - 1) // c + 1))
+            first, last = start // c, (start + n - 1) // c
+            if first == last:
+                self._dirty.add(first)
+            else:
+                self._dirty.update(range(first, last + 1))
         else:
             self._dirty.update(range(start // c, (cap - 1) // c + 1))
             self._dirty.update(range((start + n - cap - 1) // c + 1))

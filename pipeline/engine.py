@@ -82,19 +82,30 @@ class Engine:
 
     def _segment(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> list[Alert]:
         groups: dict[ModelKey, list[Event]] = {}
+        models = self.models
         for i, ev in enumerate(segment):
             key = (ev.model, ev.model_version)
-            if key not in self.models and not self._admit(key):
-                rejected.append(offset + i)
-                continue
-            groups.setdefault(key, []).append(ev)
-            wm = self._state.watermark
-            if wm is None or ev.ts > wm:
-                self._state.watermark = ev.ts
+            group = groups.get(key)
+            if group is None:
+                if key not in models and not self._admit(key):
+                    rejected.append(offset + i)
+                    continue
+                group = groups[key] = []
+            group.append(ev)
+        self._advance_watermark(segment, offset, rejected)
         alerts: list[Alert] = []
         for key, events in groups.items():
-            alerts += self.models[key].process(events)
+            alerts += models[key].process(events)
         return alerts
+
+    def _advance_watermark(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> None:
+        """Raise the watermark to the latest admitted event time (in stream order, like a running max)."""
+        refused = {i - offset for i in rejected if i >= offset}
+        times = (ev.ts for i, ev in enumerate(segment) if i not in refused) if refused else (ev.ts for ev in segment)
+        top = max(times, default=None)
+        wm = self._state.watermark
+        if top is not None and (wm is None or top > wm):
+            self._state.watermark = top
 
     def _admit(self, key: ModelKey) -> bool:
         if len(self.models) >= self.max_models:
