@@ -55,9 +55,13 @@ def checkpoints(events: int, models: int) -> tuple[list[int], int]:
     return sorted(marks), refs_full
 
 
-def replay_child(path: Path, marks: list[int]) -> dict[str, Any]:
+def _detection(max_pending: int | None) -> dict[str, Any]:
+    return {} if max_pending is None else {"concept": {"max_pending": max_pending}}
+
+
+def replay_child(path: Path, marks: list[int], max_pending: int | None = None) -> dict[str, Any]:
     """Run in a child: replay ``path`` and note RSS whenever the line count first passes a mark."""
-    from pipeline.config import load_config
+    from pipeline.config import parse_config
     from pipeline.replay import replay
 
     class _Drop:
@@ -76,19 +80,22 @@ def replay_child(path: Path, marks: list[int]) -> dict[str, Any]:
                 rss[m] = (lines, rss_mb())
 
     t0 = time.perf_counter()
-    summary = replay(path, load_config(None, environ={}), _Drop(), on_batch=on_batch)
+    config = parse_config({"detection": _detection(max_pending)}, environ={})
+    summary = replay(path, config, _Drop(), on_batch=on_batch)
     return {"rss_mb_at_start": base, "rss_mb": {str(m): v[1] for m, v in rss.items()},
             "lines_at_sample": {str(m): v[0] for m, v in rss.items()}, "events": summary.events,
             "wall_s": time.perf_counter() - t0}
 
 
-def measure_replay(path: Path, marks: list[int]) -> dict[str, Any]:
-    out = subprocess.run([PYTHON, "-m", "benchmarks.memory", "--replay-child", str(path), ",".join(map(str, marks))],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+def measure_replay(path: Path, marks: list[int], max_pending: int | None = None) -> dict[str, Any]:
+    args = [PYTHON, "-m", "benchmarks.memory", "--replay-child", str(path), ",".join(map(str, marks))]
+    if max_pending is not None:
+        args += ["--max-pending", str(max_pending)]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def measure_live(path: Path, marks: list[int], timeout: float) -> dict[str, Any]:
+def measure_live(path: Path, marks: list[int], timeout: float, max_pending: int | None = None) -> dict[str, Any]:
     rig = LiveRig("memory", 4)
     try:
         rig.create_topics()
@@ -98,7 +105,7 @@ def measure_live(path: Path, marks: list[int], timeout: float) -> dict[str, Any]
         marks = [min(m, total) for m in marks]
         group = rig.group("run")
         client = rig.redis()
-        proc = rig.driftwire_run(rig.config_path(group), log_name="run")
+        proc = rig.driftwire_run(rig.config_path(group, {"detection": _detection(max_pending)}), log_name="run")
         rss: dict[int, dict[str, Any]] = {}
 
         def on_sample(_t: float, done: int) -> None:
@@ -126,14 +133,17 @@ def _flatness(values: list[float]) -> float | None:
 
 
 def run(events: int = 1_000_000, models: int = 100, live: bool = True, replay: bool = True,
-        timeout: float = 900) -> dict[str, Any]:
-    banner(f"{NAME}: {events:,} events, {models} models x 20 features")
+        timeout: float = 900, max_pending: int | None = None) -> dict[str, Any]:
+    """``max_pending``: override ``detection.concept.max_pending`` (predictions waiting for a label)."""
+    name = NAME if max_pending is None else f"{NAME}_max_pending_{max_pending}"
+    banner(f"{name}: {events:,} events, {models} models x 20 features")
     path, lines = workload(events, models)
     marks, refs_full = checkpoints(lines, models)
     result: dict[str, Any] = {"workload": {"log_lines": lines, "models": models, "features": 20},
-                              "checkpoints": marks, "references_full_at": refs_full, "tolerance": TOLERANCE}
+                              "checkpoints": marks, "references_full_at": refs_full, "tolerance": TOLERANCE,
+                              "concept_max_pending": max_pending or "default"}
     if replay:
-        rep = measure_replay(path, marks)
+        rep = measure_replay(path, marks, max_pending)
         rep["flatness"] = _flatness([rep["rss_mb"][str(m)] for m in marks if str(m) in rep["rss_mb"]])
         rep["flatness_after_references"] = _flatness(
             [rep["rss_mb"][str(m)] for m in marks if str(m) in rep["rss_mb"] and m >= refs_full])
@@ -142,7 +152,7 @@ def run(events: int = 1_000_000, models: int = 100, live: bool = True, replay: b
     if live:
         ok, why = runtime_available()
         if ok:
-            lv = measure_live(path, marks, timeout)
+            lv = measure_live(path, marks, timeout, max_pending)
             cps = [lv["checkpoints"][k] for k in sorted(lv["checkpoints"], key=int)]
             lv["flatness"] = _flatness([c["rss_mb"] for c in cps])
             lv["flatness_after_references"] = _flatness([c["rss_mb"] for c in cps if c["messages"] >= refs_full])
@@ -156,7 +166,7 @@ def run(events: int = 1_000_000, models: int = 100, live: bool = True, replay: b
     flats = [result[k]["flatness"] for k in ("live", "replay") if k in result and result[k].get("flatness") is not None]
     result["target_met"] = bool(flats) and all(f <= TOLERANCE for f in flats)
     _print(result)
-    write_result(NAME, result)
+    write_result(name, result)
     return result
 
 
@@ -188,16 +198,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-replay", action="store_true")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="400k events, 40 models")
+    p.add_argument("--max-pending", type=int, default=None,
+                   help="override detection.concept.max_pending (predictions waiting for their label)")
     p.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     handle_sigterm()
     if a.replay_child:
-        res = replay_child(Path(a.replay_child[0]), [int(x) for x in a.replay_child[1].split(",")])
+        res = replay_child(Path(a.replay_child[0]), [int(x) for x in a.replay_child[1].split(",")], a.max_pending)
         sys.stdout.write(json.dumps(res) + "\n")
         return res
     if a.quick:
         a.events, a.models = min(a.events, 400_000), min(a.models, 40)
-    return run(a.events, a.models, not a.no_live, not a.no_replay, a.timeout)
+    return run(a.events, a.models, not a.no_live, not a.no_replay, a.timeout, a.max_pending)
 
 
 if __name__ == "__main__":
