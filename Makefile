@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 ## demo: synthetic stream with an injected drift, replayed with no Kafka and no Redis
 demo: $(STAMP)
-	$(BIN)/driftwire generate --out demo.jsonl --events 12000 --drift-at 6000
+	$(BIN)/driftwire generate --out demo.jsonl --events 12000 --drift-at 4000 --drift-until 8000
 	$(BIN)/driftwire replay demo.jsonl --alerts-out demo-alerts.jsonl
+	$(BIN)/driftwire report demo.jsonl --out demo-report.html
 	@$(BIN)/python -m pipeline.show demo-alerts.jsonl
+	@echo "alerts: demo-alerts.jsonl   report: demo-report.html"
 
 ## test: real Kafka and Redis from scripts/services.sh, then lint, types and pytest
 test: $(STAMP)
@@ -35,4 +37,4 @@ services-down:
 	scripts/services.sh down
 
 clean:
-	rm -rf $(VENV) demo.jsonl demo-alerts.jsonl
+	rm -rf $(VENV) demo.jsonl demo-alerts.jsonl demo-report.html

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--events", type=int, default=10_000, help="prediction events (default 10000)")
     g.add_argument("--models", type=int, default=1)
     g.add_argument("--drift-at", type=int, default=None, help="event index where drift starts (default: none)")
+    g.add_argument("--drift-until", type=int, default=None, help="event index where drift ends (default: never)")
     g.add_argument("--seed", type=int, default=7)
 
     b = sub.add_parser("baseline", help="baseline files built from training data")

@@ -52,7 +52,9 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
 
 def generate_cmd(args: argparse.Namespace) -> int:
-    spec = SynthSpec(events=args.events, models=args.models, drift_at=args.drift_at, seed=args.seed)
+    spec = SynthSpec(
+        events=args.events, models=args.models, drift_at=args.drift_at, drift_until=args.drift_until, seed=args.seed
+    )
     n = write_log(spec, args.out)
     print(f"wrote {n} events to {args.out} ({msgspec.json.encode(spec).decode()})", file=sys.stderr)
     return 0

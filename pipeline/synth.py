@@ -2,7 +2,7 @@
 
 Events are prediction events carrying 20 features (15 numeric, 5 categorical)
 and a score; labels for a share of them follow ``label_delay`` events later.
-From ``drift_at`` on, the chosen drifts are injected. Event times increase
+From ``drift_at`` (until ``drift_until``, if given) the chosen drifts are injected. Event times increase
 strictly (one event per ``step`` seconds), so file order is event-time order.
 """
 
@@ -27,6 +27,7 @@ class SynthSpec(msgspec.Struct, frozen=True):
     label_share: float = 0.5
     label_delay: int = 200
     drift_at: int | None = None
+    drift_until: int | None = None
     drifts: tuple[Drift, ...] = ("mean_shift", "missing", "concept")
     seed: int = 7
     start_ts: float = 1_767_225_600.0
@@ -54,7 +55,7 @@ def generate(spec: SynthSpec) -> Iterator[dict[str, object]]:
     pending: dict[int, list[dict[str, object]]] = {}
     for i in range(spec.events):
         ts = spec.start_ts + i * spec.step
-        drifted = spec.drift_at is not None and i >= spec.drift_at
+        drifted = spec.drift_at is not None and spec.drift_at <= i < (spec.drift_until or spec.events)
         model = f"model-{i % spec.models}"
         feats = _features(rng, spec, drifted)
         logit = 1.5 * float(feats["num_2"] or 0.0) - 0.5  # type: ignore[arg-type]
