@@ -29,7 +29,7 @@ import numpy as np
 
 from detectors.base import Score
 from detectors.baseline import Baseline, FeatureBaseline
-from detectors.block import CategoricalBlock, NumericBlock
+from detectors.block import CategoricalBlock, NumericBlock, RankedNumericBlock
 from detectors.checks import Checks
 from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
@@ -392,8 +392,11 @@ class ModelMonitor:
     def _screened_findings(self, key: tuple[str, str], cols: list[Column], ts: np.ndarray,
                            background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
         block = self._block(key, cols)
-        res = block.tests(np.stack([c.values.arr for c in cols]).astype(
-            np.float64 if key[1] == "numeric" else np.int64))
+        if isinstance(block, RankedNumericBlock):
+            counts = np.array([c.values.count for c in cols], dtype=np.int64)
+            res = block.ranked_tests(np.stack([c.values.arr for c in cols]).astype(np.float64), counts)
+        else:
+            res = block.tests(np.stack([c.values.arr for c in cols]).astype(np.int64))
         feats = [c.name if key[0] == "feature" else None for c in cols]
         todo: list[tuple[int, int]] = []
         pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
@@ -437,7 +440,7 @@ class ModelMonitor:
             if len(self._blocks) > 16:
                 self._blocks.clear()
             refs = [c.ref for c in cols]
-            block = NumericBlock(refs) if key[1] == "numeric" else CategoricalBlock(refs)  # type: ignore[arg-type]
+            block = RankedNumericBlock(refs) if key[1] == "numeric" else CategoricalBlock(refs)  # type: ignore[arg-type]
             self._blocks[names] = block
         return block
 
