@@ -75,6 +75,8 @@ def _mem_total_mb() -> int | None:
 
 
 def _git_head() -> str | None:
+    if os.environ.get("DWBENCH_GIT_COMMIT"):  # a run from an exported snapshot of a commit
+        return os.environ["DWBENCH_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
