@@ -162,3 +162,19 @@ def test_malformed_messages_go_to_the_dlq_and_the_alert_still_fires(stack_factor
         topic = stack.topics[stream]
         for partition, end in stack.end_offsets(topic).items():
             assert stored[partition]["offsets"].get(f"{topic}:{partition}", 0) == end
+
+
+def test_security_settings_reach_every_kafka_client_and_secrets_are_not_logged() -> None:
+    from pipeline.config import load_secrets, parse_config
+    from pipeline.kafka_io import client_settings
+
+    config = parse_config({"kafka": {"bootstrap_servers": "a:1,b:2", "security_protocol": "SASL_SSL",
+                                     "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "svc",
+                                     "ssl_cafile": "/etc/ca.pem"}}, environ={})
+    secrets = load_secrets({"DRIFTWIRE_KAFKA_SASL_PASSWORD": "hunter2"})
+    settings = client_settings(config, secrets)
+    assert settings["bootstrap_servers"] == ["a:1", "b:2"]
+    assert settings["security_protocol"] == "SASL_SSL" and settings["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert settings["sasl_plain_username"] == "svc" and settings["sasl_plain_password"] == "hunter2"
+    assert settings["ssl_cafile"] == "/etc/ca.pem"
+    assert "hunter2" not in repr(secrets) and "hunter2" not in repr(config)

@@ -294,3 +294,14 @@ def test_sigterm_mid_stream_next_owner_reprocesses_nothing(run_stack: Stack, gol
     again = log_events(second, "run_finished")[-1]
     assert done["messages"] + again["messages"] == golden.total, "events were re-processed"
     assert_matches_golden(run_stack, golden)
+
+
+def test_kafka_offsets_without_redis_state_raise_state_lost(run_stack: Stack, golden: Golden) -> None:
+    finish(run_stack, run_stack.start("--idle-timeout", "3"))
+    client = run_stack.redis()
+    keys = list(client.scan_iter(match=run_stack.prefix + ":*", count=1000))
+    client.delete(*keys)  # Redis lost the shard state; Kafka still has the group's committed offsets
+    client.close()
+    again = run_stack.cli("run", "--idle-timeout", "3", "--timeout", "60", check=False)
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert "state lost for shard" in again.stderr and "refusing to restart detection from zero" in again.stderr
