@@ -48,15 +48,6 @@ MAX_NEW_NAMES = 50
 _NUMERIC_OR_NONE = frozenset({float, int, type(None)})
 
 
-def _rows(feats: list[dict[str, object]], get: Any, names: list[str]) -> list[Any]:
-    """One list of values per event (None where absent), in ``names`` order."""
-    try:
-        rows = list(map(get, feats))
-    except KeyError:
-        return [[d.get(n) for n in names] for d in feats]
-    return rows if len(names) > 1 else [[r] for r in rows]
-
-
 class Meta(msgspec.Struct):
     """Persisted scalars of one model version."""
 
@@ -96,9 +87,9 @@ class ModelMonitor:
         self.refused_snapshots: list[str] = []
         self._views: dict[str, View] = {}
         self._blocks: dict[object, NumericBlock | CategoricalBlock] = {}
-        self._num_n = -1
+        self._feat_n = -1
         self._num_cols: list[Column] = []
-        self._num_get: Any = None
+        self._feat_get: Any = None
         self._gap_det: EventGap | None = next((d for d in self.checks.health if isinstance(d, EventGap)), None)
         self.baseline = baseline
         if baseline is not None:
@@ -220,46 +211,56 @@ class ModelMonitor:
             if not ref:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
                 self.rings["t:feat"].extend(ts)
-            done = self._feed_clean_numeric(feats, ref, ts)  # type: ignore[arg-type]
+            values = self._feature_values(feats)  # type: ignore[arg-type]
+            done = self._feed_clean_numeric(values, ref, ts)
             for name in self.meta.features:
                 if name not in done:
-                    self.columns[name].feed([d.get(name) for d in feats], ref, ts)  # type: ignore[union-attr]
+                    self.columns[name].feed(values[name], ref, ts)
         pe = [e for e in obs if e.stream == "prediction"]
         if pe:
             self._ingest_outputs(pe, ref)
 
-    def _numeric_cols(self) -> list[Column]:
-        """Numeric feature columns in feature order (cached: features are only ever appended)."""
-        if self._num_n != len(self.meta.features):
-            self._num_cols = [c for c in (self.columns[n] for n in self.meta.features) if c.meta.kind == "numeric"]
-            self._num_get = operator.itemgetter(*[c.name for c in self._num_cols]) if self._num_cols else None
-            self._num_n = len(self.meta.features)
-        return self._num_cols
+    def _feature_values(self, feats: list[dict[str, object]]) -> dict[str, Sequence[object]]:
+        """Each known feature's values over the segment (None where absent), in one pass."""
+        names = self.meta.features
+        if self._feat_n != len(names):
+            self._feat_get = operator.itemgetter(*names) if names else None
+            self._num_cols = [c for c in (self.columns[n] for n in names) if c.meta.kind == "numeric"]
+            self._feat_n = len(names)
+        if not names:
+            return {}
+        try:
+            rows = list(map(self._feat_get, feats))
+        except KeyError:
+            rows = [tuple(d.get(n) for n in names) for d in feats]
+            if len(names) == 1:
+                rows = [r[0] for r in rows]
+        return {names[0]: rows} if len(names) == 1 else dict(zip(names, zip(*rows, strict=True), strict=True))
 
-    def _feed_clean_numeric(self, feats: list[dict[str, object]], ref: bool, ts: np.ndarray | None) -> set[str]:
+    def _feed_clean_numeric(self, values: dict[str, Sequence[object]], ref: bool, ts: np.ndarray | None) -> set[str]:
         """Feed the all-finite numeric features at once (one matrix per segment); the names fed."""
-        cols = self._numeric_cols()
+        cols = self._num_cols
         if not cols:
             return set()
-        rows = _rows(feats, self._num_get, [c.name for c in cols])
-        types = set(map(type, itertools.chain.from_iterable(rows)))
-        if not types <= _NUMERIC_OR_NONE:
+        colvals = [values[c.name] for c in cols]
+        if not set(map(type, itertools.chain.from_iterable(colvals))) <= _NUMERIC_OR_NONE:
             return set()
-        mat = np.array(rows, dtype=np.float64).reshape(len(rows), len(cols))
-        clean: list[bool] = np.isfinite(mat).all(axis=0).tolist()  # type: ignore[assignment]
+        mat = np.array(colvals, dtype=np.float64)
+        clean: list[bool] = np.isfinite(mat).all(axis=1).tolist()  # type: ignore[assignment]
+        fed = {c.name for c, ok in zip(cols, clean, strict=True) if ok}
         if ref:
-            for col, ok, vals in zip(cols, clean, mat.T, strict=True):
+            for col, ok, vals in zip(cols, clean, mat, strict=True):
                 if ok:
                     col.feed_clean_ref(vals)
-            return {c.name for c, ok in zip(cols, clean, strict=True) if ok}
-        rev = mat[::-1] != mat[-1]
-        tails = np.where(rev.any(axis=0), rev.argmax(axis=0), len(mat)).tolist()
-        last = mat[-1].tolist()
-        cmat = np.ascontiguousarray(mat.T)
+            return fed
+        n = mat.shape[1]
+        rev = mat[:, ::-1] != mat[:, -1:]
+        tails = np.where(rev.any(axis=1), rev.argmax(axis=1), n).tolist()
+        last = mat[:, -1].tolist()
         for j, col in enumerate(cols):
             if clean[j]:
-                col.feed_clean(cmat[j], tails[j], last[j], ts)
-        return {c.name for c, ok in zip(cols, clean, strict=True) if ok}
+                col.feed_clean(mat[j], tails[j], last[j], ts)
+        return fed
 
     def _ingest_outputs(self, pe: Sequence[Event], ref: bool) -> None:
         if ref and not self.meta.outputs:
