@@ -178,3 +178,22 @@ def test_security_settings_reach_every_kafka_client_and_secrets_are_not_logged()
     assert settings["sasl_plain_username"] == "svc" and settings["sasl_plain_password"] == "hunter2"
     assert settings["ssl_cafile"] == "/etc/ca.pem"
     assert "hunter2" not in repr(secrets) and "hunter2" not in repr(config)
+
+
+def test_model_cap_overflow_is_dead_lettered_and_max_events_bounds_a_run(stack_factory: Any, tmp_path: Path) -> None:
+    stack: Stack = stack_factory(partitions=1, runtime__max_models=1)
+    log = tmp_path / "two-models.jsonl"
+    write_log(SynthSpec(events=300, models=2, label_share=0.0, seed=2), log)
+    stack.produce(log)
+    first = stack.start("--max-events", "150", "--timeout", "60")
+    assert stack.wait_exit(first, 90) == 0
+    assert log_events(first, "run_finished")[-1]["messages"] == 150
+    assert stack.progress() == 150
+    rest = _run(stack)
+    done = log_events(rest, "run_finished")[-1]
+    assert done["messages"] == 150
+    values = {r.value for r in stack.read_topic(stack.topics["prediction"]) if r.key == b"model-1"}
+    dlq = stack.read_topic(stack.topics["dead_letter"])
+    assert {dict(r.headers)["dw.reason"] for r in dlq} == {b"model_cap"}
+    assert {r.value for r in dlq} == values and len(dlq) == len(values) == 150
+    assert all(r.key == b"model-1" for r in dlq)
