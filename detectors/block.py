@@ -50,6 +50,10 @@ class BinnedRows:
         self.real = _pad([np.ones(len(c)) for c in ref_counts], width, 0.0) > 0
         self.k = self.real.sum(axis=1)
         self.nr = self.ref.sum(axis=1)
+        nr, k = self.nr[:, None], self.k[:, None]
+        self.p = (self.ref + 0.5) / (nr + 0.5 * k)  # reference-only terms, computed once
+        self.pr = self.ref / np.maximum(nr, 1)
+        self.dof_k = np.maximum(self.k - 1, 1)
 
     def tests(self, win: FloatArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi and js per row (as the per-column detectors compute them)."""
@@ -61,18 +65,17 @@ class BinnedRows:
         er, ew = safe * nr / (nr + nw), safe * nw / (nr + nw)
         chi2 = np.where(used, (r - er) ** 2 / er + (w - ew) ** 2 / ew, 0.0).sum(axis=1)
         dof = np.maximum(used.sum(axis=1) - 1, 1)
-        k = self.k[:, None]
-        p = (r + 0.5) / (nr + 0.5 * k)
+        k, p, pr = self.k[:, None], self.p, self.pr
         q = (w + 0.5) / (nw + 0.5 * k)
         psi = np.where(self.real, (q - p) * np.log(q / p), 0.0).sum(axis=1)
         eff = (nr * nw / (nr + nw))[:, 0]
-        pr, qw = r / np.maximum(nr, 1), w / np.maximum(nw, 1)
+        qw = w / np.maximum(nw, 1)
         mid = (pr + qw) / 2
         jsd = (special.rel_entr(pr, mid).sum(axis=1) + special.rel_entr(qw, mid).sum(axis=1)) / 2
         return {
             "chi2": special.chdtrc(dof, chi2),
-            "psi": special.chdtrc(np.maximum(self.k - 1, 1), psi * eff),
-            "js": special.chdtrc(np.maximum(self.k - 1, 1), 8 * jsd * eff),
+            "psi": special.chdtrc(self.dof_k, psi * eff),
+            "js": special.chdtrc(self.dof_k, 8 * jsd * eff),
         }
 
 

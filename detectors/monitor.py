@@ -399,14 +399,8 @@ class ModelMonitor:
         else:
             res = block.tests(np.stack([c.values.arr for c in cols]).astype(np.int64))
         feats = [c.name if key[0] == "feature" else None for c in cols]
-        todo: list[tuple[int, int]] = []
         pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
-        for d, (det, akind) in enumerate(pairs):
-            must = np.array([(f, akind) in self.policy.state for f in feats], dtype=bool) if self.policy.state \
-                else np.zeros(len(cols), dtype=bool)
-            rows, bg = screen_rows(det, cols, res, self.cfg, must, akind != "data_quality", block.cache)
-            background.setdefault(akind, []).extend(bg)
-            todo.extend((int(i), d) for i in rows)
+        todo = self._screen(pairs, cols, feats, res, block.cache, background)
         out: list[tuple[Key, Score]] = []
         views: dict[int, View | None] = {}
         for i, d in sorted(todo):
@@ -421,6 +415,21 @@ class ModelMonitor:
             if col.stream:
                 out.extend(self._stream_findings(col, feats[i], views.get(i), ts))
         return out
+
+    def _screen(self, pairs: Sequence[tuple[Any, Any]], cols: list[Column], feats: list[str | None],
+                res: dict[str, Any], cache: dict[Any, Any],
+                background: dict[str, list[float]]) -> list[tuple[int, int]]:
+        """(row, detector index) pairs that must run; screened-out p-values go to ``background``."""
+        todo: list[tuple[int, int]] = []
+        state = self.policy.state
+        musts: dict[str, np.ndarray | None] = {}
+        for d, (det, akind) in enumerate(pairs):
+            if akind not in musts:
+                musts[akind] = np.array([(f, akind) in state for f in feats], dtype=bool) if state else None
+            rows, bg = screen_rows(det, cols, res, self.cfg, musts[akind], akind != "data_quality", cache)
+            background.setdefault(akind, []).extend(bg)
+            todo.extend((int(i), d) for i in rows)
+        return todo
 
     def _stream_findings(self, col: Column, feature: str | None, view: View | None,
                          ts: np.ndarray) -> list[tuple[Key, Score]]:

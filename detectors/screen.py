@@ -30,25 +30,31 @@ from detectors.settings import DetectionSettings
 Bools = npt.NDArray[np.bool_]
 
 
-def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings, must: Bools,
+def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings, must: Bools | None,
                 drift: bool, cache: dict[Any, Any] | None = None) -> tuple[npt.NDArray[np.intp], list[float]]:
     """Rows where ``det`` must run, and the p-values of the rows screened out.
 
+    ``must`` (None: no row) marks rows that run whatever their screen says.
     ``cache`` keeps per-(detector, block) constants between evaluations (references are frozen).
     """
     cache = {} if cache is None else cache
-    usable = cache.get(("usable", det.name))
-    if usable is None:
-        mc = getattr(det.params, "min_count", 0) if drift else 0
-        usable = cache[("usable", det.name)] = np.array([c.ref.m >= mc and cfg.window_size >= mc for c in cols],
-                                                        dtype=bool)
     if det.name in res:
+        usable = cache.get(("usable", det.name))
+        if usable is None:
+            mc = getattr(det.params, "min_count", 0) if drift else 0
+            usable = cache[("usable", det.name)] = np.array([c.ref.m >= mc and cfg.window_size >= mc for c in cols],
+                                                            dtype=bool)
         p = res[det.name]
-        run = ((p <= cfg.policy.alpha) | must) & usable
+        run = (p <= cfg.policy.alpha) & usable if must is None else ((p <= cfg.policy.alpha) | must) & usable
         return np.flatnonzero(run), p[~run & usable].tolist()
-    quiet, p_one = _quality(det, cols, res, cache)
-    run = ~quiet | must
-    return np.flatnonzero(run), [1.0] * int((p_one & ~run).sum())
+    if must is None and ("screened", det.name) in cache:
+        return cache[("screened", det.name)]  # type: ignore[no-any-return]
+    quiet, p_one, const = _quality(det, cols, res, cache)
+    run = ~quiet if must is None else ~quiet | must
+    out = np.flatnonzero(run), [1.0] * int((p_one & ~run).sum())
+    if must is None and const:
+        cache[("screened", det.name)] = out
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -57,23 +63,25 @@ def _threshold(mode_freq: float, distinct: int, params: FrozenParams) -> float:
     return float("inf") if thr is None else float(thr)
 
 
-def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any], cache: dict[Any, Any]) -> tuple[Bools, Bools]:
-    """(cannot fire, would report p = 1) per row, for the data-quality checks of all-valid windows."""
+def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any],
+             cache: dict[Any, Any]) -> tuple[Bools, Bools, bool]:
+    """(cannot fire, would report p = 1, constant for the block) per row, for the data-quality checks."""
     name = det.name
     if name in ("frozen", "constant_output"):
         thr = cache.get(("thr", name))
         if thr is None:
             thr = cache[("thr", name)] = np.array([_threshold(c.ref.mode_freq, c.ref.distinct, det.params)
                                                   for c in cols])
-        return np.array([c.meta.run for c in cols]) < thr, np.zeros(len(cols), dtype=bool)
+        return np.array([c.meta.run for c in cols]) < thr, np.zeros(len(cols), dtype=bool), False
     fixed = cache.get(("q", name))
     if fixed is None:
         fixed = cache[("q", name)] = _fixed_quality(det, [c.ref for c in cols], res)
     if name == "out_of_range" and fixed is not None and "min" in res:
         lo, hi, enough = fixed
         inside = (res["min"] >= lo) & (res["max"] <= hi)
-        return inside | ~enough, inside & enough
-    return fixed if fixed is not None else (np.zeros(len(cols), dtype=bool),) * 2
+        return inside | ~enough, inside & enough, False
+    quiet, p_one = fixed if fixed is not None else (np.zeros(len(cols), dtype=bool),) * 2
+    return quiet, p_one, True
 
 
 def _fixed_quality(det: Any, refs: list[Any], res: dict[str, Any]) -> Any:
