@@ -186,10 +186,15 @@ class RankedNumericBlock(NumericBlock):
         todo = n if bool(((seen < 0) | (k >= n) | (k < 0)).any()) else int(k.max())
         if todo:
             rows = np.arange(c)[:, None]
-            pos = (counts[:, None] - todo + np.arange(todo)) % n if todo < n else np.broadcast_to(np.arange(n), (c, n))
-            keys = self._key(w[rows, pos])
-            lower[rows, pos], upper[rows, pos] = self._ranks(keys)
-            binidx[rows, pos] = np.searchsorted(self.edgeflat, keys, side="right") - rows * self.nedges
+            first = int(counts[0]) - todo
+            if todo == n or (first % n + todo <= n and bool((counts == counts[0]).all())):
+                pos: Any = slice(first % n, first % n + todo) if todo < n else slice(None)
+                idx: Any = (slice(None), pos)  # one contiguous block of slots in every row
+            else:
+                idx = (rows, (counts[:, None] - todo + np.arange(todo)) % n)
+            keys = self._key(w[idx])
+            lower[idx], upper[idx] = self._ranks(keys)
+            binidx[idx] = np.searchsorted(self.edgeflat, keys, side="right") - rows * self.nedges
             seen[:] = counts
         return lower, upper, binidx
 

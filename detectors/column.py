@@ -15,6 +15,7 @@ identical values, and feeds its stream detectors.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -157,7 +158,7 @@ class Column:
         if not isinstance(self.ref, CategoricalRef):
             return np.zeros(n), flags
         get, unknown = self.ref.vocab.get, float(self.ref.k) if self.ref.overflow else -1.0
-        codes = np.array([get(v, unknown) for v in vals], dtype=np.float64)  # type: ignore[call-overload]
+        codes = np.fromiter(map(get, vals, itertools.repeat(unknown)), dtype=np.float64, count=n)  # type: ignore[arg-type]
         if missing:
             codes[missing] = 0.0
         return codes, flags

@@ -194,7 +194,7 @@ class ModelMonitor:
         ts = np.fromiter((e.ts for e in seg), dtype=np.float64, count=len(seg))
         top = float(ts.max())
         if m.last_ts is not None:
-            run = np.maximum.accumulate(np.r_[m.last_ts, ts])
+            run = np.maximum.accumulate(np.concatenate(([m.last_ts], ts)))
             m.max_gap = max(m.max_gap, float(np.diff(run).max()))
         m.last_ts = top if m.last_ts is None else max(m.last_ts, top)
         m.superseded, m.tick_level = False, 0
@@ -395,7 +395,7 @@ class ModelMonitor:
         block = self._block(key, cols)
         if isinstance(block, RankedNumericBlock):
             counts = np.array([c.values.count for c in cols], dtype=np.int64)
-            res = block.ranked_tests(np.stack([c.values.arr for c in cols]).astype(np.float64), counts)
+            res = block.ranked_tests(np.stack([c.values.arr for c in cols]).astype(np.float64, copy=False), counts)
         else:
             res = block.tests(np.stack([c.values.arr for c in cols]).astype(np.int64))
         feats = [c.name if key[0] == "feature" else None for c in cols]
