@@ -32,6 +32,8 @@ FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
 OK, MISSING, NONFINITE, BADTYPE = 0, 1, 2, 3
 _NUMERIC_TYPES = frozenset({float, int})
+_ZERO_FLAGS = np.zeros(4096, dtype=np.int8)
+_ZERO_FLAGS.flags.writeable = False
 _CAT_TYPES = frozenset({str, bool, type(None)})
 _CAT_DECLARED = frozenset({str, bool, int, float, type(None)})
 
@@ -109,7 +111,7 @@ class Column:
         """Append finite numeric values after the freeze (``tail``: trailing run of ``last`` in ``arr``)."""
         self.dirty_meta = True
         self.values.extend(arr)
-        self.flags.extend(np.zeros(len(arr), dtype=np.int8))
+        self.flags.extend(_ZERO_FLAGS[: len(arr)] if len(arr) <= len(_ZERO_FLAGS) else np.zeros(len(arr), np.int8))
         m = self.meta
         m.n += len(arr)
         same = tail == len(arr) and m.run_value == last and type(m.run_value) is float

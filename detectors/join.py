@@ -72,17 +72,19 @@ class LabelJoin:
 
     def prediction(self, ev: Event) -> None:
         assert ev.prediction is not None
-        waiting = self.labels.pop(ev.event_id, None)
-        seq = self.c.seq
-        self.c.seq += 1
+        eid, c = ev.event_id, self.c
+        waiting = self.labels.pop(eid, None) if self.labels else None
+        seq = c.seq
+        c.seq = seq + 1
         if waiting is not None:
-            self.dirty_l.add(ev.event_id)
+            self.dirty_l.add(eid)
             self._join(ev.ts, seq, ev.prediction, waiting.value)
             return
-        self.preds[ev.event_id] = Pending(seq, ev.ts, ev.prediction)
-        self.preds.move_to_end(ev.event_id)
-        self.dirty_p.add(ev.event_id)
-        if len(self.preds) > self.max_pending:
+        preds = self.preds
+        preds[eid] = Pending(seq, ev.ts, ev.prediction)
+        preds.move_to_end(eid)
+        self.dirty_p.add(eid)
+        if len(preds) > self.max_pending:
             self.dirty_p.add(self.preds.popitem(last=False)[0])
             self.c.evicted_predictions += 1
 

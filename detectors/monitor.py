@@ -171,13 +171,15 @@ class ModelMonitor:
         m.n_events += len(seg)
         m.since_eval += len(seg)
         obs: list[Event] = []
+        keep, label, predict = obs.append, self.join.label, self.join.prediction
         for e in seg:
-            if e.stream == "label":
-                self.join.label(e)
+            stream = e.stream
+            if stream == "label":
+                label(e)
                 continue
-            obs.append(e)
-            if e.stream == "prediction" and e.prediction is not None:
-                self.join.prediction(e)
+            keep(e)
+            if stream == "prediction" and e.prediction is not None:
+                predict(e)
         self._track_time(seg)
         if obs and not m.frozen:
             need = self.cfg.reference_size - m.ref_events
