@@ -215,12 +215,15 @@ class CategoricalBlock:
         self.rate = np.array([r.unseen_rate for r in refs])
         self.binned = BinnedRows([r.counts for r in refs])
         self.cache: dict[Any, Any] = {}
+        # Where each padded cell of the window matrix comes from in the flat counts (total: an extra 0).
+        cols = np.arange(self.width)
+        self.gather = np.where(cols < np.array(nbins)[:, None], self.bin_offset[:, None] + cols, self.total)
 
     def tests(self, codes: IntArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi, js and unseen per row."""
         n = codes.shape[1]
         flat = np.bincount(self.binmap[codes + 1 + self.map_offset[:, None]].ravel(), minlength=self.total)
-        win = _pad([flat[o : o + k] for o, k in zip(self.bin_offset, self.nbins, strict=True)], self.width, 0.0)
+        win = np.append(flat[: self.total], 0).astype(np.float64)[self.gather]
         out = self.binned.tests(win)
         k = (codes == -1).sum(axis=1)
         out["unseen"] = np.where(k > 0, special.bdtrc(k - 1, n, self.rate), 1.0)
