@@ -188,11 +188,11 @@ class Runner:
 
     def run(self) -> RunSummary:
         start = time.monotonic()
-        self.source.start()
-        self.log.info("consumer_started", topics=list(self.source.topics.values()),
-                      partitions=self.source.partitions)
-        last_activity = time.monotonic()
         try:
+            self.source.start()
+            self.log.info("consumer_started", topics=list(self.source.topics.values()),
+                          partitions=self.source.partitions)
+            last_activity = time.monotonic()
             while not self.stop_reason:
                 got = self._poll()
                 self._rebalance()
