@@ -43,7 +43,7 @@ def run_cmd(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     limits = Limits(max_events=args.max_events, timeout=args.timeout, idle_timeout=args.idle_timeout)
-    summary = run_consumer(config, load_secrets(), limits)
+    summary = run_consumer(config, load_secrets(require_snapshot_key=True), limits)
     print(
         f"driftwire run: {summary.messages} messages ({summary.events} events, {summary.dead_letters} dead letters, "
         f"{summary.model_cap} over the model cap), {summary.alerts} alerts, {summary.published} published, "

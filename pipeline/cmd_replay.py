@@ -25,7 +25,7 @@ def replay_cmd(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"no such log file: {path}")
     config = load_config(args.config)
-    secrets = load_secrets()
+    secrets = load_secrets(require_snapshot_key=bool(args.redis))
     sink: AlertSink = JsonlSink(args.alerts_out) if args.alerts_out else ListSink()
     engine = None
     on_commit, start_line = None, 0

@@ -216,9 +216,27 @@ def load_config(path: str | Path | None, environ: dict[str, str] | None = None) 
     return parse_config(tree, environ)
 
 
-def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
+MIN_SNAPSHOT_KEY_BYTES = 16
+
+
+def load_secrets(environ: dict[str, str] | None = None, require_snapshot_key: bool = False) -> Secrets:
+    """Secrets from the environment. Where state lives in Redis the snapshot key
+    is required: without it the HMAC on detector snapshots would prove nothing.
+
+    >>> load_secrets({}, require_snapshot_key=True)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: config key 'DRIFTWIRE_SNAPSHOT_KEY': is required where state is kept in Redis: \
+set it to a random secret of at least 16 bytes (e.g. `openssl rand -hex 32`), the same for every consumer
+    """
     env = os.environ if environ is None else environ
     key = env.get("DRIFTWIRE_SNAPSHOT_KEY", "")
+    if require_snapshot_key and len(key.encode()) < MIN_SNAPSHOT_KEY_BYTES:
+        raise ConfigError(
+            "DRIFTWIRE_SNAPSHOT_KEY",
+            f"is required where state is kept in Redis: set it to a random secret of at least "
+            f"{MIN_SNAPSHOT_KEY_BYTES} bytes (e.g. `openssl rand -hex 32`), the same for every consumer",
+        )
     return Secrets(
         kafka_sasl_password=env.get("DRIFTWIRE_KAFKA_SASL_PASSWORD") or None,
         redis_password=env.get("DRIFTWIRE_REDIS_PASSWORD") or None,

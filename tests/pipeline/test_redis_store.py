@@ -475,9 +475,13 @@ def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log
 
 def test_replay_cli_with_redis(prefix: str, drift_log: Path, golden: list[dict[str, object]], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DRIFTWIRE_SNAPSHOT_KEY", None)
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"redis:\n  key_prefix: {prefix}\n")
     cmd = [sys.executable, "-m", "pipeline.cli", "replay", str(drift_log), "--config", str(cfg), "--quiet"]
+    keyless = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, text=True, timeout=120)
+    assert keyless.returncode == 2 and "DRIFTWIRE_SNAPSHOT_KEY" in keyless.stderr, keyless.stderr
+    env["DRIFTWIRE_SNAPSHOT_KEY"] = "a-test-key-of-enough-bytes"
     red = subprocess.run(
         [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", redis_url()],
         env=env,
