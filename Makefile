@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy detectors pipeline
 	scripts/ensure_chromium.sh >/dev/null
-	eval "$$(scripts/services.sh up)" && $(BIN)/python -m pytest -q
+	services="$$(scripts/services.sh up)" && eval "$$services" && $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/mypy detectors pipeline
