@@ -56,11 +56,14 @@ def run_cmd(args: argparse.Namespace) -> int:
 def produce_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
     from pipeline.kafka_io import produce_log
+    from pipeline.progress import progress_for_file
 
     path = Path(args.log)
     if not path.is_file():
         raise DriftwireError(f"no such log file: {path}")
-    summary = produce_log(path, load_config(args.config), load_secrets())
+    config = load_config(args.config)
+    with progress_for_file(path, "produce") as advance:
+        summary = produce_log(path, config, load_secrets(), on_progress=advance)
     sent = ", ".join(f"{n} to {t}" for t, n in summary.sent.items())
     print(f"driftwire produce: sent {sum(summary.sent.values())} messages ({sent})", file=sys.stderr)
     if summary.skipped:
@@ -75,8 +78,11 @@ def produce_cmd(args: argparse.Namespace) -> int:
 def record_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
     from pipeline.kafka_io import record_topics
+    from pipeline.progress import progress_counter
 
-    counts = record_topics(load_config(args.config), load_secrets(), args.out, args.max_events, args.idle_timeout)
+    config = load_config(args.config)
+    with progress_counter("record") as advance:
+        counts = record_topics(config, load_secrets(), args.out, args.max_events, args.idle_timeout, advance)
     print(
         f"driftwire record: wrote {counts['written']} events to {args.out}"
         + (f"; skipped {counts['skipped']} messages that are not JSON objects" if counts["skipped"] else ""),

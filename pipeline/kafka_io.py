@@ -200,7 +200,8 @@ class ProduceSummary(msgspec.Struct):
     skipped_lines: list[int] = []
 
 
-def produce_log(path: str | Path, config: Config, secrets: Secrets) -> ProduceSummary:
+def produce_log(path: str | Path, config: Config, secrets: Secrets,
+                on_progress: Callable[[int], None] | None = None) -> ProduceSummary:
     """Publish a recorded log: each line to its stream's topic, key = model, value = the line minus ``type``.
 
     A line that is not a JSON object with a known ``type`` cannot be routed; it is
@@ -225,6 +226,8 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets) -> ProduceSu
             summary.sent[topic] += 1
             if len(futures) >= 10_000:
                 _wait_all(producer, futures)
+                if on_progress is not None:
+                    on_progress(lineno + 1)
         _wait_all(producer, futures)
     finally:
         producer.close(timeout=10)
@@ -290,7 +293,7 @@ def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], wait_
 
 
 def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events: int | None,
-                  idle_timeout: float) -> dict[str, int]:
+                  idle_timeout: float, on_progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Write the input topics to a recorded log, merged into event-time order.
 
     Each partition is read in offset order; across partitions and topics the lines are
@@ -322,6 +325,8 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
                 ready = merge.pop_ready(caught_up_fn(consumer, force=idle), limit)
                 for item in ready:
                     _write_record(fh, item.value, by_topic[item.tp.topic], counts)
+                if ready and on_progress is not None:
+                    on_progress(counts["written"])
                 if idle and not ready:
                     break
     finally:

@@ -21,3 +21,16 @@ def progress_for_file(path: Path, label: str) -> Iterator[Callable[[int], None]]
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.update(task, completed=n)
+
+
+@contextmanager
+def progress_counter(label: str) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(count)`` for a stream of unknown length; silent when piped."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed} events"), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n: bar.update(task, completed=n)
