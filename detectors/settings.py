@@ -112,7 +112,7 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     """Events of a new (model, version) that form its reference when no baseline is given."""
     window_size: int = 500
     """Recent values per feature that windowed tests compare with the reference."""
-    eval_every: int = 100
+    eval_every: int = 200
     """Events (of one model version, any stream) between two evaluations."""
     missing_rate_warning: float = 0.05
     """Absolute rise of a feature's missing rate over its reference that warns (missing_rate default)."""
