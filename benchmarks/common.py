@@ -430,6 +430,8 @@ class LiveRig:
             self.env = {k: v for k, v in (env or os.environ).items() if not k.startswith("DRIFTWIRE_")}
             self.env["KAFKA_BOOTSTRAP_SERVERS"] = private_kafka().bootstrap
         self.bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        # `driftwire run` refuses to start without a snapshot signing key; a per-run one.
+        self.env["DRIFTWIRE_SNAPSHOT_KEY"] = os.urandom(16).hex()
         self.private: PrivateRedis | None = PrivateRedis().__enter__() if private_redis else None
         if self.private is not None:
             self.env["REDIS_URL"] = self.private.url
