@@ -17,8 +17,9 @@ def test_default_yaml_equals_the_built_in_defaults() -> None:
     assert load_config(ROOT / "config" / "default.yaml", environ={}) == Config()
 
 
-def test_example_yaml_is_valid() -> None:
+def test_example_and_compose_yaml_are_valid() -> None:
     load_config(ROOT / "config" / "example.yaml", environ={})
+    assert load_config(ROOT / "config" / "compose.yaml", environ={}).runtime.metrics_host == "0.0.0.0"
 
 
 def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:
