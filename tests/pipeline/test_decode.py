@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 
 import msgspec
 import pytest
@@ -10,21 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.events import Event
-from pipeline.decode import DeadLetter, Decoder, encode_logged
+from pipeline.decode import DeadLetter, Decoder, Reason, encode_logged
 
 D = Decoder(max_bytes=4096)
-REASONS = {
-    "oversize",
-    "not_utf8",
-    "not_json",
-    "not_object",
-    "missing_field",
-    "wrong_type",
-    "invalid_value",
-    "non_finite",
-    "too_deep",
-    "unknown_type",
-}
+REASONS = set(typing.get_args(Reason))
 
 
 def _f(**over: object) -> bytes:
