@@ -7,9 +7,7 @@ needs a service FAILS with a clear message when it is unreachable; it never skip
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,29 +19,9 @@ REPO = TESTS.parent
 # Test modules import their helpers (fault_helpers) as top-level modules.
 sys.path.insert(0, str(TESTS / "pipeline"))
 
-_HOW = 'start them with: eval "$(scripts/services.sh up)"'
-
-
-def _script_env() -> dict[str, str]:
-    """The addresses scripts/services.sh manages (its `env` command starts nothing)."""
-    try:
-        out = subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "env"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    env = {}
-    for line in out.splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, _, value = line[len("export "):].partition("=")
-            env[name] = value.strip("'\"")
-    return env
-
-
-def _service_address(name: str) -> str:
-    value = os.environ.get(name) or _script_env().get(name)
-    if not value:
-        pytest.fail(f"{name} is not set and scripts/services.sh gave no default; {_HOW}")
-    return value
+from services import HOW as _HOW  # noqa: E402 - needs the path above
+from services import redis_url as _redis_url  # noqa: E402
+from services import service_address as _service_address  # noqa: E402
 
 
 def _reachable(host_port: str) -> bool:
@@ -77,16 +55,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
-    import redis
-
-    url = _service_address("REDIS_URL")
-    try:
-        redis.Redis.from_url(url, socket_timeout=3).ping()
-    except redis.RedisError as exc:
-        from pipeline.redis_store import redact_url
-
-        pytest.fail(f"Redis at {redact_url(url)} is unreachable ({exc}); {_HOW}")
-    return url
+    return _redis_url()
 
 
 @pytest.fixture

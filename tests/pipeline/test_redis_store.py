@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import redis
+from services import redis_url
 
 from detectors.errors import ConfigError
 from detectors.events import Alert, Event
@@ -32,33 +32,6 @@ pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[2]
 M = ("model-a", "v1")
-
-
-@functools.cache
-def _script_redis_url() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(
-            ["bash", str(root / "scripts" / "services.sh"), "env"], capture_output=True, text=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
-        if line.startswith("export REDIS_URL="):
-            return line.split("=", 1)[1].strip("'\"")
-    return None
-
-
-def redis_url() -> str:
-    """REDIS_URL, else the address scripts/services.sh manages; fails (never skips) when Redis is down."""
-    url = os.environ.get("REDIS_URL") or _script_redis_url()
-    if not url:
-        pytest.fail('REDIS_URL is not set: run `eval "$(scripts/services.sh up)"` first')
-    try:
-        redis.Redis.from_url(url, socket_timeout=3).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {redact_url(url)} is unreachable: {exc}")
-    return url
 
 
 def _purge(url: str, prefix: str) -> None:

@@ -8,17 +8,15 @@ Signed-snapshot fields are found by their envelope format, not by name.
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-import redis
 import river
+from services import redis_url as _redis_url
 
 from detectors.events import Event
 from detectors.snapshot import FORMAT, Envelope, seal
@@ -26,7 +24,7 @@ from pipeline.config import RedisSettings, Secrets, parse_config
 from pipeline.decode import Decoder
 from pipeline.engine import Engine, ModelKey
 from pipeline.logsource import read_log
-from pipeline.redis_store import RedisStore, redact_url
+from pipeline.redis_store import RedisStore
 from pipeline.synth import SynthSpec, write_log
 
 pytestmark = pytest.mark.services
@@ -35,33 +33,6 @@ SECRET = b"driftwire-test-snapshot-key-0123456789"
 WRONG = b"not-the-key"
 HOLDOUT = 3
 """Batches kept back to continue with after a restore (enough to carry labels into the error stream)."""
-
-
-@functools.cache
-def _script_redis_url() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(
-            ["bash", str(root / "scripts" / "services.sh"), "env"], capture_output=True, text=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
-        if line.startswith("export REDIS_URL="):
-            return line.split("=", 1)[1].strip("'\"")
-    return None
-
-
-def _redis_url() -> str:
-    """REDIS_URL, else the address scripts/services.sh manages; fails (never skips) when Redis is down."""
-    url = os.environ.get("REDIS_URL") or _script_redis_url()
-    if not url:
-        pytest.fail('REDIS_URL is not set: run `eval "$(scripts/services.sh up)"` first')
-    try:
-        redis.Redis.from_url(url, socket_timeout=3).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {redact_url(url)} is unreachable: {exc}")
-    return url
 
 
 @pytest.fixture
