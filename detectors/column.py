@@ -290,6 +290,12 @@ class Column:
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
         return out
 
+    def discard(self) -> None:
+        """Forget what changed since the last :meth:`take` without encoding it."""
+        self.dirty_meta = self.dirty_counts = self.dirty_stream = False
+        for ring in (self.ref_ring, self.values, self.flags):
+            ring.discard()
+
     def touch_all(self) -> None:
         self.dirty_meta = self.dirty_stream = True
         self.dirty_counts = self.meta.kind == "categorical"

@@ -144,6 +144,16 @@ class ModelMonitor:
             self.err_dirty = False
         return out
 
+    def discard_delta(self) -> None:
+        """Like :meth:`take_delta` with the result thrown away, without encoding anything."""
+        for col in self.columns.values():
+            col.discard()
+        for ring in self.rings.values():
+            ring.discard()
+        self.join.take()  # small: the waiting entries changed since the last call
+        self.policy.discard()
+        self.err_dirty = False
+
     def full_state(self) -> dict[str, bytes]:
         """Every state field (as if nothing had been taken before)."""
         for col in self.columns.values():

@@ -197,6 +197,10 @@ class Policy:
         self.dirty.clear()
         return out
 
+    def discard(self) -> None:
+        """Forget which incidents changed (no delta wanted)."""
+        self.dirty.clear()
+
     def touch_all(self) -> None:
         self.dirty.update(self.state)
 

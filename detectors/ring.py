@@ -83,6 +83,10 @@ class Ring:
         self._dirty.clear()
         return out
 
+    def discard(self) -> None:
+        """Forget which chunks changed (the caller keeps no deltas, e.g. a replay without a store)."""
+        self._dirty.clear()
+
     def touch_all(self) -> None:
         """Mark every chunk as changed (for a full snapshot)."""
         self._dirty.update(range(-(-self.capacity // self.chunk)))

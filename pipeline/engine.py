@@ -145,6 +145,13 @@ class Engine:
             self._dirty_engine = False
         return out
 
+    def discard_delta(self) -> None:
+        """Drop the changes a :meth:`take_delta` would return (replay without a store keeps live objects)."""
+        for monitor in self.models.values():
+            monitor.discard_delta()
+        self._resets.clear()
+        self._dirty_engine = False
+
     def restore(self, states: Mapping[ModelKey, Mapping[str, bytes]]) -> None:
         """Rebuild every monitor from stored fields (the union of applied deltas).
 

@@ -52,7 +52,7 @@ def replay(
             engine.note_dead_letter(None, letter.reason)
         result = engine.process(batch.events)
         if on_commit is None:
-            engine.take_delta()  # replay keeps live objects; drop the serialised changes
+            engine.discard_delta()  # replay keeps live objects; no delta is wanted
         _count(summary, result.alerts)
         summary.events += len(batch.events)
         summary.rejected += len(result.rejected)

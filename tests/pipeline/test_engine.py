@@ -59,6 +59,24 @@ def test_batch_splits_and_restores_change_nothing(tmp_path: Path) -> None:
     assert sorted(first + rest) == sorted(whole)
 
 
+def test_discarded_deltas_change_no_result_and_the_next_delta_matches(tmp_path: Path) -> None:
+    events = _events(tmp_path)
+    half = len(events) // 2
+    taking, discarding = Engine(SETTINGS), Engine(SETTINGS)
+    a1 = [msgspec.json.encode(a) for a in taking.process(events[:half]).alerts]
+    taken = taking.take_delta()
+    b1 = [msgspec.json.encode(a) for a in discarding.process(events[:half]).alerts]
+    discarding.discard_delta()
+    assert a1 == b1 and taken
+    a2 = [msgspec.json.encode(a) for a in taking.process(events[half:]).alerts]
+    b2 = [msgspec.json.encode(a) for a in discarding.process(events[half:]).alerts]
+    assert a2 == b2
+    # Only what changed after the discard is reported, exactly as after a take.
+    assert discarding.take_delta() == taking.take_delta()
+    assert {k: m.full_state() for k, m in discarding.models.items()} == \
+        {k: m.full_state() for k, m in taking.models.items()}
+
+
 def test_unreadable_state_rebuilds_the_model_and_deletes_stale_fields(tmp_path: Path) -> None:
     events = _events(tmp_path, n=1200, models=1)
     _, stored = _run(events, [])
