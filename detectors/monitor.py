@@ -404,6 +404,12 @@ class ModelMonitor:
 
     def _screened_findings(self, key: tuple[str, str], cols: list[Column], ts: np.ndarray,
                            background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
+        if not self.checks.windowed[key]:  # nothing windowed to screen: only stream detectors
+            out: list[tuple[Key, Score]] = []
+            for col, feat in zip(cols, (c.name if key[0] == "feature" else None for c in cols), strict=True):
+                if col.stream:
+                    out.extend(self._stream_findings(col, feat, None, ts))
+            return out
         block = self._block(key, cols)
         if isinstance(block, RankedNumericBlock):
             counts = np.array([c.values.count for c in cols], dtype=np.int64)
@@ -413,7 +419,7 @@ class ModelMonitor:
         feats = [c.name if key[0] == "feature" else None for c in cols]
         pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
         todo = self._screen(pairs, cols, feats, res, block.cache, background)
-        out: list[tuple[Key, Score]] = []
+        out = []
         views: dict[int, View | None] = {}
         for i, d in sorted(todo):
             det, akind = pairs[d]

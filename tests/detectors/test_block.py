@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -36,3 +37,21 @@ def test_categorical_block_matches_detectors(seed: int) -> None:
         for name in ("chi2", "psi", "js", "unseen"):
             s = make(name, {"min_count": 10}).check(View(ref, codes[i], n=250))
             assert out[name][i] == pytest.approx(s.p_value, rel=1e-9, abs=1e-300), (name, i)
+
+
+def test_no_windowed_detectors_means_no_block_work() -> None:
+    """A group whose windowed detector lists are empty screens nothing (and builds no block)."""
+    from detectors.events import Event
+    from detectors.monitor import ModelMonitor
+    from detectors.settings import DetectionSettings
+
+    off = msgspec.convert({"reference_size": 100, "window_size": 50, "eval_every": 25,
+                           "numeric": {"detectors": []}, "quality": {"detectors": []}}, DetectionSettings)
+    on = msgspec.convert({"reference_size": 100, "window_size": 50, "eval_every": 25}, DetectionSettings)
+    rng = np.random.default_rng(1)
+    evs = [Event("features", f"e{i}", "m", float(i), features={"x": float(rng.normal(5.0 if i > 200 else 0.0))})
+           for i in range(400)]
+    quiet, busy = ModelMonitor("m", "v", off), ModelMonitor("m", "v", on)
+    assert quiet.process(evs) == [] and not quiet._blocks
+    busy.process(evs)
+    assert busy._blocks  # the same stream with the detectors on is screened by a block
