@@ -6,7 +6,10 @@ N events of the workload (6 models, so that the 4 partitions carry 2/1/2/1 model
 into fresh 4-partition topics on the real broker. Then, each in a process of its own and a fresh
 consumer group: (1) the bare consumer, kafka-python polling batches of 2,000 and decoding every
 value with the pipeline's msgspec decoder, nothing else (the client's ceiling); (2) ``driftwire
-run`` with Redis state, progress read from the committed offsets in Redis. Rates are steady-state
+run`` with Redis state, progress read from the committed offsets in Redis; (3) unless ``--no-decompose``,
+``driftwire run`` with every detector list empty (the same consumer, merge, ingest into the rings,
+label join, Redis commits; no tests evaluated): what the ratio could be if detection cost nothing,
+so the gap splits into pipeline and detection. Rates are steady-state
 (from 10% to 90% of the events) and wall (process start to the last event, start-up included);
 the ratio is of medians. py-spy samples the consumer during its first run (the hot spots).
 """
@@ -95,11 +98,18 @@ def _bare_child(rig: LiveRig, group: str, target: int, timeout: float) -> dict[s
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def driftwire_once(rig: LiveRig, label: str, target: int, timeout: float, profile: bool) -> dict[str, Any]:
+NO_DETECTORS: dict[str, dict[str, list[str]]] = {
+    "numeric": {"detectors": []}, "categorical": {"detectors": []}, "quality": {"detectors": []},
+    "prediction": {"score_detectors": [], "class_detectors": []}, "concept": {"detectors": []},
+    "health": {"detectors": []}}
+
+
+def driftwire_once(rig: LiveRig, label: str, target: int, timeout: float, profile: bool,
+                   detection: dict[str, Any] | None = None) -> dict[str, Any]:
     group = rig.group(label)
     client = rig.redis()
     t0 = time.monotonic()
-    proc = rig.driftwire_run(rig.config_path(group), log_name=label)
+    proc = rig.driftwire_run(rig.config_path(group, {"detection": detection} if detection else None), log_name=label)
     spy: dict[str, Any] = {}
     if profile:
         spy_thread = threading.Thread(target=_spy, args=(proc.pid, rig.tmp / f"{label}.pyspy", spy), daemon=True)
@@ -139,7 +149,7 @@ def _spy(pid: int, out: Path, holder: dict[str, Any]) -> None:
 
 
 def run(events: int = 1_000_000, repeats: int = 1, bare_repeats: int = 3, timeout: float = 900,
-        crc32c_dir: str | None = None) -> dict[str, Any]:
+        crc32c_dir: str | None = None, decompose: bool = True) -> dict[str, Any]:
     """``crc32c_dir``: a directory holding the ``crc32c`` C extension (``pip install --target DIR crc32c``),
     put on both consumers' PYTHONPATH, so kafka-python checks record CRCs in C instead of pure Python."""
     name = NAME if crc32c_dir is None else NAME + "_crc32c"
@@ -148,7 +158,7 @@ def run(events: int = 1_000_000, repeats: int = 1, bare_repeats: int = 3, timeou
     if crc32c_dir is not None:
         os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (str(Path(crc32c_dir).resolve()), old_path) if x)
     try:
-        return _run(name, events, repeats, bare_repeats, timeout, crc32c_dir)
+        return _run(name, events, repeats, bare_repeats, timeout, crc32c_dir, decompose)
     finally:
         if crc32c_dir is not None:
             if old_path is None:
@@ -158,7 +168,7 @@ def run(events: int = 1_000_000, repeats: int = 1, bare_repeats: int = 3, timeou
 
 
 def _run(name: str, events: int, repeats: int, bare_repeats: int, timeout: float,
-         crc32c_dir: str | None) -> dict[str, Any]:
+         crc32c_dir: str | None, decompose: bool) -> dict[str, Any]:
     ok, why = runtime_available()
     if not ok:
         return skipped(name, why)
@@ -172,7 +182,7 @@ def _run(name: str, events: int, repeats: int, bare_repeats: int, timeout: float
         produce_s = time.monotonic() - t0
         total = rig.end_offsets()
         print(f"   produced {total:,} messages in {produce_s:.1f} s ({sent})", flush=True)
-        bare, live = [], []
+        bare, live, nodet = [], [], []
         for r in range(max(repeats, bare_repeats)):
             if r < bare_repeats:
                 bare.append(_bare_child(rig, rig.group(f"bare{r}"), total, timeout))
@@ -180,9 +190,15 @@ def _run(name: str, events: int, repeats: int, bare_repeats: int, timeout: float
             if r < repeats:
                 live.append(driftwire_once(rig, f"run{r}", total, timeout, profile=(r == 0)))
                 print(f"   drift {r + 1}: {_line(live[-1])}", flush=True)
+            if decompose and r < repeats:
+                nodet.append(driftwire_once(rig, f"nodet{r}", total, timeout, False, NO_DETECTORS))
+                print(f"   no-detectors {r + 1}: {_line(nodet[-1])}", flush=True)
     finally:
         rig.cleanup()
     result = _summarise(bare, live, total, lines, produce_s)
+    if nodet:
+        result["no_detectors"] = nodet
+        result.update(_decomposition(bare, live, nodet))
     result["kafka_crc32c"] = "C extension (crc32c package)" if crc32c_dir else "kafka-python's pure-Python fallback"
     _print(result)
     write_result(name, result)
@@ -220,17 +236,46 @@ def _summarise(bare: list[dict[str, Any]], live: list[dict[str, Any]], total: in
     }
 
 
+def _decomposition(bare: list[dict[str, Any]], live: list[dict[str, Any]],
+                   nodet: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU microseconds per event: the client's share, the rest of the pipeline, detection."""
+    def us(rs: list[dict[str, Any]]) -> float | None:
+        xs = [r["events_per_cpu_s"] for r in rs if r.get("events_per_cpu_s")]
+        return 1e6 / median(xs) if xs else None
+
+    b, full, nd = us(bare), us(live), us(nodet)
+    steady = [r["steady_events_per_s"] for r in nodet if r.get("steady_events_per_s")]
+    b_steady = [r["steady_events_per_s"] for r in bare if r.get("steady_events_per_s")]
+    return {
+        "cpu_us_per_event": {"bare": b, "driftwire_no_detectors": nd, "driftwire": full},
+        "cpu_us_per_event_split": None if None in (b, full, nd) else {
+            "client_poll_decode": b, "pipeline_beyond_client": nd - b, "detection": full - nd},  # type: ignore[operator]
+        "ratio_steady_no_detectors": ratio(median(steady), median(b_steady)) if steady and b_steady else None,
+    }
+
+
 def _print(r: dict[str, Any]) -> None:
     s, w = r["median_steady_events_per_s"], r["median_wall_events_per_s"]
     c = r["median_events_per_cpu_s"]
     rows = [("bare kafka-python poll+decode", len(r["bare"]), s["bare"], w["bare"], 1.0, c["bare"], 1.0),
             ("driftwire run (Redis state)", len(r["driftwire"]), s["driftwire"], w["driftwire"], r["ratio_steady"],
              c["driftwire"], r["ratio_per_cpu_s"])]
+    if r.get("no_detectors"):
+        nd = r["no_detectors"]
+        nd_steady = median([x["steady_events_per_s"] for x in nd if x.get("steady_events_per_s")] or [0.0])
+        nd_cpu = median([x["events_per_cpu_s"] for x in nd if x.get("events_per_cpu_s")] or [0.0])
+        nd_wall = median([x["wall_events_per_s"] for x in nd])
+        cpu_ratio = ratio(nd_cpu, c["bare"]) if nd_cpu and c["bare"] else None
+        rows.append(("driftwire run, no detectors", len(nd), nd_steady, nd_wall, r["ratio_steady_no_detectors"],
+                     nd_cpu, cpu_ratio))
     print()
     print(table(["consumer", "runs", "steady ev/s", "wall ev/s", "x bare (steady)", "ev per CPU-s", "x bare (CPU)"],
                 rows))
     print(f"\nlive/bare >= {TARGET_RATIO}: {'MET' if r['target_met'] else 'MISSED'}"
           f" ({r['workload']['messages']:,} messages, wall ratio {r['ratio_wall'] or float('nan'):.2f})")
+    split = r.get("cpu_us_per_event_split")
+    if split:
+        print("\nCPU per event (medians): " + ", ".join(f"{k} {v:.1f} us" for k, v in split.items()))
     top = (r["driftwire"] or [{}])[0].get("py_spy_top")
     if top:
         print("\nhot spots (py-spy, driftwire run, own samples):")
@@ -251,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="150k events")
     p.add_argument("--crc32c-dir", default=None, help="run with the crc32c C extension from DIR on PYTHONPATH")
+    p.add_argument("--no-decompose", action="store_true", help="skip the run with every detector off")
     p.add_argument("--bare-child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     handle_sigterm()
@@ -262,7 +308,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if a.quick:
         a.events = min(a.events, 150_000)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return run(a.events, a.repeats, a.bare_repeats, a.timeout, a.crc32c_dir)
+    return run(a.events, a.repeats, a.bare_repeats, a.timeout, a.crc32c_dir, not a.no_decompose)
 
 
 if __name__ == "__main__":

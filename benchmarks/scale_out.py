@@ -6,18 +6,24 @@ N events of 6 models (murmur2 puts them on partitions 0..3 as 2/1/2/1, so the ra
 gives each of two consumers 3 models) are produced once; then one consumer, and two consumers
 in a fresh group, process all of them. Rates are steady-state (10% to 90% of the events, from
 the offsets committed in Redis); the speed-up is the ratio of medians. The consumers' own CPU
-seconds and the machine's busy CPU share during the run are recorded: this machine has few cores
-and also runs the broker, Redis and this script.
+seconds and the machine's busy CPU share are recorded over the steady phase: this machine has few
+cores and also runs the broker, Redis and this script, so the script also works out the CPU bound
+on the speed-up (cores / cores busy per unit of one consumer's throughput) and, in the same run,
+the machine's own parallel ceiling: the same CPU-bound work (a replay of the workload's first
+50,000 lines) in 1 and in 2 concurrent processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import time
 from typing import Any
 
 from benchmarks.common import (
+    PYTHON,
+    ROOT,
     LiveRig,
     banner,
     cpu_seconds,
@@ -47,12 +53,14 @@ def consumers_once(rig: LiveRig, n: int, label: str, total: int, timeout: float)
     busy0, t0 = machine_cpu_seconds(), time.monotonic()
     procs = [rig.driftwire_run(cfg, log_name=f"{label}-{i}") for i in range(n)]
     cpu: dict[int, float] = {}
+    trace: list[tuple[int, float, float]] = []  # (committed, machine busy s, consumers' cpu s)
 
-    def on_sample(_t: float, _done: int) -> None:
+    def on_sample(_t: float, done: int) -> None:
         for p in procs:
             c = cpu_seconds(p.pid)
             if c is not None:
                 cpu[p.pid] = c
+        trace.append((done, machine_cpu_seconds(), sum(cpu.values())))
 
     samples = wait_progress(rig, client, group, total, procs, timeout, on_sample=on_sample)
     t_done, done = samples[-1]
@@ -66,10 +74,44 @@ def consumers_once(rig: LiveRig, n: int, label: str, total: int, timeout: float)
         "consumer_cpu_s": [round(c, 2) for c in cpu.values()],
         "events_per_consumer_cpu_s": done / sum(cpu.values()) if cpu else None,
         "machine_busy_share": round(busy / (wall * (os.cpu_count() or 1)), 3),
+        **_steady_cores(samples, trace, total),
     }
     if not res["complete"]:
         res["stderr_tail"] = [rig.stderr_tail(f"{label}-{i}") for i in range(n)]
     return res
+
+
+def _steady_cores(samples: list[tuple[float, int]], trace: list[tuple[int, float, float]],
+                  total: int) -> dict[str, Any]:
+    """Cores busy (whole machine, and the consumers) between 10% and 90% of the events."""
+    idx = [next((i for i, (_, n) in enumerate(samples) if n >= q * total), None) for q in (0.1, 0.9)]
+    if None in idx or idx[1] <= idx[0] or len(trace) != len(samples):  # type: ignore[operator]
+        return {}
+    a, b = idx
+    dt = samples[b][0] - samples[a][0]  # type: ignore[index]
+    machine = (trace[b][1] - trace[a][1]) / dt  # type: ignore[index]
+    consumers = (trace[b][2] - trace[a][2]) / dt  # type: ignore[index]
+    return {"steady_machine_cores": round(machine, 3), "steady_consumer_cores": round(consumers, 3),
+            "steady_other_cores": round(machine - consumers, 3)}
+
+
+def machine_ceiling(path: str, lines: int = 50_000) -> dict[str, Any]:
+    """Aggregate rate of 1 vs 2 concurrent replays of the same prefix: what 2 cores give this work."""
+    code = ("import sys,time;from pipeline.config import load_config;from pipeline.replay import replay\n"
+            "class S:\n send=lambda self,a:None\n close=lambda self:None\n"
+            "t=time.perf_counter();r=replay(sys.argv[1],load_config(None,environ={}),S());"
+            "print(r.events/(time.perf_counter()-t))")
+    from benchmarks.replay_throughput import _prefix
+
+    src = str(_prefix(__import__("pathlib").Path(path), lines))
+    rates: dict[int, float] = {}
+    for k in (1, 2, 1, 2):
+        procs = [subprocess.Popen([PYTHON, "-c", code, src], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                 for _ in range(k)]
+        total = sum(float(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
+        rates[k] = max(rates.get(k, 0.0), total)
+    return {"lines": lines, "one_process_events_per_s": rates[1], "two_processes_events_per_s": rates[2],
+            "speedup": ratio(rates[2], rates[1])}
 
 
 def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[str, Any]:
@@ -94,6 +136,10 @@ def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[s
                 print(f"   {n} consumer(s), run {r + 1}: wall {x['wall_s']:.1f} s, steady "
                       f"{x['steady_events_per_s'] or 0:,.0f} ev/s, cpu {x['consumer_cpu_s']}, "
                       f"machine busy {100 * x['machine_busy_share']:.0f}%", flush=True)
+        ceiling = machine_ceiling(str(path))
+        print(f"   machine ceiling (replay, no services busy): 1 process {ceiling['one_process_events_per_s']:,.0f}"
+              f" ev/s, 2 processes {ceiling['two_processes_events_per_s']:,.0f} ev/s ="
+              f" {ceiling['speedup']:.2f}x", flush=True)
     finally:
         rig.cleanup()
 
@@ -114,16 +160,35 @@ def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[s
         "speedup_wall": ratio(w2, w1) if w1 and w2 else None,
         "target_speedup": TARGET,
         "target_met": bool(speedup and speedup >= TARGET),
+        "machine_ceiling": ceiling,
+        "cpu_bound_on_speedup": _cpu_bound(one),
     }
     print()
     print(table(["consumers", "runs", "steady ev/s", "wall ev/s", "speed-up", "machine busy"], [
         (1, len(one), s1, w1, 1.0, f"{100 * median([x['machine_busy_share'] for x in one]):.0f}%"),
         (2, len(two), s2, w2, speedup, f"{100 * median([x['machine_busy_share'] for x in two]):.0f}%"),
     ]))
+    bound = result["cpu_bound_on_speedup"]
+    if bound:
+        print(f"\none consumer's steady phase keeps {bound['cores_per_one_consumer_rate']:.2f} of "
+              f"{os.cpu_count()} cores busy (consumer {bound['consumer_cores']:.2f}, broker/Redis/other "
+              f"{bound['other_cores']:.2f}): at most {bound['max_speedup']:.2f}x on this machine; "
+              f"the same work in 2 processes with nothing else running: {ceiling['speedup']:.2f}x")
     print(f"\n2 consumers >= {TARGET}x one: {'MET' if result['target_met'] else 'MISSED'} "
           f"({total:,} messages, {os.cpu_count()} cores shared with the broker and Redis)")
     write_result(NAME, result)
     return result
+
+
+def _cpu_bound(one: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Cores per unit of one consumer's throughput; the best speed-up if per-event costs stay the same."""
+    xs = [r for r in one if "steady_machine_cores" in r]
+    if not xs:
+        return None
+    machine = median([r["steady_machine_cores"] for r in xs])
+    consumer = median([r["steady_consumer_cores"] for r in xs])
+    return {"cores_per_one_consumer_rate": machine, "consumer_cores": consumer, "other_cores": machine - consumer,
+            "max_speedup": (os.cpu_count() or 1) / machine if machine else None}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
