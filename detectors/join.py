@@ -1,30 +1,53 @@
 """Label join: predictions wait for their labels (and early labels for their predictions), bounded.
 
-Both waiting maps are bounded by an event-time horizon (expiries counted) and
-by a size cap (evictions of the oldest counted). Joined errors are kept with
-the prediction's event time so they can be fed in prediction-time order.
+Waiting entries live in two :class:`WaitingStore` s of fixed capacity, allocated (and
+written) in full when the model version starts: fixed-size records in a ring of arrival
+order plus an open-addressing index by a 64-bit blake2b hash of the id. Memory per model
+version is therefore proportional to the caps from the first event on, never to the
+length of the stream, and no id string is kept: a label finds its prediction by the hash
+of its ``prediction_id`` (a false match needs two waiting ids with the same 64-bit hash),
+and string predictions and labels are compared by the same hash.
+
+An entry waits until its partner arrives, until it is older than the event-time horizon
+(expired, counted), or until ``capacity`` later entries were stored after it (evicted,
+counted). Joined errors are kept with the prediction's event time so they can be fed in
+prediction-time order.
 
 >>> from detectors.events import Event
 >>> j = LabelJoin(horizon_s=100.0, max_pending=10, max_labels=10)
 >>> j.prediction(Event("prediction", "p1", "m", 1.0, prediction="cat"))
+>>> len(j.preds), "p1" in j.preds
+(1, True)
 >>> j.label(Event("label", "l1", "m", 5.0, prediction_id="p1", label="dog"))
->>> j.joined
-[(1.0, 0, 1.0)]
+>>> j.joined, len(j.preds)
+([(1.0, 0, 1.0)], 0)
 >>> error("cat", "cat"), error(1.5, 1.0), error(2, 2.0)
 ((0.0, True), (0.5, False), (0.0, True))
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import struct
+from array import array
+from hashlib import blake2b
 
 import msgspec
 
 from detectors.events import Event, Target
 
+BOOL, INT, FLOAT, STR = 1, 2, 3, 4
+"""Kinds of a stored value (0: free slot). Strings are stored as their 64-bit hash."""
+_INT_REC = struct.Struct("<qqdBq")
+_FLOAT_REC = struct.Struct("<qqdBd")
+RECORD_BYTES = _INT_REC.size
+"""Persisted bytes of one waiting entry: position, seq, event time, kind, value."""
+_I64 = (-(1 << 63), 1 << 63)
+_U64 = (1 << 64) - 1
+_STR_CACHE_MAX = 4096
+
 
 class Pending(msgspec.Struct, array_like=True):
-    """A prediction waiting for its label, or a label waiting for its prediction."""
+    """A waiting entry of the former state layout (field ``p:<id>`` / ``l:<id>``), read on restore only."""
 
     seq: int
     ts: float
@@ -43,6 +66,49 @@ class JoinCounters(msgspec.Struct):
     binary: bool | None = None
     last_label_id: str = ""
     last_label_ts: float = 0.0
+    pred_pos: int = 0
+    """Predictions ever stored in the waiting ring (positions of the next one)."""
+    label_pos: int = 0
+    """Labels ever stored in the waiting ring."""
+
+
+def key_hash(key: str) -> int:
+    """Stable 64-bit (signed) hash of an id or a string value: the same in every process."""
+    return int.from_bytes(blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little",
+                          signed=True)
+
+
+_str_codes: dict[str, int] = {}
+
+
+def encode_value(x: Target) -> tuple[int, int, float]:
+    """(kind, integer payload, float payload) of a prediction or a label.
+
+    Integers beyond 64 bits are kept as floats (compared to 53 bits).
+    """
+    if isinstance(x, bool):
+        return BOOL, int(x), 0.0
+    if isinstance(x, int):
+        return (INT, x, 0.0) if _I64[0] <= x < _I64[1] else (FLOAT, 0, float(x))
+    if isinstance(x, float):
+        return FLOAT, 0, x
+    code = _str_codes.get(x)
+    if code is None:
+        code = key_hash(x)
+        if len(_str_codes) < _STR_CACHE_MAX:
+            _str_codes[x] = code
+    return STR, code, 0.0
+
+
+def _number(kind: int, i: int, f: float) -> bool | int | float:
+    return bool(i) if kind == BOOL else i if kind == INT else f
+
+
+def coded_error(pk: int, pi: int, pf: float, lk: int, li: int, lf: float) -> tuple[float, bool]:
+    """:func:`error` of two encoded values (strings equal when their hashes are)."""
+    if pk == STR or lk == STR:
+        return (0.0 if pk == lk and pi == li else 1.0), True
+    return error(_number(pk, pi, pf), _number(lk, li, lf))
 
 
 def _noninteger(x: Target) -> bool:
@@ -58,54 +124,236 @@ def error(prediction: Target, label: Target) -> tuple[float, bool]:
     return (0.0 if same else 1.0), True
 
 
+class WaitingStore:
+    """At most ``capacity`` waiting entries in preallocated fixed-size records.
+
+    The entry stored at position ``p`` (the ``p``-th ever stored) occupies slot
+    ``p % capacity``, so it is evicted when ``capacity`` later entries were
+    stored, unless it left before (joined or expired). An open-addressing index
+    (linear probing, backward-shift deletion, at most half full) maps key hashes
+    to slots. 41 bytes of record and 8 to 16 of index per entry of capacity, all
+    written at construction.
+
+    >>> s = WaitingStore(2)
+    >>> s.add(key_hash("a"), 0, 1.0, *encode_value("x")), s.add(key_hash("b"), 1, 2.0, *encode_value(2.5))
+    (None, None)
+    >>> s.add(key_hash("c"), 2, 3.0, *encode_value(True)) == key_hash("a")  # "a" evicted
+    True
+    >>> len(s), "a" in s, s.find(key_hash("b")) >= 0
+    (2, False, True)
+    """
+
+    def __init__(self, capacity: int) -> None:
+        cap = max(int(capacity), 1)
+        self.capacity = cap
+        size = 1 << max(3, (2 * cap - 1).bit_length())
+        self.mask = size - 1
+        self.index = array("i", bytes(4 * size))  # slot + 1; 0: empty
+        self.keys = array("q", bytes(8 * cap))
+        self.seq = array("q", bytes(8 * cap))
+        self.ts = array("d", bytes(8 * cap))
+        self.kind = array("b", bytes(cap))  # 0: free
+        self.ival = array("q", bytes(8 * cap))
+        self.fval = array("d", bytes(8 * cap))
+        self.next_pos = 0
+        self.first = 0  # no entry is waiting at a position below this
+        self.live = 0
+        self.popped_kind = 0  # kind of the entry the last pop removed
+        self.dirty: set[int] = set()
+        self.stale: set[str] = set()  # fields of the former layout to delete
+
+    def __len__(self) -> int:
+        return self.live
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.find(key_hash(key)) >= 0
+
+    def nbytes(self) -> int:
+        """Bytes held by the records and the index."""
+        return sum(a.itemsize * len(a) for a in (self.index, self.keys, self.seq, self.ts, self.kind, self.ival,
+                                                   self.fval))
+
+    def find(self, h: int) -> int:
+        """Slot of the waiting entry with key hash ``h``, or -1."""
+        index, keys, mask = self.index, self.keys, self.mask
+        i = h & mask
+        while True:
+            t = index[i]
+            if not t:
+                return -1
+            if keys[t - 1] == h:
+                return t - 1
+            i = (i + 1) & mask
+
+    def pop(self, h: int) -> int:
+        """Remove the entry with key hash ``h``; its slot (still readable until reused), or -1."""
+        index, keys, mask = self.index, self.keys, self.mask
+        i = h & mask
+        while True:
+            t = index[i]
+            if not t:
+                return -1
+            if keys[t - 1] == h:
+                break
+            i = (i + 1) & mask
+        self._unindex(i)
+        slot = t - 1
+        self.popped_kind = self.kind[slot]
+        self.kind[slot] = 0
+        self.live -= 1
+        self.dirty.add(h)
+        return slot
+
+    def _unindex(self, i: int) -> None:
+        """Delete index cell ``i``, shifting back the entries of its probe run."""
+        index, keys, mask = self.index, self.keys, self.mask
+        j = i
+        while True:
+            j = (j + 1) & mask
+            t = index[j]
+            if not t:
+                break
+            home = keys[t - 1] & mask
+            if (j > i and (home <= i or home > j)) or (j < i and i >= home > j):
+                index[i] = t
+                i = j
+        index[i] = 0
+
+    def add(self, h: int, seq: int, ts: float, kind: int, ival: int, fval: float) -> int | None:
+        """Store an entry (replacing one with the same key); the key hash it evicted, if any."""
+        self.pop(h)  # a repeated id replaces the waiting entry (not counted)
+        p = self.next_pos
+        slot = p % self.capacity
+        evicted = None
+        if self.kind[slot]:
+            evicted = self.keys[slot]
+            self.pop(evicted)
+        self.keys[slot], self.seq[slot], self.ts[slot] = h, seq, ts
+        self.kind[slot], self.ival[slot], self.fval[slot] = kind, ival, fval
+        index, mask = self.index, self.mask
+        i = h & mask
+        while index[i]:
+            i = (i + 1) & mask
+        index[i] = slot + 1
+        self.next_pos = p + 1
+        self.live += 1
+        self.dirty.add(h)
+        return evicted
+
+    def expire(self, cutoff: float) -> int:
+        """Drop entries older than ``cutoff`` in arrival order, up to the first younger one; how many."""
+        n, p, cap, kind, ts = 0, max(self.first, self.next_pos - self.capacity), self.capacity, self.kind, self.ts
+        while p < self.next_pos:
+            slot = p % cap
+            if kind[slot]:
+                if ts[slot] >= cutoff:
+                    break
+                self.pop(self.keys[slot])
+                n += 1
+            p += 1
+        self.first = p
+        return n
+
+    def take(self, prefix: str) -> dict[str, bytes | None]:
+        """Entries added or removed since the last call, keyed ``prefix`` + 16 hex digits of the hash."""
+        out: dict[str, bytes | None] = {name: None for name in sorted(self.stale)}
+        self.stale.clear()
+        for h in sorted(self.dirty, key=lambda x: x & _U64):
+            out[f"{prefix}{h & _U64:016x}"] = self._record(self.find(h))
+        self.dirty.clear()
+        return out
+
+    def _record(self, slot: int) -> bytes | None:
+        if slot < 0:
+            return None
+        kind = self.kind[slot]
+        rec, val = (_FLOAT_REC, self.fval[slot]) if kind == FLOAT else (_INT_REC, self.ival[slot])
+        last = self.next_pos - 1
+        return rec.pack(last - (last - slot) % self.capacity, self.seq[slot], self.ts[slot], kind, val)
+
+    def discard(self) -> None:
+        self.dirty.clear()
+        self.stale.clear()
+
+    def touch_all(self) -> None:
+        self.dirty.update(self.keys[s] for s in range(self.capacity) if self.kind[s])
+
+    def load(self, entries: list[tuple[int, bytes]], next_pos: int) -> int:
+        """Rebuild from stored ``(key hash, record)`` pairs; how many no longer fit (a smaller capacity)."""
+        rows = []
+        for h, raw in entries:
+            kind = raw[24]
+            rec = _FLOAT_REC if kind == FLOAT else _INT_REC
+            pos, seq, ts, kind, val = rec.unpack(raw)
+            rows.append((pos, h, seq, ts, kind, val))
+        rows.sort()
+        self.next_pos = max(next_pos, rows[-1][0] + 1 if rows else 0)
+        dropped = 0
+        for pos, h, seq, ts, kind, val in rows:
+            if pos < self.next_pos - self.capacity:
+                dropped += 1
+                self.dirty.add(h)
+                continue
+            self.next_pos, stored = pos, self.next_pos
+            self.add(h, seq, ts, kind, int(val) if kind != FLOAT else 0, float(val) if kind == FLOAT else 0.0)
+            self.next_pos = stored
+        self.first = min((r[0] for r in rows if r[0] >= self.next_pos - self.capacity), default=self.next_pos)
+        self.dirty.difference_update(h for _, h, *_ in rows if self.find(h) >= 0)
+        return dropped
+
+
 class LabelJoin:
-    """The two waiting maps, the counters, and the errors joined since the last evaluation."""
+    """The two waiting stores, the counters, and the errors joined since the last evaluation."""
 
     def __init__(self, horizon_s: float, max_pending: int, max_labels: int) -> None:
         self.horizon_s, self.max_pending, self.max_labels = horizon_s, max_pending, max_labels
-        self.preds: OrderedDict[str, Pending] = OrderedDict()
-        self.labels: OrderedDict[str, Pending] = OrderedDict()
+        self.preds = WaitingStore(max_pending)
+        self.labels = WaitingStore(max_labels)
         self.c = JoinCounters()
         self.joined: list[tuple[float, int, float]] = []
-        self.dirty_p: set[str] = set()
-        self.dirty_l: set[str] = set()
+
+    def nbytes(self) -> int:
+        """Bytes of the preallocated waiting stores (independent of the stream)."""
+        return self.preds.nbytes() + self.labels.nbytes()
 
     def prediction(self, ev: Event) -> None:
         assert ev.prediction is not None
-        eid, c = ev.event_id, self.c
-        waiting = self.labels.pop(eid, None) if self.labels else None
+        c = self.c
+        h = key_hash(ev.event_id)
         seq = c.seq
         c.seq = seq + 1
-        if waiting is not None:
-            self.dirty_l.add(eid)
-            self._join(ev.ts, seq, ev.prediction, waiting.value)
+        kind, ival, fval = encode_value(ev.prediction)
+        labels = self.labels
+        slot = labels.pop(h) if labels.live else -1
+        if slot >= 0:
+            self._join(ev.ts, seq, coded_error(kind, ival, fval, labels.popped_kind, labels.ival[slot],
+                                               labels.fval[slot]))
             return
         preds = self.preds
-        preds[eid] = Pending(seq, ev.ts, ev.prediction)
-        preds.move_to_end(eid)
-        self.dirty_p.add(eid)
-        if len(preds) > self.max_pending:
-            self.dirty_p.add(self.preds.popitem(last=False)[0])
-            self.c.evicted_predictions += 1
+        if preds.add(h, seq, ev.ts, kind, ival, fval) is not None:
+            c.evicted_predictions += 1
+        c.pred_pos = preds.next_pos
 
     def label(self, ev: Event) -> None:
         assert ev.prediction_id is not None and ev.label is not None
-        self.c.last_label_id, self.c.last_label_ts = ev.event_id, ev.ts
-        pred = self.preds.pop(ev.prediction_id, None)
-        if pred is not None:
-            self.dirty_p.add(ev.prediction_id)
-            self._join(pred.ts, pred.seq, pred.value, ev.label)
+        c = self.c
+        c.last_label_id, c.last_label_ts = ev.event_id, ev.ts
+        h = key_hash(ev.prediction_id)
+        kind, ival, fval = encode_value(ev.label)
+        preds = self.preds
+        slot = preds.pop(h) if preds.live else -1
+        if slot >= 0:
+            self._join(preds.ts[slot], preds.seq[slot],
+                       coded_error(preds.popped_kind, preds.ival[slot], preds.fval[slot], kind, ival, fval))
             return
-        self.labels[ev.prediction_id] = Pending(self.c.seq, ev.ts, ev.label)
-        self.labels.move_to_end(ev.prediction_id)
-        self.c.seq += 1
-        self.dirty_l.add(ev.prediction_id)
-        if len(self.labels) > self.max_labels:
-            self.dirty_l.add(self.labels.popitem(last=False)[0])
-            self.c.evicted_labels += 1
+        labels = self.labels
+        if labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
+            c.evicted_labels += 1
+        c.label_pos = labels.next_pos
+        c.seq += 1
 
-    def _join(self, pred_ts: float, seq: int, prediction: Target, label: Target) -> None:
-        err, is_class = error(prediction, label)
+    def _join(self, pred_ts: float, seq: int, result: tuple[float, bool]) -> None:
+        err, is_class = result
         if self.c.binary is None:
             self.c.binary = is_class
         self.joined.append((pred_ts, seq, err))
@@ -114,11 +362,8 @@ class LabelJoin:
     def expire(self, watermark: float) -> None:
         """Drop waiting entries older than the horizon (oldest first), counting them."""
         cutoff = watermark - self.horizon_s
-        for waiting, dirty, attr in ((self.preds, self.dirty_p, "expired_predictions"),
-                                     (self.labels, self.dirty_l, "expired_labels")):
-            while waiting and next(iter(waiting.values())).ts < cutoff:
-                dirty.add(waiting.popitem(last=False)[0])
-                setattr(self.c, attr, getattr(self.c, attr) + 1)
+        self.c.expired_predictions += self.preds.expire(cutoff)
+        self.c.expired_labels += self.labels.expire(cutoff)
 
     def take_errors(self) -> list[tuple[float, int, float]]:
         """Errors joined since the last call, in prediction event-time order."""
@@ -127,26 +372,58 @@ class LabelJoin:
         return out
 
     def take(self) -> dict[str, bytes | None]:
-        out: dict[str, bytes | None] = {}
-        for prefix, waiting, dirty in (("p:", self.preds, self.dirty_p), ("l:", self.labels, self.dirty_l)):
-            for key in sorted(dirty):
-                entry = waiting.get(key)
-                out[prefix + key] = None if entry is None else msgspec.msgpack.encode(entry)
-            dirty.clear()
+        out = self.preds.take("p:")
+        out.update(self.labels.take("l:"))
         out["j"] = msgspec.msgpack.encode((self.c, self.joined))
         return out
 
+    def discard(self) -> None:
+        """Forget what changed since the last :meth:`take` (no delta wanted)."""
+        self.preds.discard()
+        self.labels.discard()
+
     def touch_all(self) -> None:
-        self.dirty_p.update(self.preds)
-        self.dirty_l.update(self.labels)
+        self.preds.touch_all()
+        self.labels.touch_all()
 
     def load(self, fields: dict[str, bytes]) -> None:
         if "j" in fields:
             kind = tuple[JoinCounters, list[tuple[float, int, float]]]
             self.c, joined = msgspec.msgpack.decode(fields["j"], type=kind)
             self.joined = list(joined)
-        for prefix, waiting in (("p:", self.preds), ("l:", self.labels)):
-            items = [(k[2:], msgspec.msgpack.decode(v, type=Pending))
-                     for k, v in fields.items() if k.startswith(prefix)]
-            for key, entry in sorted(items, key=lambda kv: kv[1].seq):
-                waiting[key] = entry
+        for prefix, store, attr, evicted in (("p:", self.preds, "pred_pos", "evicted_predictions"),
+                                             ("l:", self.labels, "label_pos", "evicted_labels")):
+            entries, legacy = [], []
+            for name, raw in fields.items():
+                if not name.startswith(prefix):
+                    continue
+                key = name[2:]
+                if len(key) == 16 and len(raw) == RECORD_BYTES and _is_hex(key):
+                    entries.append((int.from_bytes(bytes.fromhex(key), "big", signed=True), raw))
+                else:
+                    legacy.append((name, msgspec.msgpack.decode(raw, type=Pending)))
+            pos = getattr(self.c, attr)
+            if legacy:  # the former layout: one field per id, in arrival (seq) order
+                legacy.sort(key=lambda kv: kv[1].seq)
+                for i, (name, entry) in enumerate(legacy):
+                    entries.append((key_hash(name[2:]), _legacy_record(pos + i, entry)))
+                store.stale.update(name for name, _ in legacy)
+                pos += len(legacy)
+            setattr(self.c, evicted, getattr(self.c, evicted) + store.load(entries, pos))
+            setattr(self.c, attr, store.next_pos)
+            if legacy:
+                store.dirty.update(h for h, _ in entries[-len(legacy):])
+
+
+def _legacy_record(pos: int, entry: Pending) -> bytes:
+    kind, ival, fval = encode_value(entry.value)
+    return _FLOAT_REC.pack(pos, entry.seq, entry.ts, kind, fval) if kind == FLOAT else \
+        _INT_REC.pack(pos, entry.seq, entry.ts, kind, ival)
+
+
+def _is_hex(s: str) -> bool:
+    try:
+        int(s, 16)
+    except ValueError:
+        return False
+    return True

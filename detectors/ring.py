@@ -23,12 +23,14 @@ import numpy.typing as npt
 
 
 class Ring:
-    """The last ``capacity`` values appended, in a preallocated numpy array."""
+    """The last ``capacity`` values appended, in a numpy array allocated and written at construction."""
 
     def __init__(self, capacity: int, dtype: npt.DTypeLike = np.float64, chunk: int = 128) -> None:
         self.capacity = capacity
         self.chunk = chunk
-        self.arr = np.zeros(capacity, dtype=dtype)
+        # Written in full now: np.zeros pages would be committed one by one as the ring fills,
+        # so a process's memory would keep growing until every ring had wrapped once.
+        self.arr = np.full(capacity, 0, dtype=dtype)
         self.count = 0
         self._dirty: set[int] = set()
 
@@ -40,7 +42,8 @@ class Ring:
         arr = self.arr
         vals = values if type(values) is np.ndarray and values.dtype == arr.dtype else np.asarray(values, arr.dtype)
         n, cap = len(vals), self.capacity
-        if n == 0:
+        if n == 0 or cap == 0:
+            self.count += n
             return
         self.count += n
         if n > cap:
@@ -69,7 +72,7 @@ class Ring:
 
     def ordered(self) -> npt.NDArray[Any]:
         """The retained values, oldest first (a copy)."""
-        if self.count <= self.capacity:
+        if self.count <= self.capacity or not self.capacity:
             return self.arr[: self.count].copy()
         pos = self.count % self.capacity
         return np.concatenate((self.arr[pos:], self.arr[:pos]))

@@ -88,10 +88,12 @@ class ConceptSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Recent joined errors compared with the error reference."""
     horizon_s: float = 7 * 86400.0
     """Event-time seconds a prediction waits for its label (and a label for its prediction) before expiring."""
-    max_pending: int = 200_000
-    """Most predictions waiting for labels; beyond it the oldest are dropped and counted."""
-    max_pending_labels: int = 20_000
-    """Most labels waiting for their prediction; beyond it the oldest are dropped and counted."""
+    max_pending: int = 10_000
+    """Predictions per version waiting for labels, allocated up front (about 55 bytes each): one leaves
+    when joined, after horizon_s, or once max_pending later ones were stored (counted as evicted, so
+    labels that come more than max_pending predictions late are not joined; raise it for slow labels)."""
+    max_pending_labels: int = 2_000
+    """Labels waiting for their prediction (arrived first), bounded and allocated the same way."""
 
 
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

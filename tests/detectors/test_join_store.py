@@ -1,0 +1,184 @@
+"""The label join's preallocated waiting stores: semantics, exact restore, the former layout, bounded memory."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import msgspec
+import pytest
+
+from detectors.events import Event, Target
+from detectors.join import JoinCounters, LabelJoin, Pending, error
+
+
+class Reference:
+    """The join's semantics with plain dicts (the entry stored p-th leaves after `cap` later ones)."""
+
+    def __init__(self, horizon: float, cap: int, cap_labels: int) -> None:
+        self.horizon, self.caps = horizon, {"p": cap, "l": cap_labels}
+        self.wait: dict[str, dict[str, tuple[int, int, float, Target]]] = {"p": {}, "l": {}}
+        self.pos = {"p": 0, "l": 0}
+        self.seq = 0
+        self.joined: list[tuple[float, int, float]] = []
+        self.evicted = {"p": 0, "l": 0}
+        self.expired = {"p": 0, "l": 0}
+
+    def _store(self, side: str, key: str, seq: int, ts: float, value: Target) -> None:
+        w = self.wait[side]
+        w.pop(key, None)
+        p = self.pos[side]
+        self.pos[side] += 1
+        old = [k for k, v in w.items() if v[0] == p - self.caps[side]]
+        for k in old:
+            del w[k]
+            self.evicted[side] += 1
+        w[key] = (p, seq, ts, value)
+
+    def prediction(self, key: str, ts: float, value: Target) -> None:
+        seq = self.seq
+        self.seq += 1
+        hit = self.wait["l"].pop(key, None)
+        if hit is not None:
+            self.joined.append((ts, seq, error(value, hit[3])[0]))
+        else:
+            self._store("p", key, seq, ts, value)
+
+    def label(self, key: str, ts: float, value: Target) -> None:
+        hit = self.wait["p"].pop(key, None)
+        if hit is not None:
+            self.joined.append((hit[2], hit[1], error(hit[3], value)[0]))
+            return
+        self._store("l", key, self.seq, ts, value)
+        self.seq += 1
+
+    def expire(self, watermark: float) -> None:
+        for side in ("p", "l"):
+            w = self.wait[side]
+            for key, (_, _, ts, _) in sorted(w.items(), key=lambda kv: kv[1][0]):
+                if ts >= watermark - self.horizon:
+                    break
+                del w[key]
+                self.expired[side] += 1
+
+
+VALUES: list[Target] = ["cat", "dog", "", "ünï", True, False, 0, 1, 2, -7, 2**70, 0.5, 1.0, -2.25, 1e300]
+
+
+def ops(seed: int, n: int) -> list[tuple[str, str, float, Target]]:
+    """Predictions and labels with repeats, early labels, unknown ids and mixed value types."""
+    rng = random.Random(seed)
+    out: list[tuple[str, str, float, Target]] = []
+    ids = [f"id-{i}" for i in range(n // 2)]
+    for i in range(n):
+        r = rng.random()
+        key = rng.choice(ids[: max(1, i // 2 + 5)])
+        kind = "p" if r < 0.5 else "l" if r < 0.95 else "x"
+        out.append((kind, key, float(i) + rng.random(), rng.choice(VALUES)))
+    return out
+
+
+def feed(j: LabelJoin, items: list[tuple[str, str, float, Target]]) -> None:
+    for kind, key, ts, value in items:
+        if kind == "p":
+            j.prediction(Event("prediction", key, "m", ts, prediction=value))
+        elif kind == "l":
+            j.label(Event("label", f"l{ts}", "m", ts, prediction_id=key, label=value))
+        else:
+            j.expire(ts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_same_joins_counts_and_waiting_entries_as_the_plain_semantics(seed: int) -> None:
+    items = ops(seed, 3000)
+    j, ref = LabelJoin(40.0, 25, 7), Reference(40.0, 25, 7)
+    feed(j, items)
+    for kind, key, ts, value in items:
+        {"p": ref.prediction, "l": ref.label, "x": lambda k, t, v: ref.expire(t)}[kind](key, ts, value)
+    assert j.take_errors() == sorted(ref.joined)
+    c = j.c
+    assert (c.evicted_predictions, c.evicted_labels) == (ref.evicted["p"], ref.evicted["l"])
+    assert (c.expired_predictions, c.expired_labels) == (ref.expired["p"], ref.expired["l"])
+    assert len(j.preds) == len(ref.wait["p"]) and len(j.labels) == len(ref.wait["l"])
+    assert all(k in j.preds for k in ref.wait["p"]) and all(k in j.labels for k in ref.wait["l"])
+    assert c.joined == len(ref.joined) and c.seq == ref.seq
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_restore_from_the_union_of_deltas_continues_exactly(seed: int) -> None:
+    items = ops(100 + seed, 2400)
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(items)), 12))
+    whole, stored = LabelJoin(40.0, 30, 5), {}
+    feed(whole, items)
+    j, done = LabelJoin(40.0, 30, 5), 0
+    for cut in [*cuts, len(items)]:
+        feed(j, items[done:cut])
+        for k, v in j.take().items():
+            if v is None:
+                stored.pop(k, None)
+            else:
+                stored[k] = v
+        j = LabelJoin(40.0, 30, 5)
+        j.load(dict(stored))
+        done = cut
+    assert j.take_errors() == whole.take_errors()
+    assert msgspec.msgpack.encode(j.c) == msgspec.msgpack.encode(whole.c)
+    whole.discard()
+    whole.touch_all()
+    j.touch_all()
+    assert j.take() == whole.take()
+
+
+def test_restored_store_has_no_pending_changes_and_deletes_nothing() -> None:
+    j = LabelJoin(1e9, 50, 10)
+    feed(j, ops(7, 500))
+    state = {k: v for k, v in j.take().items() if v is not None}
+    again = LabelJoin(1e9, 50, 10)
+    again.load(state)
+    assert set(again.take()) == {"j"}
+
+
+def test_former_layout_is_read_and_rewritten() -> None:
+    old: dict[str, bytes] = {"j": msgspec.msgpack.encode((JoinCounters(seq=5, joined=1), [(1.0, 0, 1.0)]))}
+    for seq, (key, value) in enumerate([("p-1", "cat"), ("p-2", 2.5), ("p-4", True)], start=1):
+        old[f"p:{key}"] = msgspec.msgpack.encode(Pending(seq, float(seq), value))
+    old["l:p-9"] = msgspec.msgpack.encode(Pending(4, 4.0, "dog"))
+    j = LabelJoin(1e9, 10, 10)
+    j.load(old)
+    assert len(j.preds) == 3 and len(j.labels) == 1 and j.joined == [(1.0, 0, 1.0)]
+    delta = j.take()
+    assert {k for k, v in delta.items() if v is None} == {"p:p-1", "p:p-2", "p:p-4", "l:p-9"}
+    assert sum(v is not None and k.startswith(("p:", "l:")) for k, v in delta.items()) == 4
+    j.label(Event("label", "l2", "m", 9.0, prediction_id="p-2", label=2.0))
+    j.prediction(Event("prediction", "p-9", "m", 9.5, prediction="dog"))
+    assert j.take_errors() == [(1.0, 0, 1.0), (2.0, 2, 0.5), (9.5, 5, 0.0)]
+
+
+def test_a_smaller_cap_on_restore_drops_the_oldest_as_evicted() -> None:
+    j = LabelJoin(1e9, 100, 10)
+    for i in range(40):
+        j.prediction(Event("prediction", f"p{i}", "m", float(i), prediction=1))
+    small = LabelJoin(1e9, 10, 10)
+    small.load({k: v for k, v in j.take().items() if v is not None})
+    assert len(small.preds) == 10 and small.c.evicted_predictions == 30
+    assert "p39" in small.preds and "p29" not in small.preds
+    assert sum(v is None for v in small.take().values()) == 30
+
+
+def test_memory_is_allocated_up_front_and_does_not_grow_with_the_stream() -> None:
+    j = LabelJoin(1e12, 5000, 500)
+    size = j.nbytes()
+    tracemalloc.start()
+    try:
+        for i in range(20_000):  # four times the cap, none labelled
+            j.prediction(Event("prediction", f"pred-{i:08d}", "m", float(i), prediction=i % 3 == 0))
+            if i % 1000 == 0:
+                j.take()
+        j.take()
+        grown = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert j.nbytes() == size and size < 5500 * 64
+    assert grown < 64_000, grown
+    assert len(j.preds) == 5000 and j.c.evicted_predictions == 15_000
