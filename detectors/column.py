@@ -69,7 +69,7 @@ class Column:
     def __init__(self, name: str, role: str, kind: str, ref_capacity: int, window: int, declared: bool = False,
                  max_categories: int = 100) -> None:
         self.meta = ColumnMeta(name, role, kind, declared)
-        self.ref_ring = Ring(ref_capacity)
+        self.ref_ring = Ring(ref_capacity if kind == "numeric" else 0)  # categorical references are counts
         self.values = Ring(window)
         self.flags = Ring(window, dtype=np.int8)
         self.cat_counts: dict[CatValue, int] = {}
@@ -233,8 +233,12 @@ class Column:
         """Build the reference from what was accumulated."""
         m = self.meta
         if m.kind == "numeric":
-            self.ref = NumericRef.build(self.ref_ring.ordered(), n_total=m.ref_n, missing=m.ref_missing,
-                                        nonfinite=m.ref_nonfinite, badtype=m.ref_badtype, bins=bins)
+            kept = self.ref_ring.arr[: len(self.ref_ring)]
+            if bool((kept[1:] < kept[:-1]).any()):  # the reference is kept once: sorted in its ring, stored again
+                kept.sort()
+                self.ref_ring.touch_all()
+            self.ref = NumericRef.build(kept, n_total=m.ref_n, missing=m.ref_missing, nonfinite=m.ref_nonfinite,
+                                        badtype=m.ref_badtype, bins=bins, presorted=True)
         else:
             self.ref = CategoricalRef.build(self.cat_counts, self.cat_overflow, n_total=m.ref_n,
                                             missing=m.ref_missing, badtype=m.ref_badtype)

@@ -150,7 +150,7 @@ class ModelMonitor:
             col.discard()
         for ring in self.rings.values():
             ring.discard()
-        self.join.take()  # small: the waiting entries changed since the last call
+        self.join.discard()
         self.policy.discard()
         self.err_dirty = False
 
@@ -465,8 +465,8 @@ class ModelMonitor:
         names = (key, tuple(c.name for c in cols))
         block = self._blocks.get(names)
         if block is None:
-            if len(self._blocks) > 16:
-                self._blocks.clear()
+            for stale in [k for k in self._blocks if isinstance(k, tuple) and k[0] == key]:
+                del self._blocks[stale]  # one block per group: a new set of clean columns replaces it
             refs = [c.ref for c in cols]
             block = RankedNumericBlock(refs) if key[1] == "numeric" else CategoricalBlock(refs)  # type: ignore[arg-type]
             self._blocks[names] = block

@@ -48,8 +48,9 @@ class NumericRef:
 
     kind = "numeric"
 
-    def __init__(self, values: FloatArray, n_total: int, missing: int, nonfinite: int, badtype: int, bins: int) -> None:
-        self.sorted = np.sort(values)
+    def __init__(self, values: FloatArray, n_total: int, missing: int, nonfinite: int, badtype: int, bins: int,
+                 presorted: bool = False) -> None:
+        self.sorted = values if presorted else np.sort(values)
         self.m = len(values)
         self.n_total = max(n_total, 1)
         self.missing_rate = missing / self.n_total
@@ -66,8 +67,9 @@ class NumericRef:
 
     @classmethod
     def build(cls, values: FloatArray, n_total: int, missing: int = 0, nonfinite: int = 0, badtype: int = 0,
-              bins: int = 10) -> NumericRef:
-        return cls(np.asarray(values, dtype=np.float64), n_total, missing, nonfinite, badtype, bins)
+              bins: int = 10, presorted: bool = False) -> NumericRef:
+        """``presorted``: ``values`` are sorted already and are kept as they are (not copied)."""
+        return cls(np.asarray(values, dtype=np.float64), n_total, missing, nonfinite, badtype, bins, presorted)
 
     def bin_counts(self, values: FloatArray) -> IntArray:
         """Counts of values per reference quantile bin."""
