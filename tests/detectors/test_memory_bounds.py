@@ -1,0 +1,62 @@
+"""Per-model memory is allocated up front and bounded by configured sizes, not by the stream."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import msgspec
+import numpy as np
+from dw_streams import SMALL, stream
+
+from detectors.monitor import ModelMonitor
+from detectors.settings import DetectionSettings
+
+
+def test_numeric_references_are_kept_once_sorted_in_their_ring() -> None:
+    m = ModelMonitor("m", "v1", SMALL)
+    m.process(stream(600, seed=3))
+    col = m.columns["x1"]
+    assert col.ref is not None and np.shares_memory(col.ref.sorted, col.ref_ring.arr)
+    assert bool(np.all(np.diff(col.ref.sorted) >= 0)) and len(col.ref.sorted) == SMALL.reference_size
+    assert m.columns["c"].ref_ring.capacity == 0
+
+
+def test_a_restored_frozen_reference_is_not_written_again() -> None:
+    m = ModelMonitor("m", "v1", SMALL)
+    evs = stream(900, seed=3)
+    m.process(evs[:600])
+    assert m.meta.frozen
+    restored = ModelMonitor.restore("m", "v1", SMALL, m.full_state())
+    restored.process(evs[600:])
+    m.process(evs[600:])
+    assert not any(k.startswith("r:") for k in restored.take_delta())
+    assert restored.full_state() == m.full_state()
+
+
+def test_one_screening_block_per_column_group() -> None:
+    """A feature that becomes dirty changes the set of clean columns: its block replaces the old one."""
+    m = ModelMonitor("m", "v1", SMALL)
+    m.process(stream(3000, seed=5, missing_at=1500, until=2200))
+    groups = [k[0] for k in m._blocks if isinstance(k, tuple)]
+    assert len(groups) == len(set(groups)) <= 4
+
+
+def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
+    """Traced allocations after the windows are full stay flat while predictions keep waiting for labels."""
+    s = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 2000}}, DetectionSettings)
+    m = ModelMonitor("m", "v1", s)
+    evs = stream(9000, seed=8)
+    m.process(evs[:3000])
+    m.take_delta()
+    tracemalloc.start()
+    try:
+        m.process(evs[3000:6000])
+        m.take_delta()
+        mid = tracemalloc.get_traced_memory()[0]
+        m.process(evs[6000:])
+        m.take_delta()
+        end = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(m.join.preds) > 1000
+    assert end - mid < 64_000, (mid, end)
