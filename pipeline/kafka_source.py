@@ -10,7 +10,8 @@ Deterministic merge: within a shard, each topic-partition is read in offset orde
 into a buffer of decoded records; the merge repeatedly emits the smallest head by
 ``(event ts, stream rank features < prediction < label, partition, offset)``, and
 only when every topic-partition of the shard either has a buffered record or is
-caught up (position >= high watermark). A dead letter has no event time: it gets the
+caught up (position >= a high watermark it has observed; see :meth:`KafkaSource.watermark`
+for where that comes from when the fetcher has none). A dead letter has no event time: it gets the
 ts of the previous good record of its partition (-inf before any), so it is emitted
 at its place in its own partition's order. Given the same data, a re-run after any
 fault therefore feeds the engine the very same sequence.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
@@ -39,9 +41,14 @@ from detectors.events import Event, StreamName
 from pipeline.config import Config, Secrets
 from pipeline.decode import DeadLetter, Decoder
 from pipeline.kafka_io import KafkaUnavailable, client_settings, stream_topics
+from pipeline.logs import get_logger
 
 RANK: dict[str, int] = {"features": 0, "prediction": 1, "label": 2}
 NEG_INF = float("-inf")
+WATERMARK_WAIT_S = 2.0  # an open partition with nothing buffered and no known high watermark this long gets one listed
+LIST_TIMEOUT_MS = 5000
+
+log = get_logger("driftwire.source")
 
 
 def tp_key(tp: TopicPartition) -> str:
@@ -156,16 +163,46 @@ def unpark_fetcher(consumer: KafkaConsumer) -> None:
         fetcher._next_partition_records = None  # type: ignore[union-attr]
 
 
-def caught_up_fn(consumer: KafkaConsumer, force: bool = False) -> Callable[[TopicPartition], bool]:
-    """``tp`` is caught up when its position has reached its last known high watermark."""
+def restart_fetch_sessions(consumer: KafkaConsumer) -> None:
+    """Make the next fetch request to each broker a full one (kafka-python 3.0.12 internals).
+
+    With incremental fetch sessions (KIP-227) a broker leaves a partition out of its
+    response while nothing about it changed (no records, same high watermark) since the
+    last response it sent *to the session*. kafka-python keeps its session's partition
+    list across a re-assignment, although the partition's new ``TopicPartitionState``
+    starts with ``highwater=None``: an idle partition that comes back at the offset the
+    session already lists is never sent again (a seek to the same offset does not help),
+    so its watermark stays unknown until a record arrives. A full fetch request makes the
+    broker answer for every partition. A response in flight meanwhile is dropped by the
+    session handler and its records are fetched again (positions do not move).
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    handlers = getattr(fetcher, "_session_handlers", None)
+    if not isinstance(handlers, dict):
+        return
+    for handler in handlers.values():
+        meta = getattr(handler, "next_metadata", None)
+        if meta is not None and not meta.is_full:
+            handler.next_metadata = meta.next_close_existing()
+
+
+def caught_up_fn(consumer: KafkaConsumer, force: bool = False,
+                 watermark: Callable[[TopicPartition], int | None] | None = None) -> Callable[[TopicPartition], bool]:
+    """``tp`` is caught up when its position has reached a high watermark observed for it:
+    ``watermark(tp)``, by default the fetcher's last known one. Unknown: not caught up."""
+
+    def fetched(tp: TopicPartition) -> int | None:
+        try:
+            return consumer.highwater(tp)  # type: ignore[no-any-return]
+        except KafkaError:
+            return None
+
+    known = watermark or fetched
 
     def caught_up(tp: TopicPartition) -> bool:
         if force:
             return True
-        try:
-            hw = consumer.highwater(tp)
-        except KafkaError:
-            return False
+        hw = known(tp)
         pos = position(consumer, tp)
         return hw is not None and pos is not None and pos >= hw
 
@@ -239,6 +276,8 @@ class KafkaSource:
         self.listener = RebalanceLog()
         self.merges: dict[int, Merge] = {}
         self.partitions = 0
+        self.listed: dict[TopicPartition, int] = {}  # end offsets read with ListOffsets (see watermark)
+        self._unknown_since: dict[TopicPartition, float] = {}
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -283,7 +322,59 @@ class KafkaSource:
             merge = self.merges.get(tp.partition)
             if merge is not None and tp in merge.buffers:
                 merge.add(tp, records, self.decoder)
+        self._check_watermarks()
         return n
+
+    # -- high watermarks ----------------------------------------------------------------------
+
+    def watermark(self, tp: TopicPartition) -> int | None:
+        """The high watermark the merge, the lag and the stall check use for ``tp``: the
+        fetcher's (from the last fetch response for it), else one read with ListOffsets
+        after it stayed unknown for :data:`WATERMARK_WAIT_S`; ``None`` while neither exists.
+
+        Why a listed watermark keeps the merge deterministic: it is the same quantity a
+        fetch response carries (the leader's high watermark, same isolation level), read
+        from the broker; the merge still counts an empty partition as caught up only when
+        its position has reached a watermark actually observed, never when it is unknown.
+        Offsets only grow, so once all data is present every observation is the final end
+        offset and "caught up" means "nothing left to read", whichever way it was observed:
+        the merged order is the same, only the moment the merge proceeds differs.
+        """
+        try:
+            hw = self.consumer.highwater(tp)
+        except KafkaError:  # not assigned (any more)
+            return None
+        return int(hw) if hw is not None else self.listed.get(tp)
+
+    def _check_watermarks(self) -> None:
+        """List the end offsets of open partitions that have nothing buffered and no known
+        watermark for :data:`WATERMARK_WAIT_S` (and make the next fetches full ones, so the
+        fetcher learns them too): without it such a partition can block its shard's merge
+        for good (see :func:`restart_fetch_sessions`)."""
+        now = time.monotonic()
+        due: list[TopicPartition] = []
+        for merge in self.merges.values():
+            for tp, buf in merge.buffers.items():
+                if buf or self.watermark(tp) is not None or position(self.consumer, tp) is None:
+                    self._unknown_since.pop(tp, None)
+                elif now - self._unknown_since.setdefault(tp, now) >= WATERMARK_WAIT_S:
+                    due.append(tp)
+        if not due:
+            return
+        restart_fetch_sessions(self.consumer)
+        ends: dict[TopicPartition, int | None] = {}
+        error = ""
+        try:
+            ends = self.consumer.end_offsets(due, timeout_ms=LIST_TIMEOUT_MS)
+        except KafkaError as exc:  # broker unreachable: try again after another wait
+            error = repr(exc)
+        for tp in due:
+            self._unknown_since[tp] = time.monotonic()
+            end = ends.get(tp)
+            if end is not None and end >= 0:
+                self.listed[tp] = int(end)
+        log.warning("watermark_listed", partitions={tp_key(tp): ends.get(tp) for tp in due},
+                    positions={tp_key(tp): position(self.consumer, tp) for tp in due}, error=error[:300])
 
     def changes(self) -> tuple[set[int], set[int]]:
         """(shards to drop, shards now wholly assigned) since the last call."""
@@ -330,12 +421,19 @@ class KafkaSource:
             if pos is None:
                 raise KafkaUnavailable(f"cannot resolve the position of {tp_key(tp)} (broker unavailable?)")
             starts[tp_key(tp)] = int(pos)
+        self._forget_watermarks(tps)
         self.merges[shard] = Merge(tps, self.streams)
         return starts
+
+    def _forget_watermarks(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self.listed.pop(tp, None)
+            self._unknown_since.pop(tp, None)
 
     def close_shard(self, shard: int) -> None:
         """Stop buffering a shard (revoked, fenced) and pause whatever of it is still held."""
         self.merges.pop(shard, None)
+        self._forget_watermarks(self.shard_tps(shard))
         held = set(self.consumer.assignment())
         self.consumer.pause(*[tp for tp in self.shard_tps(shard) if tp in held])
 
@@ -365,7 +463,7 @@ class KafkaSource:
         merge = self.merges.get(shard)
         if merge is None:
             return []
-        return merge.pop_ready(caught_up_fn(self.consumer), limit)
+        return merge.pop_ready(caught_up_fn(self.consumer, watermark=self.watermark), limit)
 
     def commit_advisory(self, shard: int, offsets: Mapping[str, int]) -> None:
         """Commit offsets to Kafka for lag monitoring only (asynchronous, errors ignored)."""
@@ -384,7 +482,7 @@ class KafkaSource:
         for tp in self.shard_tps(shard):
             if tp not in held:
                 continue
-            hw, pos = self.consumer.highwater(tp), position(self.consumer, tp)
+            hw, pos = self.watermark(tp), position(self.consumer, tp)
             if hw is not None and pos is not None:
                 out[tp] = max(0, hw - pos) + (self.merges[shard].size(tp) if shard in self.merges else 0)
         return out
@@ -396,7 +494,7 @@ class KafkaSource:
         for tp in self.shard_tps(shard):
             if tp not in held or shard not in self.merges:
                 continue
-            hw, pos = self.consumer.highwater(tp), position(self.consumer, tp)
+            hw, pos = self.watermark(tp), position(self.consumer, tp)
             if hw is None or pos is None or pos < hw:
                 paused, size = tp in self.consumer.paused(), self.merges[shard].size(tp)
                 out[tp_key(tp)] = f"position={pos} highwater={hw} buffered={size} paused={paused}"
