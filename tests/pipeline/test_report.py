@@ -20,12 +20,10 @@ from pipeline.report import (
     SELF_CHECK,
     Settings,
     build_report,
-    column_stats,
-    eval_ends,
     incidents,
-    make_column,
     psi,
 )
+from pipeline.report_stream import ColumnCurves, RowSeries, scheduled
 from pipeline.sinks import ListSink
 from pipeline.synth import SynthSpec, write_log
 
@@ -176,32 +174,43 @@ def test_psi_is_zero_for_equal_and_large_for_shifted() -> None:
     assert psi(ref, np.array([[0, 0, 50, 50]]))[0] > 1.0
 
 
-def test_eval_ends_follow_the_settings() -> None:
+def test_evaluation_points_follow_the_settings() -> None:
     s = settings(reference=1000, window=300, every=100)
-    assert eval_ends(1250, s).tolist() == []
-    assert eval_ends(1650, s).tolist() == [1300, 1400, 1500, 1600]
+    assert scheduled(0, 1250, s.first_end, s.every).tolist() == []
+    assert scheduled(0, 1650, s.first_end, s.every).tolist() == [1300, 1400, 1500, 1600]
+
+
+def stream_column(name: str, raw: list[object], s: Settings) -> tuple[ColumnCurves, list[float]]:
+    """One column streamed through the report's row series; its PSI curve's x values (row times)."""
+    series = RowSeries(s, None, {})
+    for i, v in enumerate(raw):
+        series.add(float(i), {name: v})  # type: ignore[dict-item]
+    series.finish()
+    assert series.columns is not None
+    col = series.columns[name]
+    return col, col.psi.points()[0]
 
 
 def test_column_stats_missing_rate_and_shift() -> None:
     rng = np.random.default_rng(1)
-    raw: list[float | None] = [float(v) for v in rng.normal(0, 1, 1000)]
+    raw: list[object] = [float(v) for v in rng.normal(0, 1, 1000)]
     raw += [None if i % 4 == 0 else float(v) for i, v in enumerate(rng.normal(3, 1, 400))]
     s = settings(reference=1000, window=200, every=100)
-    st = column_stats(make_column("x", raw, 1000, s), s)
-    assert st.column.numeric and st.ref_missing == 0.0
-    assert st.ends.tolist() == [1200, 1300, 1400]
-    assert st.missing_rate.tolist() == pytest.approx([0.25, 0.25, 0.25])
-    assert (st.psi > 1.0).all()
-    assert (st.outside > 0.1).all()  # values above the reference max
+    st, xs = stream_column("x", raw, s)
+    assert st.numeric and st.ref_missing == 0.0
+    assert xs == [1199.0, 1299.0, 1399.0]  # the time of each window's last row
+    assert st.missing_rate.points()[1] == pytest.approx([0.25, 0.25, 0.25])
+    assert min(st.psi.points()[1]) > 1.0
+    assert min(st.outside.points()[1]) > 0.1  # values above the reference max
 
 
 def test_categorical_columns_count_unseen_categories() -> None:
-    raw = ["a", "b"] * 50 + ["a", "zz"] * 50
+    raw: list[object] = [*(["a", "b"] * 50), *(["a", "zz"] * 50)]
     s = settings(reference=100, window=50, every=50)
-    st = column_stats(make_column("c", raw, 100, s), s)
-    assert not st.column.numeric
-    assert st.outside.tolist() == pytest.approx([0.5, 0.5])
-    assert (st.psi > 0.5).all()
+    st, _xs = stream_column("c", raw, s)
+    assert not st.numeric
+    assert st.outside.points()[1] == pytest.approx([0.5, 0.5])
+    assert min(st.psi.points()[1]) > 0.5
 
 
 def test_incidents_pair_firing_escalation_and_resolve() -> None:
@@ -272,11 +281,13 @@ def test_render_alert_is_one_line_whatever_the_names() -> None:
 
 def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None:
     """Whatever detectors fire: prediction drift gets output distributions, unknown features are skipped."""
-    from pipeline.report import ModelView, collect, model_section
+    from pipeline.decode import Decoder
+    from pipeline.logsource import read_log
+    from pipeline.report import ModelView, RangeTap, model_section, stream_log
 
     cfg = small_config()
-    data = collect(drift_log, cfg)[("model-0", "v1")]
-    t = data.feature_ts[2500]
+    rows = [ev for b in read_log(drift_log, Decoder(1 << 20)) for ev in b.events if ev.features is not None]
+    t = rows[2500].ts
     alerts = [
         alert(model="model-0", feature=None, kind="prediction_drift", detector="ks", event_ts=t, alert_id="p"),
         alert(model="model-0", feature="num_0", detector="wasserstein", event_ts=t, alert_id="w"),
@@ -287,12 +298,17 @@ def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None
         alert(model="model-0", feature=None, kind="pipeline_health", detector="event_gap", event_ts=t,
               alert_id="g", statistic=None, threshold=None),
     ]
-    html_ = model_section(ModelView(("model-0", "v1"), data, alerts, Settings.from_config(cfg)))
+    engine = RangeTap(cfg, None)
+    replay(drift_log, cfg, ListSink(), engine=engine)
+    key = ("model-0", "v1")
+    data = stream_log(drift_log, cfg, Settings.from_config(cfg), engine.ranges, {key: alerts})[key]
+    html_ = model_section(ModelView(key, data, alerts, Settings.from_config(cfg)))
     charts = set(re.findall(r'data-chart="([^"]*)"', html_))
     for cid in ("dist:model-0:v1:score", "dist:model-0:v1:prediction", "dist:model-0:v1:num_0",
                 "dist:model-0:v1:cat_2"):
         assert cid in charts, cid
     assert "dist:model-0:v1:late_feature" not in charts
+    assert "current: 300 events from the first alert" in html_  # the window captured after the alert
     for cid in ("error:model-0:v1", "events:model-0:v1", "prediction:model-0:v1", "drift:model-0:v1:num_0"):
         body = html_.split(f'data-chart="{cid}"', 1)[1].split("</figure>", 1)[0]
         assert 'class="marker"' in body, cid
