@@ -6,7 +6,9 @@ order plus an open-addressing index by a 64-bit blake2b hash of the id. Memory p
 version is therefore proportional to the caps from the first event on, never to the
 length of the stream, and no id string is kept: a label finds its prediction by the hash
 of its ``prediction_id`` (a false match needs two waiting ids with the same 64-bit hash),
-and string predictions and labels are compared by the same hash.
+and string predictions and labels are compared by the same hash. In the state, slot ``s``
+of a store is the field ``p:s`` (``l:s``) holding one 33-byte record, deleted when empty,
+so stored bytes are bounded by the caps too.
 
 An entry waits until its partner arrives, until it is older than the event-time horizon
 (expired, counted), or until ``capacity`` later entries were stored after it (evicted,
@@ -35,14 +37,15 @@ import msgspec
 
 from detectors.events import Event, Target
 
-BOOL, INT, FLOAT, STR = 1, 2, 3, 4
-"""Kinds of a stored value (0: free slot). Strings are stored as their 64-bit hash."""
-_INT_REC = struct.Struct("<qqdBq")
-_FLOAT_REC = struct.Struct("<qqdBd")
+BOOL, INT, FLOAT, STR = 0xF1, 0xF2, 0xF3, 0xF4
+"""Kinds of a stored value (0: free slot). Strings are stored as their 64-bit hash. A record
+starts with its kind, so it is never mistaken for a msgpack entry of the former layout (0x93)."""
+_INT_REC = struct.Struct("<Bqqdq")
+_FLOAT_REC = struct.Struct("<Bqqdd")
 RECORD_BYTES = _INT_REC.size
-"""Persisted bytes of one waiting entry: position, seq, event time, kind, value."""
+"""Persisted bytes of one waiting entry: kind, key hash, seq, event time, value."""
+KINDS = frozenset((BOOL, INT, FLOAT, STR))
 _I64 = (-(1 << 63), 1 << 63)
-_U64 = (1 << 64) - 1
 _STR_CACHE_MAX = 4096
 
 
@@ -67,15 +70,25 @@ class JoinCounters(msgspec.Struct):
     last_label_id: str = ""
     last_label_ts: float = 0.0
     pred_pos: int = 0
-    """Predictions ever stored in the waiting ring (positions of the next one)."""
+    """Predictions ever stored in the waiting ring (position of the next one)."""
     label_pos: int = 0
     """Labels ever stored in the waiting ring."""
+    pred_cap: int = 0
+    """Capacity of the predictions' ring the slots were numbered with."""
+    label_cap: int = 0
+    """Capacity of the labels' ring."""
 
 
 def key_hash(key: str) -> int:
     """Stable 64-bit (signed) hash of an id or a string value: the same in every process."""
-    return int.from_bytes(blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little",
-                          signed=True)
+    try:
+        raw = key.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        raw = key.encode("utf-8", "surrogatepass")
+    return _from_bytes(blake2b(raw, digest_size=8).digest(), "little", signed=True)
+
+
+_from_bytes = int.from_bytes
 
 
 _str_codes: dict[str, int] = {}
@@ -86,6 +99,15 @@ def encode_value(x: Target) -> tuple[int, int, float]:
 
     Integers beyond 64 bits are kept as floats (compared to 53 bits).
     """
+    t = type(x)
+    if t is bool:
+        return BOOL, 1 if x else 0, 0.0
+    if t is str:
+        code = _str_codes.get(x)  # type: ignore[arg-type]
+        if code is not None:
+            return STR, code, 0.0
+    elif t is float:
+        return FLOAT, 0, x  # type: ignore[return-value]
     if isinstance(x, bool):
         return BOOL, int(x), 0.0
     if isinstance(x, int):
@@ -106,6 +128,8 @@ def _number(kind: int, i: int, f: float) -> bool | int | float:
 
 def coded_error(pk: int, pi: int, pf: float, lk: int, li: int, lf: float) -> tuple[float, bool]:
     """:func:`error` of two encoded values (strings equal when their hashes are)."""
+    if pk == lk and pk != FLOAT:
+        return (0.0 if pi == li else 1.0), True
     if pk == STR or lk == STR:
         return (0.0 if pk == lk and pi == li else 1.0), True
     return error(_number(pk, pi, pf), _number(lk, li, lf))
@@ -152,15 +176,15 @@ class WaitingStore:
         self.keys = array("q", bytes(8 * cap))
         self.seq = array("q", bytes(8 * cap))
         self.ts = array("d", bytes(8 * cap))
-        self.kind = array("b", bytes(cap))  # 0: free
+        self.kind = array("B", bytes(cap))  # 0: free
         self.ival = array("q", bytes(8 * cap))
         self.fval = array("d", bytes(8 * cap))
         self.next_pos = 0
         self.first = 0  # no entry is waiting at a position below this
         self.live = 0
         self.popped_kind = 0  # kind of the entry the last pop removed
-        self.dirty: set[int] = set()
-        self.stale: set[str] = set()  # fields of the former layout to delete
+        self.dirty: set[int] = set()  # slots changed since the last take
+        self.stale: set[str] = set()  # fields of another layout to delete
 
     def __len__(self) -> int:
         return self.live
@@ -201,7 +225,7 @@ class WaitingStore:
         self.popped_kind = self.kind[slot]
         self.kind[slot] = 0
         self.live -= 1
-        self.dirty.add(h)
+        self.dirty.add(slot)
         return slot
 
     def _unindex(self, i: int) -> None:
@@ -220,24 +244,32 @@ class WaitingStore:
         index[i] = 0
 
     def add(self, h: int, seq: int, ts: float, kind: int, ival: int, fval: float) -> int | None:
-        """Store an entry (replacing one with the same key); the key hash it evicted, if any."""
-        self.pop(h)  # a repeated id replaces the waiting entry (not counted)
+        """Store an entry (a repeated key moves to the new slot); the key hash it evicted, if any."""
         p = self.next_pos
         slot = p % self.capacity
-        evicted = None
-        if self.kind[slot]:
-            evicted = self.keys[slot]
-            self.pop(evicted)
-        self.keys[slot], self.seq[slot], self.ts[slot] = h, seq, ts
-        self.kind[slot], self.ival[slot], self.fval[slot] = kind, ival, fval
+        kinds, keys, evicted = self.kind, self.keys, None
+        if kinds[slot]:
+            old = keys[slot]
+            self.pop(old)
+            evicted = old if old != h else None
         index, mask = self.index, self.mask
         i = h & mask
-        while index[i]:
+        while True:
+            t = index[i]
+            if not t:
+                break
+            if keys[t - 1] == h:  # a repeated id replaces its waiting entry (not counted)
+                kinds[t - 1] = 0
+                self.live -= 1
+                self.dirty.add(t - 1)
+                break
             i = (i + 1) & mask
         index[i] = slot + 1
+        keys[slot], self.seq[slot], self.ts[slot] = h, seq, ts
+        kinds[slot], self.ival[slot], self.fval[slot] = kind, ival, fval
         self.next_pos = p + 1
         self.live += 1
-        self.dirty.add(h)
+        self.dirty.add(slot)
         return evicted
 
     def expire(self, cutoff: float) -> int:
@@ -255,51 +287,58 @@ class WaitingStore:
         return n
 
     def take(self, prefix: str) -> dict[str, bytes | None]:
-        """Entries added or removed since the last call, keyed ``prefix`` + 16 hex digits of the hash."""
+        """Slots changed since the last call: field ``prefix`` + slot, the record or None (empty)."""
         out: dict[str, bytes | None] = {name: None for name in sorted(self.stale)}
         self.stale.clear()
-        for h in sorted(self.dirty, key=lambda x: x & _U64):
-            out[f"{prefix}{h & _U64:016x}"] = self._record(self.find(h))
+        for slot in sorted(self.dirty):
+            out[f"{prefix}{slot}"] = self.record(slot)
         self.dirty.clear()
         return out
 
-    def _record(self, slot: int) -> bytes | None:
-        if slot < 0:
-            return None
+    def record(self, slot: int) -> bytes | None:
         kind = self.kind[slot]
-        rec, val = (_FLOAT_REC, self.fval[slot]) if kind == FLOAT else (_INT_REC, self.ival[slot])
-        last = self.next_pos - 1
-        return rec.pack(last - (last - slot) % self.capacity, self.seq[slot], self.ts[slot], kind, val)
+        if not kind:
+            return None
+        if kind == FLOAT:
+            return _FLOAT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.fval[slot])
+        return _INT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.ival[slot])
 
     def discard(self) -> None:
         self.dirty.clear()
         self.stale.clear()
 
     def touch_all(self) -> None:
-        self.dirty.update(self.keys[s] for s in range(self.capacity) if self.kind[s])
+        self.dirty.update(s for s in range(self.capacity) if self.kind[s])
 
-    def load(self, entries: list[tuple[int, bytes]], next_pos: int) -> int:
-        """Rebuild from stored ``(key hash, record)`` pairs; how many no longer fit (a smaller capacity)."""
-        rows = []
-        for h, raw in entries:
-            kind = raw[24]
-            rec = _FLOAT_REC if kind == FLOAT else _INT_REC
-            pos, seq, ts, kind, val = rec.unpack(raw)
-            rows.append((pos, h, seq, ts, kind, val))
-        rows.sort()
-        self.next_pos = max(next_pos, rows[-1][0] + 1 if rows else 0)
-        dropped = 0
-        for pos, h, seq, ts, kind, val in rows:
-            if pos < self.next_pos - self.capacity:
-                dropped += 1
-                self.dirty.add(h)
-                continue
-            self.next_pos, stored = pos, self.next_pos
-            self.add(h, seq, ts, kind, int(val) if kind != FLOAT else 0, float(val) if kind == FLOAT else 0.0)
-            self.next_pos = stored
-        self.first = min((r[0] for r in rows if r[0] >= self.next_pos - self.capacity), default=self.next_pos)
-        self.dirty.difference_update(h for _, h, *_ in rows if self.find(h) >= 0)
-        return dropped
+    def load(self, records: list[tuple[int, bytes]], next_pos: int) -> None:
+        """Rebuild from stored ``(slot, record)`` pairs of a ring of this capacity."""
+        self.next_pos = next_pos
+        last, cap, index, mask, low = next_pos - 1, self.capacity, self.index, self.mask, next_pos
+        for slot, raw in records:
+            kind, h, seq, ts, val = (_FLOAT_REC if raw[0] == FLOAT else _INT_REC).unpack(raw)
+            self.keys[slot], self.seq[slot], self.ts[slot], self.kind[slot] = h, seq, ts, kind
+            if kind == FLOAT:
+                self.fval[slot] = val
+            else:
+                self.ival[slot] = val
+            i = h & mask
+            while index[i]:
+                i = (i + 1) & mask
+            index[i] = slot + 1
+            self.live += 1
+            low = min(low, last - (last - slot) % cap)
+        self.first = low
+
+    @staticmethod
+    def entries(records: list[tuple[int, bytes]], next_pos: int,
+                capacity: int) -> list[tuple[int, tuple[int, int, float, int, int, float]]]:
+        """``(position, add arguments)`` of stored records of a ring of ``capacity`` (to store them again)."""
+        last, out = next_pos - 1, []
+        for slot, raw in records:
+            kind, h, seq, ts, val = (_FLOAT_REC if raw[0] == FLOAT else _INT_REC).unpack(raw)
+            args = (h, seq, ts, kind, 0, val) if kind == FLOAT else (h, seq, ts, kind, val, 0.0)
+            out.append((last - (last - slot) % capacity, args))
+        return out
 
 
 class LabelJoin:
@@ -309,7 +348,7 @@ class LabelJoin:
         self.horizon_s, self.max_pending, self.max_labels = horizon_s, max_pending, max_labels
         self.preds = WaitingStore(max_pending)
         self.labels = WaitingStore(max_labels)
-        self.c = JoinCounters()
+        self.c = JoinCounters(pred_cap=self.preds.capacity, label_cap=self.labels.capacity)
         self.joined: list[tuple[float, int, float]] = []
 
     def nbytes(self) -> int:
@@ -319,45 +358,49 @@ class LabelJoin:
     def prediction(self, ev: Event) -> None:
         assert ev.prediction is not None
         c = self.c
-        h = key_hash(ev.event_id)
+        try:
+            raw = ev.event_id.encode()
+        except UnicodeEncodeError:
+            raw = ev.event_id.encode("utf-8", "surrogatepass")
+        h = _from_bytes(blake2b(raw, digest_size=8).digest(), "little", signed=True)
         seq = c.seq
         c.seq = seq + 1
-        kind, ival, fval = encode_value(ev.prediction)
+        value = ev.prediction
+        kind, ival, fval = (BOOL, 1 if value else 0, 0.0) if type(value) is bool else encode_value(value)
         labels = self.labels
         slot = labels.pop(h) if labels.live else -1
         if slot >= 0:
-            self._join(ev.ts, seq, coded_error(kind, ival, fval, labels.popped_kind, labels.ival[slot],
-                                               labels.fval[slot]))
-            return
-        preds = self.preds
-        if preds.add(h, seq, ev.ts, kind, ival, fval) is not None:
+            err, is_class = coded_error(kind, ival, fval, labels.popped_kind, labels.ival[slot], labels.fval[slot])
+            if c.binary is None:
+                c.binary = is_class
+            self.joined.append((ev.ts, seq, err))
+            c.joined += 1
+        elif self.preds.add(h, seq, ev.ts, kind, ival, fval) is not None:
             c.evicted_predictions += 1
-        c.pred_pos = preds.next_pos
 
     def label(self, ev: Event) -> None:
         assert ev.prediction_id is not None and ev.label is not None
         c = self.c
         c.last_label_id, c.last_label_ts = ev.event_id, ev.ts
-        h = key_hash(ev.prediction_id)
-        kind, ival, fval = encode_value(ev.label)
+        try:
+            raw = ev.prediction_id.encode()
+        except UnicodeEncodeError:
+            raw = ev.prediction_id.encode("utf-8", "surrogatepass")
+        h = _from_bytes(blake2b(raw, digest_size=8).digest(), "little", signed=True)
+        value = ev.label
+        kind, ival, fval = (BOOL, 1 if value else 0, 0.0) if type(value) is bool else encode_value(value)
         preds = self.preds
         slot = preds.pop(h) if preds.live else -1
         if slot >= 0:
-            self._join(preds.ts[slot], preds.seq[slot],
-                       coded_error(preds.popped_kind, preds.ival[slot], preds.fval[slot], kind, ival, fval))
+            err, is_class = coded_error(preds.popped_kind, preds.ival[slot], preds.fval[slot], kind, ival, fval)
+            if c.binary is None:
+                c.binary = is_class
+            self.joined.append((preds.ts[slot], preds.seq[slot], err))
+            c.joined += 1
             return
-        labels = self.labels
-        if labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
+        if self.labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
             c.evicted_labels += 1
-        c.label_pos = labels.next_pos
         c.seq += 1
-
-    def _join(self, pred_ts: float, seq: int, result: tuple[float, bool]) -> None:
-        err, is_class = result
-        if self.c.binary is None:
-            self.c.binary = is_class
-        self.joined.append((pred_ts, seq, err))
-        self.c.joined += 1
 
     def expire(self, watermark: float) -> None:
         """Drop waiting entries older than the horizon (oldest first), counting them."""
@@ -374,6 +417,7 @@ class LabelJoin:
     def take(self) -> dict[str, bytes | None]:
         out = self.preds.take("p:")
         out.update(self.labels.take("l:"))
+        self.c.pred_pos, self.c.label_pos = self.preds.next_pos, self.labels.next_pos
         out["j"] = msgspec.msgpack.encode((self.c, self.joined))
         return out
 
@@ -391,39 +435,31 @@ class LabelJoin:
             kind = tuple[JoinCounters, list[tuple[float, int, float]]]
             self.c, joined = msgspec.msgpack.decode(fields["j"], type=kind)
             self.joined = list(joined)
-        for prefix, store, attr, evicted in (("p:", self.preds, "pred_pos", "evicted_predictions"),
-                                             ("l:", self.labels, "label_pos", "evicted_labels")):
-            entries, legacy = [], []
+        c = self.c
+        for prefix, store, attr in (("p:", self.preds, "pred"), ("l:", self.labels, "label")):
+            records, legacy = [], []
             for name, raw in fields.items():
-                if not name.startswith(prefix):
-                    continue
-                key = name[2:]
-                if len(key) == 16 and len(raw) == RECORD_BYTES and _is_hex(key):
-                    entries.append((int.from_bytes(bytes.fromhex(key), "big", signed=True), raw))
-                else:
-                    legacy.append((name, msgspec.msgpack.decode(raw, type=Pending)))
-            pos = getattr(self.c, attr)
-            if legacy:  # the former layout: one field per id, in arrival (seq) order
-                legacy.sort(key=lambda kv: kv[1].seq)
-                for i, (name, entry) in enumerate(legacy):
-                    entries.append((key_hash(name[2:]), _legacy_record(pos + i, entry)))
-                store.stale.update(name for name, _ in legacy)
-                pos += len(legacy)
-            setattr(self.c, evicted, getattr(self.c, evicted) + store.load(entries, pos))
-            setattr(self.c, attr, store.next_pos)
-            if legacy:
-                store.dirty.update(h for h, _ in entries[-len(legacy):])
-
-
-def _legacy_record(pos: int, entry: Pending) -> bytes:
-    kind, ival, fval = encode_value(entry.value)
-    return _FLOAT_REC.pack(pos, entry.seq, entry.ts, kind, fval) if kind == FLOAT else \
-        _INT_REC.pack(pos, entry.seq, entry.ts, kind, ival)
-
-
-def _is_hex(s: str) -> bool:
-    try:
-        int(s, 16)
-    except ValueError:
-        return False
-    return True
+                if name.startswith(prefix):
+                    key = name[2:]
+                    if raw[:1] and raw[0] in KINDS and len(raw) == RECORD_BYTES and key.isdigit():
+                        records.append((int(key), raw))
+                    else:
+                        legacy.append((name, msgspec.msgpack.decode(raw, type=Pending)))
+            pos, cap = getattr(c, f"{attr}_pos"), getattr(c, f"{attr}_cap") or store.capacity
+            if not legacy and cap == store.capacity and all(slot < cap for slot, _ in records):
+                store.load(records, pos)
+                continue
+            # Another capacity, or the former layout (a field per id): store the entries again, oldest first.
+            rows = store.entries(records, pos, cap)
+            rows += [(pos + i, (key_hash(name[2:]), e.seq, e.ts, *encode_value(e.value)))
+                     for i, (name, e) in enumerate(sorted(legacy, key=lambda kv: kv[1].seq))]
+            evicted = sum(store.add(*args) is not None for _, args in sorted(rows, key=lambda r: r[0]))
+            if attr == "pred":
+                c.evicted_predictions += evicted
+            else:
+                c.evicted_labels += evicted
+            store.stale.update(name for name, _ in legacy)
+            store.stale.update(f"{prefix}{slot}" for slot, _ in records)
+            store.stale.difference_update(f"{prefix}{slot}" for slot in store.dirty)
+        c.pred_cap, c.label_cap = self.preds.capacity, self.labels.capacity
+        c.pred_pos, c.label_pos = self.preds.next_pos, self.labels.next_pos

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from detectors.events import Event, Target
-from detectors.join import JoinCounters, LabelJoin, Pending, error
+from detectors.join import RECORD_BYTES, JoinCounters, LabelJoin, Pending, error
 
 
 class Reference:
@@ -123,7 +123,6 @@ def test_restore_from_the_union_of_deltas_continues_exactly(seed: int) -> None:
         j.load(dict(stored))
         done = cut
     assert j.take_errors() == whole.take_errors()
-    assert msgspec.msgpack.encode(j.c) == msgspec.msgpack.encode(whole.c)
     whole.discard()
     whole.touch_all()
     j.touch_all()
@@ -182,3 +181,33 @@ def test_memory_is_allocated_up_front_and_does_not_grow_with_the_stream() -> Non
     assert j.nbytes() == size and size < 5500 * 64
     assert grown < 64_000, grown
     assert len(j.preds) == 5000 and j.c.evicted_predictions == 15_000
+
+
+def test_stored_fields_are_bounded_by_the_caps() -> None:
+    j, stored = LabelJoin(1e12, 100, 20), {}
+    for i in range(5000):
+        j.prediction(Event("prediction", f"p{i}", "m", float(i), prediction=float(i)))
+        if i % 3 == 0:
+            j.label(Event("label", f"l{i}", "m", float(i), prediction_id=f"unknown-{i}", label=1))
+        if i % 250 == 0:
+            for k, v in j.take().items():
+                if v is None:
+                    stored.pop(k, None)
+                else:
+                    stored[k] = v
+    pending = [k for k in stored if k.startswith(("p:", "l:"))]
+    assert len(pending) <= 120 and all(len(stored[k]) == RECORD_BYTES for k in pending)
+
+
+def test_a_larger_cap_on_restore_keeps_every_entry() -> None:
+    j = LabelJoin(1e9, 10, 10)
+    for i in range(25):
+        j.prediction(Event("prediction", f"p{i}", "m", float(i), prediction="a"))
+    big = LabelJoin(1e9, 1000, 10)
+    big.load({k: v for k, v in j.take().items() if v is not None})
+    assert len(big.preds) == 10 and all(f"p{i}" in big.preds for i in range(15, 25))
+    big.label(Event("label", "l", "m", 30.0, prediction_id="p20", label="b"))
+    assert big.take_errors() == [(20.0, 20, 1.0)]
+    restored = LabelJoin(1e9, 1000, 10)
+    restored.load({k: v for k, v in big.take().items() if v is not None})
+    assert len(restored.preds) == 9 and restored.c.pred_cap == 1000
