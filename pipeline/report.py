@@ -160,10 +160,6 @@ def fired_features(view: ModelView) -> list[str]:
     return seen
 
 
-def _peak(curve_count: int, peak: float) -> float:
-    return peak if curve_count else 0.0
-
-
 def overview_chart(view: ModelView) -> str:
     """Peak PSI of every feature after the reference, largest first: where to look."""
     peaks = {n: st.psi.peak for n, st in view.stats.items() if st.psi.count}
@@ -184,7 +180,8 @@ def drift_section(view: ModelView, fired_only: bool) -> str:
     fired = fired_features(view)
 
     def peak(name: str) -> float:
-        return _peak(view.stats[name].psi.count, view.stats[name].psi.peak)
+        curve = view.stats[name].psi
+        return curve.peak if curve.count else 0.0
 
     names = [n for n in fired if n in view.stats] if fired_only else sorted(
         (n for n in view.stats if n not in fired), key=lambda n: (-peak(n), n))
@@ -529,7 +526,7 @@ def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secr
     engine = RangeTap(config, secrets)
     summary = replay(log, config, sink, secrets, on_batch=on_batch, engine=engine)
     ranges = engine.ranges
-    del engine  # the engine's state is not needed by the report's pass: let it go before that pass
+    del engine  # its monitors are not needed by the report's pass: free them before it
     settings = Settings.from_config(config)
     by_model: dict[ModelKey, list[Alert]] = {}
     for a in sink.alerts:

@@ -16,9 +16,11 @@ prediction; the rolling mean of the joined errors; events per second.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -27,7 +29,8 @@ from pipeline.config import Config
 from pipeline.report_svg import MAX_POINTS
 
 ModelKey = tuple[str, str]
-Row = Mapping[str, FeatureValue | Target | None]
+Row = dict[str, FeatureValue]
+"""One event's values by column name: its features, or its outputs."""
 
 MAX_CATEGORIES = 30
 CHUNK = 1024
@@ -93,6 +96,32 @@ def as_float(v: object) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
 
 
+_PLAIN_NUMBERS = frozenset({float, int, type(None)})
+_PLAIN_STRINGS = frozenset({str, type(None)})
+
+
+def _is_none(v: object) -> bool:
+    return v is None
+
+
+def floats(raw: Sequence[object]) -> np.ndarray:
+    """``as_float`` of each value; numpy converts directly (None -> NaN) when there are only numbers and None
+    (the common case, and much faster than a Python loop)."""
+    if set(map(type, raw)) <= _PLAIN_NUMBERS:
+        try:
+            return np.array(raw, dtype=np.float64)
+        except OverflowError:  # an integer beyond float range: the per-value path decides (it raises, as before)
+            pass
+    return np.array([as_float(v) for v in raw], dtype=np.float64)
+
+
+def strings(raw: Sequence[object]) -> list[str | None]:
+    """Each value as text (None stays None): categories compare as strings."""
+    if set(map(type, raw)) <= _PLAIN_STRINGS:
+        return list(raw)  # type: ignore[arg-type]
+    return [None if v is None else str(v) for v in raw]
+
+
 def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> np.ndarray:
     """PSI between the reference histogram and each row of ``cur_counts`` (smoothed, so never infinite)."""
     eps = 1e-4
@@ -123,8 +152,8 @@ class Curve:
     ``limit`` points, so short logs draw exactly what was computed."""
 
     def __init__(self, limit: int | None = None) -> None:
-        self.xs: list[float] = []
-        self.ys: list[float] = []
+        self.xs = array("d")  # 8 bytes a value (a list of floats takes 32): hundreds of curves per report
+        self.ys = array("d")
         self.k, self.limit, self.count = 1, limit or CURVE_POINTS, 0
         self.peak = -math.inf
         self._best: tuple[float, float, float] | None = None  # (key, x, y) of the open bucket
@@ -149,7 +178,7 @@ class Curve:
                 self._merge()
 
     def _merge(self) -> None:
-        xs, ys = [], []
+        xs, ys = array("d"), array("d")
         for i in range(0, len(self.ys) - 1, 2):
             j = i + 1 if _key(self.ys[i + 1]) > _key(self.ys[i]) else i
             xs.append(self.xs[j])
@@ -159,7 +188,7 @@ class Curve:
     def points(self) -> tuple[list[float], list[float]]:
         """The kept points, plus the open bucket's best."""
         if self._best is None:
-            return list(self.xs), list(self.ys)
+            return self.xs.tolist(), self.ys.tolist()
         return [*self.xs, self._best[1]], [*self.ys, self._best[2]]
 
 
@@ -192,7 +221,7 @@ class ColumnSpec:
     edges: np.ndarray = field(default_factory=lambda: np.array([]))
     lo: float = math.inf
     hi: float = -math.inf
-    index: dict[str, int] = field(default_factory=dict)
+    index: dict[str | None, int] = field(default_factory=dict)
     seen: frozenset[str] = frozenset()
 
     @classmethod
@@ -200,7 +229,7 @@ class ColumnSpec:
         present = [v for v in raw if v is not None]
         numeric = name not in s.categorical and (name in s.numeric or (bool(present) and all(map(is_number, present))))
         if numeric:
-            vals = np.array([as_float(v) for v in raw], dtype=np.float64)
+            vals = floats(raw)
             ref = vals[np.isfinite(vals)]
             q = np.linspace(0, 1, s.bins + 1)[1:-1]
             edges = np.unique(np.quantile(ref, q)) if ref.size else np.array([])
@@ -215,17 +244,18 @@ class ColumnSpec:
     def encode(self, raw: Sequence[object]) -> Encoded:
         """Bin codes (-1 missing; the last categorical bin pools unseen and rare categories) and outside flags."""
         if self.numeric:
-            values = np.array([as_float(v) for v in raw], dtype=np.float64)
+            values = floats(raw)
             missing = ~np.isfinite(values)
             codes = np.searchsorted(self.edges, np.nan_to_num(values), side="right")
             with np.errstate(invalid="ignore"):
                 outside = ~missing & ((values < self.lo) | (values > self.hi))
         else:
-            values = np.array([None if v is None else str(v) for v in raw], dtype=object)
-            missing = np.array([v is None for v in raw], dtype=bool)
-            unseen = self.nbins - 1
-            codes = np.array([self.index.get(v, unseen) for v in values.tolist()], dtype=np.int64)
-            outside = np.array([v is not None and v not in self.seen for v in values.tolist()], dtype=bool)
+            strs = strings(raw)
+            values = np.array(strs, dtype=object)
+            missing = np.fromiter(map(_is_none, strs), dtype=bool, count=len(strs))
+            codes = np.fromiter(map(self.index.get, strs, repeat(self.nbins - 1)), dtype=np.int64, count=len(strs))
+            known = np.fromiter(map(self.seen.__contains__, strs), dtype=bool, count=len(strs))
+            outside = ~missing & ~known
         return Encoded(values, missing, np.where(missing, -1, codes), outside)
 
     def matrix(self, enc: Encoded) -> np.ndarray:
@@ -272,6 +302,11 @@ class ColumnCurves:
             self.missing_rate.extend(xs, miss / s.window)
             self.outside.extend(xs, sums[:, nb + 1] / np.maximum(s.window - miss, 1))
         self.tail = np.concatenate([self.tail, m])[-s.window:].copy()  # a copy: a view would pin the chunk
+
+
+def column(rows: Sequence[Row], name: str) -> list[FeatureValue]:
+    """One column of a run of rows (None where a row lacks it); ``map`` keeps the loop in C."""
+    return list(map(dict.get, rows, repeat(name)))
 
 
 def start_column(name: str, ref_raw: Sequence[object], s: Settings) -> ColumnCurves:
@@ -385,9 +420,9 @@ class RowSeries:
         rows, ts = self._rows, np.array(self._ts, dtype=np.float64)
         a = self.n - len(rows)
         if self.columns is None:
-            self.columns = {name: start_column(name, [r.get(name) for r in rows], self.s) for name in self._names(rows)}
+            self.columns = {name: start_column(name, column(rows, name), self.s) for name in self._names(rows)}
         for name, col in self.columns.items():
-            col.consume([r.get(name) for r in rows], a, ts, self.s)
+            col.consume(column(rows, name), a, ts, self.s)
         if a <= self.s.reference < a + len(rows):
             self.ref_row = rows[self.s.reference - a]
         for c in {id(c): c for c in self.captures.values()}.values():

@@ -270,6 +270,15 @@ def test_curves_are_decimated_while_streaming_keeping_peaks() -> None:
     assert exact.points() == (list(np.arange(99.0)), list(np.arange(99.0)))
 
 
+@pytest.mark.parametrize("raw", [
+    [1.0, None, 3, float("inf")], [1.0, True, "2", None], [2**70, 1.0], [], [None, None],
+])
+def test_fast_conversions_agree_with_the_per_value_rules(raw: list[object]) -> None:
+    got = report_stream.floats(raw)
+    assert np.array_equal(got, np.array([as_float(v) for v in raw], dtype=np.float64), equal_nan=True)
+    assert report_stream.strings(raw) == [None if v is None else str(v) for v in raw]
+
+
 def test_scheduled_evaluation_points() -> None:
     assert scheduled(0, 1650, 1300, 100).tolist() == [1300, 1400, 1500, 1600]
     assert scheduled(1300, 1500, 1300, 100).tolist() == [1400, 1500]
