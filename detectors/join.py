@@ -7,7 +7,7 @@ version is therefore proportional to the caps from the first event on, never to 
 length of the stream, and no id string is kept: a label finds its prediction by the hash
 of its ``prediction_id`` (a false match needs two waiting ids with the same 64-bit hash),
 and string predictions and labels are compared by the same hash. In the state, slot ``s``
-of a store is the field ``p:s`` (``l:s``) holding one 33-byte record, deleted when empty,
+of a store is the field ``p:s`` (``l:s``) holding one record of 25 to 33 bytes, deleted when empty,
 so stored bytes are bounded by the caps too.
 
 An entry waits until its partner arrives, until it is older than the event-time horizon
@@ -42,9 +42,23 @@ BOOL, INT, FLOAT, STR = 0xF1, 0xF2, 0xF3, 0xF4
 starts with its kind, so it is never mistaken for a msgpack entry of the former layout (0x93)."""
 _INT_REC = struct.Struct("<Bqqdq")
 _FLOAT_REC = struct.Struct("<Bqqdd")
-RECORD_BYTES = _INT_REC.size
-"""Persisted bytes of one waiting entry: kind, key hash, seq, event time, value."""
-KINDS = frozenset((BOOL, INT, FLOAT, STR))
+_BOOL_REC = struct.Struct("<Bqqd")
+FALSE_TAG = 0xF5
+"""A stored bool is tagged FALSE_TAG + value and has no value field (25 bytes, a smaller Redis allocation)."""
+RECORD_BYTES = {BOOL: _BOOL_REC.size, INT: _INT_REC.size, FLOAT: _FLOAT_REC.size, STR: _INT_REC.size}
+"""Persisted bytes of one waiting entry by kind: kind, key hash, seq, event time, value."""
+_SIZES = {INT: _INT_REC.size, FLOAT: _FLOAT_REC.size, STR: _INT_REC.size, FALSE_TAG: _BOOL_REC.size,
+          FALSE_TAG + 1: _BOOL_REC.size}
+
+
+def _unpack(raw: bytes) -> tuple[int, int, int, float, int | float]:
+    """(kind, key hash, seq, event time, value) of a stored record."""
+    tag = raw[0]
+    if tag >= FALSE_TAG:
+        _, h, seq, ts = _BOOL_REC.unpack(raw)
+        return BOOL, h, seq, ts, tag - FALSE_TAG
+    kind, h, seq, ts, val = (_FLOAT_REC if tag == FLOAT else _INT_REC).unpack(raw)
+    return kind, h, seq, ts, val
 _I64 = (-(1 << 63), 1 << 63)
 _STR_CACHE_MAX = 4096
 
@@ -299,6 +313,8 @@ class WaitingStore:
         kind = self.kind[slot]
         if not kind:
             return None
+        if kind == BOOL:
+            return _BOOL_REC.pack(FALSE_TAG + self.ival[slot], self.keys[slot], self.seq[slot], self.ts[slot])
         if kind == FLOAT:
             return _FLOAT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.fval[slot])
         return _INT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.ival[slot])
@@ -315,12 +331,12 @@ class WaitingStore:
         self.next_pos = next_pos
         last, cap, index, mask, low = next_pos - 1, self.capacity, self.index, self.mask, next_pos
         for slot, raw in records:
-            kind, h, seq, ts, val = (_FLOAT_REC if raw[0] == FLOAT else _INT_REC).unpack(raw)
+            kind, h, seq, ts, val = _unpack(raw)
             self.keys[slot], self.seq[slot], self.ts[slot], self.kind[slot] = h, seq, ts, kind
             if kind == FLOAT:
                 self.fval[slot] = val
             else:
-                self.ival[slot] = val
+                self.ival[slot] = int(val)
             i = h & mask
             while index[i]:
                 i = (i + 1) & mask
@@ -335,8 +351,8 @@ class WaitingStore:
         """``(position, add arguments)`` of stored records of a ring of ``capacity`` (to store them again)."""
         last, out = next_pos - 1, []
         for slot, raw in records:
-            kind, h, seq, ts, val = (_FLOAT_REC if raw[0] == FLOAT else _INT_REC).unpack(raw)
-            args = (h, seq, ts, kind, 0, val) if kind == FLOAT else (h, seq, ts, kind, val, 0.0)
+            kind, h, seq, ts, val = _unpack(raw)
+            args = (h, seq, ts, kind, 0, float(val)) if kind == FLOAT else (h, seq, ts, kind, int(val), 0.0)
             out.append((last - (last - slot) % capacity, args))
         return out
 
@@ -441,7 +457,7 @@ class LabelJoin:
             for name, raw in fields.items():
                 if name.startswith(prefix):
                     key = name[2:]
-                    if raw[:1] and raw[0] in KINDS and len(raw) == RECORD_BYTES and key.isdigit():
+                    if raw and _SIZES.get(raw[0]) == len(raw) and key.isdigit():
                         records.append((int(key), raw))
                     else:
                         legacy.append((name, msgspec.msgpack.decode(raw, type=Pending)))
