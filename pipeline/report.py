@@ -503,7 +503,8 @@ class RangeTap(Engine):
 
 
 def stream_log(path: str | Path, config: Config, settings: Settings, ranges: dict[ModelKey, tuple[float, float]],
-               alerts: dict[ModelKey, list[Alert]]) -> dict[ModelKey, ModelStream]:
+               alerts: dict[ModelKey, list[Alert]], on_batch: Callable[[int], None] | None = None,
+               ) -> dict[ModelKey, ModelStream]:
     """The report's pass: every event to its model's bounded accumulators, in file order."""
     decoder = Decoder(config.runtime.max_message_bytes)
     models: dict[ModelKey, ModelStream] = {}
@@ -514,9 +515,24 @@ def stream_log(path: str | Path, config: Config, settings: Settings, ranges: dic
             if model is None:
                 model = models[key] = ModelStream(settings, ranges.get(key, (ev.ts, ev.ts)), alerts.get(key, []))
             model.add(ev)
+        if on_batch is not None:
+            on_batch(batch.lines_end)
     for model in models.values():
         model.finish()
     return models
+
+
+def _halves(on_batch: Callable[[int], None] | None) -> tuple[
+        Callable[[int], None] | None, Callable[[int], Callable[[int], None] | None]]:
+    """Progress callbacks of the two passes, each covering half of ``on_batch``'s range of lines."""
+    if on_batch is None:
+        return None, lambda _total: None
+    report = on_batch
+
+    def second(total: int) -> Callable[[int], None]:
+        return lambda n: report((total + n) // 2)
+
+    return lambda n: report(n // 2), second
 
 
 def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secrets | None = None,
@@ -524,14 +540,15 @@ def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secr
     """Replay ``log``, compute the report's series, and write one self-contained HTML file to ``out``."""
     sink = ListSink()
     engine = RangeTap(config, secrets)
-    summary = replay(log, config, sink, secrets, on_batch=on_batch, engine=engine)
+    first, second = _halves(on_batch)  # one progress bar over the log's lines: half of it per pass
+    summary = replay(log, config, sink, secrets, on_batch=first, engine=engine)
     ranges = engine.ranges
     del engine  # its monitors are not needed by the report's pass: free them before it
     settings = Settings.from_config(config)
     by_model: dict[ModelKey, list[Alert]] = {}
     for a in sink.alerts:
         by_model.setdefault((a.model, a.model_version), []).append(a)
-    models = stream_log(log, config, settings, ranges, by_model)
+    models = stream_log(log, config, settings, ranges, by_model, second(summary.lines))
     sections = [(key, model_section(ModelView(key, data, by_model.get(key, []), settings)))
                 for key, data in sorted(models.items())]
     page = render_page(Path(log).name, summary, sink.alerts, sections, settings, summary.dead_letters,

@@ -308,3 +308,10 @@ def test_memory_does_not_grow_with_the_log(tmp_path: Path, monkeypatch: pytest.M
     write_log(SynthSpec(events=24000, models=2, drift_at=4000, seed=9), long)
     small, big = peak_bytes(short, tmp_path / "s.html"), peak_bytes(long, tmp_path / "l.html")
     assert big / small < 1.3, f"peak {small / 1e6:.1f} MB -> {big / 1e6:.1f} MB for a 3x longer log"
+
+
+def test_progress_covers_both_passes_once(drift_log: Path, tmp_path: Path) -> None:
+    seen: list[int] = []
+    build_report(drift_log, tmp_path / "r.html", config(), on_batch=seen.append)
+    lines = sum(1 for _ in drift_log.open("rb"))
+    assert seen == sorted(seen) and seen[-1] == lines and len(seen) > 2
