@@ -354,6 +354,7 @@ class ModelMonitor:
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self._new_column(name, role, fb.kind, declared)
+        col.ref_ring = Ring(0)  # the baseline is the reference: nothing to accumulate (rings are written up front)
         if fb.kind == "numeric":
             col.ref = NumericRef.build(np.array(fb.values), fb.n_total, fb.missing, fb.nonfinite, fb.badtype,
                                        self.cfg.numeric.bins)

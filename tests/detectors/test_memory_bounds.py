@@ -60,3 +60,13 @@ def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
         tracemalloc.stop()
     assert len(m.join.preds) > 1000
     assert end - mid < 64_000, (mid, end)
+
+
+def test_baseline_columns_allocate_no_reference_ring() -> None:
+    from detectors.baseline import build_baseline
+
+    rows = [{"x": float(i % 17), "c": "ab"[i % 2]} for i in range(500)]
+    m = ModelMonitor("m", "v1", SMALL, baseline=build_baseline(rows, "m", "v1"))
+    assert all(col.ref_ring.capacity == 0 for col in m.columns.values())
+    m.process(stream(400, seed=2, labels=False))
+    assert not any(k.startswith("r:") for k in m.full_state())
