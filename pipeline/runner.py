@@ -37,8 +37,10 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 import msgspec
 
@@ -54,6 +56,7 @@ from pipeline.sinks import encode_alert
 from pipeline.store import FencedError, StateStore, StoreUnavailable, check_state_lost
 
 log = get_logger("driftwire.run")
+_TP, _OFFSET, _DECODED = itemgetter(1), itemgetter(2), itemgetter(5)  # Item fields
 STALL_S = 8.0  # seconds without records while a partition is known to be behind
 
 
@@ -364,34 +367,36 @@ class Runner:
         t0 = time.monotonic()
         pending = Pending(dict(run.offsets), dict(run.base))
         alerts: list[Alert] = []
-        events: list[Event] = []
-        origin: list[Item] = []
 
-        def flush() -> None:
-            if events:
-                result = run.engine.process(events)
+        def flush(start: int, stop: int) -> None:
+            if start < stop:
+                result = run.engine.process(decoded[start:stop])
                 alerts.extend(result.alerts)
                 for pos in result.rejected:
-                    self._dead(pending, origin[pos], "model_cap", "model cap reached: event refused")
-                events.clear()
-                origin.clear()
+                    self._dead(pending, items[start + pos], "model_cap", "model cap reached: event refused")
 
-        for item in items:
-            if isinstance(item.decoded, Event):
-                events.append(item.decoded)
-                origin.append(item)
-            else:
-                flush()
-                run.engine.note_dead_letter(item.decoded.key, item.decoded.reason)
-                pending.dead.append((item.decoded, item.key))
-            pending.next_offsets[tp_key(item.tp)] = item.offset + 1
-        flush()
+        # Events go to the engine in runs between dead letters (note_dead_letter lands at its
+        # place whatever the batching); list-at-a-time, as dead letters are rare.
+        decoded = list(map(_DECODED, items))
+        dead = [i for i, d in enumerate(decoded) if not isinstance(d, Event)] if set(map(type, decoded)) - {Event} \
+            else []
+        start = 0
+        for i in dead:
+            flush(start, i)
+            letter = cast(DeadLetter, decoded[i])
+            run.engine.note_dead_letter(letter.key, letter.reason)
+            pending.dead.append((letter, items[i].key))
+            start = i + 1
+        flush(start, len(items))
+        last = dict(zip(map(_TP, items), map(_OFFSET, items), strict=True))  # the last offset of each partition
+        for tp, offset in last.items():
+            pending.next_offsets[tp_key(tp)] = offset + 1
         pending.delta = run.engine.take_delta()
         pending.alerts = [encode_alert(a) for a in alerts]
         pending.size = len(items)
         run.base = dict(pending.next_offsets)
         run.pending = pending
-        self._count(items, pending, alerts)
+        self._count(items, dead, pending, alerts)
         self.faults.batch += 1
         if self.metrics is not None:
             self.metrics.batch_seconds(time.monotonic() - t0)
@@ -404,22 +409,26 @@ class Runner:
         if self.metrics is not None:
             self.metrics.model_cap_overflow(1)
 
-    def _count(self, items: list[Item], pending: Pending, alerts: list[Alert]) -> None:
+    def _count(self, items: list[Item], dead: list[int], pending: Pending, alerts: list[Alert]) -> None:
+        """``dead``: the positions of the dead letters in ``items``."""
+        n_dead = len(dead)
         s = self.summary
         s.messages += len(items)
         s.batches += 1
         s.alerts += len(alerts)
-        n_dead = sum(1 for i in items if not isinstance(i.decoded, Event))
         s.dead_letters += n_dead
         s.events += len(items) - n_dead
         if self.metrics is None:
             return
+        decoded = Counter(map(_TP, items))
+        for i in dead:
+            decoded[items[i].tp] -= 1
         by_topic: dict[str, int] = {}
-        for i in items:
-            if isinstance(i.decoded, Event):
-                by_topic[i.tp.topic] = by_topic.get(i.tp.topic, 0) + 1
+        for tp, n in decoded.items():
+            by_topic[tp.topic] = by_topic.get(tp.topic, 0) + n
         for topic, n in by_topic.items():
-            self.metrics.decoded(topic, n)
+            if n:
+                self.metrics.decoded(topic, n)
         for letter, _ in pending.dead:
             self.metrics.dead_lettered(letter.topic or "", letter.reason)
 
