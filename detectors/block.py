@@ -79,10 +79,26 @@ class BinnedRows:
         }
 
 
+class BlockSpace:
+    """The large arrays of one column group's :class:`RankedNumericBlock`, taken and written as soon
+    as the group's columns are known (a model's first events), so that building the block after the
+    reference freezes adds no memory: a consumer's RSS reaches its bound when its models start.
+
+    >>> sp = BlockSpace(rows=2, ref_size=3, window=4)
+    >>> sp.keys.shape, sp.ranks.shape
+    ((6,), (3, 2, 4))
+    """
+
+    def __init__(self, rows: int, ref_size: int, window: int) -> None:
+        self.rows = rows
+        self.keys = np.full(rows * ref_size, 0.0)
+        self.ranks = np.full((3, rows, window), 0, dtype=np.int32)
+
+
 class NumericBlock:
     """Stacked references of numeric columns, keyed so one searchsorted serves every row."""
 
-    def __init__(self, refs: Sequence[NumericRef]) -> None:
+    def __init__(self, refs: Sequence[NumericRef], space: BlockSpace | None = None) -> None:
         self.refs = list(refs)
         c = len(refs)
         self.lo = np.array([r.lo for r in refs])
@@ -90,7 +106,13 @@ class NumericBlock:
         self.row = np.arange(c, dtype=np.float64)[:, None] * GAP
         self.m = np.array([r.m for r in refs], dtype=np.float64)
         self.start = np.concatenate(([0], np.cumsum([r.m for r in refs])[:-1]))
-        self.refkeys = np.concatenate([self._key(r.sorted[None, :], i) for i, r in enumerate(refs)], axis=None)
+        keys = [self._key(r.sorted[None, :], i) for i, r in enumerate(refs)]
+        total = sum(k.size for k in keys)
+        if space is not None and space.keys.size >= total:
+            self.refkeys = space.keys[:total]
+            np.concatenate(keys, axis=None, out=self.refkeys)
+        else:
+            self.refkeys = np.concatenate(keys, axis=None)
         width = max(len(r.edges) for r in refs)
         self.edgekeys = _pad([self._key(r.edges[None, :], i)[0] for i, r in enumerate(refs)], width, 0.0)
         self.edgekeys = np.where(_pad([np.ones(len(r.edges)) for r in refs], width, 0.0) > 0,
@@ -157,8 +179,9 @@ class RankedNumericBlock(NumericBlock):
     Results are exactly those of :meth:`NumericBlock.tests` (ranks are integers).
     """
 
-    def __init__(self, refs: Sequence[NumericRef]) -> None:
-        super().__init__(refs)
+    def __init__(self, refs: Sequence[NumericRef], space: BlockSpace | None = None) -> None:
+        super().__init__(refs, space)
+        self.space = space
         self.edgeflat = self.edgekeys.ravel()
         self.nedges = self.edgekeys.shape[1]
         self.state: tuple[Any, Any, Any, IntArray] | None = None
@@ -179,8 +202,13 @@ class RankedNumericBlock(NumericBlock):
     def _update(self, w: FloatArray, counts: IntArray) -> tuple[Any, Any, Any]:
         c, n = w.shape
         if self.state is None or self.state[0].shape != (c, n):
-            z = np.zeros((c, n), dtype=np.int32)
-            self.state = (z, z.copy(), z.copy(), np.full(c, -1, dtype=np.int64))
+            sp = self.space
+            if sp is not None and sp.ranks.shape[1] >= c and sp.ranks.shape[2] == n:
+                ranks = (sp.ranks[0, :c], sp.ranks[1, :c], sp.ranks[2, :c])
+            else:
+                ranks = (np.zeros((c, n), dtype=np.int32), np.zeros((c, n), dtype=np.int32),
+                         np.zeros((c, n), dtype=np.int32))
+            self.state = (*ranks, np.full(c, -1, dtype=np.int64))
         lower, upper, binidx, seen = self.state
         k = counts - seen
         todo = n if bool(((seen < 0) | (k >= n) | (k < 0)).any()) else int(k.max())

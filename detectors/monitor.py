@@ -29,7 +29,7 @@ import numpy as np
 
 from detectors.base import Score
 from detectors.baseline import Baseline, FeatureBaseline
-from detectors.block import CategoricalBlock, NumericBlock, RankedNumericBlock
+from detectors.block import BlockSpace, CategoricalBlock, NumericBlock, RankedNumericBlock
 from detectors.checks import Checks
 from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
@@ -87,6 +87,7 @@ class ModelMonitor:
         self.refused_snapshots: list[str] = []
         self._views: dict[str, View] = {}
         self._blocks: dict[object, NumericBlock | CategoricalBlock] = {}
+        self._spaces: dict[tuple[str, str], BlockSpace] = {}
         self._feat_n = -1
         self._num_cols: list[Column] = []
         self._feat_get: Any = None
@@ -292,6 +293,19 @@ class ModelMonitor:
         name = "\x00" + role
         self.columns[name] = self._new_column(name, role, kind, declared=role == "prediction")
         self.meta.outputs.append(name)
+        self._reserve_spaces()
+
+    def _reserve_spaces(self) -> None:
+        """Take each numeric group's block memory now (see :class:`BlockSpace`), sized by its columns."""
+        rows: dict[tuple[str, str], int] = {}
+        for col in self.columns.values():
+            if col.meta.kind == "numeric":
+                key = (col.meta.role, col.meta.kind)
+                rows[key] = rows.get(key, 0) + 1
+        for key, n in rows.items():
+            space = self._spaces.get(key)
+            if space is None or space.rows < n:
+                self._spaces[key] = BlockSpace(n, self.cfg.reference_size, self.cfg.window_size)
 
     def _new_column(self, name: str, role: str, kind: str, declared: bool) -> Column:
         cfg = self.cfg
@@ -314,6 +328,7 @@ class ModelMonitor:
             kind = self._kind_of(name, first)
             cols[name] = self._new_column(name, "feature", kind, name in self.cfg.categorical_features)
             m.features.append(name)
+        self._reserve_spaces()
 
     def _kind_of(self, name: str, first: object) -> str:
         if name in self.cfg.categorical_features:
@@ -350,6 +365,7 @@ class ModelMonitor:
             if out is not None:
                 self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, out, role == "prediction")
                 self.meta.outputs.append("\x00" + role)
+        self._reserve_spaces()
         self.meta.frozen = True
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
@@ -400,26 +416,30 @@ class ModelMonitor:
             else:
                 out.extend(self._column_findings(col, ts))
         if fast:
-            out.extend(self._screened_findings((role, kind), fast, ts, background))
+            members = [c for c in cols if c.ref is not None and c.ref.m >= 2]
+            out.extend(self._screened_findings((role, kind), fast, members, ts, background))
         return out
 
-    def _screened_findings(self, key: tuple[str, str], cols: list[Column], ts: np.ndarray,
+    def _screened_findings(self, key: tuple[str, str], cols: list[Column], members: list[Column], ts: np.ndarray,
                            background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
+        """``cols``: the full, clean windows, screened by the group's one block over ``members``."""
         if not self.checks.windowed[key]:  # nothing windowed to screen: only stream detectors
             out: list[tuple[Key, Score]] = []
             for col, feat in zip(cols, (c.name if key[0] == "feature" else None for c in cols), strict=True):
                 if col.stream:
                     out.extend(self._stream_findings(col, feat, None, ts))
             return out
-        block = self._block(key, cols)
-        if isinstance(block, RankedNumericBlock):
-            counts = np.array([c.values.count for c in cols], dtype=np.int64)
-            res = block.ranked_tests(np.stack([c.values.arr for c in cols]).astype(np.float64, copy=False), counts)
-        else:
-            res = block.tests(np.stack([c.values.arr for c in cols]).astype(np.int64))
+        block = self._block(key, members)
+        res = self._block_tests(block, members)
+        cache = block.cache
+        if len(cols) < len(members):  # rows of the other members are not meaningful: leave them out
+            where = {c.name: i for i, c in enumerate(members)}
+            rows = np.array([where[c.name] for c in cols])
+            res = {name: v[rows] for name, v in res.items()}
+            cache = _subset_cache(block.cache, tuple(c.name for c in cols))
         feats = [c.name if key[0] == "feature" else None for c in cols]
         pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
-        todo = self._screen(pairs, cols, feats, res, block.cache, background)
+        todo = self._screen(pairs, cols, feats, res, cache, background)
         out = []
         views: dict[int, View | None] = {}
         for i, d in sorted(todo):
@@ -462,16 +482,28 @@ class ModelMonitor:
             out.append((drift, _stream_score(det, hit, view)))
         return out
 
-    def _block(self, key: tuple[str, str], cols: list[Column]) -> NumericBlock | CategoricalBlock:
-        names = (key, tuple(c.name for c in cols))
+    def _block(self, key: tuple[str, str], members: list[Column]) -> NumericBlock | CategoricalBlock:
+        """The group's one block, over every column with a usable reference (fixed once frozen)."""
+        names = (key, tuple(c.name for c in members))
         block = self._blocks.get(names)
         if block is None:
             for stale in [k for k in self._blocks if isinstance(k, tuple) and k[0] == key]:
-                del self._blocks[stale]  # one block per group: a new set of clean columns replaces it
-            refs = [c.ref for c in cols]
-            block = RankedNumericBlock(refs) if key[1] == "numeric" else CategoricalBlock(refs)  # type: ignore[arg-type]
+                del self._blocks[stale]
+            refs = [c.ref for c in members]
+            block = (RankedNumericBlock(refs, self._spaces.get(key)) if key[1] == "numeric"  # type: ignore[arg-type]
+                     else CategoricalBlock(refs))  # type: ignore[arg-type]
             self._blocks[names] = block
         return block
+
+    @staticmethod
+    def _block_tests(block: NumericBlock | CategoricalBlock, members: list[Column]) -> dict[str, Any]:
+        w = np.stack([c.values.arr for c in members])
+        if isinstance(block, RankedNumericBlock):
+            if np.isnan(w).any():  # a member with missing or bad values: a harmless stand-in, row unused
+                w[np.isnan(w)] = 0.0
+            counts = np.array([c.values.count for c in members], dtype=np.int64)
+            return block.ranked_tests(w.astype(np.float64, copy=False), counts)
+        return block.tests(w.astype(np.int64))
 
     def _column_findings(self, col: Column, ts: np.ndarray) -> list[tuple[Key, Score]]:
         view = col.view(ts)
@@ -566,6 +598,7 @@ class ModelMonitor:
             self._load_column(name, fields, chunks.get(name, {}))
         self.join.load(fields)
         self.policy.load(fields)
+        self._reserve_spaces()
         for det in self.err_stream:
             self._load_stream(det, f"d:{det.name}:", fields, self.rings["er:err"].ordered())
 
@@ -589,6 +622,14 @@ class ModelMonitor:
         except SnapshotError:
             self.refused_snapshots.append(field)
             det.rebuild(retained)
+
+
+def _subset_cache(cache: dict[Any, Any], names: tuple[str, ...]) -> dict[Any, Any]:
+    """Screening constants of one subset of a block's rows (a few subsets at most are kept)."""
+    subsets: dict[tuple[str, ...], dict[Any, Any]] = cache.setdefault("subsets", {})
+    if names not in subsets and len(subsets) >= 4:
+        subsets.clear()
+    return subsets.setdefault(names, {})
 
 
 def _chunks(fields: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:

@@ -70,3 +70,30 @@ def test_baseline_columns_allocate_no_reference_ring() -> None:
     assert all(col.ref_ring.capacity == 0 for col in m.columns.values())
     m.process(stream(400, seed=2, labels=False))
     assert not any(k.startswith("r:") for k in m.full_state())
+
+
+def test_block_memory_is_taken_at_the_start_and_reused_by_the_block() -> None:
+    m = ModelMonitor("m", "v1", SMALL)
+    evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
+    m.process(evs[:40])  # still filling the reference
+    space = m._spaces[("feature", "numeric")]
+    assert space.rows == 3 and space.keys.size == 3 * SMALL.reference_size
+    m.process(evs[40:])
+    block = next(b for k, b in m._blocks.items() if isinstance(k, tuple) and k[0] == ("feature", "numeric"))
+    assert np.shares_memory(block.refkeys, space.keys)  # type: ignore[union-attr]
+    assert len(m._spaces) == 2  # feature and score groups; the predicted class is categorical
+
+
+def test_screening_a_subset_of_the_block_decides_like_checking_every_column() -> None:
+    """While one feature has missing values the other rows of the block are screened on their own;
+    the alerts are those of running every detector on every column."""
+    evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
+    screened, plain = ModelMonitor("m", "v1", SMALL), ModelMonitor("m", "v1", SMALL)
+
+    def every_column(key, cols, members, ts, background):  # type: ignore[no-untyped-def]
+        return [f for c in cols for f in plain._column_findings(c, ts)]
+
+    plain._screened_findings = every_column  # type: ignore[method-assign]
+    a = [(x.kind, x.feature, x.severity, x.status) for x in screened.process(evs)]
+    b = [(x.kind, x.feature, x.severity, x.status) for x in plain.process(evs)]
+    assert a == b and any(k == "data_drift" and f == "x1" for k, f, _, _ in a)
