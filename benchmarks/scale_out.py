@@ -214,7 +214,7 @@ def run(events: int = 400_000, repeats: int = 1, timeout: float = 900) -> dict[s
     s1, s2 = med(one, "steady_events_per_s"), med(two, "steady_events_per_s")
     w1, w2 = med(one, "wall_events_per_s"), med(two, "wall_events_per_s")
     speedup = ratio(s2, s1) if s1 and s2 else None
-    result = {
+    result: dict[str, Any] = {
         "workload": {"messages": total, "log_lines": lines, "models": MODELS, "partitions": 4},
         "nproc": os.cpu_count(),
         "one": one, "two": two,
