@@ -238,7 +238,9 @@ def _summarise(bare: list[dict[str, Any]], live: list[dict[str, Any]], total: in
 
 def _decomposition(bare: list[dict[str, Any]], live: list[dict[str, Any]],
                    nodet: list[dict[str, Any]]) -> dict[str, Any]:
-    """CPU microseconds per event: the client's share, the rest of the pipeline, detection."""
+    """CPU microseconds per event: the client's share (poll + decode, as the bare consumer does); the
+    runtime and ingest (merge, rings, label join, Redis commits: the run with every detector off);
+    the detectors' evaluations (the rest)."""
     def us(rs: list[dict[str, Any]]) -> float | None:
         xs = [r["events_per_cpu_s"] for r in rs if r.get("events_per_cpu_s")]
         return 1e6 / median(xs) if xs else None
@@ -249,7 +251,7 @@ def _decomposition(bare: list[dict[str, Any]], live: list[dict[str, Any]],
     return {
         "cpu_us_per_event": {"bare": b, "driftwire_no_detectors": nd, "driftwire": full},
         "cpu_us_per_event_split": None if None in (b, full, nd) else {
-            "client_poll_decode": b, "pipeline_beyond_client": nd - b, "detection": full - nd},  # type: ignore[operator]
+            "client_poll_decode": b, "runtime_and_ingest": nd - b, "evaluation": full - nd},  # type: ignore[operator]
         "ratio_steady_no_detectors": ratio(median(steady), median(b_steady)) if steady and b_steady else None,
     }
 
