@@ -748,7 +748,10 @@ class PrivateKafka:
             f"log.dirs={self.dir / 'data'}", "num.network.threads=2", "num.io.threads=4",
             "auto.create.topics.enable=true", "num.partitions=4", "offsets.topic.replication.factor=1",
             "offsets.topic.num.partitions=4", "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1", "group.initial.rebalance.delay.ms=0",
+            "transaction.state.log.min.isr=1",
+            # Kafka's own default (and production's): consumers started together join one generation
+            # instead of the first one taking every partition until the group rebalances.
+            "group.initial.rebalance.delay.ms=3000",
             "log.segment.bytes=67108864", "log.retention.bytes=1073741824", ""]))
         (self.dir / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, file\nlog4j.appender.file=org.apache.log4j.FileAppender\n"

@@ -65,6 +65,9 @@ class KafkaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How often the consumer heartbeats."""
     poll_timeout_ms: Positive = 200
     """How long one poll waits for records."""
+    fetch_max_wait_ms: Positive = 50
+    """Longest a fetch waits at the broker for data (kafka-python's default is 500): with one fetch
+    per broker in flight, a fetch of only caught-up partitions holds back every other partition."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a shard with no stored state starts reading."""
 

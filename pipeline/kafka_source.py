@@ -367,6 +367,7 @@ class KafkaSource:
                 max_poll_interval_ms=k.max_poll_interval_ms,
                 session_timeout_ms=k.session_timeout_ms,
                 heartbeat_interval_ms=k.heartbeat_interval_ms,
+                fetch_max_wait_ms=k.fetch_max_wait_ms,
                 **client_settings(config, secrets),
             )
         except KafkaError as exc:
