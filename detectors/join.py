@@ -211,8 +211,8 @@ class WaitingStore:
         return sum(a.itemsize * len(a) for a in (self.index, self.keys, self.seq, self.ts, self.kind, self.ival,
                                                    self.fval))
 
-    def find(self, h: int) -> int:
-        """Slot of the waiting entry with key hash ``h``, or -1."""
+    def _cell(self, h: int) -> int:
+        """Index cell holding key hash ``h`` (linear probing from its home cell), or -1."""
         index, keys, mask = self.index, self.keys, self.mask
         i = h & mask
         while True:
@@ -220,22 +220,21 @@ class WaitingStore:
             if not t:
                 return -1
             if keys[t - 1] == h:
-                return t - 1
+                return i
             i = (i + 1) & mask
+
+    def find(self, h: int) -> int:
+        """Slot of the waiting entry with key hash ``h``, or -1."""
+        i = self._cell(h)
+        return self.index[i] - 1 if i >= 0 else -1
 
     def pop(self, h: int) -> int:
         """Remove the entry with key hash ``h``; its slot (still readable until reused), or -1."""
-        index, keys, mask = self.index, self.keys, self.mask
-        i = h & mask
-        while True:
-            t = index[i]
-            if not t:
-                return -1
-            if keys[t - 1] == h:
-                break
-            i = (i + 1) & mask
+        i = self._cell(h)
+        if i < 0:
+            return -1
+        slot = self.index[i] - 1
         self._unindex(i)
-        slot = t - 1
         self.popped_kind = self.kind[slot]
         self.kind[slot] = 0
         self.live -= 1
