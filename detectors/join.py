@@ -373,15 +373,10 @@ class LabelJoin:
     def prediction(self, ev: Event) -> None:
         assert ev.prediction is not None
         c = self.c
-        try:
-            raw = ev.event_id.encode()
-        except UnicodeEncodeError:
-            raw = ev.event_id.encode("utf-8", "surrogatepass")
-        h = _from_bytes(blake2b(raw, digest_size=8).digest(), "little", signed=True)
+        h = key_hash(ev.event_id)
         seq = c.seq
         c.seq = seq + 1
-        value = ev.prediction
-        kind, ival, fval = (BOOL, 1 if value else 0, 0.0) if type(value) is bool else encode_value(value)
+        kind, ival, fval = encode_value(ev.prediction)
         labels = self.labels
         slot = labels.pop(h) if labels.live else -1
         if slot >= 0:
@@ -397,13 +392,8 @@ class LabelJoin:
         assert ev.prediction_id is not None and ev.label is not None
         c = self.c
         c.last_label_id, c.last_label_ts = ev.event_id, ev.ts
-        try:
-            raw = ev.prediction_id.encode()
-        except UnicodeEncodeError:
-            raw = ev.prediction_id.encode("utf-8", "surrogatepass")
-        h = _from_bytes(blake2b(raw, digest_size=8).digest(), "little", signed=True)
-        value = ev.label
-        kind, ival, fval = (BOOL, 1 if value else 0, 0.0) if type(value) is bool else encode_value(value)
+        h = key_hash(ev.prediction_id)
+        kind, ival, fval = encode_value(ev.label)
         preds = self.preds
         slot = preds.pop(h) if preds.live else -1
         if slot >= 0:

@@ -423,24 +423,11 @@ class ModelMonitor:
     def _screened_findings(self, key: tuple[str, str], cols: list[Column], members: list[Column], ts: np.ndarray,
                            background: dict[str, list[float]]) -> list[tuple[Key, Score]]:
         """``cols``: the full, clean windows, screened by the group's one block over ``members``."""
-        if not self.checks.windowed[key]:  # nothing windowed to screen: only stream detectors
-            out: list[tuple[Key, Score]] = []
-            for col, feat in zip(cols, (c.name if key[0] == "feature" else None for c in cols), strict=True):
-                if col.stream:
-                    out.extend(self._stream_findings(col, feat, None, ts))
-            return out
-        block = self._block(key, members)
-        res = self._block_tests(block, members)
-        cache = block.cache
-        if len(cols) < len(members):  # rows of the other members are not meaningful: leave them out
-            where = {c.name: i for i, c in enumerate(members)}
-            rows = np.array([where[c.name] for c in cols])
-            res = {name: v[rows] for name, v in res.items()}
-            cache = _subset_cache(block.cache, tuple(c.name for c in cols))
         feats = [c.name if key[0] == "feature" else None for c in cols]
         pairs = list(zip(self.checks.windowed[key], self.checks.kinds[key], strict=True))
-        todo = self._screen(pairs, cols, feats, res, cache, background)
-        out = []
+        # Nothing windowed to screen (only stream detectors): no block is built or run.
+        todo = self._block_todo(key, cols, members, pairs, feats, background) if pairs else []
+        out: list[tuple[Key, Score]] = []
         views: dict[int, View | None] = {}
         for i, d in sorted(todo):
             det, akind = pairs[d]
@@ -454,6 +441,20 @@ class ModelMonitor:
             if col.stream:
                 out.extend(self._stream_findings(col, feats[i], views.get(i), ts))
         return out
+
+    def _block_todo(self, key: tuple[str, str], cols: list[Column], members: list[Column],
+                    pairs: list[tuple[Any, Any]], feats: list[str | None],
+                    background: dict[str, list[float]]) -> list[tuple[int, int]]:
+        """Run the group's block over ``members``; the (row of ``cols``, detector) pairs left to check."""
+        block = self._block(key, members)
+        res = self._block_tests(block, members)
+        cache = block.cache
+        if len(cols) < len(members):  # rows of the other members are not meaningful: leave them out
+            where = {c.name: i for i, c in enumerate(members)}
+            rows = np.array([where[c.name] for c in cols])
+            res = {name: v[rows] for name, v in res.items()}
+            cache = _subset_cache(block.cache, tuple(c.name for c in cols))
+        return self._screen(pairs, cols, feats, res, cache, background)
 
     def _screen(self, pairs: Sequence[tuple[Any, Any]], cols: list[Column], feats: list[str | None],
                 res: dict[str, Any], cache: dict[Any, Any],
