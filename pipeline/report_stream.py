@@ -55,8 +55,8 @@ class Settings:
     ignore: frozenset[str]
     error_reference: int
     error_window: int
-    max_pending: int = 10_000
-    max_pending_labels: int = 2_000
+    max_pending: int
+    max_pending_labels: int
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -72,8 +72,8 @@ class Settings:
             ignore=frozenset(getattr(d, "ignore_features", ())),
             error_reference=getattr(concept, "reference_size", d.reference_size),
             error_window=getattr(concept, "window_size", d.window_size),
-            max_pending=getattr(concept, "max_pending", 10_000),
-            max_pending_labels=getattr(concept, "max_pending_labels", 2_000),
+            max_pending=d.concept.max_pending,  # the engine's caps, declared once in DetectionSettings
+            max_pending_labels=d.concept.max_pending_labels,
         )
 
     @property
