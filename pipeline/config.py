@@ -19,6 +19,7 @@ from detectors.errors import ConfigError
 from detectors.settings import DetectionSettings
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
+NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class Topics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -70,6 +71,10 @@ class KafkaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     per broker in flight, a fetch of only caught-up partitions holds back every other partition."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a shard with no stored state starts reading."""
+    client_restart_s: NonNegativeSeconds = 60.0
+    """Seconds without progress while Kafka work is waiting (a rebalance that does not finish, an
+    unknown coordinator, partitions behind that return nothing) after which the consumer client
+    is closed and built anew; the shards are re-claimed from the store. 0 turns it off."""
 
 
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -76,6 +76,8 @@ class Metrics:
         self._refused = Counter("driftwire_snapshots_refused", "Detector snapshots refused by a check and rebuilt.",
                                 registry=r)
         self._store_err = Counter("driftwire_store_errors", "State store failures, by kind.", ["kind"], registry=r)
+        self._client_restarts = Counter("driftwire_kafka_client_restarts",
+                                        "Kafka consumer clients rebuilt by the watchdog after a stall.", registry=r)
         self._model_cap = Counter("driftwire_model_cap_overflow",
                                   "Events refused because the per-consumer model cap was reached.", registry=r)
 
@@ -114,6 +116,9 @@ class Metrics:
 
     def store_error(self, kind: str) -> None:
         self._store_err.labels(kind).inc()
+
+    def client_restarted(self) -> None:
+        self._client_restarts.inc()
 
     def model_cap_overflow(self, n: int) -> None:
         self._model_cap.inc(n)

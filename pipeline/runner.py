@@ -29,7 +29,15 @@ just after the store commit of this process's N-th batch (like ``kill -9`` at th
 ``crash_after_alert_commit:K`` does so right after the K-th commit that put alerts into the
 outbox (before they are published); ``stop_before_commit:N`` sends this process SIGSTOP just
 before the N-th commit (a stale consumer, resumed by SIGCONT); ``slow_batch:S`` sleeps S
-seconds after every batch.
+seconds after every batch; ``wedge_fetch:N`` makes the Kafka client stop fetching every
+partition it holds after the N-th commit, in a way no seek repairs (a wedged client).
+
+Watchdog: when Kafka work is waiting (a rebalance that does not finish, an unknown
+coordinator, unclaimed shards, partitions behind) and nothing has moved for 10 s, the
+runner logs ``no_progress`` with the reasons, every 10 s; after ``kafka.client_restart_s``
+it closes the consumer client and builds a new one (``kafka_client_restarted``): the shards
+are dropped and re-claimed from the store, like after a rebalance, so nothing is lost or
+repeated. It exists because kafka-python has wedged here in ways that no seek repairs.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ from pipeline.store import FencedError, StateStore, StoreUnavailable, check_stat
 log = get_logger("driftwire.run")
 _TP, _OFFSET, _DECODED = itemgetter(1), itemgetter(2), itemgetter(5)  # Item fields
 STALL_S = 8.0  # seconds without records while a partition is known to be behind
+NO_PROGRESS_LOG_S = 10.0  # how often the watchdog logs a consumer that waits without moving
+KAFKA_WAITS = frozenset({"rebalance", "coordinator", "unclaimed", "behind"})  # what a new client can cure
 
 
 class RunSummary(msgspec.Struct):
@@ -71,6 +81,7 @@ class RunSummary(msgspec.Struct):
     claims: int = 0
     fenced: int = 0
     rebalances: int = 0
+    client_restarts: int = 0
     stop_reason: str = ""
 
 
@@ -118,6 +129,12 @@ class Faults:
         if "slow_batch" in self.points:
             time.sleep(self.points["slow_batch"])
 
+    def wedge_now(self) -> bool:
+        if self._hit("wedge_fetch"):
+            log.warning("fault_injected", fault="wedge_fetch", batch=self.batch)
+            return True
+        return False
+
 
 class Pending:
     """A processed batch not yet durable: its DLQ messages and its store commit."""
@@ -154,7 +171,7 @@ class Runner:
                  metrics: Any = None, health: Any = None, source: KafkaSource | None = None) -> None:
         self.config, self.secrets, self.store, self.limits = config, secrets, store, limits
         self.metrics, self.health = metrics, health
-        self.source = source or KafkaSource(config, secrets, Decoder(config.runtime.max_message_bytes))
+        self.source = source or self._new_source()
         self.alerts = AlertPublisher(config, secrets)
         self.dlq = DeadLetterPublisher(config, secrets)
         self.faults = Faults(os.environ.get("DRIFTWIRE_FAULT", ""))
@@ -164,6 +181,10 @@ class Runner:
         self.summary = RunSummary()
         self.stop_reason = ""
         self._coordinator_known = True
+        self._claim_faults: dict[int, str] = {}  # shard -> component of its last failed claim
+        self._progress_at = time.monotonic()
+        self._no_progress_logged = 0.0
+        self._rebalances_before = 0  # of the clients replaced by the watchdog
         self.log = log.bind(group=config.kafka.group_id, consumer=origin_id())
         rt = config.runtime
         self.retry_initial, self.retry_max = rt.retry_initial_s, rt.retry_max_s
@@ -171,6 +192,9 @@ class Runner:
         self.buffer_bound = max(4 * self.batch_size, 1000)
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def _new_source(self) -> KafkaSource:
+        return KafkaSource(self.config, self.secrets, Decoder(self.config.runtime.max_message_bytes))
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -202,9 +226,12 @@ class Runner:
                 self._claim_due()
                 emitted = sum(self._step(run) for run in list(self.shards.values()))
                 now = time.monotonic()
+                if got or emitted:
+                    self._progress_at = now
                 busy = got or emitted or not self._settled()
                 if busy or (now - last_activity >= STALL_S and self._unstall()):
                     last_activity = now
+                self._watchdog(now)
                 self._check_limits(now - start, now - last_activity)
                 self._report_health()
             self._shutdown()
@@ -213,7 +240,7 @@ class Runner:
             self.alerts.close()
             self.dlq.close()
         self.summary.stop_reason = self.stop_reason
-        self.summary.rebalances = self.source.listener.rebalances
+        self.summary.rebalances = self._rebalances_before + self.source.listener.rebalances
         self.log.info("run_finished", **msgspec.structs.asdict(self.summary))
         return self.summary
 
@@ -238,6 +265,71 @@ class Runner:
                 self.log.warning("fetch_stalled", partition=shard, behind=behind)
                 self.source.reseek(shard)
         return stalled
+
+    # -- the watchdog -------------------------------------------------------------------------
+
+    def _waits(self) -> dict[str, object]:
+        """What the consumer is waiting for (empty: caught up and idle), with details."""
+        out: dict[str, object] = {}
+        if not self.source.listener.settled:
+            out["rebalance"] = True
+        if not self.source.coordinator_known():
+            out["coordinator"] = True
+        if self.unclaimed:
+            faults = {s: self._claim_faults.get(s, "") for s in sorted(self.unclaimed)}
+            if any(f != "redis" for f in faults.values()):
+                out["unclaimed"] = faults
+            else:
+                out["claim_redis"] = faults
+        behind = {k: v for shard in self.shards for k, v in self.source.behind(shard).items()}
+        if behind:
+            out["behind"] = behind
+        if any(r.pending is not None for r in self.shards.values()):
+            out["commit"] = sorted(s for s, r in self.shards.items() if r.pending is not None)
+        if any(r.outbox_dirty for r in self.shards.values()):
+            out["publish"] = sorted(s for s, r in self.shards.items() if r.outbox_dirty)
+        return out
+
+    def _watchdog(self, now: float) -> None:
+        """Log a consumer that waits without moving; rebuild a Kafka client that stays wedged."""
+        stalled = now - self._progress_at
+        if stalled < NO_PROGRESS_LOG_S or self.stop_reason:
+            return
+        waits = self._waits()
+        if not waits:  # nothing to do is not a stall
+            self._progress_at = now
+            return
+        if now - self._no_progress_logged >= NO_PROGRESS_LOG_S:
+            self._no_progress_logged = now
+            self.log.warning("no_progress", stalled_s=round(stalled, 1), waiting=waits)
+        limit = self.config.kafka.client_restart_s
+        kafka_only = set(waits) & KAFKA_WAITS and "commit" not in waits and "claim_redis" not in waits
+        if limit and stalled >= limit and kafka_only:
+            self._restart_client(sorted(waits), stalled)
+
+    def _restart_client(self, reasons: list[str], stalled: float) -> None:
+        """Replace the consumer client; the shards go back to the store and are claimed again."""
+        try:
+            fresh = self._new_source()  # first: while the brokers cannot be reached, keep the old one
+        except KafkaUnavailable as exc:
+            self.log.warning("client_restart_deferred", reasons=reasons, error=str(exc)[:300])
+            self._progress_at = time.monotonic()
+            return
+        for shard in sorted(self.shards):
+            self._drop(shard, "client_restart")
+        self.unclaimed.clear()
+        self._claim_faults.clear()
+        old, self.source = self.source, fresh
+        self._rebalances_before += old.listener.rebalances
+        old.close()
+        fresh.start()
+        self._coordinator_known = True
+        self.summary.client_restarts += 1
+        self._progress_at = time.monotonic()
+        self.log.error("kafka_client_restarted", reasons=reasons, stalled_s=round(stalled, 1),
+                       restarts=self.summary.client_restarts)
+        if self.metrics is not None:
+            self.metrics.client_restarted()
 
     def _settled(self) -> bool:
         """Nothing in flight: a group member with its assignment, every shard claimed, committed, published."""
@@ -302,9 +394,11 @@ class Runner:
             except (StoreUnavailable, KafkaUnavailable) as exc:
                 delay = self.claim_backoff[shard] = self._next_backoff(self.claim_backoff.get(shard, 0.0))
                 self.unclaimed[shard] = now + delay
+                self._claim_faults[shard] = "redis" if isinstance(exc, StoreUnavailable) else "kafka"
                 self._fault(exc, shard, "claim", delay)
                 continue
             self.unclaimed.pop(shard)
+            self._claim_faults.pop(shard, None)
 
     def _claim(self, shard: int) -> None:
         snap = self.store.claim(shard)
@@ -457,7 +551,11 @@ class Runner:
         run.backoff = 0.0
         run.outbox_dirty = run.outbox_dirty or bool(pending.alerts)
         self.source.commit_advisory(run.shard, run.offsets)
+        self._progress_at = time.monotonic()
         self.faults.after_batch()
+        if self.faults.wedge_now():
+            sub = self.source.consumer._subscription  # the fault emulates a client that stopped fetching
+            sub.mark_pending_revocation(set(sub.assigned_partitions()))
 
     def _publish(self, run: ShardRun) -> None:
         """Publish the shard's outbox (oldest first), wait for acks, remove what was sent."""

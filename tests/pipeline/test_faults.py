@@ -78,6 +78,14 @@ def run_stack(golden: Golden, stack_factory: Any) -> Stack:
 
 
 def assert_matches_golden(stack: Stack, golden: Golden) -> None:
+    try:
+        _assert_matches_golden(stack, golden)
+    except AssertionError as exc:  # the consumers' own logs say why (a stall, a fault that never cleared)
+        tails = "\n".join(f"--- {getattr(p, 'log_path', '?')}:\n{log_tail(p, 6000)}" for p in stack.procs)
+        raise AssertionError(f"{exc}\n{tails}") from None
+
+
+def _assert_matches_golden(stack: Stack, golden: Golden) -> None:
     stored = stack.stored()
     assert all(s["outbox"] == 0 for s in stored.values()), "alerts left in the outbox"
     assert stack.progress() == golden.total, "not every input message was consumed"
@@ -211,6 +219,24 @@ def test_broker_stopped_and_restarted_mid_stream(run_stack: Stack, golden: Golde
         services_sh("start-kafka")
     finish(run_stack, proc, timeout=200)
     assert_matches_golden(run_stack, golden)
+
+
+def test_wedged_kafka_client_is_rebuilt_by_the_watchdog(golden: Golden, stack_factory: Any) -> None:
+    """A client that stops fetching while holding its partitions (no seek repairs it) is
+    closed and built anew; the shards are re-claimed from the store and the run ends
+    exactly like the golden one."""
+    stack: Stack = stack_factory(share_inputs=golden.base, kafka__client_restart_s=12)
+    proc = stack.start("--idle-timeout", "20", "--timeout", "150", DRIFTWIRE_FAULT="wedge_fetch:2," + SLOW)
+    finish(stack, proc, timeout=170)
+    assert log_events(proc, "fault_injected"), "the wedge was never injected"
+    stalls = log_events(proc, "no_progress")
+    assert stalls and "behind" in stalls[0]["waiting"], f"the stall was not reported: {stalls[:2]}"
+    restarts = log_events(proc, "kafka_client_restarted")
+    assert len(restarts) == 1 and "behind" in restarts[0]["reasons"], restarts
+    assert restarts[0]["stalled_s"] >= 12
+    summary = log_events(proc, "run_finished")[-1]
+    assert summary["client_restarts"] == 1
+    assert_matches_golden(stack, golden)
 
 
 def test_alert_topic_unavailable_alerts_wait_in_the_outbox(golden: Golden, stack_factory: Any) -> None:
