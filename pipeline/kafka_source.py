@@ -564,16 +564,21 @@ class KafkaSource:
             return []
         return merge.pop_ready(caught_up_fn(self.consumer, watermark=self.watermark), limit)
 
-    def commit_advisory(self, shard: int, offsets: Mapping[str, int]) -> None:
-        """Commit offsets to Kafka for lag monitoring only (asynchronous, errors ignored)."""
+    def commit_advisory(self, shard: int, offsets: Mapping[str, int], wait_ms: int | None = None) -> None:
+        """Commit offsets to Kafka for lag monitoring only (errors ignored); asynchronous unless
+        ``wait_ms`` is given (at shutdown, so the last offsets are not lost with the client)."""
         from kafka.structs import OffsetAndMetadata
 
         held = set(self.consumer.assignment())
         tps = {tp: OffsetAndMetadata(offsets[tp_key(tp)], "", -1) for tp in self.shard_tps(shard)
                if tp in held and tp_key(tp) in offsets}
-        if tps:
-            with contextlib.suppress(KafkaError):
+        if not tps:
+            return
+        with contextlib.suppress(KafkaError):
+            if wait_ms is None:
                 self.consumer.commit_async(offsets=tps)
+            else:
+                self.consumer.commit(offsets=tps, timeout_ms=wait_ms)
 
     def lag(self, shard: int) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}

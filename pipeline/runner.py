@@ -18,7 +18,8 @@ Per shard (a partition number across the input topics; see :mod:`pipeline.kafka_
    holds the shard; its engine is dropped and nothing of it is written or published.
 4. **Publish** the outbox to the alert topic, wait for the acks, ``store.ack`` them. If the
    alert topic is unavailable the alerts stay in the outbox and processing continues.
-5. Kafka offsets are then committed, asynchronously and for lag monitoring only.
+5. Kafka offsets are then committed, asynchronously, at most once a second per shard and at
+   shutdown, for lag monitoring only.
 
 SIGTERM / SIGINT: the current batch is finished and committed, the outbox drained, and the
 consumer closed (it leaves the group), so the next owner re-processes nothing.
@@ -66,6 +67,7 @@ from pipeline.store import FencedError, StateStore, StoreUnavailable, check_stat
 log = get_logger("driftwire.run")
 _TP, _OFFSET, _DECODED = itemgetter(1), itemgetter(2), itemgetter(5)  # Item fields
 STALL_S = 8.0  # seconds without records while a partition is known to be behind
+ADVISORY_EVERY_S = 1.0  # Kafka offset commits are for lag monitoring only: at most this often per shard
 NO_PROGRESS_LOG_S = 10.0  # how often the watchdog logs a consumer that waits without moving
 KAFKA_WAITS = frozenset({"rebalance", "coordinator", "unclaimed", "behind"})  # what a new client can cure
 
@@ -164,6 +166,7 @@ class ShardRun:
         self.backoff = 0.0
         self.publish_at = 0.0
         self.publish_backoff = 0.0
+        self.advisory_at = 0.0  # next Kafka offset commit (monotonic)
 
 
 class Runner:
@@ -550,8 +553,10 @@ class Runner:
         run.pending = None
         run.backoff = 0.0
         run.outbox_dirty = run.outbox_dirty or bool(pending.alerts)
-        self.source.commit_advisory(run.shard, run.offsets)
-        self._progress_at = time.monotonic()
+        now = self._progress_at = time.monotonic()
+        if now >= run.advisory_at:  # one commit_async per batch cost ~0.5 us per event
+            self.source.commit_advisory(run.shard, run.offsets)
+            run.advisory_at = now + ADVISORY_EVERY_S
         self.faults.after_batch()
         if self.faults.wedge_now():
             sub = self.source.consumer._subscription  # the fault emulates a client that stopped fetching
@@ -629,6 +634,9 @@ class Runner:
             self._rebalance()
         left = {r.shard: (r.pending.size if r.pending else 0) for r in self.shards.values()
                 if r.pending is not None or r.outbox_dirty}
+        for run in self.shards.values():
+            if run.offsets:
+                self.source.commit_advisory(run.shard, run.offsets, wait_ms=3000)
         if left:
             self.log.error("shutdown_incomplete", shards=left)
         else:
