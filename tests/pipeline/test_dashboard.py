@@ -44,6 +44,7 @@ CALLS: dict[str, tuple[Any, ...]] = {
     "snapshot_refused": (1,),
     "store_error": ("timeout",),
     "model_cap_overflow": (3,),
+    "client_restarted": (),
     "forget_partition": ("ml.features", 9),
     "render": (),
 }
