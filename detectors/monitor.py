@@ -92,24 +92,77 @@ class ModelMonitor:
         self._num_cols: list[Column] = []
         self._feat_get: Any = None
         self._gap_det: EventGap | None = next((d for d in self.checks.health if isinstance(d, EventGap)), None)
+        self._column_streams = any(self.checks.stream.values())
         self.baseline = baseline
         if baseline is not None:
             self._apply_baseline(baseline)
 
     # ---- public surface ------------------------------------------------------------------------
 
-    def process(self, events: Sequence[Event]) -> list[Alert]:
-        """Feed events of this version in stream order; the alerts they trigger."""
-        alerts: list[Alert] = []
+    def process(self, events: Sequence[Event], cuts: Sequence[int] = ()) -> list[Alert]:
+        """Feed events of this version in stream order; the alerts they trigger.
+
+        ``cuts`` (increasing positions in ``events``): the result is exactly that of one call per
+        piece between them (see :meth:`evaluations`).
+        """
+        return [a for _, found in self.evaluations(events, cuts) for a in found]
+
+    def evaluations(self, events: Sequence[Event], cuts: Sequence[int] = ()) -> list[tuple[int, list[Alert]]]:
+        """Like :meth:`process`: (position in ``events`` of the evaluated event, its alerts) per alerting evaluation.
+
+        Pieces between ``cuts`` are ingested together where that provably changes nothing
+        (no feature discovery in them, no column stream detectors), else one by one as
+        separate calls would.
+        """
+        out: list[tuple[int, list[Alert]]] = []
         every, i, n = self.cfg.eval_every, 0, len(events)
+        c, ncuts = 0, len(cuts)
         while i < n:
-            k = min(n - i, every - self.meta.n_events % every)
-            seg = events[i : i + k]
-            self._ingest(seg)
-            i += k
+            end = i + min(n - i, every - self.meta.n_events % every)
+            while c < ncuts and cuts[c] <= i:
+                c += 1
+            inner = c < ncuts and cuts[c] < end
+            if not inner:
+                self._ingest(events[i:end])
+            elif self._known_keys(events[i:end]):
+                self._ingest(events[i:end], known=True)
+            else:
+                lo = i
+                while c < ncuts and cuts[c] < end:
+                    self._ingest(events[lo : cuts[c]])
+                    lo, c = cuts[c], c + 1
+                self._ingest(events[lo:end])
+            i = end
             if self.meta.n_events % every == 0:
-                alerts.extend(self._evaluate(seg[-1]))
-        return alerts
+                found = self._evaluate(events[end - 1])
+                if found:
+                    out.append((end - 1, found))
+        return out
+
+    def _known_keys(self, seg: Sequence[Event]) -> bool:
+        """Whether ``seg`` can be ingested at once with the result of any split: it names no new
+        feature (discovery orders names per ingested piece) and no column has stream detectors
+        (they are checked for width after each piece)."""
+        if self._column_streams:
+            return False
+        feats = [d for e in seg if (d := e.features) is not None]
+        return set().union(*feats).issubset(self.columns)
+
+    def tick_inert(self, watermark: float, versions: set[str] | None) -> bool:
+        """Whether :meth:`tick` in the current state, with any watermark up to ``watermark`` and events of
+        ``versions`` of this model (None: none), would change nothing and return no alert."""
+        m = self.meta
+        if versions and not m.superseded and (len(versions) > 1 or self.version not in versions):
+            return False  # an event of another version marks this one superseded
+        gap_det = self._gap_det
+        if gap_det is None or m.last_ts is None or m.superseded:
+            return True
+        span = watermark - m.last_ts
+        if span < gap_det.params.warning:
+            return True
+        if span != span:
+            return False
+        return (2 if span >= gap_det.params.critical else 1) <= m.tick_level
 
     def note_dead_letter(self, reason: str) -> None:
         """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
@@ -177,7 +230,8 @@ class ModelMonitor:
 
     # ---- ingest --------------------------------------------------------------------------------
 
-    def _ingest(self, seg: Sequence[Event]) -> None:
+    def _ingest(self, seg: Sequence[Event], known: bool = False) -> None:
+        """``known``: every feature name in ``seg`` is a column already (discovery is skipped)."""
         m = self.meta
         m.n_events += len(seg)
         m.since_eval += len(seg)
@@ -194,13 +248,13 @@ class ModelMonitor:
         self._track_time(seg)
         if obs and not m.frozen:
             need = self.cfg.reference_size - m.ref_events
-            self._ingest_obs(obs[:need], ref=True)
+            self._ingest_obs(obs[:need], True, known)
             m.ref_events += min(need, len(obs))
             obs = obs[need:]
             if m.ref_events >= self.cfg.reference_size:
                 self._freeze()
         if obs:
-            self._ingest_obs(obs, ref=False)
+            self._ingest_obs(obs, False, known)
 
     def _track_time(self, seg: Sequence[Event]) -> None:
         m = self.meta
@@ -215,11 +269,12 @@ class ModelMonitor:
         if lags:
             self.rings["lg:lag"].extend(lags)
 
-    def _ingest_obs(self, obs: Sequence[Event], ref: bool) -> None:
+    def _ingest_obs(self, obs: Sequence[Event], ref: bool, known: bool = False) -> None:
         fe = [e for e in obs if e.features is not None]
         if fe:
             feats = [e.features for e in fe]
-            self._discover(feats, ref)  # type: ignore[arg-type]
+            if not known:
+                self._discover(feats, ref)  # type: ignore[arg-type]
             ts = None
             if not ref:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
@@ -623,6 +678,12 @@ class ModelMonitor:
         except SnapshotError:
             self.refused_snapshots.append(field)
             det.rebuild(retained)
+
+
+def stall_warning(settings: DetectionSettings) -> float | None:
+    """Event-time silence below which a model version that just had events cannot stall-alert (None: never)."""
+    gap = next((d for d in Checks(settings).health if isinstance(d, EventGap)), None)
+    return None if gap is None else float(gap.params.warning)
 
 
 def _subset_cache(cache: dict[Any, Any], names: tuple[str, ...]) -> dict[Any, Any]:

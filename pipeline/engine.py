@@ -7,18 +7,24 @@ store can write them atomically together with the offsets.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 
 import msgspec
 
 from detectors.baseline import Baseline
 from detectors.events import Alert, Event
-from detectors.monitor import ModelMonitor
+from detectors.monitor import ModelMonitor, stall_warning
 from detectors.settings import DetectionSettings
 
 ModelKey = tuple[str, str]
 Delta = dict[str, bytes | None]
 ENGINE_KEY: ModelKey = ("", "__engine__")
+_Group = tuple[list[Event], list[int]]
+"""A model's events in a batch and their positions in it."""
+_ts = attrgetter("ts")
 
 
 class _EngineState(msgspec.Struct):
@@ -60,11 +66,20 @@ class Engine:
         self._state = _EngineState()
         self._dirty_engine = False
         self._resets: dict[ModelKey, set[str]] = {}
+        self._stall = stall_warning(settings)
 
     def process(self, batch: Sequence[Event]) -> BatchResult:
         """Process events in order; the split into batches never changes results."""
-        alerts: list[Alert] = []
         rejected: list[int] = []
+        groups = _group(batch)
+        if self._ticks_inert(batch, groups):
+            alerts = self._process_whole(batch, groups, rejected)
+        else:
+            alerts = self._process_ticked(batch, rejected)
+        return BatchResult(alerts, rejected)
+
+    def _process_ticked(self, batch: Sequence[Event], rejected: list[int]) -> list[Alert]:
+        alerts: list[Alert] = []
         every = self.settings.health.tick_every
         start = 0
         while start < len(batch):
@@ -78,7 +93,66 @@ class Engine:
             start += len(segment)
             if self._state.events % every == 0:
                 alerts += self._tick(segment[-1])
-        return BatchResult(alerts, rejected)
+        return alerts
+
+    def _ticks_inert(self, batch: Sequence[Event], groups: dict[ModelKey, _Group]) -> bool:
+        """Whether every tick point in ``batch`` would change nothing (so the batch need not be cut there).
+
+        Conservative: watermarks are bounded by the batch's latest event time, a model's last
+        event time from below by its state before the batch or the batch's earliest event time.
+        """
+        every = self.settings.health.tick_every
+        first = every - self._state.events % every
+        if first > len(batch):
+            return True
+        ticking: dict[str, set[str]] = {}
+        for p in range(first, len(batch) + 1, every):
+            ticking.setdefault(batch[p - 1].model, set()).add(batch[p - 1].model_version)
+        for model, version in groups:  # their state is reset by their events: not superseded yet
+            versions = ticking.get(model)
+            if versions and (len(versions) > 1 or version not in versions):
+                return False
+        times = list(map(_ts, batch))
+        if not math.isfinite(sum(times)):  # max/min of non-finite times depend on the cuts
+            return False
+        hi, lo = max(times), min(times)
+        if self._state.watermark is not None:
+            hi = max(hi, self._state.watermark)
+        if self._stall is not None and not hi - lo < self._stall:
+            return False
+        return all(m.tick_inert(hi, ticking.get(key[0])) for key, m in self.models.items())
+
+    def _process_whole(self, batch: Sequence[Event], groups: dict[ModelKey, _Group],
+                       rejected: list[int]) -> list[Alert]:
+        """The batch in one pass per model (its ticks are inert), alerts in the order tick segments give them."""
+        every, e0, models = self.settings.health.tick_every, self._state.events, self.models
+        admitted: list[tuple[ModelKey, _Group]] = []
+        refused: list[int] = []
+        for key, group in groups.items():
+            if key in models or self._admit(key):
+                admitted.append((key, group))
+            else:
+                refused += group[1]
+        rejected += sorted(refused)
+        if admitted:
+            top = max(max(map(_ts, evs)) for _, (evs, _) in admitted)
+            wm = self._state.watermark
+            if wm is None or top > wm:
+                self._state.watermark = top
+        starts = range(every - e0 % every, len(batch), every)  # batch positions where a tick segment starts
+        found: list[tuple[tuple[int, int, int], list[Alert]]] = []
+        for key, (evs, pos) in admitted:
+            cuts = sorted({bisect_left(pos, p) for p in starts} - {0, len(pos)})
+            for j, alerts in models[key].evaluations(evs, cuts):
+                seg = (e0 + pos[j]) // every
+                # A tick segment's models run in the order of their first event in it.
+                first = pos[bisect_left(pos, seg * every - e0)]
+                found.append(((seg, first, j), alerts))
+        found.sort(key=lambda f: f[0])
+        if batch:
+            self._state.events += len(batch)
+            self._dirty_engine = True
+        return [a for _, alerts in found for a in alerts]
 
     def _segment(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> list[Alert]:
         groups: dict[ModelKey, list[Event]] = {}
@@ -184,3 +258,16 @@ class Engine:
             self._state = _EngineState()
             self._dirty_engine = True
             self.refused_snapshots.append((ENGINE_KEY, "engine"))
+
+
+def _group(batch: Sequence[Event]) -> dict[ModelKey, _Group]:
+    """Events and their positions per (model, version), in the order of each key's first event."""
+    groups: dict[ModelKey, _Group] = {}
+    for i, ev in enumerate(batch):
+        key = (ev.model, ev.model_version)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [])
+        group[0].append(ev)
+        group[1].append(i)
+    return groups

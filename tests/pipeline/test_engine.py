@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from detectors.events import Event
 from detectors.settings import DetectionSettings
@@ -124,3 +125,48 @@ def test_baseline_build_and_use(tmp_path: Path) -> None:
         assert "baselines.m:v1" in str(exc)
     else:
         raise AssertionError("an unreadable baseline must be refused")
+
+
+def _mixed_events(tmp_path: Path) -> list[Event]:
+    """Three models, a version rollout interleaving two versions, a model stalled for a while, a late new feature."""
+    events = _events(tmp_path, n=2400, models=3)
+    out: list[Event] = []
+    for i, ev in enumerate(events):
+        if ev.model == "model-2" and 1600 < i < 2300:
+            continue
+        ts = ev.ts + (400.0 if i > 1700 else 0.0) + (900.0 if i > 2000 else 0.0)
+        version = "v2" if ev.model == "model-1" and i > 2000 and i % 3 == 0 else ev.model_version
+        feats = {**ev.features, "late": 1.0} if ev.features is not None and i > 3000 else ev.features
+        out.append(msgspec.structs.replace(ev, ts=ts, model_version=version, features=feats))
+    return out
+
+
+def test_uncut_batches_give_the_results_of_tick_cut_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose ticks are inert runs in one pass per model: same alerts, in the same order, same state."""
+    events = _mixed_events(tmp_path)
+    cfg = msgspec.convert({"reference_size": 300, "window_size": 150, "eval_every": 40, "health": {"tick_every": 37},
+                           "params": {"event_gap": {"warning": 300.0, "critical": 800.0}}}, DetectionSettings)
+    cuts = sorted(random.Random(2).sample(range(1, len(events)), 30))
+    bounds = list(zip([0, *cuts], [*cuts, len(events)], strict=True))
+    paths: dict[str, int] = {"whole": 0, "ticked": 0}
+
+    def run(engine: Engine) -> tuple[list[bytes], list[int], dict[tuple[str, str], dict[str, bytes]]]:
+        alerts, rejected = [], []
+        for lo, hi in bounds:
+            result = engine.process(events[lo:hi])
+            alerts += [msgspec.json.encode(a) for a in result.alerts]
+            rejected += [lo + i for i in result.rejected]
+        return alerts, rejected, {k: m.full_state() for k, m in engine.models.items()}
+
+    fast = Engine(cfg, max_models=3)
+    for name in paths:
+        method = getattr(fast, f"_process_{name}")
+        monkeypatch.setattr(fast, f"_process_{name}", lambda *a, _m=method, _n=name: paths.__setitem__(
+            _n, paths[_n] + 1) or _m(*a))
+    exact = Engine(cfg, max_models=3)
+    monkeypatch.setattr(exact, "_ticks_inert", lambda *a: False)  # every batch cut at its ticks, as before
+    got, want = run(fast), run(exact)
+    assert paths["whole"] and paths["ticked"], paths
+    assert any(b'"pipeline_health"' in a for a in want[0]) and want[1], "stalls and the model cap must show"
+    assert got == want
+    assert fast._state == exact._state
