@@ -301,7 +301,7 @@ class RedisStore:
     # -- plumbing ---------------------------------------------------------------------
 
     def _script(self, sha: str, source: str, keys: Sequence[str], args: Sequence[Arg]) -> list[Any]:
-        self.bytes_written += sum(len(_b(x)) for x in keys) + sum(len(_b(x)) for x in args)
+        self.bytes_written += _nbytes(keys) + _nbytes(args)
         try:
             return self._call(lambda: self.client.evalsha(sha, len(keys), *keys, *args))
         except NoScriptError:
@@ -326,6 +326,17 @@ def _sha1(source: str) -> str:
     import hashlib
 
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+def _nbytes(items: Sequence[Arg]) -> int:
+    """Bytes of the arguments as sent, without encoding them (a commit has thousands)."""
+    total = 0
+    for x in items:
+        if isinstance(x, bytes) or (isinstance(x, str) and x.isascii()):
+            total += len(x)
+        else:
+            total += len(_b(x))
+    return total
 
 
 def _b(x: Arg) -> bytes:

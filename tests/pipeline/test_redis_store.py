@@ -471,3 +471,11 @@ def _without_emitted_at(line: bytes) -> dict[str, object]:
     d: dict[str, object] = msgspec.json.decode(line)
     d.pop("emitted_at", None)
     return d
+
+
+def test_bytes_written_counts_the_arguments_as_encoded() -> None:
+    from pipeline.redis_store import _b, _nbytes
+
+    args: list[str | bytes | int] = ["p:12", b"\x00\xff" * 7, 42, -7, "modèle-ü", "", b"", 10**20]
+    assert _nbytes(args) == sum(len(_b(a)) for a in args) == sum(len(str(a).encode()) if not isinstance(a, bytes)
+                                                                  else len(a) for a in args)
