@@ -39,7 +39,7 @@ from detectors.join import LabelJoin
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
 from detectors.ring import Ring
-from detectors.screen import screen_rows
+from detectors.screen import screen_quality, screen_tests
 from detectors.settings import DetectionSettings
 from detectors.stream import StreamDetector
 from detectors.view import ErrorView, View
@@ -517,13 +517,21 @@ class ModelMonitor:
         """(row, detector index) pairs that must run; screened-out p-values go to ``background``."""
         todo: list[tuple[int, int]] = []
         state = self.policy.state
-        musts: dict[str, np.ndarray | None] = {}
+        by_kind: dict[tuple[str, bool], list[int]] = {}
         for d, (det, akind) in enumerate(pairs):
-            if akind not in musts:
-                musts[akind] = np.array([(f, akind) in state for f in feats], dtype=bool) if state else None
-            rows, bg = screen_rows(det, cols, res, self.cfg, musts[akind], akind != "data_quality", cache)
+            by_kind.setdefault((akind, det.name in res), []).append(d)
+        # Screens of one alert kind run together; the order of p-values within a kind's
+        # background does not matter (the correction sorts them).
+        for (akind, tested), ds in by_kind.items():
+            must = np.array([(f, akind) in state for f in feats], dtype=bool) if state else None
+            dets = [pairs[d][0] for d in ds]
+            if tested:
+                run, bg = screen_tests(dets, cols, res, self.cfg, must, akind != "data_quality", cache)
+            else:
+                run, ones = screen_quality(dets, cols, res, must, cache)
+                bg = [1.0] * ones
             background.setdefault(akind, []).extend(bg)
-            todo.extend((int(i), d) for i in rows)
+            todo.extend((row, ds[k]) for row, k in run)
         return todo
 
     def _stream_findings(self, col: Column, feature: str | None, view: View | None,
@@ -553,7 +561,7 @@ class ModelMonitor:
 
     @staticmethod
     def _block_tests(block: NumericBlock | CategoricalBlock, members: list[Column]) -> dict[str, Any]:
-        w = np.stack([c.values.arr for c in members])
+        w = np.array([c.values.arr for c in members])
         if isinstance(block, RankedNumericBlock):
             if np.isnan(w).any():  # a member with missing or bad values: a harmless stand-in, row unused
                 w[np.isnan(w)] = 0.0

@@ -39,11 +39,7 @@ def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: Detecti
     """
     cache = {} if cache is None else cache
     if det.name in res:
-        usable = cache.get(("usable", det.name))
-        if usable is None:
-            mc = getattr(det.params, "min_count", 0) if drift else 0
-            usable = cache[("usable", det.name)] = np.array([c.ref.m >= mc and cfg.window_size >= mc for c in cols],
-                                                            dtype=bool)
+        usable = _usable(det, cols, cfg, drift, cache)
         p = res[det.name]
         run = (p <= cfg.policy.alpha) & usable if must is None else ((p <= cfg.policy.alpha) | must) & usable
         return np.flatnonzero(run), p[~run & usable].tolist()
@@ -55,6 +51,45 @@ def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: Detecti
     if must is None and const:
         cache[("screened", det.name)] = out
     return out
+
+
+def screen_tests(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings,
+                 must: Bools | None, drift: bool, cache: dict[Any, Any]) -> tuple[list[tuple[int, int]], list[float]]:
+    """:func:`screen_rows` of several detectors named in ``res`` at once (fewer numpy calls): the
+    (row, position in ``dets``) pairs that must run and the p-values screened out, detector by detector."""
+    key = ("tests", tuple(det.name for det in dets), drift)
+    usable = cache.get(key)
+    if usable is None:
+        usable = cache[key] = np.array([_usable(det, cols, cfg, drift, cache) for det in dets])
+    p = np.array([res[det.name] for det in dets])
+    run = p <= cfg.policy.alpha
+    if must is not None:
+        run |= must
+    run &= usable
+    pos, rows = np.nonzero(run)
+    return list(zip(rows.tolist(), pos.tolist(), strict=True)), p[usable & ~run].tolist()
+
+
+def screen_quality(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], must: Bools | None,
+                   cache: dict[Any, Any]) -> tuple[list[tuple[int, int]], int]:
+    """:func:`screen_rows` of several checks not named in ``res`` at once: the (row, position in ``dets``)
+    pairs that must run, and how many screened-out rows would have reported p = 1."""
+    parts = [_quality(det, cols, res, cache) for det in dets]
+    quiet = np.array([q for q, _, _ in parts])
+    run = ~quiet if must is None else ~quiet | must
+    pos, rows = np.nonzero(run)
+    ones = int((np.array([p for _, p, _ in parts]) & ~run).sum())
+    return list(zip(rows.tolist(), pos.tolist(), strict=True)), ones
+
+
+def _usable(det: Any, cols: Sequence[Any], cfg: DetectionSettings, drift: bool, cache: dict[Any, Any]) -> Bools:
+    """Rows whose reference and window are large enough for ``det`` (constant for a block)."""
+    usable: Bools | None = cache.get(("usable", det.name))
+    if usable is None:
+        mc = getattr(det.params, "min_count", 0) if drift else 0
+        usable = cache[("usable", det.name)] = np.array([c.ref.m >= mc and cfg.window_size >= mc for c in cols],
+                                                        dtype=bool)
+    return usable
 
 
 @functools.lru_cache(maxsize=4096)

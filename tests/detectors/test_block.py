@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.block import CategoricalBlock, NumericBlock
 from detectors.reference import CategoricalRef, NumericRef
@@ -55,3 +57,59 @@ def test_no_windowed_detectors_means_no_block_work() -> None:
     assert quiet.process(evs) == [] and not quiet._blocks
     busy.process(evs)
     assert busy._blocks  # the same stream with the detectors on is screened by a block
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 6), names=st.lists(st.sampled_from(["ks", "chi2", "psi", "js", "unseen"]),
+                                                               min_size=1, max_size=4, unique=True))
+def test_screen_tests_equals_screen_rows_one_by_one(data: st.DataObject, rows: int, names: list[str]) -> None:
+    """The joint p-value screen runs the rows and drops the p-values that separate screens do."""
+    from types import SimpleNamespace as NS
+
+    from detectors.screen import screen_rows, screen_tests
+    from detectors.settings import DetectionSettings
+
+    cfg = DetectionSettings()
+    cols = [NS(ref=NS(m=data.draw(st.sampled_from([50, 150, 2000])))) for _ in range(rows)]
+    pv = st.sampled_from([0.0, 1e-12, 1e-4, 1.0000000000000002e-4, 0.3, 1.0])
+    res = {n: np.array(data.draw(st.lists(pv, min_size=rows, max_size=rows))) for n in names}
+    must = data.draw(st.none() | st.lists(st.booleans(), min_size=rows, max_size=rows).map(np.array))
+    dets = [make(n, {}) for n in names]
+    want_rows, want_bg = [], []
+    for k, det in enumerate(dets):
+        r, bg = screen_rows(det, cols, res, cfg, must, True, {})
+        want_rows += [(int(i), k) for i in r]
+        want_bg += bg
+    got_rows, got_bg = screen_tests(dets, cols, res, cfg, must, True, {})
+    assert sorted(got_rows) == sorted(want_rows)
+    assert got_bg == want_bg
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 5),
+       names=st.lists(st.sampled_from(["missing_rate", "non_finite", "out_of_range", "type_change", "frozen",
+                                       "schema", "constant_output"]), min_size=1, max_size=5, unique=True))
+def test_screen_quality_equals_screen_rows_one_by_one(data: st.DataObject, rows: int, names: list[str]) -> None:
+    """The joint data-quality screen runs the rows, and counts the p = 1 rows, that separate screens do."""
+    from types import SimpleNamespace as NS
+
+    from detectors.screen import screen_quality, screen_rows
+    from detectors.settings import DetectionSettings
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    refs = [NumericRef.build(np.round(rng.normal(size=300), int(rng.integers(0, 3))), n_total=320,
+                             missing=int(rng.integers(0, 2)) * 20, nonfinite=int(rng.integers(0, 2)),
+                             badtype=int(rng.integers(0, 2))) for _ in range(rows)]
+    cols = [NS(ref=r, meta=NS(run=data.draw(st.integers(0, 400)))) for r in refs]
+    lo = np.array([r.lo - data.draw(st.sampled_from([0.0, 5.0])) for r in refs])
+    res = {"min": lo, "max": lo + 3.0, "ks": np.ones(rows)}
+    must = data.draw(st.none() | st.lists(st.booleans(), min_size=rows, max_size=rows).map(np.array))
+    dets = [make(n, {}) for n in names]
+    want_rows, want_ones = [], 0
+    for k, det in enumerate(dets):
+        r, bg = screen_rows(det, cols, res, DetectionSettings(), must, False, {})
+        want_rows += [(int(i), k) for i in r]
+        want_ones += len(bg)
+        assert set(bg) <= {1.0}
+    got_rows, got_ones = screen_quality(dets, cols, res, must, {})
+    assert sorted(got_rows) == sorted(want_rows) and got_ones == want_ones
