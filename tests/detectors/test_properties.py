@@ -90,3 +90,25 @@ def test_a_stream_from_its_own_reference_rarely_fires(seeds: list[int]) -> None:
         alerts = ModelMonitor("m", "v1", cfg).process(stream(3000, seed=seed))
         fired += any(a.status == "firing" for a in alerts)
     assert fired <= 1
+
+
+_VALUE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70), st.none(),
+                   st.booleans(), st.text(max_size=2))
+
+
+@given(st.lists(st.lists(_VALUE, min_size=3, max_size=3).map(tuple), min_size=1, max_size=5))
+def test_numeric_rows_accept_what_the_type_set_accepted(rows: list[tuple[object, ...]]) -> None:
+    """The segment's numeric fast path is taken for exactly the builtin types it took before, same floats."""
+    from itertools import chain
+
+    from detectors.monitor import _NUMERIC_ROWS
+
+    before = set(map(type, chain.from_iterable(rows))) <= {float, int, type(None)}
+    try:
+        got = _NUMERIC_ROWS(rows)
+    except msgspec.ValidationError:
+        assert not before
+        return
+    assert before
+    want, have = np.array(rows, dtype=np.float64), np.array(got, dtype=np.float64)
+    assert np.array_equal(want, have, equal_nan=True)
