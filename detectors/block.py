@@ -32,6 +32,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 GAP = 4.0
 """Distance between two rows' key ranges (each row's keys lie in [-1, 2])."""
+_sum, _min, _max = np.add.reduce, np.minimum.reduce, np.maximum.reduce
 
 
 def _pad(rows: Sequence[npt.NDArray[Any]], width: int, fill: float) -> FloatArray:
@@ -54,24 +55,28 @@ class BinnedRows:
         self.p = (self.ref + 0.5) / (nr + 0.5 * k)  # reference-only terms, computed once
         self.pr = self.ref / np.maximum(nr, 1)
         self.dof_k = np.maximum(self.k - 1, 1)
+        self._nr, self._half_k = nr, 0.5 * k
 
     def tests(self, win: FloatArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi and js per row (as the per-column detectors compute them)."""
-        r, w, nr = self.ref, win, self.nr[:, None]
-        nw = w.sum(axis=1, keepdims=True)
+        # Ufunc reductions called directly: ndarray.sum() adds a Python wrapper per call, and
+        # these arrays are small enough for that to be a good part of the cost.
+        r, w, nr = self.ref, win, self._nr
+        nw = _sum(w, axis=1, keepdims=True)
         col = r + w
         used = col > 0
         safe = np.where(used, col, 1.0)
-        er, ew = safe * nr / (nr + nw), safe * nw / (nr + nw)
-        chi2 = np.where(used, (r - er) ** 2 / er + (w - ew) ** 2 / ew, 0.0).sum(axis=1)
-        dof = np.maximum(used.sum(axis=1) - 1, 1)
-        k, p, pr = self.k[:, None], self.p, self.pr
-        q = (w + 0.5) / (nw + 0.5 * k)
-        psi = np.where(self.real, (q - p) * np.log(q / p), 0.0).sum(axis=1)
-        eff = (nr * nw / (nr + nw))[:, 0]
+        tot = nr + nw
+        er, ew = safe * nr / tot, safe * nw / tot
+        chi2 = _sum(np.where(used, (r - er) ** 2 / er + (w - ew) ** 2 / ew, 0.0), axis=1)
+        dof = np.maximum(np.count_nonzero(used, axis=1) - 1, 1)
+        p, pr = self.p, self.pr
+        q = (w + 0.5) / (nw + self._half_k)
+        psi = _sum(np.where(self.real, (q - p) * np.log(q / p), 0.0), axis=1)
+        eff = (nr * nw / tot)[:, 0]
         qw = w / np.maximum(nw, 1)
         mid = (pr + qw) / 2
-        jsd = (special.rel_entr(pr, mid).sum(axis=1) + special.rel_entr(qw, mid).sum(axis=1)) / 2
+        jsd = (_sum(special.rel_entr(pr, mid), axis=1) + _sum(special.rel_entr(qw, mid), axis=1)) / 2
         return {
             "chi2": special.chdtrc(dof, chi2),
             "psi": special.chdtrc(self.dof_k, psi * eff),
@@ -119,12 +124,20 @@ class NumericBlock:
                                  self.edgekeys, self.row + 3.0)
         self.binned = BinnedRows([r.counts for r in refs])
         self.cache: dict[Any, Any] = {}
+        self._inv_m = 1.0 / self.m[:, None]
+        self._ks_consts: dict[int, tuple[Any, Any, Any]] = {}
 
     def _key(self, x: FloatArray, i: int | None = None) -> FloatArray:
         lo = self.lo[:, None] if i is None else self.lo[i]
         span = self.span[:, None] if i is None else self.span[i]
         row = self.row if i is None else i * GAP
-        return np.clip((x - lo) / span, -1.0, 2.0) + row  # type: ignore[no-any-return]
+        # np.clip((x - lo) / span, -1.0, 2.0) + row, in place (np.clip is maximum then minimum).
+        key: FloatArray = np.subtract(x, lo)
+        np.divide(key, span, out=key)
+        np.maximum(key, -1.0, out=key)
+        np.minimum(key, 2.0, out=key)
+        key += row
+        return key
 
     def ks(self, sorted_w: FloatArray) -> tuple[FloatArray, FloatArray]:
         """KS statistic and asymptotic p-value per row (rows of ``sorted_w`` sorted)."""
@@ -146,10 +159,14 @@ class NumericBlock:
 
     def _ks_from_ranks(self, lower: IntArray, upper: IntArray, n: int) -> tuple[FloatArray, FloatArray]:
         """KS from the row-sorted reference ranks of the window values."""
-        inv_m = 1.0 / self.m[:, None]
-        step = np.arange(n) * (1.0 / n)
-        d = np.maximum((step + 1.0 / n - upper * inv_m).max(axis=1), (lower * inv_m - step).max(axis=1))
-        return d, special.kolmogorov(np.sqrt(n * self.m / (n + self.m)) * d)
+        consts = self._ks_consts.get(n)
+        if consts is None:  # per window length: the steps i/n and (i+1)/n, the statistic's scale
+            step = np.arange(n) * (1.0 / n)
+            consts = self._ks_consts[n] = (step, step + 1.0 / n, np.sqrt(n * self.m / (n + self.m)))
+        step, step_next, scale = consts
+        inv_m = self._inv_m
+        d = np.maximum(_max(step_next - upper * inv_m, axis=1), _max(lower * inv_m - step, axis=1))
+        return d, special.kolmogorov(scale * d)
 
     def bins(self, sorted_w: FloatArray) -> FloatArray:
         """Window counts per reference quantile bin, per row."""
@@ -192,12 +209,19 @@ class RankedNumericBlock(NumericBlock):
         lower, upper, binidx = self._update(w, counts)
         _, p_ks = self._ks_from_ranks(np.sort(lower, axis=1), np.sort(upper, axis=1), n)
         nb = self.nedges + 1
-        flat = (binidx + (np.arange(c) * nb)[:, None]).ravel()
+        flat = (binidx + self._row_offsets(c, nb)).ravel()
         win = np.bincount(flat, minlength=c * nb).reshape(c, nb).astype(np.float64)
         out = self.binned.tests(win)
         out["ks"] = p_ks
-        out["min"], out["max"] = w.min(axis=1), w.max(axis=1)
+        out["min"], out["max"] = _min(w, axis=1), _max(w, axis=1)
         return out
+
+    def _row_offsets(self, c: int, step: int) -> IntArray:
+        """``arange(c)[:, None] * step`` (kept: the same few are asked for at every evaluation)."""
+        offsets: IntArray | None = self.cache.get(("offsets", c, step))
+        if offsets is None:
+            offsets = self.cache[("offsets", c, step)] = np.arange(c)[:, None] * step
+        return offsets
 
     def _update(self, w: FloatArray, counts: IntArray) -> tuple[Any, Any, Any]:
         c, n = w.shape
@@ -211,18 +235,20 @@ class RankedNumericBlock(NumericBlock):
             self.state = (*ranks, np.full(c, -1, dtype=np.int64))
         lower, upper, binidx, seen = self.state
         k = counts - seen
-        todo = n if bool(((seen < 0) | (k >= n) | (k < 0)).any()) else int(k.max())
+        kmin, kmax = int(_min(k)), int(_max(k))
+        # seen is -1 everywhere until the first update, then the counts everywhere
+        todo = n if seen[0] < 0 or kmax >= n or kmin < 0 else kmax
         if todo:
-            rows = np.arange(c)[:, None]
+            rows = self._row_offsets(c, 1)
             first = int(counts[0]) - todo
-            if todo == n or (first % n + todo <= n and bool((counts == counts[0]).all())):
+            if todo == n or (first % n + todo <= n and int(_min(counts)) == int(_max(counts))):
                 pos: Any = slice(first % n, first % n + todo) if todo < n else slice(None)
                 idx: Any = (slice(None), pos)  # one contiguous block of slots in every row
             else:
                 idx = (rows, (counts[:, None] - todo + np.arange(todo)) % n)
             keys = self._key(w[idx])
             lower[idx], upper[idx] = self._ranks(keys)
-            binidx[idx] = np.searchsorted(self.edgeflat, keys, side="right") - rows * self.nedges
+            binidx[idx] = np.searchsorted(self.edgeflat, keys, side="right") - self._row_offsets(c, self.nedges)
             seen[:] = counts
         return lower, upper, binidx
 

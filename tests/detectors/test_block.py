@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.block import CategoricalBlock, NumericBlock
+from detectors.block import BinnedRows, BlockSpace, CategoricalBlock, NumericBlock, RankedNumericBlock
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.registry import make
 from detectors.view import View
@@ -113,3 +113,63 @@ def test_screen_quality_equals_screen_rows_one_by_one(data: st.DataObject, rows:
         assert set(bg) <= {1.0}
     got_rows, got_ones = screen_quality(dets, cols, res, must, {})
     assert sorted(got_rows) == sorted(want_rows) and got_ones == want_ones
+
+
+def _binned_before(b: BinnedRows, win: np.ndarray) -> dict[str, np.ndarray]:
+    """BinnedRows.tests as first written (the reference for its leaner form)."""
+    from scipy import special
+
+    r, w, nr = b.ref, win, b.nr[:, None]
+    nw = w.sum(axis=1, keepdims=True)
+    col = r + w
+    used = col > 0
+    safe = np.where(used, col, 1.0)
+    er, ew = safe * nr / (nr + nw), safe * nw / (nr + nw)
+    chi2 = np.where(used, (r - er) ** 2 / er + (w - ew) ** 2 / ew, 0.0).sum(axis=1)
+    dof = np.maximum(used.sum(axis=1) - 1, 1)
+    k, p, pr = b.k[:, None], b.p, b.pr
+    q = (w + 0.5) / (nw + 0.5 * k)
+    psi = np.where(b.real, (q - p) * np.log(q / p), 0.0).sum(axis=1)
+    eff = (nr * nw / (nr + nw))[:, 0]
+    qw = w / np.maximum(nw, 1)
+    mid = (pr + qw) / 2
+    jsd = (special.rel_entr(pr, mid).sum(axis=1) + special.rel_entr(qw, mid).sum(axis=1)) / 2
+    return {"chi2": special.chdtrc(dof, chi2), "psi": special.chdtrc(b.dof_k, psi * eff),
+            "js": special.chdtrc(b.dof_k, 8 * jsd * eff)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.integers(1, 6), steps=st.lists(st.integers(1, 700), min_size=1, max_size=5),
+       decimals=st.sampled_from([0, 1, 5]))
+def test_ranked_block_equals_the_sorting_block_bit_for_bit(seed: int, rows: int, steps: list[int],
+                                                          decimals: int) -> None:
+    """Ring updates of any size (wrapping, whole windows, unequal counts) give exactly the sorting block's
+    p-values; the binned tests and keys equal their first definitions bit for bit."""
+    from scipy import special
+
+    rng = np.random.default_rng(seed)
+    refs = [NumericRef.build(np.round(rng.normal(size=int(rng.integers(50, 400))), decimals), n_total=400)
+            for _ in range(rows)]
+    n = 120
+    ranked, plain = RankedNumericBlock(refs, BlockSpace(rows, 400, n)), NumericBlock(refs)
+    ring, counts = np.zeros((rows, n)), np.zeros(rows, dtype=np.int64)
+    for step in steps:
+        for r in range(rows):
+            k = step if r % 2 == 0 else max(step - r, 1)
+            vals = np.round(rng.normal(0.5, 2.0, size=k), decimals)
+            for v in vals:
+                ring[r, counts[r] % n] = v
+                counts[r] += 1
+        got = ranked.ranked_tests(ring.copy(), counts.copy())
+        want = plain.tests(ring.copy())
+        for name in ("ks", "chi2", "psi", "js", "min", "max"):
+            assert np.array_equal(got[name], want[name]), name
+        win = plain.bins(np.sort(ring, axis=1))
+        before = _binned_before(plain.binned, win)
+        assert all(np.array_equal(plain.binned.tests(win)[t], before[t]) for t in before)
+        x = np.r_[ring.ravel(), -0.0, 1e300, -1e300][None, :]
+        lo, span = plain.lo[0], plain.span[0]
+        assert np.array_equal(plain._key(x, 0), np.clip((x - lo) / span, -1.0, 2.0) + 0.0)
+        n_m = np.sqrt(n * plain.m / (n + plain.m))
+        d, p = plain.ks(np.sort(ring, axis=1))
+        assert np.array_equal(p, special.kolmogorov(n_m * d))
