@@ -261,11 +261,15 @@ class WaitingStore:
         p = self.next_pos
         slot = p % self.capacity
         kinds, keys, evicted = self.kind, self.keys, None
-        if kinds[slot]:
-            old = keys[slot]
-            self.pop(old)
-            evicted = old if old != h else None
         index, mask = self.index, self.mask
+        if kinds[slot]:  # evict the entry in this slot (what pop(its key) does, its cell found by slot)
+            old = keys[slot]
+            i, mark = old & mask, slot + 1
+            while index[i] != mark:
+                i = (i + 1) & mask
+            self._unindex(i)
+            self.live -= 1
+            evicted = old if old != h else None
         i = h & mask
         while True:
             t = index[i]
