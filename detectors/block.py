@@ -151,7 +151,7 @@ class NumericBlock:
         left = np.searchsorted(self.refkeys, flat, side="left")
         tied = self.refkeys[np.minimum(left, len(self.refkeys) - 1)] == flat
         right = left
-        if tied.any():
+        if np.count_nonzero(tied):
             right = left.copy()
             right[tied] = np.searchsorted(self.refkeys, flat[tied], side="right")
         start = self.start.reshape((-1,) + (1,) * (keys.ndim - 1))

@@ -101,7 +101,7 @@ class Column:
         self.values.extend(arr)
         self.flags.extend(flags)
         self.meta.n += len(vals)
-        ok = None if not flags.any() else flags == OK
+        ok = None if not np.count_nonzero(flags) else flags == OK  # count_nonzero: no Python wrapper, unlike any()
         valid = arr if ok is None else arr[ok]
         self._track_run(valid, vals, flags, ok is None)
         if self.stream and len(valid):
@@ -203,7 +203,10 @@ class Column:
         else:
             raw = vals if all_ok else [v for v, f in zip(vals, flags.tolist(), strict=True) if f == OK]
             last = raw[-1]  # type: ignore[assignment]
-            tail = next((len(raw) - 1 - i for i in range(len(raw) - 1, -1, -1) if raw[i] != last), len(raw))
+            i = len(raw) - 1
+            while i >= 0 and raw[i] == last:  # the trailing run of values equal to the last
+                i -= 1
+            tail = len(raw) - 1 - i
         same = tail == len(valid) and m.run_value == last and type(m.run_value) is type(last)
         m.run = m.run + tail if same else tail
         m.run_value = last

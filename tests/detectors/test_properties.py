@@ -112,3 +112,24 @@ def test_numeric_rows_accept_what_the_type_set_accepted(rows: list[tuple[object,
     assert before
     want, have = np.array(rows, dtype=np.float64), np.array(got, dtype=np.float64)
     assert np.array_equal(want, have, equal_nan=True)
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b", None, True]), min_size=1, max_size=8), min_size=1, max_size=6))
+def test_categorical_run_is_the_trailing_run_of_equal_valid_values(pieces: list[list[object]]) -> None:
+    """The run a column tracks across pieces is the length of the last stretch of equal valid values."""
+    from detectors.column import Column
+
+    col = Column("c", "feature", "categorical", ref_capacity=4, window=50)
+    col.feed(["a", "b"], ref=True)
+    col.freeze(bins=2, max_categories=10)
+    for piece in pieces:
+        col.feed(piece, ref=False)
+    valid = [v for piece in pieces for v in piece if v is not None]  # str and bool are valid categories
+    if not valid:
+        return
+    run = 0
+    for v in reversed(valid):
+        if v != valid[-1]:
+            break
+        run += 1
+    assert (col.meta.run, col.meta.run_value) == (run, valid[-1])
