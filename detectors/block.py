@@ -69,7 +69,7 @@ class BinnedRows:
         tot = nr + nw
         er, ew = safe * nr / tot, safe * nw / tot
         chi2 = _sum(np.where(used, (r - er) ** 2 / er + (w - ew) ** 2 / ew, 0.0), axis=1)
-        dof = np.maximum(np.count_nonzero(used, axis=1) - 1, 1)
+        dof = np.maximum(_sum(used, axis=1) - 1, 1)
         p, pr = self.p, self.pr
         q = (w + 0.5) / (nw + self._half_k)
         psi = _sum(np.where(self.real, (q - p) * np.log(q / p), 0.0), axis=1)
@@ -250,13 +250,13 @@ class RankedNumericBlock(NumericBlock):
             # Searched in sorted order: each search then starts near the last one in the large
             # reference array (random order costs a cache miss per step); ranks are counts, so
             # the order of the searches does not change them.
-            order = np.argsort(keys, axis=1)
-            ordered = np.take_along_axis(keys, order, axis=1)
+            where = (keys.argsort(axis=1) + self._row_offsets(c, keys.shape[1])).ravel()  # flat, row by row
+            ordered = keys.ravel()[where].reshape(keys.shape)
             found = np.empty((3, *keys.shape), dtype=np.int64)
             found[0], found[1] = self._ranks(ordered)
             found[2] = np.searchsorted(self.edgeflat, ordered, side="right") - self._row_offsets(c, self.nedges)
             back = np.empty_like(found)
-            back.reshape(3, -1)[:, (order + self._row_offsets(c, keys.shape[1])).ravel()] = found.reshape(3, -1)
+            back.reshape(3, -1)[:, where] = found.reshape(3, -1)
             lower[idx], upper[idx], binidx[idx] = back
             seen[:] = counts
         return lower, upper, binidx
