@@ -102,6 +102,28 @@ class Decoder:
         """Decode one recorded-log line, whose ``type`` field names its stream."""
         return self._run(self._tagged, raw, None, None)
 
+    def decode_logged_many(self, raws: list[bytes]) -> tuple[list[Event], list[tuple[int, DeadLetter]]]:
+        """:meth:`decode_logged` of each line: the events in order, and (position, dead letter) of the rest.
+
+        One loop per batch with the per-line calls and checks inlined (the edge's hot path).
+        """
+        events: list[Event] = []
+        dead: list[tuple[int, DeadLetter]] = []
+        keep, dec, tagged, limit = events.append, self._tagged.decode, self._tagged, self.max_bytes
+        for i, raw in enumerate(raws):
+            if len(raw) <= limit:
+                try:
+                    item = _to_event(dec(raw), raw, None, None)
+                except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+                    item = self._run(tagged, raw, None, None)  # again, to classify it as decode_logged does
+            else:
+                item = self._run(tagged, raw, None, None)
+            if type(item) is Event:
+                keep(item)
+            else:
+                dead.append((i, item))  # type: ignore[arg-type]
+        return events, dead
+
     def _run(
         self, dec: msgspec.json.Decoder[Wire], raw: bytes, stream: str | None, ingest_ts: float | None
     ) -> Event | DeadLetter:

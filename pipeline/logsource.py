@@ -48,17 +48,15 @@ def read_log(path: str | Path, decoder: Decoder, batch_size: int = 2000, start_l
 def _decode_lines(lines: list[bytes], first_lineno: int, decoder: Decoder) -> LogBatch:
     """Decode one batch of lines (the per-event loop: kept free of avoidable work)."""
     batch = LogBatch()
-    events, raws, dead = batch.events, batch.raw, batch.dead
-    decode = decoder.decode_logged
-    for i, line in enumerate(lines):
-        raw = line.rstrip(b"\r\n")
-        if raw and not raw.isspace():
-            item = decode(raw)
-            if type(item) is Event:
-                events.append(item)
-                raws.append(raw)
-            else:
-                dead.append(_with_line(item, first_lineno + i))  # type: ignore[arg-type]
+    kept = [raw for line in lines if (raw := line.rstrip(b"\r\n")) and not raw.isspace()]
+    batch.events, bad = decoder.decode_logged_many(kept)
+    if not bad:
+        batch.raw = kept
+        return batch
+    where = [i for i, line in enumerate(lines) if (raw := line.rstrip(b"\r\n")) and not raw.isspace()]
+    refused = {pos for pos, _ in bad}
+    batch.raw = [raw for pos, raw in enumerate(kept) if pos not in refused]
+    batch.dead = [_with_line(letter, first_lineno + where[pos]) for pos, letter in bad]
     return batch
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.events import Event
 from detectors.settings import DetectionSettings
@@ -170,3 +172,35 @@ def test_uncut_batches_give_the_results_of_tick_cut_ones(tmp_path: Path, monkeyp
     assert any(b'"pipeline_health"' in a for a in want[0]) and want[1], "stalls and the model cap must show"
     assert got == want
     assert fast._state == exact._state
+
+
+_LINES = st.sampled_from([
+    b'{"type":"features","event_id":"e1","model":"m","ts":1.0,"features":{"x":1}}',
+    b'{"type":"prediction","event_id":"p","model":"m","ts":"2026-01-01T00:00:00Z","prediction":true,"score":0.5}',
+    b'{"type":"label","event_id":"l","model":"m","ts":2.5,"prediction_id":"p","label":"cat"}',
+    b'{"type":"label","event_id":"l","model":"m","ts":2.5,"prediction_id":"p"}', b'{"type":"nope"}', b"[1]",
+    b'{"type":"features","event_id":"e","model":"m","ts":1e999,"features":{}}', b"\xff\xfe", b"{" * 3000, b"",
+    b"   ", b'{"type":"prediction","event_id":"p","model":"m","ts":1,"prediction":1,"score":2}',
+])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_LINES, max_size=12), st.sampled_from([60, 1 << 20]))
+def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_bytes: int) -> None:
+    """read_log's one-loop edge gives the events, raw lines and dead letters (with line numbers) of
+    decode_logged called on each non-blank line."""
+    from pipeline.logsource import _decode_lines
+
+    dec = Decoder(max_bytes)
+    batch = _decode_lines([line + b"\n" for line in lines], 10, dec)
+    want_events, want_raw, want_dead = [], [], []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        item = dec.decode_logged(line)
+        if type(item) is Event:
+            want_events.append(item)
+            want_raw.append(line)
+        else:
+            want_dead.append(msgspec.structs.replace(item, offset=10 + i))
+    assert (batch.events, batch.raw, batch.dead) == (want_events, want_raw, want_dead)
