@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from math import isfinite
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from detectors.events import Event, FeatureValue, StreamName, Target
+from detectors.events import Event, StreamName
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 Timestamp = float | Annotated[datetime, msgspec.Meta(tz=True)]
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+# Integers are checked in C to fit 64 bits; a wider one takes the slow path (see
+# Decoder._wide_ints): kept when a double can hold it, dead-lettered as non_finite when not.
+Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+WireValue = bool | Int64 | float | str | None
+WireTarget = bool | Int64 | float | str
+_WIDE_INT = ("Expected `int` <=", "Expected `int` >=")
 
 DEFAULT_MAX_BYTES = 1 << 20
 
@@ -43,18 +49,18 @@ class _Wire(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 
 
 class FeaturesWire(_Wire, frozen=True, tag="features", tag_field="type"):
-    features: dict[str, FeatureValue]
+    features: dict[str, WireValue]
 
 
 class PredictionWire(_Wire, frozen=True, tag="prediction", tag_field="type"):
-    prediction: Target
-    features: dict[str, FeatureValue] | None = None
+    prediction: WireTarget
+    features: dict[str, WireValue] | None = None
     score: Score | None = None
 
 
 class LabelWire(_Wire, frozen=True, tag="label", tag_field="type"):
     prediction_id: NonEmpty
-    label: Target
+    label: WireTarget
 
 
 Wire = FeaturesWire | PredictionWire | LabelWire
@@ -132,6 +138,8 @@ class Decoder:
         try:
             wire = dec.decode(raw)
         except msgspec.ValidationError as exc:
+            if str(exc).startswith(_WIDE_INT):
+                return self._wide_ints(dec, raw, stream, ingest_ts)
             return DeadLetter(_classify(str(exc)), str(exc), raw, stream)
         except msgspec.DecodeError as exc:
             reason: Reason = "not_utf8" if _bad_utf8(raw) else "not_json"
@@ -139,6 +147,59 @@ class Decoder:
         except RecursionError:
             return DeadLetter("too_deep", "JSON nesting too deep", raw, stream)
         return _to_event(wire, raw, stream, ingest_ts)
+
+
+    def _wide_ints(self, dec: msgspec.json.Decoder[Wire], raw: bytes, stream: str | None,
+                   ingest_ts: float | None) -> Event | DeadLetter:
+        """An event with an integer beyond 64 bits: as a double where one can hold it (numeric
+        features and absolute errors become doubles anyway); beyond a double: ``non_finite``."""
+        obj = msgspec.json.decode(raw)
+        where = _too_wide(obj)
+        if where:
+            return DeadLetter("non_finite", f"{where}: an integer beyond the range of a double", raw, stream)
+        try:
+            wire = msgspec.convert(_widened(obj), type=dec.type)
+        except msgspec.ValidationError as exc:
+            return DeadLetter(_classify(str(exc)), str(exc), raw, stream)
+        return _to_event(wire, raw, stream, ingest_ts)
+
+
+def _too_wide(obj: object) -> str:
+    """The path of the first integer (in the fields that may hold one) that no double can hold."""
+    if not isinstance(obj, dict):
+        return ""
+    for key in ("prediction", "label"):
+        v = obj.get(key)
+        if type(v) is int and not _fits_double(v):
+            return f"$.{key}"
+    feats = obj.get("features")
+    if isinstance(feats, dict):
+        for name, v in feats.items():
+            if type(v) is int and not _fits_double(v):
+                return f"$.features.{name}"
+    return ""
+
+
+def _fits_double(v: int) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
+def _widened(obj: Any) -> Any:
+    """``obj`` with every integer beyond 64 bits (prediction, label, feature values) as a double."""
+    def wide(v: Any) -> Any:
+        return float(v) if type(v) is int and not -(1 << 63) <= v < (1 << 63) else v
+
+    out = dict(obj)
+    for key in ("prediction", "label"):
+        if key in out:
+            out[key] = wide(out[key])
+    if isinstance(out.get("features"), dict):
+        out["features"] = {k: wide(v) for k, v in out["features"].items()}
+    return out
 
 
 def _bad_utf8(raw: bytes) -> bool:

@@ -144,3 +144,47 @@ def test_any_json_object_is_an_event_or_a_reasoned_rejection(body: dict[str, obj
             assert out.reason in REASONS
         else:
             assert out.stream == stream and out.event_id and out.model
+
+
+WIDE = "1" * 400  # no double holds it
+
+
+@pytest.mark.parametrize(("body", "stream", "where"), [
+    ('{"event_id":"e","model":"m","ts":1,"features":{"a":1,"x":%s}}', "features", "$.features.x"),
+    ('{"event_id":"e","model":"m","ts":1,"prediction":-%s}', "prediction", "$.prediction"),
+    ('{"event_id":"e","model":"m","ts":1,"prediction":1,"features":{"x":%s}}', "prediction", "$.features.x"),
+    ('{"event_id":"e","model":"m","ts":1,"prediction_id":"p","label":%s}', "label", "$.label"),
+])
+def test_an_integer_no_double_can_hold_is_non_finite(body: str, stream: str, where: str) -> None:
+    out = D.decode((body % WIDE).encode(), stream)  # type: ignore[arg-type]
+    assert isinstance(out, DeadLetter) and out.reason == "non_finite" and out.detail.startswith(where)
+
+
+def test_an_integer_beyond_64_bits_is_kept_as_a_double() -> None:
+    big = 2**70 + 1
+    out = D.decode(b'{"event_id":"e","model":"m","ts":"2026-01-01T00:00:00Z","prediction":%d,'
+                   b'"features":{"x":%d,"y":"a","z":3}}' % (big, -big), "prediction")
+    assert isinstance(out, Event)
+    assert out.prediction == float(big) and out.features == {"x": -float(big), "y": "a", "z": 3}
+    assert out.ts == 1767225600.0
+    label = D.decode_logged(b'{"type":"label","event_id":"l","model":"m","ts":1,"prediction_id":"e","label":%d}'
+                            % big)
+    assert isinstance(label, Event) and label.label == float(big)
+    # ... and not a 64-bit integer a step earlier
+    edge = D.decode(b'{"event_id":"e","model":"m","ts":1,"features":{"x":%d}}' % (2**63 - 1), "features")
+    assert isinstance(edge, Event) and edge.features == {"x": 2**63 - 1}
+
+
+def test_replay_survives_integers_of_any_size(tmp_path: typing.Any) -> None:
+    from pipeline.config import Config
+    from pipeline.replay import replay
+    from pipeline.sinks import ListSink
+
+    lines = [json.dumps({"type": "prediction", "event_id": f"e{i}", "model": "m", "ts": float(i),
+                         "prediction": i % 2, "features": {"x": float(i % 7), "n": i}}) for i in range(3000)]
+    lines[2500] = lines[2500].replace('"n": 2500', f'"n": {10**400}')
+    lines[2600] = lines[2600].replace('"n": 2600', f'"n": {2**70}')
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    summary = replay(log, Config(), ListSink())
+    assert summary.events == 2999 and summary.dead_letters == {"non_finite": 1}
