@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from detectors.events import Event, Target
-from detectors.join import JoinCounters, LabelJoin, Pending, error
+from detectors.join import CHUNK, JoinCounters, LabelJoin, Pending, error, split_chunk
 
 
 class Reference:
@@ -148,7 +148,9 @@ def test_former_layout_is_read_and_rewritten() -> None:
     assert len(j.preds) == 3 and len(j.labels) == 1 and j.joined == [(1.0, 0, 1.0)]
     delta = j.take()
     assert {k for k, v in delta.items() if v is None} == {"p:p-1", "p:p-2", "p:p-4", "l:p-9"}
-    assert sum(v is not None and k.startswith(("p:", "l:")) for k, v in delta.items()) == 4
+    chunks = {k: v for k, v in delta.items() if v is not None and k.startswith(("pc:", "lc:"))}
+    assert set(chunks) == {"pc:0", "lc:0"}
+    assert len(split_chunk(0, chunks["pc:0"])) == 3 and len(split_chunk(0, chunks["lc:0"])) == 1
     j.label(Event("label", "l2", "m", 9.0, prediction_id="p-2", label=2.0))
     j.prediction(Event("prediction", "p-9", "m", 9.5, prediction="dog"))
     assert j.take_errors() == [(1.0, 0, 1.0), (2.0, 2, 0.5), (9.5, 5, 0.0)]
@@ -156,13 +158,15 @@ def test_former_layout_is_read_and_rewritten() -> None:
 
 def test_a_smaller_cap_on_restore_drops_the_oldest_as_evicted() -> None:
     j = LabelJoin(1e9, 100, 10)
-    for i in range(40):
+    for i in range(90):  # slots 0..89: chunks pc:0 and pc:1
         j.prediction(Event("prediction", f"p{i}", "m", float(i), prediction=1))
     small = LabelJoin(1e9, 10, 10)
     small.load({k: v for k, v in j.take().items() if v is not None})
-    assert len(small.preds) == 10 and small.c.evicted_predictions == 30
-    assert "p39" in small.preds and "p29" not in small.preds
-    assert sum(v is None for v in small.take().values()) == 30
+    assert len(small.preds) == 10 and small.c.evicted_predictions == 80
+    assert "p89" in small.preds and "p79" not in small.preds
+    delta = {k: v for k, v in small.take().items() if k.startswith("pc:")}
+    assert delta.keys() == {"pc:0", "pc:1"} and delta["pc:1"] is None  # the stale chunk is deleted
+    assert len(split_chunk(0, delta["pc:0"] or b"")) == 10
 
 
 def test_memory_is_allocated_up_front_and_does_not_grow_with_the_stream() -> None:
@@ -195,8 +199,35 @@ def test_stored_fields_are_bounded_by_the_caps() -> None:
                     stored.pop(k, None)
                 else:
                     stored[k] = v
-    pending = [k for k in stored if k.startswith(("p:", "l:"))]
-    assert len(pending) <= 120 and all(len(stored[k]) in (25, 33) for k in pending)
+    chunks = [k for k in stored if k.startswith(("pc:", "lc:"))]
+    records = [r for k in chunks for _, r in split_chunk(0, stored[k])]
+    assert len(chunks) <= 2 + 1 and all(len(stored[k]) <= CHUNK * 33 for k in chunks)  # ceil(100/64) + ceil(20/64)
+    assert len(records) == len(j.preds) + len(j.labels) <= 120 and all(len(r) in (25, 33) for r in records)
+    assert not [k for k in stored if k.startswith(("p:", "l:"))]
+
+
+def test_the_per_slot_layout_is_read_and_rewritten_as_chunks() -> None:
+    """The layout before chunks: one field ``p:<slot>`` per waiting entry."""
+    j = LabelJoin(1e9, 200, 50)
+    feed(j, ops(3, 400))
+    j.take()
+    per_slot: dict[str, bytes] = {"j": j.take()["j"]}
+    for prefix, store in (("p:", j.preds), ("l:", j.labels)):
+        for slot in range(store.capacity):
+            rec = store.record(slot)
+            if rec is not None:
+                per_slot[f"{prefix}{slot}"] = rec
+    assert len(per_slot) > 20
+    again = LabelJoin(1e9, 200, 50)
+    again.load(per_slot)
+    delta = again.take()
+    assert {k for k, v in delta.items() if v is None} == {k for k in per_slot if k != "j"}
+    stored = {k: v for k, v in delta.items() if v is not None}
+    third = LabelJoin(1e9, 200, 50)
+    third.load(stored)
+    for store, other in ((j.preds, third.preds), (j.labels, third.labels)):
+        assert [store.record(s) for s in range(store.capacity)] == [other.record(s) for s in range(other.capacity)]
+    assert set(third.take()) == {"j"}
 
 
 def test_a_larger_cap_on_restore_keeps_every_entry() -> None:

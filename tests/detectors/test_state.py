@@ -8,7 +8,7 @@ from dw_streams import SMALL, stream
 
 from detectors.baseline import build_baseline, decode_baseline, encode_baseline
 from detectors.events import Event
-from detectors.join import LabelJoin
+from detectors.join import LabelJoin, split_chunk
 from detectors.monitor import ModelMonitor
 from detectors.settings import DetectionSettings
 
@@ -42,16 +42,21 @@ def test_reference_written_once() -> None:
     assert not any(k.startswith(("r:", "rc:")) for k in m.take_delta())
 
 
-def test_join_pending_entries_added_and_removed_individually() -> None:
+def test_join_chunks_in_the_deltas_hold_exactly_the_waiting_predictions() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     evs = stream(200, seed=1)
-    m.process(evs[:100])
-    d1 = m.take_delta()
-    added = {k for k, v in d1.items() if k.startswith("p:") and v is not None}
-    m.process(evs[100:200])
-    d2 = m.take_delta()
-    removed = {k for k, v in d2.items() if k.startswith("p:") and v is None}
-    assert added and removed and removed <= added | {k for k in d2 if k.startswith("p:")}
+    stored: dict[str, bytes] = {}
+    for part in (evs[:100], evs[100:200]):
+        m.process(part)
+        delta = m.take_delta()
+        assert any(k.startswith("pc:") for k in delta)
+        for k, v in delta.items():
+            if v is None:
+                stored.pop(k, None)
+            else:
+                stored[k] = v
+        waiting = [r for k, v in stored.items() if k.startswith("pc:") for r in split_chunk(0, v)]
+        assert len(waiting) == len(m.join.preds) > 0
 
 
 def test_label_join_bounds_are_counted() -> None:
@@ -82,8 +87,8 @@ def test_memory_bounded_by_windows_not_stream_length() -> None:
 
     def size() -> tuple[int, int]:
         state = m.full_state()
-        return sum(len(v) for k, v in state.items() if not k.startswith(("p:", "l:"))), \
-            sum(k.startswith("p:") for k in state)
+        return sum(len(v) for k, v in state.items() if not k.startswith(("pc:", "lc:"))), \
+            sum(len(split_chunk(0, v)) for k, v in state.items() if k.startswith("pc:"))
 
     m.process(evs[:3000])
     a, pa = size()
