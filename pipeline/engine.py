@@ -126,14 +126,7 @@ class Engine:
                        rejected: list[int]) -> list[Alert]:
         """The batch in one pass per model (its ticks are inert), alerts in the order tick segments give them."""
         every, e0, models = self.settings.health.tick_every, self._state.events, self.models
-        admitted: list[tuple[ModelKey, _Group]] = []
-        refused: list[int] = []
-        for key, group in groups.items():
-            if key in models or self._admit(key):
-                admitted.append((key, group))
-            else:
-                refused += group[1]
-        rejected += sorted(refused)
+        admitted = self._admitted(groups, 0, rejected)
         if admitted:
             top = max(max(map(_ts, evs)) for _, (evs, _) in admitted)
             wm = self._state.watermark
@@ -155,22 +148,26 @@ class Engine:
         return [a for _, alerts in found for a in alerts]
 
     def _segment(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> list[Alert]:
-        groups: dict[ModelKey, list[Event]] = {}
-        models = self.models
-        for i, ev in enumerate(segment):
-            key = (ev.model, ev.model_version)
-            group = groups.get(key)
-            if group is None:
-                if key not in models and not self._admit(key):
-                    rejected.append(offset + i)
-                    continue
-                group = groups[key] = []
-            group.append(ev)
+        admitted = self._admitted(_group(segment), offset, rejected)
         self._advance_watermark(segment, offset, rejected)
         alerts: list[Alert] = []
-        for key, events in groups.items():
-            alerts += models[key].process(events)
+        for key, (events, _) in admitted:
+            alerts += self.models[key].process(events)
         return alerts
+
+    def _admitted(self, groups: dict[ModelKey, _Group], offset: int,
+                  rejected: list[int]) -> list[tuple[ModelKey, _Group]]:
+        """The groups of models held or admitted now (in first-event order); the batch positions
+        (``offset`` + position) of the refused ones' events go to ``rejected``, in order."""
+        admitted: list[tuple[ModelKey, _Group]] = []
+        refused: list[int] = []
+        for key, group in groups.items():
+            if key in self.models or self._admit(key):
+                admitted.append((key, group))
+            else:
+                refused += group[1]
+        rejected += sorted(offset + p for p in refused)
+        return admitted
 
     def _advance_watermark(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> None:
         """Raise the watermark to the latest admitted event time (in stream order, like a running max)."""
