@@ -153,53 +153,35 @@ class Decoder:
                    ingest_ts: float | None) -> Event | DeadLetter:
         """An event with an integer beyond 64 bits: as a double where one can hold it (numeric
         features and absolute errors become doubles anyway); beyond a double: ``non_finite``."""
-        obj = msgspec.json.decode(raw)
-        where = _too_wide(obj)
+        obj, where = _widened(msgspec.json.decode(raw))
         if where:
             return DeadLetter("non_finite", f"{where}: an integer beyond the range of a double", raw, stream)
         try:
-            wire = msgspec.convert(_widened(obj), type=dec.type)
+            wire = msgspec.convert(obj, type=dec.type)
         except msgspec.ValidationError as exc:
             return DeadLetter(_classify(str(exc)), str(exc), raw, stream)
         return _to_event(wire, raw, stream, ingest_ts)
 
 
-def _too_wide(obj: object) -> str:
-    """The path of the first integer (in the fields that may hold one) that no double can hold."""
+def _widened(obj: Any) -> tuple[Any, str]:
+    """``obj`` with every integer beyond 64 bits (prediction, label, feature values) as a double,
+    and the path of the first one no double can hold ("" if none)."""
     if not isinstance(obj, dict):
-        return ""
-    for key in ("prediction", "label"):
-        v = obj.get(key)
-        if type(v) is int and not _fits_double(v):
-            return f"$.{key}"
-    feats = obj.get("features")
-    if isinstance(feats, dict):
-        for name, v in feats.items():
-            if type(v) is int and not _fits_double(v):
-                return f"$.features.{name}"
-    return ""
-
-
-def _fits_double(v: int) -> bool:
-    try:
-        float(v)
-    except OverflowError:
-        return False
-    return True
-
-
-def _widened(obj: Any) -> Any:
-    """``obj`` with every integer beyond 64 bits (prediction, label, feature values) as a double."""
-    def wide(v: Any) -> Any:
-        return float(v) if type(v) is int and not -(1 << 63) <= v < (1 << 63) else v
-
+        return obj, ""
     out = dict(obj)
-    for key in ("prediction", "label"):
-        if key in out:
-            out[key] = wide(out[key])
+    values: list[tuple[tuple[str, ...], Any]] = [((key,), out[key]) for key in ("prediction", "label") if key in out]
     if isinstance(out.get("features"), dict):
-        out["features"] = {k: wide(v) for k, v in out["features"].items()}
-    return out
+        out["features"] = dict(out["features"])
+        values += [(("features", name), v) for name, v in out["features"].items()]
+    for path, v in values:
+        if type(v) is int and not -(1 << 63) <= v < (1 << 63):
+            try:
+                wide = float(v)
+            except OverflowError:
+                return obj, "$." + ".".join(path)
+            node = out if len(path) == 1 else out["features"]
+            node[path[-1]] = wide
+    return out, ""
 
 
 def _bad_utf8(raw: bytes) -> bool:
