@@ -612,6 +612,12 @@ class KafkaSource:
             if pos is not None:
                 self.consumer.seek(tp, pos)
 
+    def wedge_for_test(self) -> None:
+        """Fault hook ``wedge_fetch``: kafka-python stops fetching every held partition (its
+        revocation gate, which no seek clears), like a client wedged on its own."""
+        sub = self.consumer._subscription
+        sub.mark_pending_revocation(set(sub.assigned_partitions()))
+
     def close(self) -> None:
         """Leave the group (revocation listener runs, then LeaveGroup)."""
         with contextlib.suppress(Exception):  # during shutdown; the group times us out anyway

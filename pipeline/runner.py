@@ -559,8 +559,7 @@ class Runner:
             run.advisory_at = now + ADVISORY_EVERY_S
         self.faults.after_batch()
         if self.faults.wedge_now():
-            sub = self.source.consumer._subscription  # the fault emulates a client that stopped fetching
-            sub.mark_pending_revocation(set(sub.assigned_partitions()))
+            self.source.wedge_for_test()
 
     def _publish(self, run: ShardRun) -> None:
         """Publish the shard's outbox (oldest first), wait for acks, remove what was sent."""
