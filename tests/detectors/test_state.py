@@ -76,7 +76,7 @@ def test_label_before_prediction_joins_when_the_prediction_arrives() -> None:
     j = LabelJoin(horizon_s=100.0, max_pending=10, max_labels=10)
     j.label(Event("label", "l1", "m", 1.0, prediction_id="p1", label=2.5))
     j.prediction(Event("prediction", "p1", "m", 0.5, prediction=2.0))
-    assert j.take_errors() == [(0.5, 1, 0.5)] and j.c.binary is False
+    assert j.take_errors() == [(0.5, 1, 0.5, None, None, 2)] and j.c.binary is False
 
 
 def test_memory_bounded_by_windows_not_stream_length() -> None:

@@ -1,0 +1,48 @@
+"""The reference band of a performance metric: how far windows of the reference stray from its value.
+
+A metric computed on a window of ``w`` items (accuracy, mean absolute error,
+ROC AUC, and their estimates from scores) moves, to first order, by the mean of
+its items' influence values over the window (for a mean, the influence value is
+the item's own term minus the mean). The spread of windows of length ``w`` is
+therefore measured on the reference's influence values, in time order, as the
+mean square of their sliding means over every position: dependent data (runs of
+errors, a slowly wandering error rate that the reference contains) widens it
+just as it widens the live windows' spread. It is never taken below the value
+for independent items, ``var(influence) / w``. A window of the reference that is
+not shorter than the reference has only that value.
+
+The live window is compared with the reference's value, itself an estimate from
+``m`` items: its variance, ``w / m`` of the window's, is added.
+
+>>> psi = np.r_[np.full(50, 1.0), np.full(50, -1.0)]  # two long runs: windows of 10 stray far
+>>> v = window_variance(psi, [10, 200])
+>>> round(v[10], 3), round(v[200], 4)  # 10-windows: about 1 (not 1/10) plus 10 %; 200: 1/200 plus 200 %
+(1.02, 0.015)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def window_variance(influence: FloatArray, sizes: Sequence[int]) -> dict[int, float]:
+    """Variance of a ``w``-item window's metric around the reference value, reference uncertainty included."""
+    m = len(influence)
+    if m == 0:
+        return {}
+    centred = influence - influence.mean()
+    iid = float(centred.var())
+    cum = np.r_[0.0, np.cumsum(centred)]
+    out: dict[int, float] = {}
+    for w in sizes:
+        own = iid / w
+        if w < m:
+            means = (cum[w:] - cum[:-w]) / w
+            own = max(own, float(np.mean(means * means)))
+        out[int(w)] = own * (1.0 + w / m)
+    return out
