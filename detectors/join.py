@@ -537,7 +537,7 @@ class LabelJoin:
                 continue
             # Another capacity, or the former layout (a field per id): store the entries again, oldest first.
             rows = store.entries(records, pos, cap)
-            rows += [(pos + i, (key_hash(name[2:]), e.seq, e.ts, *encode_value(e.value)))
+            rows += [(pos + i, (key_hash(name[2:]), e.seq, e.ts, *encode_value(e.value), None))
                      for i, (name, e) in enumerate(sorted(legacy, key=lambda kv: kv[1].seq))]
             evicted = sum(store.add(*args) is not None for _, args in sorted(rows, key=lambda r: r[0]))
             if attr == "pred":

@@ -35,7 +35,7 @@ from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.events import Alert, Event
 from detectors.health import EventGap, HealthView
-from detectors.join import LabelJoin
+from detectors.join import Joined, LabelJoin
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
 from detectors.ring import Ring
@@ -618,7 +618,7 @@ class ModelMonitor:
             out.append((key, _stream_score(det, hits.get(det.name), None, view.window())))
         return out
 
-    def _feed_errors(self, errs: list[tuple[float, int, float]]) -> dict[str, tuple[float, float | None]]:
+    def _feed_errors(self, errs: list[Joined]) -> dict[str, tuple[float, float | None]]:
         ts = np.array([e[0] for e in errs])
         vals = np.array([e[2] for e in errs])
         ref = self.rings["er:err"]
