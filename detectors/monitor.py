@@ -36,6 +36,7 @@ from detectors.errors import SnapshotError
 from detectors.events import Alert, Event
 from detectors.health import EventGap, HealthView
 from detectors.join import Joined, LabelJoin
+from detectors.performance import Performance
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
 from detectors.ring import Ring
@@ -82,6 +83,7 @@ class ModelMonitor:
                       "er:err": Ring(c.reference_size), "ew:err": Ring(c.window_size), "et:err": Ring(c.window_size),
                       "lg:lag": Ring(settings.health.lag_window)}
         self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
+        self.perf = Performance(settings.performance, self.checks.performance)
         self.policy = Policy(model, version, settings.policy)
         self.err_stream = [self.checks.new_stream(n) for n in self.checks.error_stream]
         self.err_dirty = False
@@ -165,6 +167,10 @@ class ModelMonitor:
             return False
         return (2 if span >= gap_det.params.critical else 1) <= m.tick_level
 
+    def take_notices(self) -> list[str]:
+        """Things the runtime should log once (a check that cannot be armed), since the last call."""
+        return self.perf.take_notices()
+
     def note_dead_letter(self, reason: str) -> None:
         """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
         self.meta.dead += 1
@@ -192,6 +198,7 @@ class ModelMonitor:
         for name, ring in self.rings.items():
             out.update(ring.take(name))
         out.update(self.join.take())
+        out.update(self.perf.take())
         out.update(self.policy.take())
         if self.err_dirty:
             for det in self.err_stream:
@@ -206,6 +213,7 @@ class ModelMonitor:
         for ring in self.rings.values():
             ring.discard()
         self.join.discard()
+        self.perf.discard()
         self.policy.discard()
         self.err_dirty = False
 
@@ -216,6 +224,7 @@ class ModelMonitor:
         for ring in self.rings.values():
             ring.touch_all()
         self.join.touch_all()
+        self.perf.touch_all()
         self.policy.touch_all()
         self.err_dirty = True
         return {k: v for k, v in self.take_delta().items() if v is not None}
@@ -237,7 +246,8 @@ class ModelMonitor:
         m.n_events += len(seg)
         m.since_eval += len(seg)
         obs: list[Event] = []
-        keep, label, predict = obs.append, self.join.label, self.join.prediction
+        preds: list[Event] = []
+        keep, label, predict, scored = obs.append, self.join.label, self.join.prediction, preds.append
         for e in seg:
             stream = e.stream
             if stream == "label":
@@ -246,6 +256,9 @@ class ModelMonitor:
             keep(e)
             if stream == "prediction" and e.prediction is not None:
                 predict(e)
+                scored(e)
+        if preds:
+            self.perf.predictions(preds)
         self._track_time(seg)
         if obs and not m.frozen:
             need = self.cfg.reference_size - m.ref_events
@@ -451,6 +464,7 @@ class ModelMonitor:
                 findings.extend(self._group_findings(role, kind, cols, fts if role == "feature" else ots, background))
             findings.extend(self._schema_findings(fts))
         findings.extend(self._concept_findings())
+        findings.extend(self.perf.findings())
         findings.extend(self._health_findings())
         self.policy.adjust(findings, background)
         label_at = (self.join.c.last_label_id, self.join.c.last_label_ts) if self.join.c.last_label_id else None
@@ -606,6 +620,7 @@ class ModelMonitor:
         out: list[tuple[Key, Score]] = []
         hits = self._feed_errors(errs) if errs else {}
         binary = bool(self.join.c.binary)
+        self.perf.joined(errs, binary)
         r = self.rings
         view = ErrorView(r["er:err"].ordered(), r["ew:err"].ordered(), binary, r["et:err"].ordered())
         for det in self.checks.error_checks:
@@ -663,6 +678,7 @@ class ModelMonitor:
         for name in self.meta.features + self.meta.outputs:
             self._load_column(name, fields, chunks.get(name, {}))
         self.join.load(fields)
+        self.perf.load(fields)
         self.policy.load(fields)
         self._reserve_spaces()
         for det in self.err_stream:

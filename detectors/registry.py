@@ -5,7 +5,7 @@ registered at import time by side effect; a duplicate or unknown name raises
 with the valid names.
 
 >>> sorted(REGISTRY)[:4]
-['adwin', 'chi2', 'constant_output', 'ddm']
+['accuracy', 'adwin', 'chi2', 'constant_output']
 >>> make("ks", {}).params.critical
 0.2
 >>> try:
@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from detectors.base import CATEGORICAL, COLUMN, ERROR, HEALTH, NUMERIC, QUALITY
+from detectors.band_check import METRICS, BandCheck, BandParams
+from detectors.base import CATEGORICAL, COLUMN, ERROR, ESTIMATE, HEALTH, NUMERIC, PERFORMANCE, QUALITY
 from detectors.chi2 import Chi2, Chi2Params
 from detectors.error_rate import ErrorRate, ErrorRateParams
 from detectors.errors import ConfigError
@@ -74,6 +75,11 @@ def _stream(name: str) -> Callable[[Any], Any]:
     return functools.partial(StreamDetector.create, name)
 
 
+def _band(name: str) -> Entry:
+    return Entry(name, ESTIMATE if METRICS[name].source == "scored" else PERFORMANCE, BandParams,
+                 functools.partial(BandCheck, METRICS[name]))
+
+
 _ENTRIES: tuple[Entry, ...] = (
     Entry("ks", NUMERIC, KSParams, KS),
     Entry("chi2", COLUMN, Chi2Params, Chi2),
@@ -99,6 +105,7 @@ _ENTRIES: tuple[Entry, ...] = (
     Entry("event_gap", HEALTH, EventGapParams, EventGap),
     Entry("event_lag", HEALTH, EventLagParams, EventLag),
     Entry("dead_letter_rate", HEALTH, DeadLetterParams, DeadLetterRate),
+    *(_band(name) for name in METRICS),
 )
 
 
@@ -154,6 +161,8 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
     ("prediction.score_detectors", "numeric"),
     ("prediction.class_detectors", "categorical"),
     ("concept.detectors", "error"),
+    ("performance.detectors", "performance"),
+    ("performance.estimators", "estimate"),
     ("health.detectors", "health"),
 )
 
@@ -186,11 +195,17 @@ def _check_numbers(s: DetectionSettings) -> None:
     positive = {"reference_size": s.reference_size, "window_size": s.window_size, "eval_every": s.eval_every,
                 "concept.reference_size": s.concept.reference_size, "concept.window_size": s.concept.window_size,
                 "concept.max_pending": s.concept.max_pending, "numeric.bins": s.numeric.bins - 1,
+                "performance.reference_size": s.performance.reference_size,
                 "policy.fire_after": s.policy.fire_after, "policy.resolve_after": s.policy.resolve_after,
                 "health.tick_every": s.health.tick_every}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"detection.{key}", "must be at least 1 (bins at least 2)")
+    for name in s.performance.detectors + s.performance.estimators:
+        longest = max(params_for(name, effective_params(s, name)).windows)  # type: ignore[attr-defined]
+        if longest > s.performance.reference_size:
+            raise ConfigError(f"detection.params.{name}.windows", f"a window of {longest} is longer than "
+                              f"performance.reference_size ({s.performance.reference_size})")
     if not 0 < s.policy.alpha < 1 or not 0 < s.policy.alpha_critical <= s.policy.alpha:
         raise ConfigError("detection.policy.alpha", "need 0 < alpha_critical <= alpha < 1")
     overlap = set(s.categorical_features) & set(s.numeric_features)

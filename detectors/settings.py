@@ -96,6 +96,21 @@ class ConceptSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Labels waiting for their prediction (arrived first), bounded and allocated the same way."""
 
 
+class PerformanceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Performance against a reference of joined labels (concept_drift), and estimated from scores alone
+    before labels arrive (estimated_performance)."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["accuracy", "roc_auc", "mae"])
+    """Metrics on joined labels kept within their reference band (each runs where it applies)."""
+    estimators: list[str] = msgspec.field(default_factory=lambda: ["estimated_accuracy", "estimated_roc_auc"])
+    """Metrics estimated from the scores of recent predictions, calibrated on the reference's labels."""
+    reference_size: int = 5000
+    """Joined labels of a version that form its performance reference (its first ones)."""
+    score: Literal["auto", "positive_class", "predicted_class"] = "auto"
+    """What a classifier's score is: the chance of the positive class, the confidence in the predicted
+    class, or auto (decided on the reference; see the README)."""
+
+
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Pipeline-health detectors of the stream itself."""
 
@@ -138,6 +153,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     """Detectors of the model's outputs (score, predicted class)."""
     concept: ConceptSettings = ConceptSettings()
     """Label join and concept-drift detectors."""
+    performance: PerformanceSettings = PerformanceSettings()
+    """Performance bands on joined labels and estimated from scores."""
     health: HealthSettings = HealthSettings()
     """Pipeline-health detectors."""
     policy: PolicySettings = PolicySettings()

@@ -1,0 +1,121 @@
+"""A performance metric kept within its reference band, with hysteresis (accuracy, ROC AUC, MAE, their estimates).
+
+At each evaluation the metric is computed over the latest ``w`` items for each
+window size (joined labels for measured metrics, predictions for estimates),
+and each window's shortfall from the reference value is measured in standard
+deviations of the reference band at that size (:mod:`detectors.band`). The
+largest decides the level: ``warning`` or ``critical`` standard deviations and
+worse. The check counts as clear only when no window warns and the longest
+window is back within ``resolve`` standard deviations: the incident stays open
+while performance stays outside the band, and the policy resolves it after
+``policy.resolve_after`` clear evaluations in a row. There is no p-value: the
+band is the decision.
+
+The statistic is the shortfall in the metric's own units (reference minus
+current for accuracy and AUC, current minus reference for the error size), so
+higher is worse; threshold and warning are the band's bounds on it at the
+window that decided.
+
+>>> from detectors.perf_reference import RefMetric
+>>> check = BandCheck(METRICS["accuracy"], BandParams(windows=[100]))
+>>> ref = RefMetric(0.9, {100: 0.0009})  # sd 0.03 at 100 items
+>>> s = check.score(ref, 10_000, np.array([0.75]), [100], [(0.0, 99.0)], {})
+>>> s.level, round(s.statistic, 3), round(s.threshold, 4), s.clear
+(1, 0.15, 0.1206, False)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from detectors.base import Score
+from detectors.perf_metrics import METRICS, Metric
+from detectors.perf_reference import RefMetric
+from detectors.performance import Performance
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class BandParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Band of a performance metric around its reference value, in standard deviations of windows of the reference."""
+
+    windows: list[int] = msgspec.field(default_factory=lambda: [500, 1000, 2000])
+    """Latest items (joined labels, or predictions for estimates) over which the metric is computed."""
+    warning: float = 4.0
+    """Shortfall, in band standard deviations, at or above which the check warns (in any window)."""
+    critical: float = 7.0
+    """Shortfall, in band standard deviations, at or above which it is critical."""
+    resolve: float = 1.5
+    """Shortfall of the longest window below which (and no window warning) the check counts as clear."""
+
+    def __post_init__(self) -> None:
+        if not self.windows or min(self.windows) < 2:
+            raise ValueError("windows: need at least one window of 2 or more items")
+        if not 0 <= self.resolve <= self.warning <= self.critical:
+            raise ValueError("need 0 <= resolve <= warning <= critical")
+
+
+class BandCheck:
+    """One metric against its reference band; built by the registry with the metric of its name."""
+
+    def __init__(self, metric: Metric, params: BandParams) -> None:
+        self.metric, self.params = metric, params
+        self.name = metric.name
+        self.windows = sorted(set(params.windows))
+
+    def check(self, view: Performance) -> Score | None:
+        """The finding at one evaluation; None until the metric is armed and its shortest window is full."""
+        assert view.ref is not None
+        ref = view.ref.metrics.get(self.name)
+        source = self.metric.source
+        n = view.count(source)
+        sizes = [w for w in self.windows if w <= n]
+        if ref is None or not sizes:
+            return None
+        values = self.metric.values(view.cols(source), sizes)
+        return self.score(ref, view.ref.labels, values, sizes, [view.span(source, w) for w in sizes],
+                          view.counts(source))
+
+    def score(self, ref: RefMetric, ref_size: int, values: FloatArray, sizes: list[int],
+              spans: list[tuple[float, float]], counts: dict[str, Any]) -> Score:
+        """The finding for the metric's ``values`` over windows of ``sizes`` (ascending), spanning ``spans``."""
+        p, m = self.params, self.metric
+        sign = 1.0 if m.higher_is_better else -1.0
+        sds = [ref.band_sd(w, ref_size) for w in sizes]
+        short = [sign * (ref.value - v) for v in values.tolist()]
+        z = [d / sd if sd > 0 else (math.inf if d > 0 else 0.0) for d, sd in zip(short, sds, strict=True)]
+        z = [x if x == x else 0.0 for x in z]  # an undefined window value (one class only) tells nothing
+        k = int(np.argmax(z))
+        level = 2 if z[k] >= p.critical else 1 if z[k] >= p.warning else 0
+        clear = level == 0 and z[-1] < p.resolve
+        bound = (p.critical if level == 2 else p.warning) * sds[k]
+        current, w = float(values[k]), sizes[k]
+        band = sorted((ref.value - sign * p.warning * sds[k], ref.value + sign * p.warning * sds[k]))
+        details: dict[str, object] = {
+            "metric": m.name, "reference": _r(ref.value), "current": _r(current), "band": [_r(b) for b in band],
+            "window": w, "z": round(z[k], 2), "resolve_within": _r(p.resolve * sds[-1]), **counts,
+        }
+        if m.source == "scored":
+            details.update(estimate=True, reference_measured=None if ref.realized is None else _r(ref.realized),
+                           note="estimated from the scores alone, calibrated on the reference's labels: "
+                                "a forecast, not a measurement")
+        verb = "fell" if m.higher_is_better else "rose"
+        unit = "predictions (no labels needed)" if m.source == "scored" else "labelled predictions"
+        return Score(
+            detector=self.name, statistic=short[k], threshold=bound, warning=p.warning * sds[k], level=level,
+            clear=clear, window=(*spans[k], w), change_ts=spans[k][0] if level else None, details=details,
+            message=f"{m.title} {verb} from {ref.value:.4g} to {current:.4g} over the last {w} {unit} "
+                    f"(band {band[0]:.4g} to {band[1]:.4g})",
+        )
+
+
+def _r(x: float) -> float | None:
+    return round(x, 6) if math.isfinite(x) else None
+
+
+__all__ = ["METRICS", "BandCheck", "BandParams"]

@@ -1,0 +1,279 @@
+"""Performance state of one model version: the reference being gathered, then the recent windows.
+
+The first ``performance.reference_size`` joined pairs of a version (error,
+score, label class, predicted class) are gathered in rings; when they are
+complete they are summarised once (:func:`~detectors.perf_reference.build_reference`)
+and dropped, state fields included. From then on the joined pairs go to a
+window of the latest labelled predictions (error, score, positive label, time)
+and, when the estimates are armed, every scored prediction goes to a window of
+the latest predictions (score, predicted positive, time): no label needed.
+
+A check that cannot be armed (no scores, one class, a regression for an
+estimate), or a version whose predictions get no label at all, is reported once
+through :meth:`Performance.take_notices` (the runtime logs it).
+
+>>> from detectors.registry import make
+>>> p = Performance(PerformanceSettings(reference_size=100), [make("accuracy", {"windows": [50]})])
+>>> right = [t % 10 != 0 for t in range(160)]  # one error in ten
+>>> p.joined([(float(t), t, 0.0 if ok else 1.0, 0.5, 1, 1 if ok else 0) for t, ok in enumerate(right)], True)
+>>> p.ref.labels, p.ref.metrics["accuracy"].value, p.count("labelled")
+(100, 0.9, 50)
+>>> [(key, s.detector, s.level) for key, s in p.findings()]
+[((None, 'concept_drift'), 'accuracy', 0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from detectors.base import Score
+from detectors.events import AlertKind, Event
+from detectors.join import Joined, class_code, encode_value
+from detectors.perf_metrics import Cols, Source
+from detectors.perf_reference import NO_CLASS, PerformanceRef, build_reference
+from detectors.ring import Ring
+from detectors.settings import PerformanceSettings
+
+if TYPE_CHECKING:
+    from detectors.band_check import BandCheck
+
+Key = tuple[str | None, AlertKind]
+_REF_COLS = (("err", np.float64), ("s", np.float32), ("lab", np.int64), ("pred", np.int64))
+_LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts", np.float64))
+_SCORED_COLS = (("s", np.float32), ("pos", np.int8), ("ts", np.float64))
+_PREFIX = {"ref": "pr", "labelled": "pw", "scored": "ps"}
+"""State field kinds of the three groups of rings: ``pr:<chunk>:<column>`` and so on."""
+
+
+class PerfMeta(msgspec.Struct):
+    """Persisted scalars (field ``pf``); the reference summary is field ``pfr``."""
+
+    taken: int = 0
+    """Joined pairs gathered into the reference so far."""
+    unlabelled: int = 0
+    """Predictions seen while no pair had joined (for the notice that nothing can be armed)."""
+    caps: dict[str, int] = {}
+    """Capacity each ring group was numbered with."""
+    counts: dict[str, int] = {}
+    noted: list[str] = []
+    """Notices already given (each is given once per version)."""
+
+
+class Performance:
+    """The performance reference and windows of one model version, and the checks that read them."""
+
+    def __init__(self, settings: PerformanceSettings, checks: Sequence[BandCheck]) -> None:
+        self.cfg, self.checks = settings, list(checks)
+        self.meta = PerfMeta()
+        self.ref: PerformanceRef | None = None
+        self.rings: dict[str, dict[str, Ring]] = {}
+        self.notices: list[str] = []
+        self._dirty_meta = self._dirty_ref = False
+        self._dropped: dict[str, bytes | None] = {}
+        self._cols: dict[str, Cols] = {}
+        self.sizes: dict[str, list[int]] = {}
+        for c in self.checks:
+            self.sizes.setdefault(c.name, [])
+            self.sizes[c.name] = sorted(set(self.sizes[c.name]) | set(c.windows))
+        self.caps = {src: max((max(c.windows) for c in self.checks if c.metric.source == src), default=0)
+                     for src in ("labelled", "scored")}
+
+    # ---- feeding -------------------------------------------------------------------------------
+
+    def predictions(self, events: Sequence[Event]) -> None:
+        """Recent predictions of this version (each with a prediction), in stream order."""
+        ref = self.ref
+        if ref is None:
+            if not self.meta.taken:
+                self.meta.unlabelled += len(events)
+                self._dirty_meta = True
+            return
+        ring = self.rings.get("scored")
+        if ring is None:
+            return
+        scored = [e for e in events if e.score is not None]
+        if not scored:
+            return
+        positive = ref.positive
+        ring["s"].extend([e.score or 0.0 for e in scored])  # every one has a score
+        ring["pos"].extend([class_code(*encode_value(e.prediction)) == positive for e in scored])  # type: ignore[arg-type]
+        ring["ts"].extend([e.ts for e in scored])
+        self._dirty_meta = True
+
+    def joined(self, pairs: Sequence[Joined], classes: bool) -> None:
+        """Pairs joined since the last evaluation (in prediction event-time order); ``classes``: the join
+        compares classes (else numbers)."""
+        if classes:  # a class pair without a label class was joined before the classes were kept
+            pairs = [p for p in pairs if p[4] is not None]
+        if not pairs:
+            return
+        self._dirty_meta = True
+        if self.ref is None:
+            need = self.cfg.reference_size - self.meta.taken
+            self._gather(pairs[:need], classes)
+            pairs = pairs[need:]
+        ring = self.rings.get("labelled")
+        if self.ref is None or ring is None or not pairs:
+            return
+        positive = self.ref.positive
+        ring["err"].extend([p[2] for p in pairs])
+        ring["s"].extend([np.nan if p[3] is None else p[3] for p in pairs])
+        ring["y"].extend([p[4] == positive for p in pairs])
+        ring["ts"].extend([p[0] for p in pairs])
+
+    def _gather(self, pairs: Sequence[Joined], classes: bool) -> None:
+        ring = self.rings.get("ref") or self._allocate("ref", self.cfg.reference_size)
+        ring["err"].extend([p[2] for p in pairs])
+        ring["s"].extend([np.nan if p[3] is None else p[3] for p in pairs])
+        ring["lab"].extend([NO_CLASS if p[4] is None else p[4] for p in pairs])
+        ring["pred"].extend([NO_CLASS if p[5] is None else p[5] for p in pairs])
+        self.meta.taken += len(pairs)
+        if self.meta.taken >= self.cfg.reference_size:
+            self._freeze(classes)
+
+    def _freeze(self, classes: bool) -> None:
+        ring = self.rings.pop("ref")
+        self.meta.caps.pop("ref", None)
+        err, s, lab, pred = (ring[c].ordered() for c, _ in _REF_COLS)
+        self.ref = build_reference(err, s.astype(np.float64), lab, pred, classes, self.sizes, self.cfg.score)
+        self._dirty_ref = True
+        for col, r in ring.items():  # the gathered pairs are summarised: delete their fields
+            r.touch_all()
+            self._dropped.update(dict.fromkeys(r.take(f"pr:{col}"), None))
+        if any(c.metric.source == "labelled" and c.name in self.ref.metrics for c in self.checks):
+            self._allocate("labelled", self.caps["labelled"])
+        if any(c.metric.source == "scored" and c.name in self.ref.metrics for c in self.checks):
+            self._allocate("scored", self.caps["scored"])
+        for name, why in sorted(self.ref.unarmed.items()):
+            self._notice(name, f"{name} not armed: {why}")
+
+    def _allocate(self, group: str, cap: int) -> dict[str, Ring]:
+        cols = {"ref": _REF_COLS, "labelled": _LABELLED_COLS, "scored": _SCORED_COLS}[group]
+        self.rings[group] = {c: Ring(cap, dtype=dt) for c, dt in cols}
+        self.meta.caps[group] = cap
+        return self.rings[group]
+
+    def _notice(self, key: str, text: str) -> None:
+        if key not in self.meta.noted:
+            self.meta.noted.append(key)
+            self.notices.append(text)
+            self._dirty_meta = True
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    def findings(self) -> list[tuple[Key, Score]]:
+        """Each armed check's finding at this evaluation."""
+        if self.ref is None:
+            if not self.meta.taken and self.meta.unlabelled >= self.cfg.reference_size:
+                self._notice("no_labels", f"performance checks and estimates not armed: no label joined to "
+                             f"{self.meta.unlabelled} predictions (they need {self.cfg.reference_size} joined "
+                             f"labels as their reference)")
+            return []
+        self._cols = {}
+        out: list[tuple[Key, Score]] = []
+        for check in self.checks:
+            s = check.check(self)
+            if s is not None:
+                out.append(((None, "estimated_performance" if check.metric.source == "scored" else "concept_drift"), s))
+        return out
+
+    def count(self, source: Source) -> int:
+        ring = self.rings.get(source)
+        return len(ring["ts"]) if ring else 0
+
+    def cols(self, source: Source) -> Cols:
+        """The window's columns, oldest first (the derived ones of estimates included); cached per evaluation."""
+        got = self._cols.get(source)
+        if got is None:
+            ring = self.rings[source]
+            cols: dict[str, Any] = {c: ring[c].ordered() for c in ring}
+            if source == "scored" and self.ref is not None and self.ref.calibration is not None:
+                q = self.ref.calibration(cols["s"])
+                cols["q"] = q
+                cols["ea"] = np.where(cols["pos"] == 1, q, 1.0 - q) if self.ref.mode == "positive_class" else q
+            got = self._cols[source] = cols
+        return got
+
+    def span(self, source: Source, w: int) -> tuple[float, float]:
+        ts = self.cols(source)["ts"]
+        return float(ts[-w:].min()), float(ts[-w:].max())
+
+    def counts(self, source: Source) -> dict[str, object]:
+        ref = self.ref
+        assert ref is not None
+        out: dict[str, object] = {"reference_labels": ref.labels}
+        if source == "labelled" and ref.mode == "positive_class":
+            out["reference_positives"] = ref.positives
+        return out
+
+    def take_notices(self) -> list[str]:
+        out, self.notices = self.notices, []
+        return out
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def take(self) -> dict[str, bytes | None]:
+        """State fields changed since the last call (None: delete the field)."""
+        out = dict(self._dropped)
+        self._dropped = {}
+        for group, ring in self.rings.items():
+            for col, r in ring.items():
+                out.update(r.take(f"{_PREFIX[group]}:{col}"))
+        if self._dirty_meta:
+            self.meta.counts = {g: next(iter(r.values())).count for g, r in self.rings.items()}
+            out["pf"] = msgspec.msgpack.encode(self.meta)
+        if self._dirty_ref and self.ref is not None:
+            out["pfr"] = msgspec.msgpack.encode(self.ref)
+        self._dirty_meta = self._dirty_ref = False
+        return out
+
+    def discard(self) -> None:
+        self._dropped = {}
+        for ring in self.rings.values():
+            for r in ring.values():
+                r.discard()
+        self._dirty_meta = self._dirty_ref = False
+
+    def touch_all(self) -> None:
+        for ring in self.rings.values():
+            for r in ring.values():
+                r.touch_all()
+        self._dirty_meta = True
+        self._dirty_ref = self.ref is not None
+
+    def load(self, fields: dict[str, bytes]) -> None:
+        if "pf" not in fields:
+            return
+        self.meta = msgspec.msgpack.decode(fields["pf"], type=PerfMeta)
+        if "pfr" in fields:
+            self.ref = msgspec.msgpack.decode(fields["pfr"], type=PerformanceRef)
+        chunks = _chunks(fields)
+        for group, cap in list(self.meta.caps.items()):
+            want = self.cfg.reference_size if group == "ref" else self.caps[group]
+            ring = self._allocate(group, want)
+            if cap != want:  # settings changed: that group starts afresh
+                self._dropped.update({k: None for k in _field_names(fields, _PREFIX[group])})
+                if group == "ref":
+                    self.meta.taken = 0
+                continue
+            for col, r in ring.items():
+                r.load(chunks.get((_PREFIX[group], col), {}), self.meta.counts.get(group, 0))
+
+
+def _chunks(fields: dict[str, bytes]) -> dict[tuple[str, str], dict[int, bytes]]:
+    """Ring chunks by (field kind, column), then chunk index (fields ``kind:index:column``)."""
+    out: dict[tuple[str, str], dict[int, bytes]] = {}
+    for key, raw in fields.items():
+        kind, _, rest = key.partition(":")
+        if kind in ("pr", "pw", "ps"):
+            idx, _, col = rest.partition(":")
+            out.setdefault((kind, col), {})[int(idx)] = raw
+    return out
+
+
+def _field_names(fields: dict[str, bytes], kind: str) -> list[str]:
+    return [k for k in fields if k.startswith(f"{kind}:")]
