@@ -139,16 +139,17 @@ def _summary(metric: Metric, cols: Cols, windows: Sequence[int]) -> RefMetric:
 def _unarmed(metric: Metric, ref: PerformanceRef, y_scored: npt.NDArray[np.int8]) -> str:
     """Why ``metric`` cannot be checked against this reference ('' when it can)."""
     need = metric.needs
-    if need == "classes" and not ref.classes:
-        return "the labels are numbers (a regression): accuracy needs classes"
-    if need == "numbers" and ref.classes:
-        return "the labels are classes: the mean absolute error needs numbers"
-    if need.startswith("calibration") and ref.calibration is None:
-        return ("the reference's joined predictions carry no score" if ref.classes
-                else "estimates need a classifier's scores")
+    if need == "numbers":
+        return "the labels are classes: the mean absolute error needs numbers" if ref.classes else ""
+    if not ref.classes:
+        return f"the labels are numbers (a regression): {metric.title} needs classes"
+    if need == "classes":
+        return ""
+    if ref.scored < MIN_PER_CLASS:
+        return f"fewer than {MIN_PER_CLASS} of the reference's joined predictions carry a score"
     if need.endswith("two_classes"):
         if ref.mode != "positive_class":
-            return "the score is not the chance of one of two classes (ROC AUC needs two classes)"
+            return "the score is the confidence in the predicted class, not the chance of one of two classes"
         n_pos = int(y_scored.sum())
         if min(n_pos, len(y_scored) - n_pos) < MIN_PER_CLASS:
             return f"the reference has fewer than {MIN_PER_CLASS} scored labels of one of the two classes"
