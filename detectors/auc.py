@@ -22,6 +22,7 @@ outcomes in {0, 1} this is DeLong's variance).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,36 +31,75 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-def _groups(sorted_scores: npt.NDArray[np.floating]) -> npt.NDArray[np.intp]:
-    """Start positions of the runs of equal values in a sorted array."""
-    if not len(sorted_scores):
-        return np.zeros(0, dtype=np.intp)
-    return np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-
-
 def auc(scores: npt.NDArray[np.floating], q: FloatArray) -> float:
     """ROC AUC (``q`` in {0, 1}) or expected ROC AUC (``q`` probabilities); NaN without both classes."""
     return float(auc_windows(scores, q, [len(scores)])[0])
 
 
 def auc_windows(scores: npt.NDArray[np.floating], q: FloatArray, sizes: Sequence[int]) -> FloatArray:
-    """:func:`auc` of the last ``w`` items (oldest first) for each ``w`` in ``sizes``, with one sort."""
+    """:func:`auc` of the last ``w`` items (oldest first) for each ``w`` in ``sizes``, with one sort:
+    a window's items in score order are the sorted items it holds."""
     n = len(scores)
-    out = np.full(len(sizes), np.nan)
-    if n < 2 or not sizes:
-        return out
-    order = np.argsort(scores, kind="stable")
-    starts = _groups(scores[order])
-    qs = np.asarray(q, dtype=np.float64)[order]
-    member = order[None, :] >= (n - np.asarray(sizes))[:, None]  # (windows, items) in score order
-    pos = member * qs
-    neg = member * (1.0 - qs)
-    gpos = np.add.reduceat(pos, starts, axis=1)
-    gneg = np.add.reduceat(neg, starts, axis=1)
-    below = np.cumsum(gneg, axis=1) - gneg
-    self_pairs = (pos * (1.0 - qs)).sum(axis=1)  # q_i (1 - q_i): an item is never paired with itself
-    num = (gpos * below).sum(axis=1) + 0.5 * ((gpos * gneg).sum(axis=1) - self_pairs)
-    den = pos.sum(axis=1) * neg.sum(axis=1) - self_pairs
+    qv = np.asarray(q, dtype=np.float64)
+    order = np.argsort(scores)
+    out = np.full(len(sizes), math.nan)
+    for k, w in enumerate(sizes):
+        if w >= 2:
+            mine = order if w >= n else order[order >= n - w]
+            out[k] = _sorted_pair_sums(scores[mine], qv[mine])
+    return out
+
+
+def _sorted_pair_sums(ss: npt.NDArray[np.floating], qs: FloatArray) -> float:
+    """The (expected) AUC of items in score order: pairs counted as ordered by their place in the sort,
+    then the pairs within runs of equal scores corrected to count one half each."""
+    neg = 1.0 - qs
+    self_pairs = float(qs @ neg)  # never an item with itself
+    den = float(qs.sum()) * float(neg.sum()) - self_pairs
+    if den <= 1e-12:
+        return math.nan
+    num = float(qs @ (np.cumsum(neg) - neg))
+    step = ss[1:] != ss[:-1]
+    if np.count_nonzero(step) < len(step):
+        num += _tie_correction(step, qs)
+    return num / den
+
+
+def _tie_correction(step: npt.NDArray[np.bool_], qs: FloatArray) -> float:
+    """What the pairs within runs of equal scores add once each counts one half of ``q_i (1 - q_j)``
+    instead of counting as ordered by their place in the sort (computed on the tied items only)."""
+    tied = np.zeros(len(qs), dtype=bool)
+    tied[1:] |= ~step
+    tied[:-1] |= ~step
+    idx = np.flatnonzero(tied)
+    new_run = np.r_[True, step[idx[:-1]]]
+    starts, run = np.flatnonzero(new_run), np.cumsum(new_run) - 1
+    p, m = qs[idx], 1.0 - qs[idx]
+    cum = np.cumsum(m)
+    before = (cum[starts] - m[starts])[run]  # negative mass of the tied items of earlier runs
+    counted = float(p @ (cum - m - before))
+    halves = 0.5 * (float(np.add.reduceat(p, starts) @ np.add.reduceat(m, starts)) - float(p @ m))
+    return halves - counted
+
+
+def block_auc(counts: npt.NDArray[np.integer], values: FloatArray) -> FloatArray:
+    """:func:`auc` of items whose calibrated chance is constant over score intervals: ``counts[..., b]``
+    items in the ``b``-th interval (in score order), each with chance ``values[b]``: one AUC per row.
+
+    Exact, with no sort: a pair across intervals is ordered by its intervals, and the pairs within one
+    interval add ``v (1 - v)`` per unordered pair whatever the order of their scores (one of its two
+    orders counts 1, or each a half on a tie).
+
+    >>> s = np.array([0.1, 0.2, 0.2, 0.6, 0.7, 0.9]); v = np.array([0.2, 0.5, 0.8])
+    >>> q = v[[0, 0, 0, 1, 2, 2]]
+    >>> round(float(block_auc(np.array([[3, 1, 2]]), v)[0]), 12) == round(auc(s, q), 12)
+    True
+    """
+    n = counts.astype(np.float64)
+    pos, neg, both = n * values, n * (1.0 - values), values * (1.0 - values)
+    den = pos.sum(axis=1) * neg.sum(axis=1) - n @ both
+    num = (pos * (np.cumsum(neg, axis=1) - neg)).sum(axis=1) + (n * (n - 1.0)) @ both / 2.0
+    out = np.full(len(n), math.nan)
     ok = den > 1e-12
     out[ok] = num[ok] / den[ok]
     return out
@@ -79,16 +119,16 @@ def auc_influence(scores: npt.NDArray[np.floating], q: FloatArray) -> FloatArray
     qv = np.asarray(q, dtype=np.float64)
     if n < 2:
         return np.zeros(n)
-    order = np.argsort(scores, kind="stable")
-    starts = _groups(scores[order])
+    order = np.argsort(scores)
     qs = qv[order]
-    gpos = np.add.reduceat(qs, starts)
-    gneg = np.add.reduceat(1.0 - qs, starts)
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    below = (np.cumsum(gneg) - gneg)[group]  # negative mass strictly below each item
-    above = (gpos.sum() - np.cumsum(gpos))[group]  # positive mass strictly above
-    tie_neg = gneg[group] - (1.0 - qs)  # tied mass, the item itself left out
-    tie_pos = gpos[group] - qs
+    ss = scores[order]
+    ids = np.zeros(n, dtype=np.intp)
+    np.cumsum(ss[1:] != ss[:-1], out=ids[1:])  # runs of equal scores
+    gpos, gneg = np.bincount(ids, weights=qs), np.bincount(ids, weights=1.0 - qs)
+    below = (np.cumsum(gneg) - gneg)[ids]  # negative mass strictly below each item
+    above = (gpos.sum() - np.cumsum(gpos))[ids]  # positive mass strictly above
+    tie_neg = gneg[ids] - (1.0 - qs)  # tied mass, the item itself left out
+    tie_pos = gpos[ids] - qs
     a = qs * (below + 0.5 * tie_neg) / (n - 1)
     b = (1.0 - qs) * (above + 0.5 * tie_pos) / (n - 1)
     num = a.sum() / n  # N: mean over ordered pairs i != j

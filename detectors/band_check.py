@@ -19,7 +19,7 @@ window that decided.
 >>> from detectors.perf_reference import RefMetric
 >>> check = BandCheck(METRICS["accuracy"], BandParams(windows=[100]))
 >>> ref = RefMetric(0.9, {100: 0.0009})  # sd 0.03 at 100 items
->>> s = check.score(ref, 10_000, np.array([0.75]), [100], [(0.0, 99.0)], {})
+>>> s = check.score(ref, 10_000, np.array([0.75]), [100], lambda w: (0.0, 99.0), dict)
 >>> s.level, round(s.statistic, 3), round(s.threshold, 4), s.clear
 (1, 0.15, 0.1206, False)
 """
@@ -27,6 +27,7 @@ window that decided.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -68,8 +69,9 @@ class BandCheck:
         self.name = metric.name
         self.windows = sorted(set(params.windows))
 
-    def check(self, view: Performance) -> Score | None:
-        """The finding at one evaluation; None until the metric is armed and its shortest window is full."""
+    def check(self, view: Performance, explain: bool = True) -> Score | None:
+        """The finding at one evaluation; None until the metric is armed and its shortest window is full.
+        Without ``explain``, a quiet finding carries no message or details (nobody will read them)."""
         assert view.ref is not None
         ref = view.ref.metrics.get(self.name)
         source = self.metric.source
@@ -78,40 +80,47 @@ class BandCheck:
         if ref is None or not sizes:
             return None
         values = self.metric.values(view.cols(source), sizes)
-        return self.score(ref, view.ref.labels, values, sizes, [view.span(source, w) for w in sizes],
-                          view.counts(source))
+        return self.score(ref, view.ref.labels, values, sizes, lambda w: view.span(source, w),
+                          lambda: view.counts(source), explain)
 
     def score(self, ref: RefMetric, ref_size: int, values: FloatArray, sizes: list[int],
-              spans: list[tuple[float, float]], counts: dict[str, Any]) -> Score:
-        """The finding for the metric's ``values`` over windows of ``sizes`` (ascending), spanning ``spans``."""
-        p, m = self.params, self.metric
-        sign = 1.0 if m.higher_is_better else -1.0
+              span: Callable[[int], tuple[float, float]], counts: Callable[[], dict[str, Any]],
+              explain: bool = True) -> Score:
+        """The finding for the metric's ``values`` over windows of ``sizes`` (ascending); ``span(w)``: the
+        event times the last ``w`` items cover."""
+        p = self.params
+        sign = 1.0 if self.metric.higher_is_better else -1.0
         sds = [ref.band_sd(w, ref_size) for w in sizes]
         short = [sign * (ref.value - v) for v in values.tolist()]
         z = [d / sd if sd > 0 else (math.inf if d > 0 else 0.0) for d, sd in zip(short, sds, strict=True)]
         z = [x if x == x else 0.0 for x in z]  # an undefined window value (one class only) tells nothing
-        k = int(np.argmax(z))
+        k = max(range(len(z)), key=z.__getitem__)
         level = 2 if z[k] >= p.critical else 1 if z[k] >= p.warning else 0
-        clear = level == 0 and z[-1] < p.resolve
-        bound = (p.critical if level == 2 else p.warning) * sds[k]
-        current, w = float(values[k]), sizes[k]
-        band = sorted((ref.value - sign * p.warning * sds[k], ref.value + sign * p.warning * sds[k]))
-        details: dict[str, object] = {
-            "metric": m.name, "reference": _r(ref.value), "current": _r(current), "band": [_r(b) for b in band],
-            "window": w, "z": round(z[k], 2), "resolve_within": _r(p.resolve * sds[-1]), **counts,
-        }
+        w, where = sizes[k], span(sizes[k])
+        s = Score(detector=self.name, statistic=short[k], threshold=(p.critical if level == 2 else p.warning) * sds[k],
+                  warning=p.warning * sds[k], level=level, clear=level == 0 and z[-1] < p.resolve,
+                  window=(*where, w), change_ts=where[0] if level else None, message="")
+        if level or explain:
+            self._explain(s, ref, float(values[k]), sds, z[k], counts())
+        return s
+
+    def _explain(self, s: Score, ref: RefMetric, current: float, sds: list[float], z: float,
+                 counts: dict[str, Any]) -> None:
+        """The message and details of a finding (band at the window that decided, resolve band, counts)."""
+        p, m, w = self.params, self.metric, s.window[2]
+        half = s.warning or 0.0
+        band = [ref.value - half, ref.value + half]
+        s.details = {"metric": m.name, "reference": _r(ref.value), "current": _r(current),
+                     "band": [_r(b) for b in band], "window": w, "z": round(z, 2),
+                     "resolve_within": _r(p.resolve * sds[-1]), **counts}
         if m.source == "scored":
-            details.update(estimate=True, reference_measured=None if ref.realized is None else _r(ref.realized),
-                           note="estimated from the scores alone, calibrated on the reference's labels: "
-                                "a forecast, not a measurement")
+            s.details.update(estimate=True, reference_measured=None if ref.realized is None else _r(ref.realized),
+                             note="estimated from the scores alone, calibrated on the reference's labels: "
+                                  "a forecast, not a measurement")
         verb = "fell" if m.higher_is_better else "rose"
         unit = "predictions (no labels needed)" if m.source == "scored" else "labelled predictions"
-        return Score(
-            detector=self.name, statistic=short[k], threshold=bound, warning=p.warning * sds[k], level=level,
-            clear=clear, window=(*spans[k], w), change_ts=spans[k][0] if level else None, details=details,
-            message=f"{m.title} {verb} from {ref.value:.4g} to {current:.4g} over the last {w} {unit} "
-                    f"(band {band[0]:.4g} to {band[1]:.4g})",
-        )
+        s.message = (f"{m.title} {verb} from {ref.value:.4g} to {current:.4g} over the last {w} {unit} "
+                     f"(band {band[0]:.4g} to {band[1]:.4g})")
 
 
 def _r(x: float) -> float | None:

@@ -4,7 +4,8 @@ Fitted by pool-adjacent-violators on the reference's (score, outcome) pairs,
 equal scores pooled first. The fit keeps the reference's mean (each block's
 value is its outcomes' mean), so the calibrated chances of the reference add up
 to its outcomes. A score maps to the first block whose upper end is at or above
-it (scores above the last end map to the last block).
+it (scores above the last end map to the last block): blocks are intervals of
+the score, in order.
 
 >>> c = Calibration.fit(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]))
 >>> c.ends, c.values
@@ -52,6 +53,9 @@ class Calibration(msgspec.Struct, frozen=True, array_like=True):
                 btop[-1] = top
         return cls(btop, [t / c for t, c in zip(bsum, bcnt, strict=True)])
 
+    def block(self, scores: npt.NDArray[np.floating]) -> npt.NDArray[np.intp]:
+        """The block each score falls in."""
+        return np.minimum(np.searchsorted(np.asarray(self.ends), scores, side="left"), len(self.values) - 1)
+
     def __call__(self, scores: npt.NDArray[np.floating]) -> FloatArray:
-        idx = np.searchsorted(np.asarray(self.ends), scores, side="left")
-        return np.asarray(self.values)[np.minimum(idx, len(self.values) - 1)]
+        return np.asarray(self.values)[self.block(scores)]

@@ -466,7 +466,8 @@ class LabelJoin:
             if c.binary is None:
                 c.binary = is_class
             score = None if ev.score is None else _SCORE.unpack(_SCORE.pack(ev.score))[0]  # as a stored one
-            self.joined.append((ev.ts, seq, err, score, class_code(lk, li, lf), class_code(kind, ival, fval)))
+            self.joined.append((ev.ts, seq, err, score, li if lk != FLOAT else class_code(lk, li, lf),
+                                ival if kind != FLOAT else class_code(kind, ival, fval)))
             c.joined += 1
         elif self.preds.add(h, seq, ev.ts, kind, ival, fval, ev.score) is not None:
             c.evicted_predictions += 1
@@ -484,8 +485,10 @@ class LabelJoin:
             err, is_class = coded_error(pk, pi, pf, kind, ival, fval)
             if c.binary is None:
                 c.binary = is_class
-            self.joined.append((preds.ts[slot], preds.seq[slot], err, _score(preds.score[slot]),
-                                class_code(kind, ival, fval), class_code(pk, pi, pf)))
+            score = preds.score[slot]
+            self.joined.append((preds.ts[slot], preds.seq[slot], err, None if score != score else score,
+                                ival if kind != FLOAT else class_code(kind, ival, fval),
+                                pi if pk != FLOAT else class_code(pk, pi, pf)))
             c.joined += 1
             return
         if self.labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:

@@ -2,10 +2,12 @@
 
 A metric reads named columns of a window (oldest first) or of the reference:
 joined pairs (``labelled``: ``err`` the error, ``s`` the score or NaN, ``y`` 1
-when the label is the positive class) or recent predictions (``scored``: ``q``
-the calibrated chance, ``ea`` the chance that the prediction is right). The
-same functions give the live windows' values and the reference's value, so the
-band is drawn around exactly what is compared with it.
+when the label is the positive class) or recent predictions (``scored``:
+``cell`` = 2 x the block of the calibration the score falls in + 1 when the
+prediction is the positive class, and ``v`` the blocks' calibrated chances). An
+estimate needs only the count of predictions per cell: no sort, no score kept.
+The same functions give the live windows' values and the reference's value, so
+the band is drawn around exactly what is compared with it.
 
 >>> cols = {"err": np.array([0.0, 1.0, 0.0, 0.0])}
 >>> METRICS["accuracy"].values(cols, [2, 4]).tolist()
@@ -22,7 +24,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from detectors.auc import auc_influence, auc_windows
+from detectors.auc import auc_influence, auc_windows, block_auc
 
 FloatArray = npt.NDArray[np.float64]
 Cols = Mapping[str, npt.NDArray[Any]]
@@ -47,8 +49,7 @@ class Metric(NamedTuple):
 
 def suffix_means(x: npt.NDArray[np.floating], sizes: Sequence[int]) -> FloatArray:
     """Means of the last ``w`` values for each ``w`` (at most ``len(x)``)."""
-    tail = np.cumsum(np.asarray(x, dtype=np.float64)[::-1])
-    return np.array([tail[w - 1] / w for w in sizes], dtype=np.float64)
+    return np.array([float(x[len(x) - w:].sum()) / w for w in sizes], dtype=np.float64)
 
 
 def _mean_metric(column: Callable[[Cols], npt.NDArray[np.floating]]) -> tuple[
@@ -65,10 +66,12 @@ def _mean_metric(column: Callable[[Cols], npt.NDArray[np.floating]]) -> tuple[
 
 def _scored_pairs(cols: Cols, sizes: Sequence[int]) -> tuple[npt.NDArray[np.floating], FloatArray, list[int]]:
     """Scores and outcomes of the joined pairs that have a score; the count of those among the last ``w``."""
-    ok = np.isfinite(cols["s"])
+    s = cols["s"]
+    ok = np.isfinite(s)
+    if np.count_nonzero(ok) == len(ok):
+        return s, cols["y"].astype(np.float64), list(sizes)
     tail = np.cumsum(ok[::-1])
-    counts = [int(tail[w - 1]) for w in sizes]
-    return cols["s"][ok], np.asarray(cols["y"][ok], dtype=np.float64), counts
+    return s[ok], cols["y"][ok].astype(np.float64), [int(tail[w - 1]) for w in sizes]
 
 
 def _auc_values(cols: Cols, sizes: Sequence[int]) -> FloatArray:
@@ -85,19 +88,58 @@ def _correct(cols: Cols) -> npt.NDArray[np.floating]:
     return 1.0 - np.asarray(cols["err"], dtype=np.float64)
 
 
+def block_counts(cols: Cols, sizes: Sequence[int]) -> npt.NDArray[np.intp]:
+    """Predictions per window, calibration block and predicted class (negative, positive) among the last
+    ``w`` for each ``w`` (ascending): shape (windows, blocks, 2). Kept in ``cols`` for the evaluation."""
+    key = f"counts{list(sizes)}"
+    if key in cols:
+        return cols[key]
+    code = cols["cell"][len(cols["cell"]) - sizes[-1]:]
+    cells, last, total = 2 * len(cols["v"]), len(code), np.zeros(2 * len(cols["v"]), dtype=np.intp)
+    out = np.empty((len(sizes), cells), dtype=np.intp)
+    for k, w in enumerate(sizes):  # each window adds the items the previous one did not hold
+        total += np.bincount(code[len(code) - w : last], minlength=cells)
+        out[k], last = total, len(code) - w
+    counts = out.reshape(len(sizes), -1, 2)
+    cols[key] = counts  # type: ignore[index]  # the evaluation's columns are a dict
+    return counts
+
+
+def right_chance(cols: Cols) -> FloatArray:
+    """Each scored prediction's calibrated chance of being right (its block's chance of the positive
+    class when it predicts it, one minus that when not; the chance itself when the calibration is of
+    being right, where every prediction counts as positive)."""
+    v = cols["v"][cols["cell"] >> 1]
+    out: FloatArray = np.where(cols["cell"] & 1, v, 1.0 - v)
+    return out
+
+
+def _eacc_values(cols: Cols, sizes: Sequence[int]) -> FloatArray:
+    c, v = block_counts(cols, sizes), cols["v"]
+    out: FloatArray = (c[:, :, 1] @ v + c[:, :, 0] @ (1.0 - v)) / np.asarray(sizes)
+    return out
+
+
+def _eauc_values(cols: Cols, sizes: Sequence[int]) -> FloatArray:
+    return block_auc(block_counts(cols, sizes).sum(axis=2), cols["v"])
+
+
+def _eauc_influence(cols: Cols) -> FloatArray:
+    return auc_influence(cols["s"], cols["v"][cols["cell"] >> 1])
+
+
 _ACC = _mean_metric(_correct)
 _MAE = _mean_metric(lambda cols: cols["err"])
-_EACC = _mean_metric(lambda cols: cols["ea"])
 
 METRICS: dict[str, Metric] = {
     m.name: m for m in (
         Metric("accuracy", "accuracy", "labelled", True, "classes", *_ACC),
         Metric("roc_auc", "ROC AUC", "labelled", True, "two_classes", _auc_values, _auc_influence),
         Metric("mae", "mean absolute error", "labelled", False, "numbers", *_MAE),
-        Metric("estimated_accuracy", "estimated accuracy", "scored", True, "calibration", *_EACC),
+        Metric("estimated_accuracy", "estimated accuracy", "scored", True, "calibration", _eacc_values,
+               lambda cols: right_chance(cols) - float(right_chance(cols).mean())),
         Metric("estimated_roc_auc", "estimated ROC AUC", "scored", True, "calibration_two_classes",
-               lambda cols, sizes: auc_windows(cols["s"], cols["q"], sizes),
-               lambda cols: auc_influence(cols["s"], cols["q"])),
+               _eauc_values, _eauc_influence),
     )
 }
 """Every performance metric by name (the registry's detector of the same name checks it)."""

@@ -108,7 +108,7 @@ def build_reference(err: FloatArray, s: npt.NDArray[np.floating], label: IntArra
         target = y[ok] if mode == "positive_class" else (err[ok] == 0)
         cal = Calibration.fit(s[ok], target.astype(np.float64))
     labelled: Cols = {"err": err, "s": s, "y": y}
-    scored = _scored_columns(s[ok], pred[ok] == positive, cal, mode) if cal is not None else {}
+    scored = scored_columns(s[ok], pred[ok] == positive, cal, mode) if cal is not None else {}
     ref = PerformanceRef(len(err), classes, mode, positive, int(y.sum()), int(ok.sum()), {}, cal, {})
     for name, windows in sizes.items():
         metric = METRICS[name]
@@ -123,12 +123,12 @@ def build_reference(err: FloatArray, s: npt.NDArray[np.floating], label: IntArra
     return ref
 
 
-def _scored_columns(s: npt.NDArray[np.floating], positive: npt.NDArray[np.bool_], cal: Calibration,
-                    mode: str) -> Cols:
-    """The columns an estimate reads from scored predictions (``positive``: predicted the positive class)."""
-    q = cal(s)
-    ea = np.where(positive, q, 1.0 - q) if mode == "positive_class" else q
-    return {"s": s, "q": q, "ea": ea}
+def scored_columns(s: npt.NDArray[np.floating], positive: npt.NDArray[np.bool_], cal: Calibration,
+                   mode: str) -> Cols:
+    """The columns an estimate reads from scored predictions (``positive``: predicted the positive class;
+    a calibration of being right counts every prediction as positive)."""
+    pos = positive if mode == "positive_class" else np.ones(len(s), dtype=bool)
+    return {"s": s, "cell": cal.block(s) * 2 + pos, "v": np.asarray(cal.values)}
 
 
 def _summary(metric: Metric, cols: Cols, windows: Sequence[int]) -> RefMetric:

@@ -6,7 +6,16 @@ complete they are summarised once (:func:`~detectors.perf_reference.build_refere
 and dropped, state fields included. From then on the joined pairs go to a
 window of the latest labelled predictions (error, score, positive label, time)
 and, when the estimates are armed, every scored prediction goes to a window of
-the latest predictions (score, predicted positive, time): no label needed.
+the latest predictions (its calibration block and whether it predicted the positive
+class, as one cell number; its time): no label needed, and no score kept.
+
+A check's finding is recomputed once its window has moved on by half of its
+shortest window (joined labels or predictions since it was last computed), as
+the windowed tests' windows move on by 40 % between two evaluations; in between,
+the last finding stands (kept in the state, so a restored version decides
+exactly as the original would have). While its incident is open, a clear finding
+is never reused: resolving takes ``policy.resolve_after`` fresh clear findings
+in a row.
 
 A check that cannot be armed (no scores, one class, a regression for an
 estimate), or a version whose predictions get no label at all, is reported once
@@ -24,14 +33,14 @@ through :meth:`Performance.take_notices` (the runtime logs it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
 from detectors.base import Score
-from detectors.events import AlertKind, Event
+from detectors.events import AlertKind, Event, Target
 from detectors.join import Joined, class_code, encode_value
 from detectors.perf_metrics import Cols, Source
 from detectors.perf_reference import NO_CLASS, PerformanceRef, build_reference
@@ -44,7 +53,9 @@ if TYPE_CHECKING:
 Key = tuple[str | None, AlertKind]
 _REF_COLS = (("err", np.float64), ("s", np.float32), ("lab", np.int64), ("pred", np.int64))
 _LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts", np.float64))
-_SCORED_COLS = (("s", np.float32), ("pos", np.int8), ("ts", np.float64))
+_SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
+_POS_CACHE = 64
+"""Distinct predicted values whose class is remembered (classes are few; a regression is never scored)."""
 _PREFIX = {"ref": "pr", "labelled": "pw", "scored": "ps"}
 """State field kinds of the three groups of rings: ``pr:<chunk>:<column>`` and so on."""
 
@@ -74,7 +85,11 @@ class Performance:
         self.notices: list[str] = []
         self._dirty_meta = self._dirty_ref = False
         self._dropped: dict[str, bytes | None] = {}
-        self._cols: dict[str, Cols] = {}
+        self._cols: dict[str, _Columns] = {}
+        self.memo: dict[str, tuple[int, Score]] = {}
+        """Each check's last finding and the count of its source's items when it was computed."""
+        self._dirty_memo = False
+        self._positive: dict[object, bool] = {}
         self.sizes: dict[str, list[int]] = {}
         for c in self.checks:
             self.sizes.setdefault(c.name, [])
@@ -96,13 +111,25 @@ class Performance:
         if ring is None:
             return
         scored = [e for e in events if e.score is not None]
-        if not scored:
+        if not scored or ref.calibration is None:
             return
-        positive = ref.positive
-        ring["s"].extend([e.score or 0.0 for e in scored])  # every one has a score
-        ring["pos"].extend([class_code(*encode_value(e.prediction)) == positive for e in scored])  # type: ignore[arg-type]
+        known, is_positive = self._positive, self._is_positive
+        predicted: list[Target] = [e.prediction for e in scored]  # type: ignore[misc]  # each has one
+        pos = np.array([known[p] if p in known else is_positive(p) for p in predicted])
+        ring["cell"].extend(ref.calibration.block(np.array([e.score for e in scored], dtype=np.float32)) * 2 + pos)
         ring["ts"].extend([e.ts for e in scored])
         self._dirty_meta = True
+
+    def _is_positive(self, prediction: Target) -> bool:
+        """Whether a prediction counts as the positive class (always, for a calibration of being right)."""
+        known = self._positive.get(prediction)
+        if known is None:
+            ref = self.ref
+            assert ref is not None
+            known = ref.mode != "positive_class" or class_code(*encode_value(prediction)) == ref.positive
+            if len(self._positive) < _POS_CACHE:
+                self._positive[prediction] = known
+        return known
 
     def joined(self, pairs: Sequence[Joined], classes: bool) -> None:
         """Pairs joined since the last evaluation (in prediction event-time order); ``classes``: the join
@@ -120,10 +147,11 @@ class Performance:
         if self.ref is None or ring is None or not pairs:
             return
         positive = self.ref.positive
-        ring["err"].extend([p[2] for p in pairs])
-        ring["s"].extend([np.nan if p[3] is None else p[3] for p in pairs])
-        ring["y"].extend([p[4] == positive for p in pairs])
-        ring["ts"].extend([p[0] for p in pairs])
+        ts, _, err, score, label, _ = zip(*pairs, strict=True)
+        ring["err"].extend(err)
+        ring["s"].extend([np.nan if x is None else x for x in score])
+        ring["y"].extend([x == positive for x in label])
+        ring["ts"].extend(ts)
 
     def _gather(self, pairs: Sequence[Joined], classes: bool) -> None:
         ring = self.rings.get("ref") or self._allocate("ref", self.cfg.reference_size)
@@ -165,8 +193,9 @@ class Performance:
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def findings(self) -> list[tuple[Key, Score]]:
-        """Each armed check's finding at this evaluation."""
+    def findings(self, incidents: Collection[Key] = (), tracing: bool = True) -> list[tuple[Key, Score]]:
+        """Each armed check's finding at this evaluation; a quiet one is explained (message and details)
+        only when its incident is open (in ``incidents``) or when ``tracing``."""
         if self.ref is None:
             if not self.meta.taken and self.meta.unlabelled >= self.cfg.reference_size:
                 self._notice("no_labels", f"performance checks and estimates not armed: no label joined to "
@@ -176,10 +205,26 @@ class Performance:
         self._cols = {}
         out: list[tuple[Key, Score]] = []
         for check in self.checks:
-            s = check.check(self)
+            key: Key = (None, "estimated_performance" if check.metric.source == "scored" else "concept_drift")
+            s = self._finding(check, tracing or key in incidents)
             if s is not None:
-                out.append(((None, "estimated_performance" if check.metric.source == "scored" else "concept_drift"), s))
+                out.append((key, s))
         return out
+
+    def _finding(self, check: BandCheck, explain: bool) -> Score | None:
+        """The check's finding: the last one while its window moved on by less than half of its shortest
+        window, unless it is to be explained (its incident is open, or tracing) and is clear or unexplained."""
+        ring = self.rings.get(check.metric.source)
+        seen = next(iter(ring.values())).count if ring else 0
+        last = self.memo.get(check.name)
+        if last is not None and 0 <= seen - last[0] < max(1, check.windows[0] // 2) \
+                and not (explain and (last[1].clear or not last[1].message)):
+            return last[1]
+        s = check.check(self, explain)
+        if s is not None:
+            self.memo[check.name] = (seen, s)
+            self._dirty_memo = True
+        return s
 
     def count(self, source: Source) -> int:
         ring = self.rings.get(source)
@@ -189,13 +234,9 @@ class Performance:
         """The window's columns, oldest first (the derived ones of estimates included); cached per evaluation."""
         got = self._cols.get(source)
         if got is None:
-            ring = self.rings[source]
-            cols: dict[str, Any] = {c: ring[c].ordered() for c in ring}
+            got = self._cols[source] = _Columns(self.rings[source])
             if source == "scored" and self.ref is not None and self.ref.calibration is not None:
-                q = self.ref.calibration(cols["s"])
-                cols["q"] = q
-                cols["ea"] = np.where(cols["pos"] == 1, q, 1.0 - q) if self.ref.mode == "positive_class" else q
-            got = self._cols[source] = cols
+                got["v"] = np.asarray(self.ref.calibration.values)
         return got
 
     def span(self, source: Source, w: int) -> tuple[float, float]:
@@ -228,7 +269,9 @@ class Performance:
             out["pf"] = msgspec.msgpack.encode(self.meta)
         if self._dirty_ref and self.ref is not None:
             out["pfr"] = msgspec.msgpack.encode(self.ref)
-        self._dirty_meta = self._dirty_ref = False
+        if self._dirty_memo:
+            out["pfm"] = msgspec.msgpack.encode(self.memo)
+        self._dirty_meta = self._dirty_ref = self._dirty_memo = False
         return out
 
     def discard(self) -> None:
@@ -236,7 +279,7 @@ class Performance:
         for ring in self.rings.values():
             for r in ring.values():
                 r.discard()
-        self._dirty_meta = self._dirty_ref = False
+        self._dirty_meta = self._dirty_ref = self._dirty_memo = False
 
     def touch_all(self) -> None:
         for ring in self.rings.values():
@@ -244,6 +287,7 @@ class Performance:
                 r.touch_all()
         self._dirty_meta = True
         self._dirty_ref = self.ref is not None
+        self._dirty_memo = bool(self.memo)
 
     def load(self, fields: dict[str, bytes]) -> None:
         if "pf" not in fields:
@@ -251,6 +295,8 @@ class Performance:
         self.meta = msgspec.msgpack.decode(fields["pf"], type=PerfMeta)
         if "pfr" in fields:
             self.ref = msgspec.msgpack.decode(fields["pfr"], type=PerformanceRef)
+        if "pfm" in fields:
+            self.memo = msgspec.msgpack.decode(fields["pfm"], type=dict[str, tuple[int, Score]])
         chunks = _chunks(fields)
         for group, cap in list(self.meta.caps.items()):
             want = self.cfg.reference_size if group == "ref" else self.caps[group]
@@ -262,6 +308,18 @@ class Performance:
                 continue
             for col, r in ring.items():
                 r.load(chunks.get((_PREFIX[group], col), {}), self.meta.counts.get(group, 0))
+
+
+class _Columns(dict[str, Any]):
+    """A window's columns, each ordered oldest first when first read (an evaluation reads only some)."""
+
+    def __init__(self, rings: dict[str, Ring]) -> None:
+        super().__init__()
+        self.rings = rings
+
+    def __missing__(self, key: str) -> Any:
+        value = self[key] = self.rings[key].ordered()
+        return value
 
 
 def _chunks(fields: dict[str, bytes]) -> dict[tuple[str, str], dict[int, bytes]]:

@@ -10,6 +10,7 @@ import msgspec
 
 from detectors.errors import DriftwireError
 from pipeline.config import load_config, load_secrets
+from pipeline.logs import get_logger
 from pipeline.progress import progress_for_file
 from pipeline.replay import replay
 from pipeline.sinks import AlertSink, JsonlSink, ListSink, encode_alert
@@ -39,6 +40,9 @@ def replay_cmd(args: argparse.Namespace) -> int:
             path, config, sink, secrets, on_batch=advance, engine=engine, on_commit=on_commit, start_line=start_line
         )
     sink.close()
+    log = get_logger("driftwire.replay")
+    for model, version, text in summary.notices:
+        log.info("detector_not_armed", model=model, model_version=version, detail=text)
     if isinstance(sink, ListSink) and not args.quiet:
         for alert in sink.alerts:
             sys.stdout.write(encode_alert(alert).decode() + "\n")

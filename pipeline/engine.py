@@ -36,6 +36,8 @@ class BatchResult(msgspec.Struct):
     alerts: list[Alert]
     rejected: list[int]
     """Positions in the batch of events refused because the model cap was hit."""
+    notices: list[tuple[str, str, str]] = []
+    """(model, version, text) of what the runtime should log once, e.g. a check that cannot be armed."""
 
 
 class Engine:
@@ -76,7 +78,8 @@ class Engine:
             alerts = self._process_whole(batch, groups, rejected)
         else:
             alerts = self._process_ticked(batch, rejected)
-        return BatchResult(alerts, rejected)
+        notices = [(*key, text) for key in groups if key in self.models for text in self.models[key].take_notices()]
+        return BatchResult(alerts, rejected, notices)
 
     def _process_ticked(self, batch: Sequence[Event], rejected: list[int]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -24,6 +24,8 @@ class ReplaySummary(msgspec.Struct):
     alerts: int = 0
     firing: int = 0
     resolved: int = 0
+    notices: list[tuple[str, str, str]] = []
+    """(model, version, text) of what the engine reported once (a check that cannot be armed)."""
 
 
 def replay(
@@ -51,6 +53,7 @@ def replay(
             dead[letter.reason] += 1
             engine.note_dead_letter(None, letter.reason)
         result = engine.process(batch.events)
+        summary.notices += result.notices
         if on_commit is None:
             engine.discard_delta()  # replay keeps live objects; no delta is wanted
         _count(summary, result.alerts)

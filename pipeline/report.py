@@ -303,7 +303,7 @@ def quality_section(view: ModelView) -> str:
 
 def concept_section(view: ModelView) -> str:
     e = view.data.errors
-    alerts = view.alerts_where(kinds=("concept_drift",))
+    alerts = view.alerts_where(kinds=("concept_drift", "estimated_performance"))
     if e.joined == 0:
         return "<p class=empty>No labels joined to predictions: no error rate to show.</p>"
     what = "error rate" if e.classes else "mean absolute error"
@@ -312,7 +312,8 @@ def concept_section(view: ModelView) -> str:
         [Line(what, *e.curve.points())], view.x_range,
         hlines=[HLine(f"reference {fmt_num(e.baseline)}", e.baseline, OK)],
         markers=markers_for(alerts), spans=spans_for(incidents(alerts), view.x_range[1]), wide=True,
-        note=f"{e.joined} of {e.labels} labels joined; plotted at label arrival (event time).",
+        note=f"{e.joined} of {e.labels} labels joined; plotted at label arrival (event time). Markers: "
+             f"concept drift and estimated performance alerts.",
     )
 
 

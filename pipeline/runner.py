@@ -469,6 +469,8 @@ class Runner:
             if start < stop:
                 result = run.engine.process(decoded[start:stop])
                 alerts.extend(result.alerts)
+                for model, version, text in result.notices:
+                    log.info("detector_not_armed", partition=run.shard, model=model, model_version=version, detail=text)
                 for pos in result.rejected:
                     self._dead(pending, items[start + pos], "model_cap", "model cap reached: event refused")
 

@@ -18,5 +18,5 @@ class PerformanceChecks:
         self.data = data
 
     def collect(self, found: Findings) -> None:
-        for key, score in self.data.perf.findings():
+        for key, score in self.data.perf.findings(found.incidents, found.tracing):
             found.add(key, score)
