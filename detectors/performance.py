@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from detectors.base import Score
+from detectors.baseline import LabelledBaseline
 from detectors.events import AlertKind, Event, Target
-from detectors.join import Joined, class_code, encode_value
+from detectors.join import Joined, class_code, coded_error, encode_value
 from detectors.perf_metrics import Cols, Source
 from detectors.perf_reference import NO_CLASS, PerformanceRef, build_reference
 from detectors.ring import Ring
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from detectors.band_check import BandCheck
 
 Key = tuple[str | None, AlertKind]
+FloatArray = npt.NDArray[np.float64]
 _REF_COLS = (("err", np.float64), ("s", np.float32), ("lab", np.int64), ("pred", np.int64))
 _LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts", np.float64))
 _SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
@@ -166,12 +169,25 @@ class Performance:
     def _freeze(self, classes: bool) -> None:
         ring = self.rings.pop("ref")
         self.meta.caps.pop("ref", None)
-        err, s, lab, pred = (ring[c].ordered() for c, _ in _REF_COLS)
-        self.ref = build_reference(err, s.astype(np.float64), lab, pred, classes, self.sizes, self.cfg.score)
-        self._dirty_ref = True
         for col, r in ring.items():  # the gathered pairs are summarised: delete their fields
             r.touch_all()
             self._dropped.update(dict.fromkeys(r.take(f"pr:{col}"), None))
+        err, s, lab, pred = (ring[c].ordered() for c, _ in _REF_COLS)
+        self._summarise(err, s, lab, pred, classes)
+
+    def from_baseline(self, b: LabelledBaseline) -> None:
+        """The baseline's labelled rows are the reference, compared as the label join compares them."""
+        coded = [(encode_value(p), encode_value(y)) for p, y in zip(b.predictions, b.labels, strict=True)]
+        judged = [coded_error(*p, *y) for p, y in coded]
+        self.meta.taken = len(coded)
+        self._summarise(np.array([e for e, _ in judged]), np.array(b.scores, dtype=np.float64).astype(np.float32),
+                        np.array([_code(y) for _, y in coded], dtype=np.int64),
+                        np.array([_code(p) for p, _ in coded], dtype=np.int64), bool(judged and judged[0][1]))
+
+    def _summarise(self, err: FloatArray, s: npt.NDArray[np.float32], lab: npt.NDArray[np.int64],
+                   pred: npt.NDArray[np.int64], classes: bool) -> None:
+        self.ref = build_reference(err, s.astype(np.float64), lab, pred, classes, self.sizes, self.cfg.score)
+        self._dirty_ref = True
         if any(c.metric.source == "labelled" and c.name in self.ref.metrics for c in self.checks):
             self._allocate("labelled", self.caps["labelled"])
         if any(c.metric.source == "scored" and c.name in self.ref.metrics for c in self.checks):
@@ -320,6 +336,11 @@ class _Columns(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         value = self[key] = self.rings[key].ordered()
         return value
+
+
+def _code(value: tuple[int, int, float]) -> int:
+    code = class_code(*value)
+    return NO_CLASS if code is None else code
 
 
 def _chunks(fields: dict[str, bytes]) -> dict[tuple[str, str], dict[int, bytes]]:

@@ -135,6 +135,8 @@ class VersionData:
                 m.outputs.append("\x00" + role)
         self.reserve_spaces()
         m.frozen = True
+        if b.labelled is not None:
+            self.perf.from_baseline(b.labelled)
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self.new_column(name, role, fb.kind, declared)

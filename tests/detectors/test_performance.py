@@ -168,3 +168,23 @@ def test_the_gathered_reference_is_summarised_and_its_fields_deleted() -> None:
     assert len(stored["pfr"]) < 2_000 and any(k.startswith(("pw:", "ps:")) for k in stored)
     mine = ("pf", "pw:", "ps:", "pr:")
     assert {k for k in stored if k.startswith(mine)} == {k for k in m.full_state() if k.startswith(mine)}
+
+
+def test_a_baseline_with_labels_is_the_performance_reference_from_the_first_event() -> None:
+    from detectors.baseline import build_baseline, decode_baseline, encode_baseline
+
+    train = [e for e in stream(3_000, 9) if e.stream == "prediction"]
+    truth = {e.prediction_id: e.label for e in stream(3_000, 9) if e.stream == "label"}
+    rows = [{"x": (e.features or {})["x"], "p": e.prediction, "s": e.score, "y": truth.get(e.event_id)} for e in train]
+    baseline = decode_baseline(encode_baseline(build_baseline(rows, "m", "v1", score_column="s",
+                                                              prediction_column="p", label_column="y")))
+    assert baseline.labelled is not None and len(baseline.labelled.labels) == 2_950  # the last 50 have no label
+    live = stream(4_000, 10, flip=(2_000, 4_000, 0.3))
+    m = ModelMonitor("m", "v1", SETTINGS, baseline=baseline)
+    ref = m.data.perf.ref
+    assert ref is not None and ref.labels == 2_950 and ref.mode == "positive_class"
+    alerts = [a for i in range(0, len(live), 300) for a in m.process(live[i : i + 300])]
+    fired = at(alerts, "concept_drift")
+    assert fired and 2_000 <= fired[0] < 2_800 and not [a for a in alerts if a.event_ts < 2_000]
+    again = ModelMonitor.restore("m", "v1", SETTINGS, m.full_state(), baseline=baseline)
+    assert again.full_state() == m.full_state()
