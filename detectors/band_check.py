@@ -3,8 +3,9 @@
 At each evaluation the metric is computed over the latest ``w`` items for each
 window size (joined labels for measured metrics, predictions for estimates),
 and each window's shortfall from the reference value is measured in standard
-deviations of the reference band at that size (:mod:`detectors.band`). The
-largest decides the level: ``warning`` or ``critical`` standard deviations and
+deviations of the reference band at that size (:mod:`detectors.band`; never
+below ``tolerance`` of the reference value over ``warning``, so a change smaller
+than that never warns). The largest decides the level: ``warning`` or ``critical`` standard deviations and
 worse. The check counts as clear only when no window warns and the longest
 window is back within ``resolve`` standard deviations: the incident stays open
 while performance stays outside the band, and the policy resolves it after
@@ -53,12 +54,18 @@ class BandParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Shortfall, in band standard deviations, at or above which it is critical."""
     resolve: float = 1.5
     """Shortfall of the longest window below which (and no window warning) the check counts as clear."""
+    tolerance: float = 0.005
+    """Smallest shortfall that can warn, relative to the reference value: the band's standard deviation is
+    never taken below ``tolerance x reference / warning``. A smaller change may be real (a long reference
+    period drifts a little) but is not worth a page."""
 
     def __post_init__(self) -> None:
         if not self.windows or min(self.windows) < 2:
             raise ValueError("windows: need at least one window of 2 or more items")
-        if not 0 <= self.resolve <= self.warning <= self.critical:
-            raise ValueError("need 0 <= resolve <= warning <= critical")
+        if not 0 <= self.resolve <= self.warning <= self.critical or self.warning <= 0:
+            raise ValueError("need 0 <= resolve <= warning <= critical, warning > 0")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError("tolerance: need 0 <= tolerance < 1")
 
 
 class BandCheck:
@@ -90,7 +97,8 @@ class BandCheck:
         event times the last ``w`` items cover."""
         p = self.params
         sign = 1.0 if self.metric.higher_is_better else -1.0
-        sds = [ref.band_sd(w, ref_size) for w in sizes]
+        floor = p.tolerance * abs(ref.value) / p.warning
+        sds = [max(ref.band_sd(w, ref_size), floor) for w in sizes]
         short = [sign * (ref.value - v) for v in values.tolist()]
         z = [d / sd if sd > 0 else (math.inf if d > 0 else 0.0) for d, sd in zip(short, sds, strict=True)]
         z = [x if x == x else 0.0 for x in z]  # an undefined window value (one class only) tells nothing

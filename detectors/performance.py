@@ -80,8 +80,11 @@ class PerfMeta(msgspec.Struct):
 class Performance:
     """The performance reference and windows of one model version, and the checks that read them."""
 
-    def __init__(self, settings: PerformanceSettings, checks: Sequence[BandCheck]) -> None:
+    def __init__(self, settings: PerformanceSettings, checks: Sequence[BandCheck], patience: int = 0) -> None:
+        """``patience``: predictions with no label joined after which that is reported (the label join
+        cannot join labels later than that)."""
         self.cfg, self.checks = settings, list(checks)
+        self.patience = max(patience, settings.reference_size)
         self.meta = PerfMeta()
         self.ref: PerformanceRef | None = None
         self.rings: dict[str, dict[str, Ring]] = {}
@@ -213,10 +216,11 @@ class Performance:
         """Each armed check's finding at this evaluation; a quiet one is explained (message and details)
         only when its incident is open (in ``incidents``) or when ``tracing``."""
         if self.ref is None:
-            if not self.meta.taken and self.meta.unlabelled >= self.cfg.reference_size:
-                self._notice("no_labels", f"performance checks and estimates not armed: no label joined to "
-                             f"{self.meta.unlabelled} predictions (they need {self.cfg.reference_size} joined "
-                             f"labels as their reference)")
+            if not self.meta.taken and self.meta.unlabelled >= self.patience:
+                self._notice("no_labels", f"performance checks and estimates not armed: no label joined to the "
+                             f"first {self.meta.unlabelled} predictions (they need {self.cfg.reference_size} joined "
+                             f"labels as their reference; labels later than concept.max_pending predictions or "
+                             f"concept.horizon_s are not joined)")
             return []
         self._cols = {}
         out: list[tuple[Key, Score]] = []

@@ -68,7 +68,7 @@ class VersionData:
         self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
         self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
         self.err_dirty = False
-        self.perf = Performance(settings.performance, checks.performance)
+        self.perf = Performance(settings.performance, checks.performance, c.max_pending)
         self.spaces: dict[Group, BlockSpace] = {}
 
     def groups(self) -> dict[Group, list[Column]]:

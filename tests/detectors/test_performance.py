@@ -138,14 +138,19 @@ def test_without_scores_the_estimates_are_not_armed_and_it_is_said_once() -> Non
 
 
 def test_without_labels_nothing_is_armed_and_it_is_said_once() -> None:
+    """Said once no label could join any more: after concept.max_pending predictions (at least
+    performance.reference_size)."""
+    settings = msgspec.structs.replace(SETTINGS, concept=msgspec.structs.replace(SETTINGS.concept, max_pending=3_000))
     events = [e for e in stream(4_000, 7) if e.stream != "label"]
-    _, m = replay(events)
+    _, m = replay(events[:2_900], settings)
+    assert m.take_notices() == []
+    m.process(events[2_900:])
     notes = m.take_notices()
-    assert len(notes) == 1 and "no label joined" in notes[0]
+    assert len(notes) == 1 and "no label joined to the first 3000 predictions" in notes[0]
     m.process(events[:10])
     assert m.take_notices() == []
     state = m.full_state()
-    again = ModelMonitor.restore("m", "v1", SETTINGS, state)
+    again = ModelMonitor.restore("m", "v1", settings, state)
     again.process([msgspec.structs.replace(e, event_id=f"q{i}") for i, e in enumerate(events[:500])])
     assert again.take_notices() == []  # given once per version, across a restore
 
