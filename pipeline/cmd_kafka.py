@@ -35,6 +35,12 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     t.add_argument("--max-alerts", type=int, default=None)
     t.add_argument("--timeout", type=float, default=None)
+    f = asub.add_parser("forward", parents=[cfg], help="deliver alerts to Alertmanager and webhooks (config: forward)",
+                        description="Subscribe to the alert topic in its own consumer group and deliver every alert "
+                                    "to the targets of the config's forward section; offsets are committed only "
+                                    "after delivery.")
+    f.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    f.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without alerts")
 
 
 def run_cmd(args: argparse.Namespace) -> int:
@@ -93,6 +99,11 @@ def record_cmd(args: argparse.Namespace) -> int:
 
 def alerts_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
+
+    if args.action == "forward":
+        from pipeline.forward.command import forward_cmd
+
+        return forward_cmd(load_config(args.config), load_secrets(), args.timeout, args.idle_timeout)
     from pipeline.kafka_io import tail_alerts
 
     tail_alerts(

@@ -17,6 +17,7 @@ import yaml
 
 from detectors.errors import ConfigError
 from detectors.settings import DetectionSettings
+from pipeline.forward.settings import ForwardSettings
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -120,6 +121,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Detectors, windows and the alert policy."""
     baselines: dict[str, str] = {}
     """Baseline files by "model:version" (paths), used instead of a reference window."""
+    forward: ForwardSettings = ForwardSettings()
+    """Targets of `driftwire alerts forward`: Alertmanager and webhooks."""
 
 
 class Secrets(msgspec.Struct, frozen=True):
@@ -204,8 +207,10 @@ def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
     except msgspec.ValidationError as exc:
         raise ConfigError(_key_from_error(str(exc)), str(exc)) from exc
     from detectors.settings import validate  # local: keeps the seam explicit
+    from pipeline.forward.settings import validate as validate_forward
 
     validate(config.detection)
+    validate_forward(config.forward)
     return config
 
 

@@ -1,0 +1,22 @@
+"""``driftwire alerts forward``: build the targets (config checked, secrets read), run the loop, report."""
+
+from __future__ import annotations
+
+import sys
+
+from detectors.errors import ConfigError
+from pipeline.config import Config, Secrets
+from pipeline.forward.loop import Forwarder, Limits
+from pipeline.forward.targets import build_targets
+
+
+def forward_cmd(config: Config, secrets: Secrets, timeout: float | None, idle_timeout: float | None) -> int:
+    if not config.forward.targets:
+        raise ConfigError("forward.targets", "no target to forward to: add an alertmanager or webhook target")
+    forwarder = Forwarder(config, secrets, build_targets(config.forward))
+    forwarder.install_signals()
+    s = forwarder.run(Limits(timeout=timeout, idle_timeout=idle_timeout))
+    print(f"driftwire alerts forward: {s.alerts} alerts delivered to {len(forwarder.targets)} target(s) in "
+          f"{s.batches} batches, {s.dead_letters} dead-lettered, {s.open_incidents} incidents open; "
+          f"stopped on {s.stop_reason}", file=sys.stderr)
+    return 0
