@@ -99,7 +99,7 @@ class Forwarder:
             while not self.stop_reason:
                 polled = consumer.poll(timeout_ms=self.config.kafka.poll_timeout_ms,
                                        max_records=self.settings.max_batch)
-                self._rebalanced()
+                self._rebalanced(polled)
                 for tp in sorted(polled, key=lambda t: t.partition):
                     self._forward(tp, polled[tp])
                     last_alert = time.monotonic()
@@ -176,7 +176,7 @@ class Forwarder:
 
     # -- assignment, memory, re-sends ---------------------------------------------------------
 
-    def _rebalanced(self) -> None:
+    def _rebalanced(self, polled: dict[TopicPartition, list[Any]]) -> None:
         revoked, assigned = self.listener.take()
         for tp in revoked - assigned:
             self.incidents.forget(tp.partition)
@@ -184,7 +184,8 @@ class Forwarder:
             assert self.consumer is not None
             for tp in assigned:
                 self.incidents.forget(tp.partition)
-            resume = {tp: self.consumer.position(tp) for tp in assigned}
+            # where delivery resumes: this poll's first record, else the position (nothing returned yet)
+            resume = {tp: polled[tp][0].offset if polled.get(tp) else self.consumer.position(tp) for tp in assigned}
             read = rebuild(self.config, self.secrets, resume, self.incidents, self.clock)
             log.info("incidents_rebuilt", partitions=sorted(tp.partition for tp in assigned), read=read,
                      open_incidents=len(self.incidents))
