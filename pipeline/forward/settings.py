@@ -114,7 +114,7 @@ def validate(settings: ForwardSettings) -> None:
     names = [t.name for t in settings.targets]
     for i, target in enumerate(settings.targets):
         key = f"forward.targets[{i}]"
-        if not target.name or names.count(target.name) > 1:
+        if not target.name or target.name in names[:i]:
             raise ConfigError(f"{key}.name", "every target needs a name of its own")
         urls = target.urls if isinstance(target, AlertmanagerTarget) else [target.url]
         if not urls:
