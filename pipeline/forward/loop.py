@@ -99,7 +99,8 @@ class Forwarder:
             while not self.stop_reason:
                 polled = consumer.poll(timeout_ms=self.config.kafka.poll_timeout_ms,
                                        max_records=self.settings.max_batch)
-                self._rebalanced(polled)
+                if self._rebalanced(polled):
+                    last_alert = time.monotonic()  # idle counts from the assignment, not from the join
                 for tp in sorted(polled, key=lambda t: t.partition):
                     self._forward(tp, polled[tp])
                     last_alert = time.monotonic()
@@ -176,7 +177,8 @@ class Forwarder:
 
     # -- assignment, memory, re-sends ---------------------------------------------------------
 
-    def _rebalanced(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def _rebalanced(self, polled: dict[TopicPartition, list[Any]]) -> bool:
+        """Forget revoked partitions' incidents, rebuild assigned ones'; True when some were assigned."""
         revoked, assigned = self.listener.take()
         for tp in revoked - assigned:
             self.incidents.forget(tp.partition)
@@ -190,6 +192,7 @@ class Forwarder:
             log.info("incidents_rebuilt", partitions=sorted(tp.partition for tp in assigned), read=read,
                      open_incidents=len(self.incidents))
             self._resend(due_only=False)
+        return bool(assigned)
 
     def _resend(self, due_only: bool = True) -> None:
         postings = self.incidents.open_postings()
@@ -201,13 +204,14 @@ class Forwarder:
         """Wait between delivery attempts, staying in the group; raises :class:`Stopping` on a stop signal."""
         assert self.consumer is not None
         deadline = time.monotonic() + seconds
-        self.consumer.pause(*self.consumer.assignment())
         try:
             while not self.stop_reason:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self.consumer.poll(timeout_ms=int(min(remaining, 0.5) * 1000))  # paused: heartbeats only
+                self.consumer.pause(*self.consumer.assignment())  # again: a rebalance may have added some
+                for tp, records in self.consumer.poll(timeout_ms=int(min(remaining, 0.5) * 1000)).items():
+                    self.consumer.seek(tp, records[0].offset)  # assigned meanwhile: read them again later
                 self._resend()
         finally:
             self.consumer.resume(*self.consumer.paused())
