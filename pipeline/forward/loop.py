@@ -29,6 +29,7 @@ from detectors.events import Alert
 from pipeline.config import Config, Secrets
 from pipeline.forward.dead_letters import ForwardDeadLetters
 from pipeline.forward.incidents import Incidents
+from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import Failure, Item, Record, Stopping, Target
 from pipeline.kafka_io import KafkaUnavailable, client_settings
 from pipeline.kafka_source import RebalanceLog
@@ -53,9 +54,9 @@ class Summary(msgspec.Struct):
 
 
 class Forwarder:
-    def __init__(self, config: Config, secrets: Secrets, targets: list[Target],
+    def __init__(self, config: Config, secrets: Secrets, targets: list[Target], metrics: ForwardMetrics,
                  clock: Callable[[], float] = time.time) -> None:
-        self.config, self.secrets, self.targets, self.clock = config, secrets, targets, clock
+        self.config, self.secrets, self.targets, self.metrics, self.clock = config, secrets, targets, metrics, clock
         self.settings = config.forward
         self.topic = config.kafka.topics.alerts
         self.incidents = Incidents()
@@ -105,6 +106,7 @@ class Forwarder:
                     self._forward(tp, polled[tp])
                     last_alert = time.monotonic()
                 self._resend()
+                self._gauges()
                 self._check_limits(limits, started, last_alert)
         except Stopping:
             pass
@@ -133,11 +135,24 @@ class Forwarder:
     def _forward(self, tp: TopicPartition, records: list[Any]) -> None:
         items, failures = self._decode(tp, records)
         for target in self.targets:
-            failures += target.deliver(items, self.pause)
+            refused = target.deliver(items, self.pause)
+            self.metrics.delivered(target.name, len(items) - len(refused))
+            failures += refused
         self._dead_letter(failures)
         self.summary.alerts += len(items)
         self.summary.batches += 1
         self._commit(tp, records[-1].offset + 1)
+        self._gauges()
+
+    def _gauges(self) -> None:
+        assert self.consumer is not None
+        self.metrics.open_incidents(len(self.incidents))
+        behind = 0
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)  # from the last fetch response: no request
+            if end is not None:
+                behind += max(0, end - self.consumer.position(tp))
+        self.metrics.lag(behind)
 
     def _decode(self, tp: TopicPartition, records: list[Any]) -> tuple[list[Item], list[Failure]]:
         items, failures, now = [], [], self.clock()
@@ -162,6 +177,7 @@ class Forwarder:
                 self.pause(self.config.runtime.retry_max_s)
                 continue
             for f in failures:
+                self.metrics.dead_lettered(f.target, f.reason)
                 log.error("alert_dead_lettered", target=f.target, reason=f.reason, detail=f.detail,
                           attempts=f.attempts, partition=f.record.partition, offset=f.record.offset)
             self.summary.dead_letters += len(failures)

@@ -93,6 +93,8 @@ class ForwardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a group with no committed offset starts: earliest delivers the alerts already on the topic."""
     max_batch: Annotated[int, msgspec.Meta(gt=0)] = 100
     """Alerts per poll; one Alertmanager request per batch, offsets committed after each batch."""
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9109
+    """Port of the forwarder's /metrics (on runtime.metrics_host); 0 turns it off."""
     targets: list[Target] = []
     """Targets, each {type: alertmanager, ...} or {type: webhook, ...}; see the README, "Getting paged"."""
 

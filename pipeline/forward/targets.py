@@ -22,6 +22,7 @@ from detectors.events import Alert
 from pipeline.forward import signing
 from pipeline.forward.alertmanager import Mapper, Posting
 from pipeline.forward.http import Outcome, Poster, tls_context
+from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.retry import with_retries
 from pipeline.forward.settings import AlertmanagerTarget, ForwardSettings, WebhookTarget
 from pipeline.logs import get_logger
@@ -82,8 +83,9 @@ def _headers(static: Mapping[str, str], from_env: Mapping[str, str], key: str, e
     return out
 
 
-def _retrying(name: str) -> Callable[[Outcome, int, float], None]:
+def _retrying(name: str, metrics: ForwardMetrics) -> Callable[[Outcome, int, float], None]:
     def on_retry(outcome: Outcome, attempt: int, wait: float) -> None:
+        metrics.retried(name, outcome.reason)
         log.warning("delivery_retry", target=name, reason=outcome.reason, detail=outcome.detail, attempt=attempt,
                     wait_s=round(wait, 3))
     return on_retry
@@ -92,9 +94,9 @@ def _retrying(name: str) -> Callable[[Outcome, int, float], None]:
 class AlertmanagerSink:
     """POSTs a batch's alerts to every URL; accepted when one URL took them (the re-sends fill in the rest)."""
 
-    def __init__(self, settings: AlertmanagerTarget, key: str, environ: Mapping[str, str],
+    def __init__(self, settings: AlertmanagerTarget, key: str, environ: Mapping[str, str], metrics: ForwardMetrics,
                  clock: Callable[[], float] = time.time) -> None:
-        self.name, self.settings, self.clock = settings.name, settings, clock
+        self.name, self.settings, self.metrics, self.clock = settings.name, settings, metrics, clock
         self.headers = _headers(settings.headers, settings.headers_from_env, key, environ)
         self.mapper = Mapper(settings.static_labels, settings.generator_url, ttl_s=4 * settings.resend_interval_s)
         self.poster = Poster(settings.timeout_s, tls_context(settings.ca_file))
@@ -116,7 +118,8 @@ class AlertmanagerSink:
         postings = [p for item in items for p in item.postings]
         if not postings:
             return []
-        outcome, attempts = with_retries(lambda: self._post(postings), self.settings.retry, pause, _retrying(self.name))
+        outcome, attempts = with_retries(lambda: self._post(postings), self.settings.retry, pause,
+                                         _retrying(self.name, self.metrics))
         if outcome.ok:
             return []
         if outcome.retryable or len(items) == 1:
@@ -132,6 +135,7 @@ class AlertmanagerSink:
         for start in range(0, len(postings), RESEND_CHUNK):
             outcome = self._post(postings[start:start + RESEND_CHUNK])
             if not outcome.ok:
+                self.metrics.resend_failed(self.name)
                 log.warning("resend_failed", target=self.name, reason=outcome.reason, detail=outcome.detail,
                             open_incidents=len(postings))
                 return
@@ -140,9 +144,9 @@ class AlertmanagerSink:
 class WebhookSink:
     """One signed JSON POST per alert event: the contract's object exactly as it was published."""
 
-    def __init__(self, settings: WebhookTarget, key: str, environ: Mapping[str, str],
+    def __init__(self, settings: WebhookTarget, key: str, environ: Mapping[str, str], metrics: ForwardMetrics,
                  clock: Callable[[], float] = time.time) -> None:
-        self.name, self.settings, self.clock = settings.name, settings, clock
+        self.name, self.settings, self.metrics, self.clock = settings.name, settings, metrics, clock
         self.headers = _headers(settings.headers, settings.headers_from_env, key, environ)
         self.key: bytes | None = None
         if settings.signing_key_env:
@@ -165,7 +169,7 @@ class WebhookSink:
         failures = []
         for item in items:
             outcome, attempts = with_retries(functools.partial(self._post, item), self.settings.retry, pause,
-                                             _retrying(self.name))
+                                             _retrying(self.name, self.metrics))
             if not outcome.ok:
                 failures.append(Failure(item.record, self.name, outcome.reason, outcome.detail, attempts))
         return failures
@@ -174,14 +178,16 @@ class WebhookSink:
         """Webhooks get each event once (at least once); nothing to re-send."""
 
 
-def build_targets(settings: ForwardSettings, environ: Mapping[str, str] | None = None) -> list[Target]:
+def build_targets(settings: ForwardSettings, environ: Mapping[str, str] | None = None,
+                  metrics: ForwardMetrics | None = None) -> list[Target]:
     """The configured targets, with their environment secrets read (a missing variable names its key)."""
     env = os.environ if environ is None else environ
+    metrics = metrics or ForwardMetrics()
     out: list[Target] = []
     for i, target in enumerate(settings.targets):
         key = f"forward.targets[{i}]"
         if isinstance(target, AlertmanagerTarget):
-            out.append(AlertmanagerSink(target, key, env))
+            out.append(AlertmanagerSink(target, key, env, metrics))
         else:
-            out.append(WebhookSink(target, key, env))
+            out.append(WebhookSink(target, key, env, metrics))
     return out

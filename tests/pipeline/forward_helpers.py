@@ -7,6 +7,7 @@ Alertmanager behind the proxy is the real one (scripts/services.sh)."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -88,6 +89,19 @@ class HoldingProxy(Receiver):
 
     def release(self) -> None:
         self.released.set()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A /metrics page as {'name{labels}': value} (the exposition's own text for the series)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line and line[0] != "#"}
 
 
 def am_alerts(url: str, **matchers: str) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ where promtool has been built."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,12 +18,13 @@ from typing import Any
 
 import pytest
 import yaml
-from forward_helpers import am_alerts
+from forward_helpers import am_alerts, free_port
 from services import go_binary
 from test_dashboard import exercised_exposition, grouping_labels, metric_names
 
 from detectors.events import Alert, Window
 from pipeline.forward.alertmanager import Mapper, Posting
+from pipeline.forward.metrics import ForwardMetrics
 
 ALERTING = Path(__file__).resolve().parents[2] / "config" / "alerting"
 AM_CONFIG = ALERTING / "alertmanager.yml"
@@ -39,16 +39,10 @@ def test_amtool_accepts_the_example_config() -> None:
     assert "1 inhibit rules" in out.stdout and "2 receivers" in out.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def example_am(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Alertmanager of its own, on loopback, started with config/alerting/alertmanager.yml."""
-    binary, port = go_binary("alertmanager"), _free_port()
+    binary, port = go_binary("alertmanager"), free_port()
     work = tmp_path_factory.mktemp("am")
     log = open(work / "alertmanager.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(binary), f"--config.file={AM_CONFIG}", f"--storage.path={work}",
@@ -116,14 +110,32 @@ def test_critical_pages_warning_chats_and_a_model_incident_inhibits_feature_drif
     assert ("churn", None) not in view and view[("churn", "age")]["state"] == "active"
 
 
+# One call per public ForwardMetrics method; a new method must be added here (checked below).
+FORWARD_CALLS: dict[str, tuple[Any, ...]] = {
+    "delivered": ("am", 2), "retried": ("am", "http_503"), "dead_lettered": ("hook", "timeout"),
+    "resend_failed": ("am",), "open_incidents": (3,), "lag": (1,), "render": (), "serve": ("127.0.0.1", 0),
+}
+
+
+def _forwarder_exposition() -> str:
+    metrics = ForwardMetrics()
+    public = {n for n in dir(metrics) if not n.startswith("_") and callable(getattr(metrics, n))}
+    assert public == set(FORWARD_CALLS), "update FORWARD_CALLS: the ForwardMetrics methods changed"
+    for name, args in FORWARD_CALLS.items():
+        getattr(metrics, name)(*args)
+    return metrics.render().decode()
+
+
 @pytest.fixture(scope="module")
 def exported() -> dict[str, set[str]]:
+    """What a consumer and a forwarder export, every method called once; plus Prometheus's own ``up``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     out: dict[str, set[str]] = {"up": set(PROMETHEUS_LABELS)}
-    for family in text_string_to_metric_families(next(exercised_exposition())):
-        for sample in family.samples:
-            out.setdefault(sample.name, set()).update(sample.labels)
+    for text in (next(exercised_exposition()), _forwarder_exposition()):
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out.setdefault(sample.name, set()).update(sample.labels)
     return out
 
 
@@ -135,7 +147,7 @@ def test_rules_cover_driftwire_health_and_use_only_exported_metrics(exported: di
     rules = _rules()
     names = {r["alert"] for r in rules}
     assert {"DriftwireConsumerDown", "DriftwireConsumerLagGrowing", "DriftwireDeadLetterRate",
-            "DriftwireStateLost"} <= names
+            "DriftwireStateLost", "DriftwireForwarderDown", "DriftwireForwardDeadLetters"} <= names
     known = set().union(*exported.values()) | PROMETHEUS_LABELS
     for rule in rules:
         used = metric_names(rule["expr"])

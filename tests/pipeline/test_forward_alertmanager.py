@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 from fault_helpers import Stack, log_tail, split_log, wait_for
-from forward_helpers import HoldingProxy, am_alerts, committed, open_incidents
+from forward_helpers import HoldingProxy, am_alerts, committed, free_port, open_incidents, scrape
 
 from pipeline.synth import SynthSpec, write_log
 
 pytestmark = pytest.mark.services
 
 
-def _forwarding(stack_factory: Any, url: str, max_batch: int = 100) -> Stack:
+def _forwarding(stack_factory: Any, url: str, max_batch: int = 100, metrics_port: int = 0) -> Stack:
     """A stack whose forwarder sends to ``url`` with a label of its own (``dw_stack``) to find its alerts by."""
     stack: Stack = stack_factory(partitions=2)
     target = {"type": "alertmanager", "name": "am", "urls": [url], "static_labels": {"dw_stack": stack.uid},
               "generator_url": "https://grafana.example/d/driftwire?var-model={model}&var-feature={feature}"}
-    stack.write_config(forward__max_batch=max_batch, forward__targets=[target])
+    stack.write_config(forward__max_batch=max_batch, forward__metrics_port=metrics_port, forward__targets=[target])
     return stack
 
 
@@ -49,7 +49,8 @@ def _expected(stack: Stack) -> dict[str, dict[str, str]]:
 
 
 def test_drift_pages_in_alertmanager_and_resolves(stack_factory: Any, alertmanager_url: str, tmp_path: Path) -> None:
-    stack = _forwarding(stack_factory, alertmanager_url)
+    port = free_port()
+    stack = _forwarding(stack_factory, alertmanager_url, metrics_port=port)
     log = tmp_path / "log.jsonl"
     write_log(SynthSpec(events=3000, drift_at=1000, drift_until=2000, seed=11), log)
     drifting, recovering = tmp_path / "drifting.jsonl", tmp_path / "recovering.jsonl"
@@ -69,6 +70,11 @@ def test_drift_pages_in_alertmanager_and_resolves(stack_factory: Any, alertmanag
         assert alert["generatorURL"].startswith("https://grafana.example/d/driftwire?var-model=model-0")
         notes = alert["annotations"]
         assert notes["summary"] and notes["suggested_action"] and notes["statistic"] and notes["threshold"]
+    # the forwarder's own view: every event delivered, the open incidents kept alive, nothing behind
+    want = {'driftwire_forward_delivered_total{target="am"}': len(stack.alerts()),
+            "driftwire_forward_open_incidents": len(expected), "driftwire_forward_lag": 0}
+    wait_for(lambda: {k: scrape(port).get(k) for k in want} == want, 30, f"/metrics to show {want}",
+             procs=[forwarder])
 
     stack.produce(recovering)
     _run(stack)
