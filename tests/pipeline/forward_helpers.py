@@ -23,7 +23,7 @@ from kafka.structs import OffsetAndMetadata
 # from the code under test.
 ALERTNAMES = {"data_drift": "DriftwireDataDrift", "data_quality": "DriftwireDataQuality",
               "concept_drift": "DriftwireConceptDrift", "prediction_drift": "DriftwirePredictionDrift",
-              "pipeline_health": "DriftwirePipelineHealth"}
+              "pipeline_health": "DriftwirePipelineHealth", "estimated_performance": "DriftwireEstimatedPerformance"}
 
 
 class Request:
