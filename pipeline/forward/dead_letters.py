@@ -1,6 +1,6 @@
 """Alerts no target would take, on the forward dead-letter topic (``forward.dead_letter_topic``).
 
-The same format as the input dead letters (see :mod:`pipeline.kafka_io`): the value is
+The same format as the input dead letters (see :mod:`pipeline.kafka.publish`): the value is
 the alert message's original bytes and the key its original key, so it can be
 re-published to the alert topic as it is once the target is fixed; the rest travels in
 headers: ``dw.reason`` (``http_503``, ``timeout``, ``connection``, ``not_an_alert``, ...),
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pipeline.config import Config, Secrets
 from pipeline.forward.targets import Failure
-from pipeline.kafka_io import Publisher
+from pipeline.kafka.publish import Publisher
 
 _DETAIL_MAX = 1000
 

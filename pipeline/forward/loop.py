@@ -31,9 +31,9 @@ from pipeline.forward.dead_letters import ForwardDeadLetters
 from pipeline.forward.incidents import Incidents
 from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import Failure, Item, Record, Stopping, Target
-from pipeline.kafka_io import KafkaUnavailable, client_settings
+from pipeline.kafka.client import KafkaUnavailable, client_settings
 from pipeline.kafka_source import RebalanceLog
-from pipeline.logs import get_logger
+from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.forward")
 

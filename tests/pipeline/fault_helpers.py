@@ -215,7 +215,7 @@ class Stack:
 
     def stored(self) -> dict[int, dict[str, Any]]:
         """Per shard: the stored fields of every model (incl. the engine's), the offsets, the outbox size."""
-        from pipeline.keys import Keys
+        from pipeline.state.keys import Keys
 
         keys, client, out = Keys(self.prefix, self.group), self.redis(), {}
         try:

@@ -44,7 +44,7 @@ def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
     import redis
 
-    from pipeline.redis_store import redact_url
+    from pipeline.state.redis_store import redact_url
 
     url = service_address("REDIS_URL")
     try:
