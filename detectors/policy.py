@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from detectors import fields
 from detectors.base import Score
 from detectors.events import Alert, AlertKind, Window
 from detectors.settings import PolicySettings
@@ -192,7 +193,7 @@ class Policy:
         out: dict[str, bytes | None] = {}
         for key in sorted(self.dirty, key=lambda k: (k[0] or "", k[1])):
             st = self.state.get(key)
-            out[f"i:{key[1]}:{key[0] if key[0] is not None else ''}"] = \
+            out[fields.incident(key[1], key[0])] = \
                 None if st is None else msgspec.msgpack.encode([key[0], st])
         self.dirty.clear()
         return out
@@ -208,9 +209,9 @@ class Policy:
         st = self.state.get(key)
         return st is not None and bool(st.alert_id)
 
-    def load(self, fields: dict[str, bytes]) -> None:
-        for name, raw in fields.items():
-            if name.startswith("i:"):
-                kind = name.split(":", 2)[1]
+    def load(self, stored: dict[str, bytes]) -> None:
+        for name, raw in stored.items():
+            kind = fields.parse_incident(name)
+            if kind is not None:
                 feature, st = msgspec.msgpack.decode(raw, type=tuple[str | None, Incident])
                 self.state[(feature, kind)] = st  # type: ignore[index]

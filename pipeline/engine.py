@@ -16,6 +16,7 @@ import msgspec
 
 from detectors.baseline import Baseline
 from detectors.events import Alert, Event
+from detectors.fields import ENGINE as ENGINE_FIELD
 from detectors.monitor import ModelMonitor, stall_warning
 from detectors.settings import DetectionSettings
 
@@ -212,7 +213,7 @@ class Engine:
             if delta:
                 out[key] = delta
         if self._dirty_engine:
-            out[ENGINE_KEY] = {"engine": msgspec.msgpack.encode(self._state)}
+            out[ENGINE_KEY] = {ENGINE_FIELD: msgspec.msgpack.encode(self._state)}
             self._dirty_engine = False
         return out
 
@@ -250,11 +251,11 @@ class Engine:
 
     def _restore_engine(self, fields: Mapping[str, bytes]) -> None:
         try:
-            self._state = msgspec.msgpack.decode(fields["engine"], type=_EngineState)
+            self._state = msgspec.msgpack.decode(fields[ENGINE_FIELD], type=_EngineState)
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
             self._state = _EngineState()
             self._dirty_engine = True
-            self.refused_snapshots.append((ENGINE_KEY, "engine"))
+            self.refused_snapshots.append((ENGINE_KEY, ENGINE_FIELD))
 
 
 def _group(batch: Sequence[Event]) -> dict[ModelKey, _Group]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from detectors import fields
 from detectors.column import Column
 from detectors.monitor.data import Group, VersionData
 from detectors.monitor.findings import Findings, Window, add_stream_findings
@@ -35,7 +36,7 @@ class ColumnChecks:
         d = self.data
         if not d.meta.frozen:
             return
-        fts, ots = d.rings["t:feat"].ordered(), d.rings["t:out"].ordered()
+        fts, ots = d.rings[fields.FEATURE_TIMES].ordered(), d.rings[fields.OUTPUT_TIMES].ordered()
         for key, cols in d.groups().items():
             self._group(found, key, cols, fts if key[0] == "feature" else ots)
 
