@@ -19,6 +19,7 @@ from detectors.events import Alert, Event
 from detectors.fields import ENGINE as ENGINE_FIELD
 from detectors.monitor import ModelMonitor, stall_warning
 from detectors.settings import DetectionSettings
+from detectors.trace import Tracer
 
 ModelKey = tuple[str, str]
 Delta = dict[str, bytes | None]
@@ -57,8 +58,10 @@ class Engine:
         secret: bytes = b"",
         max_models: int = 10_000,
         baselines: Mapping[ModelKey, Baseline] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
+        self.tracer = tracer
         self.secret = secret
         self.max_models = max_models
         self.baselines = dict(baselines or {})
@@ -183,7 +186,7 @@ class Engine:
         if len(self.models) >= self.max_models:
             return False
         baseline = self.baselines.get(key)
-        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)
+        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline, self.tracer)
         return True
 
     def _tick(self, event: Event) -> list[Alert]:
@@ -240,10 +243,10 @@ class Engine:
                 continue
             try:
                 monitor = ModelMonitor.restore(
-                    key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)
+                    key[0], key[1], self.settings, dict(fields), self.secret, self.baselines.get(key), self.tracer
                 )
             except Exception:  # any unreadable state means: rebuild, loudly
-                monitor = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=self.baselines.get(key))
+                monitor = ModelMonitor(key[0], key[1], self.settings, self.secret, self.baselines.get(key), self.tracer)
                 self.refused_snapshots.append((key, "state"))
                 self._resets[key] = set(fields)
             self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
