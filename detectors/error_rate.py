@@ -19,9 +19,9 @@ import math
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from detectors.base import ERROR, Score, grade
+from detectors.lazy import special
 from detectors.view import ErrorView
 
 FloatArray = npt.NDArray[np.float64]

@@ -15,9 +15,9 @@ import math
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from detectors.base import NUMERIC, Score, grade
+from detectors.lazy import special
 from detectors.reference import NumericRef
 from detectors.view import View
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-from scipy import special
 
 from detectors.base import QUALITY, Score, grade
+from detectors.lazy import special
 from detectors.reference import NumericRef
 from detectors.view import View
 

@@ -7,9 +7,8 @@
 
 from __future__ import annotations
 
-from scipy import special
-
 from detectors.base import Score, grade
+from detectors.lazy import special
 
 
 def rate_rise(

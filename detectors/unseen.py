@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-from scipy import special
 
 from detectors.base import CATEGORICAL, Score, grade
+from detectors.lazy import special
 from detectors.reference import CategoricalRef
 from detectors.view import View
 

@@ -1,4 +1,5 @@
-"""river is imported when a configured detector needs it; ADWIN drives the very window river's ADWIN wraps."""
+"""river is imported when a configured detector needs it, scipy.special when a test first runs; ADWIN drives the
+very window river's ADWIN wraps."""
 
 from __future__ import annotations
 
@@ -18,21 +19,26 @@ from dw_streams import SMALL, stream
 from detectors.monitor import ModelMonitor
 settings = msgspec.convert({**msgspec.to_builtins(SMALL), **%s}, type(SMALL))
 m = ModelMonitor("m", "v1", settings, b"k")
-m.process(stream(1500, seed=2, shift_at=700, shift=1.0))
+m.process(stream(%d, seed=2, shift_at=700, shift=1.0))
 m.full_state()
-print(sorted(name for name in ("river.drift", "river.drift.kswin", "scipy.stats") if name in sys.modules))
+print(sorted(name for name in ("river.drift", "river.drift.kswin", "scipy", "scipy.stats") if name in sys.modules))
 """
 
 
-def loaded_after_a_run(overrides: str) -> str:
+def loaded_after_a_run(overrides: str, events: int = 1500) -> str:
     """Which heavy modules a fresh interpreter holds after running a monitor with ``overrides``."""
-    out = subprocess.run([sys.executable, "-c", PROBE % overrides], capture_output=True, text=True, check=True,
-                         cwd=__file__.rsplit("/", 1)[0])
+    out = subprocess.run([sys.executable, "-c", PROBE % (overrides, events)], capture_output=True, text=True,
+                         check=True, cwd=__file__.rsplit("/", 1)[0])
     return out.stdout.strip()
 
 
 def test_the_defaults_import_no_river_drift_and_no_scipy_stats() -> None:
-    assert loaded_after_a_run("{}") == "[]"
+    assert loaded_after_a_run("{}") == "['scipy']"
+
+
+def test_a_run_that_tests_no_window_imports_no_scipy() -> None:
+    """The reference still filling (SMALL: 300 events), nothing calls scipy.special."""
+    assert loaded_after_a_run("{}", 200) == "[]"
 
 
 @pytest.mark.parametrize("overrides", ['{"numeric": {"detectors": ["ks", "page_hinkley"]}}',
