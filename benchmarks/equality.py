@@ -62,7 +62,7 @@ def _write(path: Path, events: Iterator[bytes]) -> Path:
 
 
 def _logged(events: list[Event]) -> Iterator[bytes]:
-    from pipeline.decode import encode_logged
+    from pipeline.edge.decode import encode_logged
 
     return (encode_logged(e) for e in events)
 
@@ -156,12 +156,13 @@ def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
     from detectors.fields import SCHEMA
     from pipeline.config import Secrets, parse_config
-    from pipeline.replay import make_engine, replay
-    from pipeline.sinks import ListSink
+    from pipeline.edge.sinks import ListSink
+    from pipeline.engine.build import build_engine
+    from pipeline.replay.replay import replay
 
     config = parse_config({"detection": variant}, environ={})
     secrets = Secrets(snapshot_key=b"equality-oracle")
-    engine = make_engine(config, secrets)
+    engine = build_engine(config, secrets)
     sink = ListSink()
     deltas = hashlib.sha256()
     batches = 0
