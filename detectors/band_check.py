@@ -14,8 +14,8 @@ band is the decision.
 
 The statistic is the shortfall in the metric's own units (reference minus
 current for accuracy and AUC, current minus reference for the error size), so
-higher is worse; threshold and warning are the band's bounds on it at the
-window that decided.
+higher is worse; warning and critical are the band's bounds on it at the window
+that decided, and threshold the one an alert reports.
 
 >>> from detectors.perf_reference import RefMetric
 >>> check = BandCheck(METRICS["accuracy"], BandParams(windows=[100]))
@@ -106,7 +106,8 @@ class BandCheck:
         level = 2 if z[k] >= p.critical else 1 if z[k] >= p.warning else 0
         w, where = sizes[k], span(sizes[k])
         s = Score(detector=self.name, statistic=short[k], threshold=(p.critical if level == 2 else p.warning) * sds[k],
-                  warning=p.warning * sds[k], level=level, clear=level == 0 and z[-1] < p.resolve,
+                  warning=p.warning * sds[k], critical=p.critical * sds[k], level=level,
+                  clear=level == 0 and z[-1] < p.resolve,
                   window=(*where, w), change_ts=where[0] if level else None, message="")
         if level or explain:
             self._explain(s, ref, float(values[k]), sds, z[k], counts())

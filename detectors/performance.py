@@ -40,6 +40,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from detectors import fields
 from detectors.base import Score
 from detectors.baseline import LabelledBaseline
 from detectors.events import AlertKind, Event, Target
@@ -59,8 +60,7 @@ _LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts",
 _SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
 _POS_CACHE = 64
 """Distinct predicted values whose class is remembered (classes are few; a regression is never scored)."""
-_PREFIX = {"ref": "pr", "labelled": "pw", "scored": "ps"}
-"""State field kinds of the three groups of rings: ``pr:<chunk>:<column>`` and so on."""
+
 
 
 class PerfMeta(msgspec.Struct):
@@ -174,7 +174,7 @@ class Performance:
         self.meta.caps.pop("ref", None)
         for col, r in ring.items():  # the gathered pairs are summarised: delete their fields
             r.touch_all()
-            self._dropped.update(dict.fromkeys(r.take(f"pr:{col}"), None))
+            self._dropped.update(dict.fromkeys(r.take(fields.PERF_RINGS["ref"], col), None))
         err, s, lab, pred = (ring[c].ordered() for c, _ in _REF_COLS)
         self._summarise(err, s, lab, pred, classes)
 
@@ -283,14 +283,14 @@ class Performance:
         self._dropped = {}
         for group, ring in self.rings.items():
             for col, r in ring.items():
-                out.update(r.take(f"{_PREFIX[group]}:{col}"))
+                out.update(r.take(fields.PERF_RINGS[group], col))
         if self._dirty_meta:
             self.meta.counts = {g: next(iter(r.values())).count for g, r in self.rings.items()}
-            out["pf"] = msgspec.msgpack.encode(self.meta)
+            out[fields.PERF_META] = msgspec.msgpack.encode(self.meta)
         if self._dirty_ref and self.ref is not None:
-            out["pfr"] = msgspec.msgpack.encode(self.ref)
+            out[fields.PERF_REF] = msgspec.msgpack.encode(self.ref)
         if self._dirty_memo:
-            out["pfm"] = msgspec.msgpack.encode(self.memo)
+            out[fields.PERF_MEMO] = msgspec.msgpack.encode(self.memo)
         self._dirty_meta = self._dirty_ref = self._dirty_memo = False
         return out
 
@@ -309,25 +309,26 @@ class Performance:
         self._dirty_ref = self.ref is not None
         self._dirty_memo = bool(self.memo)
 
-    def load(self, fields: dict[str, bytes]) -> None:
-        if "pf" not in fields:
+    def load(self, stored: dict[str, bytes]) -> None:
+        if fields.PERF_META not in stored:
             return
-        self.meta = msgspec.msgpack.decode(fields["pf"], type=PerfMeta)
-        if "pfr" in fields:
-            self.ref = msgspec.msgpack.decode(fields["pfr"], type=PerformanceRef)
-        if "pfm" in fields:
-            self.memo = msgspec.msgpack.decode(fields["pfm"], type=dict[str, tuple[int, Score]])
-        chunks = _chunks(fields)
+        self.meta = msgspec.msgpack.decode(stored[fields.PERF_META], type=PerfMeta)
+        if fields.PERF_REF in stored:
+            self.ref = msgspec.msgpack.decode(stored[fields.PERF_REF], type=PerformanceRef)
+        if fields.PERF_MEMO in stored:
+            self.memo = msgspec.msgpack.decode(stored[fields.PERF_MEMO], type=dict[str, tuple[int, Score]])
+        chunks = _chunks(stored)
         for group, cap in list(self.meta.caps.items()):
             want = self.cfg.reference_size if group == "ref" else self.caps[group]
-            ring = self._allocate(group, want)
+            ring, kind = self._allocate(group, want), fields.PERF_RINGS[group]
             if cap != want:  # settings changed: that group starts afresh
-                self._dropped.update({k: None for k in _field_names(fields, _PREFIX[group])})
+                self._dropped.update({fields.ring_chunk(kind, i, col): None
+                                      for col, parts in chunks.get(kind, {}).items() for i in parts})
                 if group == "ref":
                     self.meta.taken = 0
                 continue
             for col, r in ring.items():
-                r.load(chunks.get((_PREFIX[group], col), {}), self.meta.counts.get(group, 0))
+                r.load(chunks.get(kind, {}).get(col, {}), self.meta.counts.get(group, 0))
 
 
 class _Columns(dict[str, Any]):
@@ -347,16 +348,13 @@ def _code(value: tuple[int, int, float]) -> int:
     return NO_CLASS if code is None else code
 
 
-def _chunks(fields: dict[str, bytes]) -> dict[tuple[str, str], dict[int, bytes]]:
-    """Ring chunks by (field kind, column), then chunk index (fields ``kind:index:column``)."""
-    out: dict[tuple[str, str], dict[int, bytes]] = {}
-    for key, raw in fields.items():
-        kind, _, rest = key.partition(":")
-        if kind in ("pr", "pw", "ps"):
-            idx, _, col = rest.partition(":")
-            out.setdefault((kind, col), {})[int(idx)] = raw
+def _chunks(stored: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
+    """The performance rings' chunks by ring kind, column and chunk index."""
+    kinds = set(fields.PERF_RINGS.values())
+    out: dict[str, dict[str, dict[int, bytes]]] = {}
+    for name, raw in stored.items():
+        parsed = fields.parse_ring_chunk(name)
+        if parsed is not None and parsed[0] in kinds:
+            kind, index, col = parsed
+            out.setdefault(kind, {}).setdefault(col, {})[index] = raw
     return out
-
-
-def _field_names(fields: dict[str, bytes], kind: str) -> list[str]:
-    return [k for k in fields if k.startswith(f"{kind}:")]
