@@ -61,6 +61,7 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         numeric_features=_names(args.numeric),
         score_column=args.score_column,
         prediction_column=args.prediction_column,
+        label_column=args.label_column,
     )
     Path(args.out).write_bytes(encode_baseline(baseline))
     print(f"wrote baseline for {args.model}:{args.version} to {args.out}")
