@@ -16,6 +16,8 @@ the score, in order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -55,7 +57,12 @@ class Calibration(msgspec.Struct, frozen=True, array_like=True):
 
     def block(self, scores: npt.NDArray[np.floating]) -> npt.NDArray[np.intp]:
         """The block each score falls in."""
-        return np.minimum(np.searchsorted(np.asarray(self.ends), scores, side="left"), len(self.values) - 1)
+        return self.blocker()(scores)
+
+    def blocker(self) -> Callable[[npt.NDArray[np.floating]], npt.NDArray[np.intp]]:
+        """:meth:`block` with the block ends made an array once (for a caller that maps many batches)."""
+        ends, last = np.asarray(self.ends), len(self.values) - 1
+        return lambda scores: np.minimum(np.searchsorted(ends, scores, side="left"), last)
 
     def __call__(self, scores: npt.NDArray[np.floating]) -> FloatArray:
         return np.asarray(self.values)[self.block(scores)]

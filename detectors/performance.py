@@ -33,7 +33,7 @@ through :meth:`Performance.take_notices` (the runtime logs it).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -96,6 +96,7 @@ class Performance:
         """Each check's last finding and the count of its source's items when it was computed."""
         self._dirty_memo = False
         self._positive: dict[object, bool] = {}
+        self._block: Callable[[npt.NDArray[np.floating]], npt.NDArray[np.intp]] | None = None
         self.sizes: dict[str, list[int]] = {}
         for c in self.checks:
             self.sizes.setdefault(c.name, [])
@@ -121,9 +122,11 @@ class Performance:
             return
         known, is_positive = self._positive, self._is_positive
         predicted: list[Target] = [e.prediction for e in scored]  # type: ignore[misc]  # each has one
-        pos = np.array([known[p] if p in known else is_positive(p) for p in predicted])
-        ring["cell"].extend(ref.calibration.block(np.array([e.score for e in scored], dtype=np.float32)) * 2 + pos)
-        ring["ts"].extend([e.ts for e in scored])
+        pos = np.fromiter([known[p] if p in known else is_positive(p) for p in predicted], np.int32, len(scored))
+        if self._block is None:
+            self._block = ref.calibration.blocker()
+        ring["cell"].extend(self._block(np.fromiter([e.score for e in scored], np.float32, len(scored))) * 2 + pos)
+        ring["ts"].extend(np.fromiter([e.ts for e in scored], np.float64, len(scored)))
         self._dirty_meta = True
 
     def _is_positive(self, prediction: Target) -> bool:
