@@ -42,7 +42,9 @@ from detectors.errors import DriftwireError
 from detectors.events import Alert, StreamName
 from pipeline.config import Config, Secrets
 from pipeline.decode import DeadLetter
+from pipeline.grants import Command
 from pipeline.logs import get_logger
+from pipeline.refusals import kafka_error
 from pipeline.sinks import encode_alert, stamp
 
 log = get_logger("driftwire.kafka")
@@ -79,7 +81,7 @@ def client_settings(config: Config, secrets: Secrets) -> dict[str, Any]:
     return out
 
 
-def make_producer(config: Config, secrets: Secrets, **overrides: Any) -> KafkaProducer:
+def make_producer(config: Config, secrets: Secrets, command: Command = "run", **overrides: Any) -> KafkaProducer:
     """An idempotent producer with ``acks=all``; timeouts short enough to keep the loop responsive."""
     settings: dict[str, Any] = {
         "acks": "all",
@@ -94,7 +96,8 @@ def make_producer(config: Config, secrets: Secrets, **overrides: Any) -> KafkaPr
     try:
         return KafkaProducer(**settings)
     except KafkaError as exc:
-        raise KafkaUnavailable(f"cannot connect a producer to {config.kafka.bootstrap_servers}: {exc}") from exc
+        raise kafka_error(exc, config, command, KafkaUnavailable(
+            f"cannot connect a producer to {config.kafka.bootstrap_servers}: {exc}")) from exc
 
 
 def origin_id() -> str:
@@ -121,7 +124,7 @@ class _Publisher:
             self._futures.append(self.producer.send(topic, value=value, key=key, headers=headers))
         except KafkaError as exc:
             self._reset()
-            raise KafkaUnavailable(f"cannot send to {topic}: {exc}") from exc
+            raise kafka_error(exc, self.config, "run", KafkaUnavailable(f"cannot send to {topic}: {exc}")) from exc
 
     def wait(self, timeout_s: float = 8.0) -> None:
         """Block until every pending send is acknowledged; raise :class:`KafkaUnavailable` otherwise."""
@@ -135,7 +138,8 @@ class _Publisher:
                 fut.get(timeout=max(0.1, deadline - time.monotonic()))
         except (KafkaError, Exception) as exc:  # kafka-python also raises plain errors from futures
             self._reset()
-            raise KafkaUnavailable(f"broker did not acknowledge {len(futures)} message(s): {exc!r}") from exc
+            raise kafka_error(exc, self.config, "run", KafkaUnavailable(
+                f"broker did not acknowledge {len(futures)} message(s): {exc!r}")) from exc
 
     def _reset(self) -> None:
         self._futures = []
@@ -210,7 +214,7 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets,
     """
     topics = stream_topics(config)
     summary = ProduceSummary(sent={t: 0 for t in topics.values()})
-    producer = make_producer(config, secrets, max_block_ms=30_000, delivery_timeout_ms=60_000,
+    producer = make_producer(config, secrets, "produce", max_block_ms=30_000, delivery_timeout_ms=60_000,
                              request_timeout_ms=20_000, linger_ms=20, batch_size=256 * 1024)
     futures: list[Any] = []
     try:
@@ -222,25 +226,29 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets,
                     summary.skipped_lines.append(lineno + 1)
                 continue
             topic, key, value = routed
-            futures.append(producer.send(topic, value=value, key=key))
+            try:
+                futures.append(producer.send(topic, value=value, key=key))
+            except KafkaError as exc:
+                raise kafka_error(exc, config, "produce", KafkaUnavailable(f"cannot send to {topic}: {exc}")) from exc
             summary.sent[topic] += 1
             if len(futures) >= 10_000:
-                _wait_all(producer, futures)
+                _wait_all(producer, futures, config)
                 if on_progress is not None:
                     on_progress(lineno + 1)
-        _wait_all(producer, futures)
+        _wait_all(producer, futures, config)
     finally:
         producer.close(timeout=10)
     return summary
 
 
-def _wait_all(producer: KafkaProducer, futures: list[Any]) -> None:
+def _wait_all(producer: KafkaProducer, futures: list[Any], config: Config) -> None:
     try:
         producer.flush(timeout=60)
         for fut in futures:
             fut.get(timeout=30)
     except Exception as exc:
-        raise KafkaUnavailable(f"the broker did not acknowledge the produced messages: {exc!r}") from exc
+        raise kafka_error(exc, config, "produce", KafkaUnavailable(
+            f"the broker did not acknowledge the produced messages: {exc!r}")) from exc
     futures.clear()
 
 
@@ -270,13 +278,15 @@ def _route(raw: bytes, topics: dict[StreamName, str]) -> tuple[str, bytes | None
 # --------------------------------------------------------------------------------------
 
 
-def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], wait_s: float = 15.0) -> KafkaConsumer:
+def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], command: Command,
+                      wait_s: float = 15.0) -> KafkaConsumer:
     """A consumer with no group (commits nothing, joins nothing) assigned every partition of ``topics``."""
     try:
         consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                  **client_settings(config, secrets))
     except KafkaError as exc:
-        raise KafkaUnavailable(f"cannot connect to {config.kafka.bootstrap_servers}: {exc}") from exc
+        raise kafka_error(exc, config, command, KafkaUnavailable(
+            f"cannot connect to {config.kafka.bootstrap_servers}: {exc}")) from exc
     tps: list[TopicPartition] = []
     deadline = time.monotonic() + wait_s
     for topic in topics:
@@ -307,7 +317,7 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
 
     topics = stream_topics(config)
     by_topic = {t: s for s, t in topics.items()}
-    consumer = assigned_consumer(config, secrets, list(topics.values()))
+    consumer = assigned_consumer(config, secrets, list(topics.values()), "record")
     consumer.seek_to_beginning()
     decoder = Decoder(config.runtime.max_message_bytes)
     merge = Merge(list(consumer.assignment()), by_topic)
@@ -316,7 +326,7 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
     try:
         with open(out, "wb") as fh:
             while max_events is None or counts["written"] + counts["skipped"] < max_events:
-                polled = consumer.poll(timeout_ms=200, max_records=config.kafka.max_poll_records)
+                polled = _poll(consumer, config, "record", max_records=config.kafka.max_poll_records)
                 for tp, records in polled.items():
                     merge.add(tp, records, decoder)
                     last = time.monotonic()
@@ -332,6 +342,13 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
     finally:
         consumer.close()
     return counts
+
+
+def _poll(consumer: KafkaConsumer, config: Config, command: Command, max_records: int | None = None) -> Any:
+    try:
+        return consumer.poll(timeout_ms=200, max_records=max_records)
+    except KafkaError as exc:
+        raise kafka_error(exc, config, command, KafkaUnavailable(f"poll failed: {exc!r}")) from exc
 
 
 def _write_record(fh: IO[bytes], value: bytes, stream: str, counts: dict[str, int]) -> None:
@@ -375,7 +392,7 @@ def tail_alerts(config: Config, secrets: Secrets, *, as_json: bool, model: str |
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     write = out or (lambda s: (sys.stdout.write(s + "\n"), sys.stdout.flush()))
     decoder = msgspec.json.Decoder(Alert)
-    consumer = assigned_consumer(config, secrets, [config.kafka.topics.alerts])
+    consumer = assigned_consumer(config, secrets, [config.kafka.topics.alerts], "alerts tail")
     if from_beginning:
         consumer.seek_to_beginning()
     else:
@@ -384,7 +401,7 @@ def tail_alerts(config: Config, secrets: Secrets, *, as_json: bool, model: str |
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while (max_alerts is None or shown < max_alerts) and (deadline is None or time.monotonic() < deadline):
-            for _tp, records in consumer.poll(timeout_ms=200).items():
+            for _tp, records in _poll(consumer, config, "alerts tail").items():
                 for rec in records:
                     try:
                         alert = decoder.decode(rec.value)

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
@@ -25,6 +25,9 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+
+if TYPE_CHECKING:
+    from secure_stack import SecureServices
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT_KEY = "driftwire-test-snapshot-key"
@@ -42,9 +45,11 @@ class Stack:
     """Unique topics / group / key prefix for one test, and the commands that use them."""
 
     def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2,
-                 share_inputs: Stack | None = None, **overrides: Any) -> None:
+                 share_inputs: Stack | None = None, secure: SecureServices | None = None, **overrides: Any) -> None:
         """``share_inputs``: read the input topics of another stack (read-only), with this
-        stack's own group, key prefix, alert and dead-letter topics."""
+        stack's own group, key prefix, alert and dead-letter topics. ``secure``: the secured
+        stack; driftwire then runs as its ``driftwire`` user with only what ``self.grants`` grants,
+        the stack's own reads, writes and clean-up run as ``admin``."""
         self.bootstrap, self.redis_url, self.workdir = bootstrap, redis_url, workdir
         self.uid = f"{int(time.time()) % 100000}-{uuid.uuid4().hex[:8]}"
         self.partitions = share_inputs.partitions if share_inputs else partitions
@@ -62,7 +67,14 @@ class Stack:
             self.owned = {self.topics["alerts"], self.topics["dead_letter"]}
         self.group = f"dwt-{self.uid}"
         self.prefix = f"dwt-{self.uid}"
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dw-test-admin", request_timeout_ms=15000)
+        self.secure = secure
+        self.kafka_kw: dict[str, Any] = secure.kafka_kw() if secure else {"bootstrap_servers": bootstrap}
+        self.admin = KafkaAdminClient(client_id="dw-test-admin", request_timeout_ms=15000, **self.kafka_kw)
+        self.grants = None
+        if secure is not None:
+            from secure_stack import Grants
+
+            self.grants = Grants(secure, self.admin, f"dwt-{self.uid}")
         self.config_path = workdir / f"config-{self.uid}.yaml"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.write_config(**overrides)
@@ -98,6 +110,11 @@ class Stack:
             "runtime": {"metrics_port": 0, "retry_initial_s": 0.2, "retry_max_s": 1.0},
             "detection": dict(DETECTION),
         }
+        if self.secure is not None:
+            assert self.grants is not None
+            tree["kafka"].update(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                                 sasl_username="driftwire", ssl_cafile=self.secure.ca)
+            tree["redis"].update(username=self.grants.redis_user, ssl_ca_certs=self.secure.ca)
         for dotted, value in overrides.items():
             node = tree
             *parents, leaf = dotted.split("__")
@@ -105,6 +122,7 @@ class Stack:
                 node = node.setdefault(p, {})
             node[leaf] = value
         self.config_path.write_text(yaml.safe_dump(tree))
+        self.tree = tree
 
     def cleanup(self) -> None:
         for proc in self.procs:
@@ -113,11 +131,14 @@ class Stack:
                     os.kill(proc.pid, signal.SIGCONT)
                 proc.kill()
                 proc.wait(timeout=10)
+        if self.grants is not None:
+            with _suppress():
+                self.grants.revoke()
         with _suppress():
             self.admin.delete_topics(sorted(self.owned), timeout_ms=15000)
         with _suppress():
             self.admin.close()
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
+        client = self.redis()
         with _suppress():
             keys = list(client.scan_iter(match=self.prefix + ":*", count=1000))
             if keys:
@@ -130,6 +151,9 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWIRE_")}
         env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, REDIS_URL=self.redis_url, PYTHONPATH=str(REPO),
                    DRIFTWIRE_SNAPSHOT_KEY=SNAPSHOT_KEY, PYTHONUNBUFFERED="1")
+        if self.secure is not None and self.grants is not None:
+            env.update(DRIFTWIRE_KAFKA_SASL_PASSWORD=self.secure.app_password,
+                       DRIFTWIRE_REDIS_PASSWORD=self.grants.redis_password)
         env.update(extra)
         return env
 
@@ -156,14 +180,19 @@ class Stack:
         return proc
 
     def produce(self, log_path: Path) -> None:
-        self.cli("produce", str(log_path))
+        """``driftwire produce`` (on the secured stack as ``admin``: producing is not driftwire's job)."""
+        admin: dict[str, str] = {}
+        if self.secure is not None:
+            admin = {"DRIFTWIRE_KAFKA_SASL_USERNAME": "admin",
+                     "DRIFTWIRE_KAFKA_SASL_PASSWORD": self.secure.admin_password}
+        self.cli("produce", str(log_path), **admin)
 
     # -- reading back ---------------------------------------------------------------------------
 
     def read_topic(self, topic: str, timeout: float = 30) -> list[Any]:
         """Every record of ``topic`` (all partitions, from the beginning, up to the end offsets)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", client_id=f"dwt-read-{self.uid}")
+        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 client_id=f"dwt-read-{self.uid}", **self.kafka_kw)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -182,7 +211,7 @@ class Stack:
             consumer.close()
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        consumer = KafkaConsumer(group_id=None, **self.kafka_kw)
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
@@ -193,6 +222,8 @@ class Stack:
         return [msgspec.json.decode(r.value) for r in self.read_topic(self.topics["alerts"])]
 
     def redis(self) -> redis.Redis:
+        if self.secure is not None:
+            return self.secure.redis_admin()
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
     def progress(self) -> int:
