@@ -28,6 +28,8 @@
 # export lines name the files). A third listener presents an expired
 # certificate, for the tests of that refusal.
 #   start-secure | stop-secure   both secured services
+#   secure-material  only make the CA, certificates and passwords (for
+#                   `docker compose --profile secure up`)
 #
 # Environment:
 #   DW_KAFKA_PORT (19092), DW_KAFKA_CONTROLLER_PORT (DW_KAFKA_PORT+1),
@@ -526,7 +528,8 @@ server_cert() {
     keytool -certreq -keystore "$TLS_DIR/$name.p12" -storepass "$pass" -alias "$name" -file "$TLS_DIR/$name.csr"
     keytool -gencert -keystore "$TLS_DIR/ca.p12" -storetype PKCS12 -storepass "$pass" -alias ca -rfc \
         -infile "$TLS_DIR/$name.csr" -outfile "$TLS_DIR/$name.pem" \
-        -ext SAN=ip:127.0.0.1 -ext KU=digitalSignature,keyEncipherment -ext EKU=serverAuth "$@"
+        -ext "SAN=ip:127.0.0.1,dns:kafka-secure,dns:redis-secure" -ext KU=digitalSignature,keyEncipherment \
+        -ext EKU=serverAuth "$@"
     keytool -importcert -noprompt -keystore "$TLS_DIR/$name.p12" -storepass "$pass" -alias ca -file "$TLS_DIR/ca.pem"
     keytool -importcert -noprompt -keystore "$TLS_DIR/$name.p12" -storepass "$pass" -alias "$name" \
         -file "$TLS_DIR/$name.pem"
@@ -537,7 +540,8 @@ server_cert() {
 }
 
 # The local CA (openssl) and the certificates it signs (keytool): the servers' (valid
-# for two years, for 127.0.0.1 only) and one that expired in 2020.
+# for two years, for 127.0.0.1 and the secured compose services' host names; not for
+# localhost, which the wrong-host test uses) and one that expired in 2020.
 secure_tls() {
     if [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/server.p12" && -s "$TLS_DIR/expired.p12" ]] \
         && openssl x509 -in "$TLS_DIR/server.pem" -noout -checkend 86400 >/dev/null; then
@@ -552,6 +556,7 @@ secure_tls() {
     (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
         -subj "/CN=driftwire local CA/O=driftwire local" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" \
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null)
+    chmod 644 "$TLS_DIR/ca.pem"  # public; the key next to it is not
     openssl pkcs12 -export -inkey "$TLS_DIR/ca.key" -in "$TLS_DIR/ca.pem" -name ca \
         -out "$TLS_DIR/ca.p12" -passout "pass:$pass"
     chmod 600 "$TLS_DIR/ca.p12"
@@ -803,6 +808,16 @@ stop_secure() {
     stop_secure_redis
 }
 
+# What docker-compose.yml's secure profile mounts: the certificates and the passwords.
+secure_material() {
+    secure_tls
+    local name
+    for name in kafka-admin kafka-driftwire keystore redis-admin redis-driftwire; do
+        secret "$name.password" >/dev/null
+    done
+    log "secure: certificates in $TLS_DIR, passwords in $SECRETS_DIR"
+}
+
 # --------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------
@@ -915,6 +930,7 @@ main() {
         status) cmd_status "${2:-}" ;;
         env) print_env; if [[ "${2:-}" == "--secure" ]]; then print_secure_env; fi ;;
         start-secure) with_lock; start_secure ;;
+        secure-material) with_lock; secure_material ;;
         stop-secure) with_lock; stop_secure ;;
         start-kafka) with_lock; start_kafka ;;
         stop-kafka) with_lock; stop_kafka ;;

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ def load() -> SecureServices:
             redis_url=_value(env, "DW_SECURE_REDIS_URL"),
             redis_admin_password=_read(_value(env, "DW_SECURE_REDIS_ADMIN_PASSWORD_FILE")),
         )
+        for address in (services.bootstrap, services.redis_url.split("://")[1].split("/")[0]):
+            host, _, port = address.rpartition(":")
+            socket.create_connection((host, int(port)), timeout=3).close()  # fast when nothing listens
         admin = KafkaAdminClient(client_id="dw-test-probe", request_timeout_ms=10000, bootstrap_timeout_ms=15000,
                                  **services.kafka_kw())
         admin.list_topics()

@@ -22,7 +22,8 @@ from pipeline.config import Config, RedisSettings, Secrets, parse_config
 from pipeline.engine import ENGINE_KEY, Engine
 from pipeline.keys import Keys
 from pipeline.redis_replay import redis_engine, replay_group
-from pipeline.redis_store import COMMIT_LUA, RedisStore, StoreError, make_client, redact_url
+from pipeline.redis_store import COMMIT_LUA, RedisStore, make_client, redact_url
+from pipeline.refusals import Refused
 from pipeline.replay import replay
 from pipeline.sinks import ListSink
 from pipeline.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
@@ -253,7 +254,7 @@ def test_wrong_password_is_refused_without_leaking_it(prefix: str) -> None:
     url = redis_url()
     settings = RedisSettings(url=url, key_prefix=prefix, username="no-such-user")
     store = RedisStore(settings, Secrets(redis_password="hunter2-secret"), "g")
-    with pytest.raises(StoreError, match="refused the credentials") as info:
+    with pytest.raises(Refused, match=r"refused the login of user 'no-such-user'.*DRIFTWIRE_REDIS_PASSWORD") as info:
         store.ping()
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(store.__dict__)

@@ -96,6 +96,9 @@ def finish(stack: Stack, proc: Any, timeout: float = 120) -> None:
 def test_end_to_end_with_exactly_the_stated_grants(secure_stack_factory: Any, log_file: Path,
                                                    tmp_path: Path) -> None:
     stack = granted(secure_stack_factory)
+    admin = stack.redis()
+    admin.script_flush()  # so that the run needs SCRIPT LOAD too (NOSCRIPT on its first EVALSHA)
+    admin.close()
     stack.produce(log_file)
     bad = [(stack.topics["prediction"], b"model-0", b"this is not json"), (stack.topics["label"], None, b"[1, 2]")]
     produce_as_admin(stack, bad)
