@@ -150,12 +150,13 @@ def _check(sock: socket.socket, host: str, server: str, config: Config, settings
         tls = {**KafkaSSLTransport.DEFAULT_CONFIG, **{k: v for k, v in settings.items() if k.startswith("ssl_")}}
         context = KafkaSSLTransport._build_ssl_context(tls)
         sock = context.wrap_socket(sock, server_hostname=host.rstrip("."))  # the handshake: may raise SSLError
-    wire = _Wire(sock, settings["client_id"])
-    wire.negotiate()
-    if config.kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        wire.login(settings, host)
-    topics = [g for g in kafka_grants(config, command) if g.resource == "TOPIC"]
-    found = wire.operations([g.name for g in topics])
+    with sock:
+        wire = _Wire(sock, settings["client_id"])
+        wire.negotiate()
+        if config.kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+            wire.login(settings, host)
+        topics = [g for g in kafka_grants(config, command) if g.resource == "TOPIC"]
+        found = wire.operations([g.name for g in topics])
     for grant in topics:
         error, codes = found.get(grant.name, (0, None))
         lacking = _lacking(grant, error, codes)

@@ -20,8 +20,8 @@ user may not run, and ``ConnectionError`` caused by ``ssl.SSLCertVerificationErr
 >>> from pipeline.config import parse_config
 >>> from kafka.errors import TopicAuthorizationFailedError
 >>> explain_kafka(TopicAuthorizationFailedError({"ml.drift-alerts"}), parse_config({}, environ={}), "run")
-"kafka refused WRITE/DESCRIBE on topic 'ml.drift-alerts' (kafka.topics.alerts) to this client: grant it WRITE and \
-DESCRIBE on that topic"
+"kafka refused topic 'ml.drift-alerts' (kafka.topics.alerts) to this client: it needs WRITE and DESCRIBE on that \
+topic"
 """
 
 from __future__ import annotations
@@ -146,14 +146,17 @@ def _topic_refusal(exc: BaseException, config: Config, command: Command, who: st
     grants = {g.name: g for g in kafka_grants(config, command) if g.resource == "TOPIC"}
     known = [grants[t] for t in topics if t in grants]
     if known:
-        return missing_grant(config, known[0], known[0].operations)
+        return missing_grant(config, known[0], None)
     return f"kafka refused topic(s) {', '.join(map(repr, topics))} to {who}"
 
 
-def missing_grant(config: Config, grant: KafkaGrant, lacking: tuple[str, ...]) -> str:
-    """The line for a grant the broker refused (``lacking``: the operations it said no to)."""
-    return f"kafka refused {'/'.join(lacking)} on {grant.resource.lower()} {grant.name!r} ({grant.setting}) to " \
-           f"{_kafka_who(config)}: grant it {' and '.join(grant.operations)} on that {grant.resource.lower()}"
+def missing_grant(config: Config, grant: KafkaGrant, lacking: tuple[str, ...] | None) -> str:
+    """The line for a grant the broker refused; ``lacking``: the operations it said no to, when known."""
+    what = f"{grant.resource.lower()} {grant.name!r} ({grant.setting}) to {_kafka_who(config)}"
+    needs = f"{' and '.join(grant.operations)} on that {grant.resource.lower()}"
+    if lacking:
+        return f"kafka refused {'/'.join(lacking)} on {what}: grant it {needs}"
+    return f"kafka refused {what}: it needs {needs}"
 
 
 def tls_expected(server: str) -> str:

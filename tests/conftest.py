@@ -53,6 +53,16 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
+def e2e_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recorded log whose missing-rate drift (from event 1500 of 3000) fires an alert."""
+    from pipeline.synth import SynthSpec, write_log
+
+    path = tmp_path_factory.mktemp("e2e") / "log.jsonl"
+    write_log(SynthSpec(events=3000, drift_at=1500, seed=11), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
     return _redis_url()

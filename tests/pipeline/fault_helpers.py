@@ -255,6 +255,17 @@ class Stack:
             client.close()
         return out
 
+    def offsets_behind(self, streams: Iterable[str] = INPUTS) -> dict[str, tuple[int, int]]:
+        """Input partitions whose next offset stored in Redis is not their end offset: (stored, end)."""
+        stored, out = self.stored(), {}
+        for stream in streams:
+            topic = self.topics[stream]
+            for partition, end in self.end_offsets(topic).items():
+                have = stored[partition]["offsets"].get(f"{topic}:{partition}", 0)
+                if have != end:
+                    out[f"{topic}:{partition}"] = (have, end)
+        return out
+
     def wait_exit(self, proc: subprocess.Popen[bytes], timeout: float = 120) -> int:
         try:
             return proc.wait(timeout=timeout)

@@ -43,13 +43,6 @@ REFUSAL_WITHIN_S = 20.0  # a refusal is said at once, never after the clients' r
 
 
 @pytest.fixture(scope="module")
-def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("secure") / "log.jsonl"
-    write_log(SynthSpec(events=3000, drift_at=1500, seed=11), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA that signed nothing the stack serves."""
     work = tmp_path_factory.mktemp("other-ca")
@@ -93,19 +86,19 @@ def finish(stack: Stack, proc: Any, timeout: float = 120) -> None:
 # -- least privilege: the end-to-end path and a fault --------------------------------------------
 
 
-def test_end_to_end_with_exactly_the_stated_grants(secure_stack_factory: Any, log_file: Path,
+def test_end_to_end_with_exactly_the_stated_grants(secure_stack_factory: Any, e2e_log: Path,
                                                    tmp_path: Path) -> None:
     stack = granted(secure_stack_factory)
     admin = stack.redis()
     admin.script_flush()  # so that the run needs SCRIPT LOAD too (NOSCRIPT on its first EVALSHA)
     admin.close()
-    stack.produce(log_file)
+    stack.produce(e2e_log)
     bad = [(stack.topics["prediction"], b"model-0", b"this is not json"), (stack.topics["label"], None, b"[1, 2]")]
     produce_as_admin(stack, bad)
     proc = stack.start("--idle-timeout", "4", "--timeout", "90")
     finish(stack, proc)
     done = log_events(proc, "run_finished")[-1]
-    assert done["messages"] == len(log_file.read_bytes().splitlines()) + len(bad)
+    assert done["messages"] == len(e2e_log.read_bytes().splitlines()) + len(bad)
     assert done["dead_letters"] == len(bad)
 
     # dead letters went to the DLQ (WRITE on it), with their reasons and original bytes
@@ -117,16 +110,12 @@ def test_end_to_end_with_exactly_the_stated_grants(secure_stack_factory: Any, lo
     alerts = stack.alerts()
     assert any(a["detector"] == "missing_rate" and a["status"] == "firing" for a in alerts)
     drift = [a for a in alerts if a["kind"] != "pipeline_health"]
-    replayed = [a for a in replay_alerts(log_file, tmp_path) if a["kind"] != "pipeline_health"]
+    replayed = [a for a in replay_alerts(e2e_log, tmp_path) if a["kind"] != "pipeline_health"]
     assert alert_facts(drift) == alert_facts(replayed)
 
     # Redis holds the end of every input partition (the ACL user wrote only under its prefix)
-    stored = stack.stored()
-    for stream in ("features", "prediction", "label"):
-        topic = stack.topics[stream]
-        for partition, end in stack.end_offsets(topic).items():
-            assert stored[partition]["offsets"].get(f"{topic}:{partition}", 0) == end
-    assert all(s["outbox"] == 0 for s in stored.values())
+    assert not stack.offsets_behind()
+    assert all(s["outbox"] == 0 for s in stack.stored().values())
 
     # `alerts tail` as driftwire, with the one grant it needs (READ on the alert topic)
     assert stack.grants is not None
@@ -182,10 +171,10 @@ def test_wrong_kafka_password_is_refused(secure_stack_factory: Any) -> None:
     assert "DRIFTWIRE_KAFKA_SASL_PASSWORD" in line and "not-the-password" not in line
 
 
-def test_unknown_ca_is_refused(secure_stack_factory: Any, log_file: Path, other_ca: Path) -> None:
+def test_unknown_ca_is_refused(secure_stack_factory: Any, e2e_log: Path, other_ca: Path) -> None:
     stack = granted(secure_stack_factory)
     stack.write_config(kafka__ssl_cafile=str(other_ca))
-    line = refusal(stack, "produce", str(log_file))
+    line = refusal(stack, "produce", str(e2e_log))
     assert f"its TLS certificate is not signed by a CA in kafka.ssl_cafile ({other_ca})" in line
     assert "check kafka.ssl_cafile" in line
 
@@ -206,18 +195,18 @@ def test_wrong_host_certificate_is_refused(secure_stack_factory: Any, secure_ser
 
 
 def test_no_write_on_the_alert_topic_is_refused_before_anything_is_consumed(secure_stack_factory: Any,
-                                                                             log_file: Path) -> None:
+                                                                             e2e_log: Path) -> None:
     stack: Stack = secure_stack_factory()
     assert stack.grants is not None
     stack.grants.kafka(stack.tree, "run", without=((stack.topics["alerts"], "WRITE"),))
     stack.grants.redis(stack.prefix)
-    stack.produce(log_file)
+    stack.produce(e2e_log)
     line = refusal(stack, "run", "--timeout", "30")
     assert f"kafka refused WRITE on topic {stack.topics['alerts']!r} (kafka.topics.alerts) to user 'driftwire'" in line
     assert stack.progress() == 0, "the consumer committed work it could never publish"
 
 
-def test_no_read_on_the_group_is_refused(secure_stack_factory: Any, log_file: Path) -> None:
+def test_no_read_on_the_group_is_refused(secure_stack_factory: Any, e2e_log: Path) -> None:
     """Found by the consumer itself (the preflight checks topics): its first poll is refused."""
     stack: Stack = secure_stack_factory()
     assert stack.grants is not None
@@ -227,27 +216,60 @@ def test_no_read_on_the_group_is_refused(secure_stack_factory: Any, log_file: Pa
     assert f"kafka refused the consumer group {stack.group!r} (kafka.group_id) to user 'driftwire'" in line
 
 
-def test_redis_user_without_evalsha_is_refused(secure_stack_factory: Any, log_file: Path) -> None:
+def test_redis_user_without_evalsha_is_refused(secure_stack_factory: Any, e2e_log: Path) -> None:
     stack: Stack = secure_stack_factory()
     assert stack.grants is not None
     stack.grants.redis(stack.prefix, without=("evalsha",))
-    line = refusal(stack, "replay", str(log_file), "--redis", stack.redis_url, "--quiet")
+    line = refusal(stack, "replay", str(e2e_log), "--redis", stack.redis_url, "--quiet")
     assert f"refused EVALSHA to user {stack.grants.redis_user!r}" in line and "+evalsha" in line
 
     stack.grants.kafka(stack.tree, "run")
-    stack.produce(log_file)
+    stack.produce(e2e_log)
     line = refusal(stack, "run", "--timeout", "30")
     assert f"refused EVALSHA to user {stack.grants.redis_user!r}" in line
 
 
-def test_wrong_redis_password_and_unknown_redis_ca_are_refused(secure_stack_factory: Any, log_file: Path,
+def test_wrong_redis_password_and_unknown_redis_ca_are_refused(secure_stack_factory: Any, e2e_log: Path,
                                                                other_ca: Path) -> None:
     stack = granted(secure_stack_factory)
-    line = refusal(stack, "replay", str(log_file), "--redis", stack.redis_url, DRIFTWIRE_REDIS_PASSWORD="nope")
+    line = refusal(stack, "replay", str(e2e_log), "--redis", stack.redis_url, DRIFTWIRE_REDIS_PASSWORD="nope")
     assert "refused the login of user" in line and "DRIFTWIRE_REDIS_PASSWORD" in line
     stack.write_config(redis__ssl_ca_certs=str(other_ca))
-    line = refusal(stack, "replay", str(log_file), "--redis", stack.redis_url)
+    line = refusal(stack, "replay", str(e2e_log), "--redis", stack.redis_url)
     assert f"not signed by a CA in redis.ssl_ca_certs ({other_ca})" in line
+
+
+def test_an_acl_revoked_mid_run_ends_the_consumer_with_its_line_and_loses_nothing(secure_stack_factory: Any,
+                                                                                  e2e_log: Path,
+                                                                                  tmp_path: Path) -> None:
+    """The write on the alert topic is revoked while the consumer runs: its next publish is
+    refused, it exits with the line (status 2); the alerts wait in the Redis outbox, and once
+    the grant is back a new consumer publishes them all."""
+    from kafka.admin import ACLFilter
+
+    stack = granted(secure_stack_factory)
+    assert stack.grants is not None
+    stack.produce(e2e_log)
+    proc = stack.start("--timeout", "120", DRIFTWIRE_FAULT="slow_batch:0.3")
+    wait_for(lambda: stack.progress() > 0, 60, "the first commit", procs=[proc])
+    write = [a for a in stack.grants.acls if a.resource_pattern.resource_name == stack.topics["alerts"]
+             and a.operation.name == "WRITE"]
+    stack.admin.delete_acls([ACLFilter(a.principal, a.host, a.operation, a.permission_type, a.resource_pattern)
+                             for a in write])
+    assert stack.wait_exit(proc, 90) == 2, log_tail(proc)
+    last = Path(proc.log_path).read_text().splitlines()[-1]  # type: ignore[attr-defined]
+    print(f"\n[run, mid-run] {last}")
+    assert last == f"driftwire: error: kafka refused topic {stack.topics['alerts']!r} (kafka.topics.alerts) to user " \
+                   f"'driftwire': it needs WRITE and DESCRIBE on that topic"
+    assert sum(s["outbox"] for s in stack.stored().values()) > 0, "no alert waits in the outbox"
+
+    stack.grants.acls = [a for a in stack.grants.acls if a not in write]
+    stack.grants.kafka(stack.tree, "run")
+    finish(stack, stack.start("--idle-timeout", "4", "--timeout", "90"))
+    assert all(s["outbox"] == 0 for s in stack.stored().values())
+    drift = [a for a in stack.alerts() if a["kind"] != "pipeline_health"]
+    replayed = [a for a in replay_alerts(e2e_log, tmp_path) if a["kind"] != "pipeline_health"]
+    assert alert_facts(drift) == alert_facts(replayed)
 
 
 # -- secrets stay secret -----------------------------------------------------------------------------
@@ -266,10 +288,10 @@ def _scrape(port: int, out: list[bytes], stop: threading.Event) -> None:
         stop.wait(0.3)
 
 
-def test_no_secret_in_debug_logs_metrics_or_alerts(secure_stack_factory: Any, log_file: Path) -> None:
+def test_no_secret_in_debug_logs_metrics_or_alerts(secure_stack_factory: Any, e2e_log: Path) -> None:
     stack = granted(secure_stack_factory, partitions=1)
     assert stack.grants is not None and stack.secure is not None
-    stack.produce(log_file)
+    stack.produce(e2e_log)
     produce_as_admin(stack, [(stack.topics["prediction"], b"model-0", b"not json")])
     log = stack.workdir / "debug-consumer.log"
     with open(log, "wb") as fh:
