@@ -1,0 +1,164 @@
+"""NannyML's synthetic car-loan dataset as a driftwire log: data nobody on the team generated.
+
+Optional benchmark: the data ships inside the ``nannyml`` package (``pip install -e '.[bench]'``);
+only its CSV files are read, nannyml itself is never imported, and it is never a runtime dependency.
+Without it the benchmark prints how to get it and exits 0 (skipped).
+
+The dataset: 50,000 reference rows (with the outcome ``repaid``) then 50,000 analysis rows (outcomes in
+a separate file), one loan application every ~8.7 minutes from 2018-01-01. Per NannyML's documentation,
+some features drift from the middle of the analysis period, and the model's performance drops there.
+
+Each row becomes one prediction event (model ``car_loan``, version ``v1``): the seven features, the
+prediction ``y_pred`` (0/1) and the score ``y_pred_proba``; its label event follows
+``label_delay_rows`` rows later (event time = that later row's time), as outcomes arrive late.
+
+Run: ``.venv/bin/python -m benchmarks.detection.car_loan [--label-delay-rows 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import heapq
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+CACHE = Path(__file__).resolve().parents[1] / "results" / "car-loan"
+FEATURES = ("car_value", "salary_range", "debt_to_income_ratio", "loan_length", "repaid_loan_on_prev_car",
+            "size_of_downpayment", "driver_tenure")
+REFERENCE_ROWS = 50_000
+ANALYSIS_ROWS = 50_000
+CHANGE_ROW = REFERENCE_ROWS + ANALYSIS_ROWS // 2
+"""The first row of the drifted half of the analysis period (global row index)."""
+MODEL = "car_loan"
+
+
+def data_dir() -> Path | None:
+    """Where nannyml keeps its bundled CSV files, found without importing nannyml (None: not installed)."""
+    spec = importlib.util.find_spec("nannyml")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "datasets" / "data"
+    return path if (path / "synthetic_car_loan_reference.csv").exists() else None
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def _value(name: str, text: str) -> object:
+    if text == "":
+        return None
+    if name in ("salary_range", "size_of_downpayment"):
+        return text
+    if name == "repaid_loan_on_prev_car":
+        return text == "True"
+    return float(text)
+
+
+def rows(data: Path) -> Iterator[tuple[int, dict[str, str], int]]:
+    """(global row index, CSV row, outcome) for the reference then the analysis rows."""
+    with open(data / "synthetic_car_loan_reference.csv", newline="") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            yield i, row, int(float(row["repaid"]))
+    with open(data / "synthetic_car_loan_analysis.csv", newline="") as fa, \
+            open(data / "synthetic_car_loan_analysis_target.csv", newline="") as ft:
+        for i, (row, target) in enumerate(zip(csv.DictReader(fa), csv.DictReader(ft), strict=True)):
+            if row["id"] != target["id"]:
+                raise ValueError(f"analysis and target rows disagree at {i}: {row['id']} != {target['id']}")
+            yield REFERENCE_ROWS + i, row, int(float(target["repaid"]))
+
+
+def events(data: Path, label_delay_rows: int) -> Iterator[dict[str, object]]:
+    """The log's events in event-time order: each prediction, and its label ``label_delay_rows`` rows later."""
+    waiting: list[tuple[int, int, str, int]] = []  # (due row, row, prediction id, outcome)
+    for i, row, outcome in rows(data):
+        ts = _ts(row["timestamp"])
+        while waiting and waiting[0][0] <= i:
+            _, j, pid, y = heapq.heappop(waiting)
+            yield {"type": "label", "event_id": f"l{j}", "model": MODEL, "model_version": "v1", "ts": ts,
+                   "prediction_id": pid, "label": y}
+        pid = f"p{i}"
+        yield {"type": "prediction", "event_id": pid, "model": MODEL, "model_version": "v1", "ts": ts,
+               "features": {name: _value(name, row[name]) for name in FEATURES},
+               "prediction": int(row["y_pred"]), "score": float(row["y_pred_proba"])}
+        heapq.heappush(waiting, (i + label_delay_rows, i, pid, outcome))
+
+
+def write_log(data: Path, label_delay_rows: int = 2000) -> Path:
+    """The log (cached by delay); its prediction ``p<i>`` is global row ``i``."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"car_loan-delay{label_delay_rows}.jsonl"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        enc = msgspec.json.Encoder()
+        with open(tmp, "wb") as fh:
+            for ev in events(data, label_delay_rows):
+                fh.write(enc.encode(ev) + b"\n")
+        tmp.rename(path)
+    return path
+
+
+def replay_alerts(log: Path, config_tree: dict[str, object] | None = None) -> list[dict[str, object]]:
+    """The firing and resolved alerts of a default replay of ``log`` (as contract objects)."""
+    from pipeline.config import Secrets, parse_config
+    from pipeline.replay import replay
+    from pipeline.sinks import ListSink
+
+    config = parse_config(config_tree or {}, environ={})
+    sink = ListSink()
+    replay(log, config, sink, Secrets(snapshot_key=b"bench"))
+    return [msgspec.to_builtins(a) for a in sink.alerts]
+
+
+def row_of(alert: dict[str, object]) -> int:
+    """The global row at which an alert fired (label-driven alerts: the row whose label tripped it)."""
+    eid = str(alert["event_id"])
+    return int(eid[1:])
+
+
+def data_drift_summary(alerts: list[dict[str, object]]) -> dict[str, object]:
+    """Which features fired data drift, how many rows after the change, and alarms before it."""
+    firing = [a for a in alerts if a["status"] == "firing"]
+    early = [a for a in firing if row_of(a) < CHANGE_ROW]
+    first: dict[str, int] = {}
+    for a in firing:
+        if a["kind"] == "data_drift" and row_of(a) >= CHANGE_ROW:
+            for name in _named_features(a):
+                first.setdefault(name, row_of(a) - CHANGE_ROW)
+    return {"features_after_change": first, "alerts_before_change": len(early),
+            "before_change": [f"{a['kind']}/{a['feature']}/{a['detector']}@{row_of(a)}" for a in early]}
+
+
+def _named_features(alert: dict[str, object]) -> list[str]:
+    if alert.get("feature"):
+        return [str(alert["feature"])]
+    details = alert.get("details") or {}
+    named = details.get("features", []) if isinstance(details, dict) else []
+    return [str(f if isinstance(f, str) else f.get("feature")) for f in named]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--label-delay-rows", type=int, default=2000)
+    args = p.parse_args(argv)
+    data = data_dir()
+    if data is None:
+        print("car_loan: skipped: the nannyml package (which carries the dataset) is not installed; "
+              "install it with: .venv/bin/pip install -e '.[bench]'")
+        return 0
+    log = write_log(data, args.label_delay_rows)
+    alerts = replay_alerts(log)
+    summary = data_drift_summary(alerts)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

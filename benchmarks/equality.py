@@ -1,0 +1,264 @@
+"""Equality oracle for refactors: the engine's observable behaviour on fixed workloads, as digests.
+
+A change that must not alter detection (a restructure, a faster path, a new encoding) is checked by
+saving the digests before it and comparing after::
+
+    .venv/bin/python -m benchmarks.equality save /tmp/before.json      # on the old tree
+    .venv/bin/python -m benchmarks.equality compare /tmp/before.json   # on the new tree
+
+Per workload (a log) and settings variant it records: every alert (all fields but ``emitted_at``),
+a hash of every batch's state delta (``take_delta()`` after each batch), every monitor's
+``full_state()`` at the end, and the replay summary. ``compare`` prints the first difference of each
+kind and exits 1 when anything differs. ``--quick`` runs a subset (about a minute).
+
+Workloads: the detection benchmark's drift and drift-free streams (``benchmarks.detection``), the
+throughput workload (``benchmarks.common.workload``), and an awkward log (dead letters naming their
+model, a new feature mid-stream, a version rollout, late and unjoinable labels, non-finite values, a
+stall of one model). Variants: the defaults; small windows with odd evaluation and tick cadences;
+stream detectors on numeric features; a short stall threshold so ``event_gap`` fires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from detectors.events import Alert, Event
+
+CACHE = Path(__file__).resolve().parent / "results" / "equality-logs"
+_enc = msgspec.json.Encoder(order="sorted")
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "small_odd": {"reference_size": 300, "window_size": 100, "eval_every": 37, "health": {"tick_every": 53},
+                  "concept": {"reference_size": 150, "window_size": 120, "max_pending": 500}},
+    "stream_on": {"numeric": {"detectors": ["ks", "chi2", "psi", "adwin", "page_hinkley"]},
+                  "concept": {"detectors": ["error_rate", "adwin", "ddm"]}},
+    "stall": {"params": {"event_gap": {"warning": 30.0, "critical": 120.0}}, "health": {"tick_every": 101}},
+}
+
+
+# ---- workloads --------------------------------------------------------------------------------
+
+def _write(path: Path, events: Iterator[bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        for line in events:
+            fh.write(line + b"\n")
+    tmp.rename(path)
+    return path
+
+
+def _logged(events: list[Event]) -> Iterator[bytes]:
+    from pipeline.decode import encode_logged
+
+    return (encode_logged(e) for e in events)
+
+
+def detection_logs(quick: bool) -> dict[str, Path]:
+    from benchmarks.detection.streams import CLEAN, DRIFT
+
+    out: dict[str, Path] = {}
+    seeds = (0,) if quick else (0, 1)
+    for name, drift in DRIFT.items():
+        for seed in seeds:
+            path = CACHE / f"drift-{name}-s{seed}.jsonl"
+            if not path.exists():
+                _write(path, _logged(drift(np.random.default_rng(seed), 6000, 3500).events))
+            out[f"drift/{name}/s{seed}"] = path
+    n = 6000 if quick else 20000
+    for name, clean in CLEAN.items():
+        path = CACHE / f"clean-{name}-n{n}.jsonl"
+        if not path.exists():
+            _write(path, _logged(clean(np.random.default_rng(1000), n)))
+        out[f"clean/{name}"] = path
+    return out
+
+
+def throughput_log(quick: bool) -> dict[str, Path]:
+    from benchmarks.common import workload
+
+    path, _ = workload(60_000 if quick else 300_000, models=6)
+    return {"throughput": path}
+
+
+def awkward_log() -> dict[str, Path]:
+    path = CACHE / "awkward-v1.jsonl"
+    if not path.exists():
+        _write(path, _awkward_lines(np.random.default_rng(42)))
+    return {"awkward": path}
+
+
+def _awkward_lines(rng: np.random.Generator) -> Iterator[bytes]:
+    """Two models; dead letters naming their model; features appearing; v2 rollout; late labels; a stall."""
+    dumps = msgspec.json.encode
+    t = 1.7e9
+    for i in range(30_000):
+        t += 0.5 if not 12_000 <= i < 12_050 else 40.0  # a burst of big gaps
+        model = "a" if i % 3 else "b"
+        version = "v2" if model == "a" and i > 20_000 and i % 2 else "v1"
+        if model == "b" and 15_000 <= i < 17_000:
+            continue  # model b stalls while a goes on
+        feats: dict[str, object] = {"x": float(rng.normal()), "y": float(rng.exponential()),
+                                    "c": str(rng.choice(["u", "v", "w"]))}
+        if i > 9_000:
+            feats["late_feature"] = float(rng.normal(3.0))
+        if i % 997 == 0:
+            feats["x"] = None
+        if i % 4 == 1 and 5_000 < i < 8_000:
+            yield b'{"type":"prediction","event_id":"bad%d","model":"%s","ts":"not-a-time"}' % (i, model.encode())
+            continue
+        score = float(1 / (1 + np.exp(-feats["x"]))) if feats["x"] is not None else 0.5  # type: ignore[operator]
+        pid = f"p{i}"
+        yield dumps({"type": "prediction", "event_id": pid, "model": model, "model_version": version, "ts": t,
+                     "features": feats, "prediction": "yes" if score > 0.5 else "no", "score": score})
+        if i % 2 == 0 and i >= 40:
+            j = i - (40 if i % 6 else 700)  # most labels 40 events late, some 700
+            label = "yes" if rng.random() < (0.3 if i < 22_000 else 0.6) else "no"
+            lv = "v2" if model == "a" and j > 20_000 and j % 2 else "v1"
+            yield dumps({"type": "label", "event_id": f"l{i}", "model": model, "model_version": lv, "ts": t,
+                         "prediction_id": f"p{j}", "label": label})
+        if i == 25_000:
+            yield b'{"type":"label","event_id":"orphan","model":"a","ts":%f,"prediction_id":"nope","label":"yes"}' % t
+
+
+# ---- running and digesting --------------------------------------------------------------------
+
+def _alert_row(a: Alert) -> dict[str, Any]:
+    d = msgspec.to_builtins(a)
+    d.pop("emitted_at", None)
+    return d  # type: ignore[no-any-return]
+
+
+def _hash_delta(h: Any, delta: dict[Any, dict[str, bytes | None]]) -> None:
+    for key in sorted(delta, key=repr):
+        h.update(repr(key).encode())
+        for name in sorted(delta[key]):
+            value = delta[key][name]
+            h.update(b"\x00" + name.encode() + b"\x01" + (b"<del>" if value is None else value))
+
+
+def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
+    """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
+    from pipeline.config import Secrets, parse_config
+    from pipeline.replay import make_engine, replay
+    from pipeline.sinks import ListSink
+
+    config = parse_config({"detection": variant}, environ={})
+    secrets = Secrets(snapshot_key=b"equality-oracle")
+    engine = make_engine(config, secrets)
+    sink = ListSink()
+    deltas = hashlib.sha256()
+    batches = 0
+
+    def on_commit(eng: Any, _lines_end: int, _alerts: list[Alert]) -> None:
+        nonlocal batches
+        batches += 1
+        _hash_delta(deltas, eng.take_delta())
+
+    summary = replay(path, config, sink, secrets, engine=engine, on_commit=on_commit)
+    rows = [_alert_row(a) for a in sink.alerts]
+    states = hashlib.sha256()
+    for key in sorted(engine.models):
+        states.update(repr(key).encode())
+        for name, value in sorted(engine.models[key].full_state().items()):
+            states.update(b"\x00" + name.encode() + b"\x01" + value)
+    return {
+        "alerts": [_enc.encode(r).decode() for r in rows],
+        "alerts_sha": hashlib.sha256(_enc.encode(rows)).hexdigest(),
+        "deltas_sha": deltas.hexdigest(),
+        "batches": batches,
+        "state_sha": states.hexdigest(),
+        "models": len(engine.models),
+        "summary": msgspec.to_builtins(summary),
+    }
+
+
+def workloads(quick: bool) -> dict[str, Path]:
+    return {**detection_logs(quick), **throughput_log(quick), **awkward_log()}
+
+
+def runs(quick: bool) -> Iterator[tuple[str, Path, dict[str, Any]]]:
+    logs = workloads(quick)
+    for name, path in logs.items():
+        yield f"{name}@default", path, VARIANTS["default"]
+    extra = [n for n in logs if n.startswith(("drift/mean_shift_1sd", "drift/frozen", "drift/concept_drift_delayed",
+                                              "clean/version_rollout", "throughput", "awkward"))]
+    for vname in ("small_odd", "stream_on", "stall"):
+        for name in extra:
+            if quick and name == "throughput" and vname != "small_odd":
+                continue
+            yield f"{name}@{vname}", logs[name], VARIANTS[vname]
+
+
+def collect(quick: bool, only: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, path, variant in runs(quick):
+        if only and only not in name:
+            continue
+        t0 = time.perf_counter()
+        out[name] = run_one(path, variant)
+        r = out[name]
+        log(f"  {name:60s} {len(r['alerts']):5d} alerts  {r['batches']:4d} batches  "
+            f"{time.perf_counter() - t0:6.1f} s")
+    return out
+
+
+def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences (empty: identical)."""
+    diffs: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old or name not in new:
+            diffs.append(f"{name}: only in {'new' if name in new else 'old'}")
+            continue
+        a, b = old[name], new[name]
+        if a["alerts_sha"] != b["alerts_sha"]:
+            first = next((i for i, (x, y) in enumerate(zip(a["alerts"], b["alerts"], strict=False)) if x != y),
+                         min(len(a["alerts"]), len(b["alerts"])))
+            diffs.append(f"{name}: alerts differ ({len(a['alerts'])} -> {len(b['alerts'])}), first at #{first}:\n"
+                         f"    old {a['alerts'][first] if first < len(a['alerts']) else '<none>'}\n"
+                         f"    new {b['alerts'][first] if first < len(b['alerts']) else '<none>'}")
+        for field in ("deltas_sha", "state_sha", "batches", "models", "summary"):
+            if a[field] != b[field]:
+                diffs.append(f"{name}: {field} differs: {a[field]} -> {b[field]}")
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["save", "compare"])
+    p.add_argument("file", type=Path)
+    p.add_argument("--quick", action="store_true", help="fewer seeds and shorter streams (about a minute)")
+    p.add_argument("--only", help="only runs whose name contains this text")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.action == "save":
+        result = collect(args.quick, args.only)
+        args.file.write_text(json.dumps({"quick": args.quick, "runs": result}, indent=1))
+        print(f"saved {len(result)} runs to {args.file} in {time.perf_counter() - t0:.0f} s")
+        return 0
+    saved = json.loads(args.file.read_text())
+    if saved["quick"] != args.quick:
+        print(f"{args.file} was saved {'with' if saved['quick'] else 'without'} --quick; use the same", file=sys.stderr)
+        return 2
+    old = saved["runs"] if not args.only else {k: v for k, v in saved["runs"].items() if args.only in k}
+    diffs = compare(old, collect(args.quick, args.only))
+    for d in diffs:
+        print("DIFF", d)
+    print(f"{len(old)} runs compared in {time.perf_counter() - t0:.0f} s: "
+          f"{'IDENTICAL' if not diffs else f'{len(diffs)} differences'}")
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
