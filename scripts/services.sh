@@ -13,6 +13,7 @@
 #   env [--secure]  print the export lines without starting anything
 #   start-kafka | stop-kafka | restart-kafka
 #   start-redis | stop-redis | restart-redis
+#   start-alertmanager | stop-alertmanager
 #                   single-service control; data is kept across restarts
 #   clean           down, then delete Kafka/Redis data (jars stay cached)
 #
@@ -34,7 +35,8 @@
 # Environment:
 #   DW_KAFKA_PORT (19092), DW_KAFKA_CONTROLLER_PORT (DW_KAFKA_PORT+1),
 #   DW_REDIS_PORT (16379), DW_KAFKA_START_TIMEOUT (90 s),
-#   DW_KAFKA_VERSION (3.9.1).
+#   DW_KAFKA_VERSION (3.9.1); Alertmanager (built with Go where present, see
+#   scripts/alertmanager.sh): DW_ALERTMANAGER_PORT (19193).
 #   DW_SECURE_KAFKA_PORT (19094), DW_SECURE_KAFKA_CONTROLLER_PORT (+1),
 #   DW_SECURE_KAFKA_EXPIRED_PORT (+2), DW_SECURE_REDIS_PORT (16380).
 #   If KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set to something other than the
@@ -491,6 +493,9 @@ wait_redis() {
 
 stop_redis() { stop_pid "$REDIS_PID" "redis-server" redis 30 "$REDIS_PORTFILE"; }
 
+# shellcheck source=scripts/alertmanager.sh
+source "$ROOT/scripts/alertmanager.sh"
+
 # --------------------------------------------------------------------------
 # The secured stack: SASL_SSL Kafka with ACLs, TLS Redis with ACL users
 # --------------------------------------------------------------------------
@@ -823,6 +828,7 @@ print_env() {
     else
         printf 'export REDIS_URL=%s\n' "$OWN_REDIS"
     fi
+    am_env
 }
 
 cmd_up() {
@@ -840,6 +846,7 @@ cmd_up() {
         else
             start_redis
         fi
+        start_alertmanager
         if ((secure)); then
             start_secure
         fi
@@ -854,6 +861,7 @@ cmd_down() {
     with_lock
     stop_kafka
     stop_redis
+    stop_alertmanager
     if [[ -e "$SKAFKA_PID" || -e "$SREDIS_PID" ]]; then
         stop_secure
     fi
@@ -887,6 +895,7 @@ cmd_status() {
     else
         echo "redis: down"; rc=1
     fi
+    am_status || rc=1
     if [[ "${1:-}" == "--secure" ]]; then
         if skafka_running && port_open 127.0.0.1 "$SECURE_KAFKA_PORT"; then
             echo "secure kafka: up (pid $(read_pid "$SKAFKA_PID"), SASL_SSL $SECURE_BOOTSTRAP)"
@@ -928,6 +937,8 @@ main() {
         start-redis) with_lock; start_redis ;;
         stop-redis) with_lock; stop_redis ;;
         restart-redis) with_lock; stop_redis; start_redis ;;
+        start-alertmanager) with_lock; start_alertmanager ;;
+        stop-alertmanager) with_lock; stop_alertmanager ;;
         clean) cmd_clean ;;
         -h | --help | help) usage ;;
         *) usage; exit 2 ;;

@@ -20,6 +20,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS / "pipeline"))
 
 from services import HOW as _HOW  # noqa: E402 - needs the path above
+from services import alertmanager_url as _alertmanager_url  # noqa: E402
 from services import redis_url as _redis_url  # noqa: E402
 from services import service_address as _service_address  # noqa: E402
 
@@ -55,7 +56,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture(scope="session")
 def e2e_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recorded log whose missing-rate drift (from event 1500 of 3000) fires an alert."""
-    from pipeline.synth import SynthSpec, write_log
+    from pipeline.replay.synth import SynthSpec, write_log
 
     path = tmp_path_factory.mktemp("e2e") / "log.jsonl"
     write_log(SynthSpec(events=3000, drift_at=1500, seed=11), path)
@@ -66,6 +67,12 @@ def e2e_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
     return _redis_url()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url() -> str:
+    """The real Alertmanager (scripts/services.sh); under CI=true a missing one fails, never skips."""
+    return _alertmanager_url()
 
 
 def _stacks(kafka: str, redis: str, workdir: Path, secure: object = None) -> Iterator[object]:

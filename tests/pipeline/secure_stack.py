@@ -2,7 +2,7 @@
 
 Kafka speaks SASL_SSL only (SCRAM-SHA-512; ``admin`` is the only super user, ``driftwire`` has
 no ACL until a test grants one) and Redis speaks TLS only (default user off, ``admin`` user).
-A test grants ``driftwire`` exactly what :mod:`pipeline.grants` states, on its own topics, group
+A test grants ``driftwire`` exactly what :mod:`pipeline.config.grants` states, on its own topics, group
 and key prefix (a Redis user of its own), and revokes it afterwards: see :class:`Grants`.
 
 Addresses and password files come from the ``DW_SECURE_*`` variables that ``up --secure``
@@ -34,7 +34,7 @@ from kafka.admin import (
 from services import script_env
 
 from pipeline.config import parse_config
-from pipeline.grants import Command, kafka_grants, redis_rule
+from pipeline.config.grants import Command, kafka_grants, redis_rule
 
 HOW = 'start it with: eval "$(scripts/services.sh up --secure)"'
 APP_USER = "driftwire"
@@ -108,7 +108,7 @@ def load() -> SecureServices:
 
 
 class Grants:
-    """Kafka ACLs for ``driftwire`` and a Redis ACL user, exactly as :mod:`pipeline.grants` states
+    """Kafka ACLs for ``driftwire`` and a Redis ACL user, exactly as :mod:`pipeline.config.grants` states
     them for a config; ``revoke`` removes them (ACLs by exact filter, the Redis user)."""
 
     def __init__(self, services: SecureServices, admin: KafkaAdminClient, redis_user: str) -> None:

@@ -1,7 +1,7 @@
 """driftwire on the secured stack (scripts/services.sh up --secure): Kafka over SASL_SSL with
 SCRAM-SHA-512 and the StandardAuthorizer (no ACL, no access), Redis over TLS with an ACL user.
 
-Every run here holds exactly the grants :mod:`pipeline.grants` states (see ``Grants``): the end
+Every run here holds exactly the grants :mod:`pipeline.config.grants` states (see ``Grants``): the end
 to end path and a fault pass with them; each refusal (wrong password, unknown CA, expired or
 wrong-host certificate, a missing ACL, a Redis user without EVALSHA) ends the command with one
 line naming what failed and the setting to look at, exit status 2, no traceback, in seconds;
@@ -35,7 +35,7 @@ from fault_helpers import (
 )
 from kafka import KafkaProducer
 
-from pipeline.synth import SynthSpec, write_log
+from pipeline.replay.synth import SynthSpec, write_log
 
 pytestmark = pytest.mark.services
 
