@@ -6,10 +6,11 @@ still filling) never calls it. :data:`special` stands for the module: its first 
 lookup imports it, and each function looked up is kept on the stand-in, so later calls cost
 what a module attribute costs.
 
->>> import sys
 >>> lazy = Lazy("colorsys")
->>> "colorsys" in sys.modules or lazy.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
-True
+>>> "rgb_to_hsv" in vars(lazy)
+False
+>>> lazy.rgb_to_hsv(1.0, 0.0, 0.0)
+(0.0, 1.0, 1.0)
 >>> "rgb_to_hsv" in vars(lazy)
 True
 """
