@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from detectors.base import Score
-from detectors.perf_metrics import METRICS, Metric
-from detectors.perf_reference import RefMetric
-from detectors.performance import Performance
+from detectors.perf_metrics import METRICS, Cols, Metric, Source
+from detectors.perf_reference import PerformanceRef, RefMetric
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -68,6 +67,20 @@ class BandParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("tolerance: need 0 <= tolerance < 1")
 
 
+class PerformanceView(Protocol):
+    """What a check reads at an evaluation (:class:`~detectors.performance.Performance` is one)."""
+
+    ref: PerformanceRef | None
+
+    def count(self, source: Source) -> int: ...
+
+    def cols(self, source: Source) -> Cols: ...
+
+    def span(self, source: Source, w: int) -> tuple[float, float]: ...
+
+    def counts(self, source: Source) -> dict[str, object]: ...
+
+
 class BandCheck:
     """One metric against its reference band; built by the registry with the metric of its name."""
 
@@ -76,7 +89,7 @@ class BandCheck:
         self.name = metric.name
         self.windows = sorted(set(params.windows))
 
-    def check(self, view: Performance, explain: bool = True) -> Score | None:
+    def check(self, view: PerformanceView, explain: bool = True) -> Score | None:
         """The finding at one evaluation; None until the metric is armed and its shortest window is full.
         Without ``explain``, a quiet finding carries no message or details (nobody will read them)."""
         assert view.ref is not None
