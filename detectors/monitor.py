@@ -36,6 +36,7 @@ from detectors.errors import SnapshotError
 from detectors.events import Alert, Event
 from detectors.health import EventGap, HealthView
 from detectors.join import LabelJoin
+from detectors.joint_source import JointSource
 from detectors.policy import Key, Policy
 from detectors.reference import CategoricalRef, NumericRef, summarize
 from detectors.ring import Ring
@@ -83,6 +84,7 @@ class ModelMonitor:
                       "lg:lag": Ring(settings.health.lag_window)}
         self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
         self.policy = Policy(model, version, settings.policy)
+        self.joint = JointSource(self.checks.joint, settings)
         self.err_stream = [self.checks.new_stream(n) for n in self.checks.error_stream]
         self.err_dirty = False
         self.refused_snapshots: list[str] = []
@@ -193,6 +195,7 @@ class ModelMonitor:
             out.update(ring.take(name))
         out.update(self.join.take())
         out.update(self.policy.take())
+        out.update(self.joint.take())
         if self.err_dirty:
             for det in self.err_stream:
                 out[f"d:{det.name}:"] = det.save(self.secret)
@@ -207,6 +210,7 @@ class ModelMonitor:
             ring.discard()
         self.join.discard()
         self.policy.discard()
+        self.joint.discard()
         self.err_dirty = False
 
     def full_state(self) -> dict[str, bytes]:
@@ -217,6 +221,7 @@ class ModelMonitor:
             ring.touch_all()
         self.join.touch_all()
         self.policy.touch_all()
+        self.joint.touch_all()
         self.err_dirty = True
         return {k: v for k, v in self.take_delta().items() if v is not None}
 
@@ -281,6 +286,8 @@ class ModelMonitor:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
                 self.rings["t:feat"].extend(ts)
             values = self._feature_values(feats)  # type: ignore[arg-type]
+            if self.joint.collecting:
+                self.joint.feed(values, self.columns, len(fe))
             done = self._feed_clean_numeric(values, ref, ts)
             for name in self.meta.features:
                 if name not in done:
@@ -450,6 +457,7 @@ class ModelMonitor:
             for (role, kind), cols in groups.items():
                 findings.extend(self._group_findings(role, kind, cols, fts if role == "feature" else ots, background))
             findings.extend(self._schema_findings(fts))
+            findings.extend(self.joint.findings(self.columns, fts))
         findings.extend(self._concept_findings())
         findings.extend(self._health_findings())
         self.policy.adjust(findings, background)
@@ -518,7 +526,7 @@ class ModelMonitor:
                 background: dict[str, list[float]]) -> list[tuple[int, int]]:
         """(row, detector index) pairs that must run; screened-out p-values go to ``background``."""
         todo: list[tuple[int, int]] = []
-        state = self.policy.state
+        state = self.policy.watched()
         by_kind: dict[tuple[str, bool], list[int]] = {}
         for d, (det, akind) in enumerate(pairs):
             by_kind.setdefault((akind, det.name in res), []).append(d)
@@ -540,9 +548,10 @@ class ModelMonitor:
                          ts: np.ndarray) -> list[tuple[Key, Score]]:
         drift: Key = (feature, "data_drift" if feature is not None else "prediction_drift")
         out: list[tuple[Key, Score]] = []
+        watched = self.policy.watched() if col.stream else set()
         for det in col.stream:
             hit = col.meta.detections.pop(det.name, None)
-            if hit is None and drift not in self.policy.state:
+            if hit is None and drift not in watched:
                 continue
             view = view or col.view(ts)
             out.append((drift, _stream_score(det, hit, view)))
@@ -664,6 +673,7 @@ class ModelMonitor:
             self._load_column(name, fields, chunks.get(name, {}))
         self.join.load(fields)
         self.policy.load(fields)
+        self.joint.load(fields)
         self._reserve_spaces()
         for det in self.err_stream:
             self._load_stream(det, f"d:{det.name}:", fields, self.rings["er:err"].ordered())

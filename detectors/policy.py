@@ -2,7 +2,9 @@
 
 One incident per (model, version, feature, kind): it opens with one
 ``firing`` alert, may escalate once with a ``firing`` alert of higher
-severity and the same id, and closes with one ``resolved`` alert.
+severity and the same id, and closes with one ``resolved`` alert. Features
+drifting together are one model-level incident (feature None): the grouping
+step (:mod:`detectors.grouping`) re-keys their findings before the decision.
 
 >>> from detectors.settings import PolicySettings
 >>> adjust_pvalues([0.01, 0.04, 0.03], "bh")
@@ -21,6 +23,7 @@ import msgspec
 
 from detectors.base import Score
 from detectors.events import Alert, AlertKind, Window
+from detectors.grouping import Grouping
 from detectors.settings import PolicySettings
 
 Key = tuple[str | None, AlertKind]
@@ -80,7 +83,17 @@ class Policy:
         self.model, self.version, self.cfg = model, version, settings
         self.state: dict[Key, Incident] = {}
         self.dirty: set[Key] = set()
+        self.grouping = Grouping(settings.group)
         self._enrich: Callable[[Score], dict[str, object]] | None = None
+
+    def watched(self) -> set[Key]:
+        """Keys whose checks must run at every evaluation: incident states and members of open groups."""
+        return set(self.state) | self.grouping.watched() if self.grouping.groups else set(self.state)
+
+    def cooling(self, key: Key, n_events: int) -> bool:
+        """Whether ``key``'s incident resolved less than ``cooldown_events`` ago."""
+        st = self.state.get(key)
+        return st is not None and not st.alert_id and n_events < st.cooldown_until
 
     def adjust(self, findings: Sequence[tuple[Key, Score]], background: dict[str, list[float]] | None = None) -> None:
         """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them.
@@ -108,6 +121,7 @@ class Policy:
                enrich: Callable[[Score], dict[str, object]] | None = None) -> list[Alert]:
         """Update every incident with this evaluation's findings; the alerts it emits."""
         self._enrich = enrich
+        findings = self.grouping.route(findings, self, n_events)
         by_key: dict[Key, list[Score]] = {}
         for key, s in findings:
             if s.level or key in self.state:
@@ -120,6 +134,7 @@ class Policy:
         for key, scores in by_key.items():
             ev = label_at if key[1] == "concept_drift" and label_at else at
             alerts.extend(self._step(key, scores, ev, n_events))
+        self.grouping.settle(alerts)
         return alerts
 
     def _step(self, key: Key, scores: list[Score], ev: At, n_events: int) -> list[Alert]:
@@ -195,14 +210,17 @@ class Policy:
             out[f"i:{key[1]}:{key[0] if key[0] is not None else ''}"] = \
                 None if st is None else msgspec.msgpack.encode([key[0], st])
         self.dirty.clear()
+        out.update(self.grouping.take())
         return out
 
     def discard(self) -> None:
         """Forget which incidents changed (no delta wanted)."""
         self.dirty.clear()
+        self.grouping.discard()
 
     def touch_all(self) -> None:
         self.dirty.update(self.state)
+        self.grouping.touch_all()
 
     def is_open(self, key: Key) -> bool:
         st = self.state.get(key)
@@ -214,3 +232,4 @@ class Policy:
                 kind = name.split(":", 2)[1]
                 feature, st = msgspec.msgpack.decode(raw, type=tuple[str | None, Incident])
                 self.state[(feature, kind)] = st  # type: ignore[index]
+        self.grouping.load(fields)
