@@ -150,12 +150,12 @@ def test_correlation_flip_fires_one_model_level_alert_naming_both_features() -> 
 def test_no_alert_without_a_change_even_with_missing_values() -> None:
     m, alerts = run(events(6000, seed=1, missing=0.1))
     assert alerts == []
-    assert m.joint.fits["pca_reconstruction"].model is not None
+    assert m.data.joint.fits["pca_reconstruction"].model is not None
 
 
 def test_categorical_only_model_fits_on_category_indicators_and_sees_an_association_flip() -> None:
     m, alerts = run(events(4000, seed=2, flip_at=2000, numeric=False))
-    model = m.joint.fits["pca_reconstruction"].model
+    model = m.data.joint.fits["pca_reconstruction"].model
     assert model is not None and {d.feature for d in model.encoding.dims} == {"k0", "k1"}
     assert len(model.encoding.dims) == 6  # three of the four categories each: the fourth is implied
     got = firing(alerts)
@@ -166,10 +166,10 @@ def test_a_single_numeric_feature_is_left_to_the_per_feature_tests_with_the_reas
     evs = [Event("features", f"e{i}", "m", float(i), features={"x": float(v)})
            for i, v in enumerate(np.random.default_rng(3).normal(size=1500))]
     m, _ = run(evs)
-    fit = m.joint.fits["pca_reconstruction"]
+    fit = m.data.joint.fits["pca_reconstruction"]
     assert fit.model is None and "fewer than 2 usable dimensions" in fit.reason
     restored = ModelMonitor.restore("m", "v1", SMALL, m.full_state(), b"k")
-    assert restored.joint.fits == m.joint.fits
+    assert restored.data.joint.fits == m.data.joint.fits
 
 
 def test_constant_and_late_features_are_left_out_and_listed() -> None:
@@ -178,10 +178,10 @@ def test_constant_and_late_features_are_left_out_and_listed() -> None:
                                                                  **({"late": 2.0} if i >= 1200 else {})})
            for i, e in enumerate(evs)]
     m, _ = run(evs)
-    model = m.joint.fits["pca_reconstruction"].model
+    model = m.data.joint.fits["pca_reconstruction"].model
     assert model is not None
     assert model.encoding.skipped == {"const": "constant in the reference"}
-    assert "late" not in model.encoding.features and "late" not in m.columns
+    assert "late" not in model.encoding.features and "late" not in m.data.columns
 
 
 def test_many_features_are_capped_at_max_dims_and_listed() -> None:
@@ -191,7 +191,7 @@ def test_many_features_are_capped_at_max_dims_and_listed() -> None:
            for i, row in enumerate(x.tolist())]
     s = msgspec.structs.replace(SMALL, params={"pca_reconstruction": {"max_dims": 20}})
     m, alerts = run(evs, s)
-    model = m.joint.fits["pca_reconstruction"].model
+    model = m.data.joint.fits["pca_reconstruction"].model
     assert model is not None and len(model.encoding.dims) == 20
     assert sorted(model.encoding.skipped) == [f"f{j}" for j in range(20, 30)]
     assert all("max_dims=20" in why for why in model.encoding.skipped.values())
@@ -201,7 +201,7 @@ def test_many_features_are_capped_at_max_dims_and_listed() -> None:
 def test_rows_are_released_after_the_fit_and_the_state_stays_small() -> None:
     m, _ = run(events(1500, seed=6))
     state = m.full_state()
-    assert not any(k.startswith("jr:") for k in state) and len(m.joint.rows.rings) == 0
+    assert not any(k.startswith("jr:") for k in state) and len(m.data.joint.rows.rings) == 0
     assert len(state["jf:pca_reconstruction"]) < 4000
 
 

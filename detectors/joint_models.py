@@ -1,13 +1,12 @@
-"""Model-level findings on the features jointly, for one model version.
+"""The multivariate detectors' data of one model version: joint reference rows, then fitted models.
 
-The source collects the version's first ``reference_size`` feature events as
-joint rows (:class:`~detectors.joint.JointRows`; with a baseline, which holds
-each feature on its own, these are the first live events), fits each
-multivariate detector on them once the features' references are frozen,
-then releases the rows: what persists is the fitted model (a few kB; the
-residual basis is p x (p - k) numbers). At each evaluation with full windows,
-the features' window rings (aligned by event) are encoded and checked; the
-finding is keyed ``(None, "data_drift")``.
+It collects the version's first ``reference_size`` feature events as joint
+rows (:class:`~detectors.joint.JointRows`; with a baseline, which holds each
+feature on its own, these are the first live events), fits each multivariate
+detector on them once the features' references are frozen, then releases
+the rows: what persists is the fitted model (a few kB; the residual basis is
+p x (p - k) numbers). :mod:`detectors.monitor.joint_checks` checks the
+features' windows against the models at each evaluation.
 
 When a detector cannot be fitted (fewer than two usable dimensions: a single
 numeric feature, only constant features; too few rows) the reason is kept
@@ -22,18 +21,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 
-from detectors.base import Score
 from detectors.column import Column
-from detectors.events import AlertKind
 from detectors.joint import Encoding, JointRows
 from detectors.multivariate import Arrays, PCAModel
 from detectors.settings import DetectionSettings
-
-Key = tuple[str | None, AlertKind]
-DRIFT: Key = (None, "data_drift")
 
 
 class FitState(msgspec.Struct):
@@ -43,7 +35,7 @@ class FitState(msgspec.Struct):
     reason: str = ""
 
 
-class JointSource:
+class JointModels:
     """Joint reference rows, then fitted multivariate detectors, of one model version."""
 
     def __init__(self, detectors: Sequence[Any], settings: DetectionSettings) -> None:
@@ -63,21 +55,10 @@ class JointSource:
         """Append one segment's feature values (``n`` events) while collecting."""
         self.rows.feed(values, {name: columns[name].meta.kind for name in values}, n)
 
-    def findings(self, columns: Mapping[str, Column], ts: npt.NDArray[np.float64]) -> list[tuple[Key, Score]]:
-        """This evaluation's multivariate findings (fits first, once the rows and references are ready)."""
-        if not self.detectors:
-            return []
-        if not self.fits and self.rows.full and self._frozen(columns):
+    def fit_if_ready(self, columns: Mapping[str, Column]) -> None:
+        """Fit every detector once the rows are full and the features' references frozen."""
+        if self.detectors and not self.fits and self.rows.full and self._frozen(columns):
             self._fit(columns)
-        out: list[tuple[Key, Score]] = []
-        for det in self.detectors:
-            arrays = self._model(det.name)
-            if arrays is None:
-                continue
-            win = self._window(arrays.encoding, columns, ts)
-            if win is not None:
-                out.append((DRIFT, det.check(arrays, *win)))
-        return out
 
     def _frozen(self, columns: Mapping[str, Column]) -> bool:
         return all(columns[n].ref is not None for n in self.rows.meta.names if n in columns)
@@ -94,7 +75,8 @@ class JointSource:
             self._dirty.add(det.name)
         self.rows.release()
 
-    def _model(self, name: str) -> Arrays | None:
+    def model(self, name: str) -> Arrays | None:
+        """Detector ``name``'s fitted model (None: not fitted yet, or it could not be)."""
         arrays = self._arrays.get(name)
         if arrays is None:
             st = self.fits.get(name)
@@ -102,19 +84,6 @@ class JointSource:
                 return None
             arrays = self._arrays[name] = st.model.arrays()
         return arrays
-
-    def _window(self, enc: Encoding, columns: Mapping[str, Column],
-                ts: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None] | None:
-        """The encoded window rows in time order and their event times; None until the windows are full."""
-        cols = [columns[f] for f in enc.features]
-        w = self.window
-        if not cols or any(c.values.count < w for c in cols):
-            return None
-        rows = enc.window({c.name: c.values.arr for c in cols}, {c.name: c.flags.arr for c in cols})
-        start = cols[0].values.count % w
-        if start:
-            rows = np.concatenate((rows[start:], rows[:start]))
-        return rows, ts[-w:] if len(ts) >= w else None
 
     # ---- state ---------------------------------------------------------------------------------
 
