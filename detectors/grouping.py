@@ -129,6 +129,8 @@ class Grouping:
               n_events: int) -> list[tuple[Key, Score]]:
         """The findings re-keyed: members' findings merged into one finding at (None, kind)."""
         self._forming = {}
+        if not self.groups and not any(s.level for _, s in findings):
+            return list(findings)  # nothing drifting, nothing open: nothing to group (the common case)
         kinds = set(self.cfg.kinds) if self.cfg.min_features >= 2 else set()
         merged: dict[str, tuple[Group, Score | None]] = {}
         for kind in sorted(kinds & {key[1] for key, _ in findings}):

@@ -27,7 +27,7 @@ into numbers, the same way for the reference rows and for the live window
 >>> enc = Encoding.build(["x", "c"], refs, max_levels=3, min_share=0.05, clip=5.0, max_dims=10)
 >>> [(d.feature, d.level) for d in enc.dims], enc.skipped
 ([('x', -1), ('c', 0)], {})
->>> enc.reference(rows, refs)[:, 1].tolist()
+>>> enc.reference(rows, refs)[1].tolist()
 [1.0, 0.0, 1.0, 1.0]
 """
 
@@ -40,7 +40,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from detectors.column import OK, numeric_values
+from detectors.column import numeric_values
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 
@@ -67,7 +67,7 @@ class JointRows:
         self.capacity, self.max_categories = capacity, max_categories
         self.meta = RowsMeta()
         self.rings: dict[str, Ring] = {}
-        self._ids: dict[str, dict[CatValue, int]] = {}
+        self._ids: dict[str, dict[object, float]] = {}
         self.dirty_meta = False
         self._released: list[str] = []
 
@@ -101,9 +101,16 @@ class JointRows:
         m.kinds.append(kind)
         if kind != "numeric":
             m.categories[name] = []
-            self._ids[name] = {}
+            self._ids[name] = {None: np.nan}
 
     def _ids_of(self, name: str, vals: Sequence[object]) -> FloatArray:
+        ids = self._ids[name]
+        try:  # every value seen before (None maps to NaN): one C-level pass
+            return np.fromiter(map(ids.__getitem__, vals), dtype=np.float64, count=len(vals))
+        except (KeyError, TypeError):
+            return self._ids_slow(name, vals)
+
+    def _ids_slow(self, name: str, vals: Sequence[object]) -> FloatArray:
         ids, cats = self._ids[name], self.meta.categories[name]
         out = np.full(len(vals), np.nan)
         for i, v in enumerate(vals):
@@ -112,8 +119,10 @@ class JointRows:
             j = ids.get(v)
             if j is None:
                 if len(cats) >= self.max_categories:
-                    continue  # beyond the cap: counted as missing (only the frequent ones are encoded)
-                j = ids[v] = len(cats)
+                    ids[v] = np.nan  # beyond the cap: read as missing (only frequent categories are encoded)
+                    continue
+                j = len(cats)
+                ids[v] = float(j)
                 cats.append(v)
                 self.dirty_meta = True
             out[i] = j
@@ -125,9 +134,12 @@ class JointRows:
         cols = [self.rings[x].arr[:n] if x in self.rings else np.full(n, np.nan) for x in names]
         return np.array(cols, dtype=np.float64).T.reshape(n, len(names))
 
-    def category(self, name: str, ids: FloatArray) -> list[CatValue | None]:
+    def codes(self, name: str, vocab: Mapping[CatValue, int]) -> FloatArray:
+        """The feature's rows as codes of ``vocab`` (-1: not in it; NaN: missing)."""
         cats = self.meta.categories.get(name, [])
-        return [None if i != i else cats[int(i)] for i in ids.tolist()]
+        lookup = np.array([vocab.get(v, -1) for v in cats] + [np.nan], dtype=np.float64)
+        ids = self.matrix([name])[:, 0]
+        return lookup[np.where(np.isnan(ids), len(cats), ids).astype(np.intp)]
 
     def release(self) -> None:
         """Forget the rows (a detector was fitted on them); their stored fields are deleted at the next take."""
@@ -176,7 +188,8 @@ class JointRows:
         for name in self.meta.names:
             ring = self.rings[name] = Ring(self.capacity, dtype=np.float32)
             ring.load(chunks.get(name, {}), self.meta.rows)
-        self._ids = {name: {v: i for i, v in enumerate(cats)} for name, cats in self.meta.categories.items()}
+        self._ids = {name: {None: np.nan, **{v: float(i) for i, v in enumerate(cats)}}
+                     for name, cats in self.meta.categories.items()}
 
 
 class Dim(msgspec.Struct, frozen=True, array_like=True):
@@ -246,40 +259,70 @@ class Encoding(msgspec.Struct, frozen=True):
         return np.array([where[d.feature] for d in self.dims], dtype=np.int64)
 
     def encode_numeric(self, rows: FloatArray) -> FloatArray:
-        """Rows of raw values of the numeric dimensions (an encoding without categories) encoded."""
-        return self._numeric(np.asarray(rows, dtype=np.float64).T).T
+        """Rows of raw values of the numeric dimensions (an encoding without categories), encoded (dims x rows)."""
+        return Encoder(self).numeric_rows(rows)
 
     def reference(self, rows: JointRows, refs: Mapping[str, Any]) -> FloatArray:
-        """The reference rows encoded (NaN where missing)."""
-        num = [d.feature for d in self.dims if d.level < 0]
-        out = [self._numeric(rows.matrix(num).T)] if num else []
-        for d in self.dims[len(num):]:
-            ids = rows.matrix([d.feature])[:, 0]
-            vocab = refs[d.feature].vocab
-            codes = np.array([np.nan if v is None else vocab.get(v, -1) for v in rows.category(d.feature, ids)])
-            out.append(_indicator(codes, d.level)[None, :])
-        return np.concatenate(out).T if out else np.zeros((rows.meta.rows, 0))
-
-    def window(self, values: Mapping[str, FloatArray], flags: Mapping[str, npt.NDArray[np.int8]]) -> FloatArray:
-        """Window rows encoded from the features' window rings (numeric values; category codes and flags)."""
-        num = [d.feature for d in self.dims if d.level < 0]
-        parts = [self._numeric(np.array([values[x] for x in num]))] if num else []
-        for d in self.dims[len(num):]:
-            codes = np.where(flags[d.feature] == OK, values[d.feature], np.nan)  # missing, bad: NaN
-            parts.append(_indicator(codes, d.level)[None, :])
-        return np.concatenate(parts).T
-
-    def _numeric(self, x: FloatArray) -> FloatArray:
-        nd = len(self.shift)
-        z: FloatArray = (x - np.array(self.shift)[:nd, None]) / np.array(self.spread)[:nd, None]
-        np.clip(z, -self.clip, self.clip, out=z)
-        return z
+        """The reference rows encoded (dims x rows; NaN where missing)."""
+        enc = Encoder(self)
+        num = rows.matrix(enc.numeric).T
+        codes = np.array([rows.codes(f, refs[f].vocab) for f in enc.categorical])
+        codes = codes.reshape(len(enc.categorical), num.shape[1])
+        return enc.encode(num, codes, np.isnan(codes))
 
 
-def _indicator(codes: FloatArray, level: int) -> FloatArray:
-    out: FloatArray = (codes == level).astype(np.float64)
-    out[np.isnan(codes)] = np.nan
-    return out
+class Encoder:
+    """An :class:`Encoding` as arrays, to encode many windows: built once per fitted model.
+
+    Input and output are laid out a row per dimension and a column per event (as the features'
+    rings are), so a window is encoded in a few whole-array operations. Given the reference's
+    ``center`` and ``scale`` per dimension, the output is standardised as well, in the same
+    operations (the affine maps fold together; missing values become the mean, 0).
+    """
+
+    def __init__(self, enc: Encoding, center: FloatArray | None = None, scale: FloatArray | None = None) -> None:
+        nd = len(enc.shift)
+        self.numeric = [d.feature for d in enc.dims[:nd]]
+        self.categorical = list(dict.fromkeys(d.feature for d in enc.dims[nd:]))
+        where = {f: i for i, f in enumerate(self.categorical)}
+        self.cat_row = np.array([where[d.feature] for d in enc.dims[nd:]], dtype=np.intp)
+        self.levels = np.array([float(d.level) for d in enc.dims[nd:]])[:, None]
+        self.nd, self.p, self.standard = nd, len(enc.dims), center is not None
+        c = np.zeros(self.p) if center is None else np.asarray(center)
+        s = np.ones(self.p) if scale is None else np.asarray(scale)
+        shift, spread = np.array(enc.shift), np.array(enc.spread)
+        # clip((x - shift) / spread, -C, C), then (. - c) / s: one affine map and its clipped range
+        self.a, self.b = (shift + c[:nd] * spread)[:, None], (spread * s[:nd])[:, None]
+        self.lo, self.hi = ((-enc.clip - c[:nd]) / s[:nd])[:, None], ((enc.clip - c[:nd]) / s[:nd])[:, None]
+        self.off, self.on = ((0.0 - c[nd:]) / s[nd:])[:, None], ((1.0 - c[nd:]) / s[nd:])[:, None]
+
+    def numeric_rows(self, rows: FloatArray) -> FloatArray:
+        """Rows of raw values of the numeric dimensions (of an encoding without categories), encoded."""
+        x = np.asarray(rows, dtype=np.float64).T
+        return self.encode(x, np.zeros((0, x.shape[1])), np.zeros((0, x.shape[1]), dtype=bool))
+
+    def encode(self, num: FloatArray, codes: FloatArray, bad: npt.NDArray[np.bool_]) -> FloatArray:
+        """``num``: raw values of the numeric features (NaN: missing); ``codes``: category codes of the
+        categorical features, ``bad`` where missing or invalid. Dims x events; missing: NaN, or 0 when
+        standardising."""
+        out = np.empty((self.p, num.shape[1] if self.nd else codes.shape[1]))
+        z = out[: self.nd]
+        np.subtract(num, self.a, out=z)
+        np.divide(z, self.b, out=z)
+        np.maximum(z, self.lo, out=z)
+        np.minimum(z, self.hi, out=z)
+        gap = 0.0 if self.standard else np.nan
+        if self.standard:
+            nan = np.isnan(z)
+            if np.count_nonzero(nan):
+                z[nan] = gap
+        if self.p > self.nd:
+            ind = out[self.nd :]
+            np.copyto(ind, np.where(codes[self.cat_row] == self.levels, self.on, self.off))
+            gone = bad[self.cat_row]
+            if np.count_nonzero(gone):
+                ind[gone] = gap
+        return out
 
 
 def _levels(ref: CategoricalRef, max_levels: int, min_share: float) -> list[int]:

@@ -25,8 +25,9 @@ features are ranked by their share of the rise.
 >>> enc = Encoding([Dim("a", -1), Dim("b", -1)], [0.0, 0.0], [1.0, 1.0], 5.0, {})
 >>> det = PCAReconstruction(PCAReconstructionParams())
 >>> model = det.fit(enc.encode_numeric(ref), enc, window=500)
->>> same = det.check(model.arrays(), enc.encode_numeric(rng.multivariate_normal([0, 0], cov, size=500)))
->>> flip = det.check(model.arrays(), enc.encode_numeric(rng.multivariate_normal([0, 0], [[1, -0.8], [-0.8, 1]], 500)))
+>>> fitted = model.arrays()
+>>> same = det.check(fitted, fitted.encoder.numeric_rows(rng.multivariate_normal([0, 0], cov, size=500)))
+>>> flip = det.check(fitted, fitted.encoder.numeric_rows(rng.multivariate_normal([0, 0], [[1, -0.8], [-0.8, 1]], 500)))
 >>> same.level, flip.level, flip.details["features"], round(flip.statistic)
 (0, 2, ['a', 'b'], 9)
 """
@@ -41,7 +42,7 @@ import numpy.typing as npt
 from scipy import special
 
 from detectors.base import JOINT, Score, grade
-from detectors.joint import Encoding
+from detectors.joint import Encoder, Encoding
 from detectors.mean_null import MeanNull, window_mean_null
 from detectors.pca import MIN_SCALE, cross_fitted, errors, fit_basis, squared_residuals, standardize, standardizer
 
@@ -84,6 +85,7 @@ class Arrays:
         p = len(model.center)
         self.encoding = model.encoding
         self.center, self.scale = np.array(model.center), np.array(model.scale)
+        self.encoder = Encoder(model.encoding, self.center, self.scale)
         self.residual = np.frombuffer(model.residual, dtype=np.float64).reshape(p, -1)
         self.null = model.null
         self.feature_of = self.encoding.feature_index()
@@ -123,9 +125,10 @@ class PCAReconstruction:
     def __init__(self, params: PCAReconstructionParams) -> None:
         self.params = params
 
-    def fit(self, rows: FloatArray, encoding: Encoding, window: int) -> PCAModel | str:
-        """The model fitted on encoded reference rows (NaN: missing), or why there is none."""
+    def fit(self, cols: FloatArray, encoding: Encoding, window: int) -> PCAModel | str:
+        """The model fitted on the encoded reference (dims x rows, NaN: missing), or why there is none."""
         p = self.params
+        rows = cols.T
         center, scale = standardizer(rows)
         keep = scale > MIN_SCALE
         if not keep.all():
@@ -145,10 +148,11 @@ class PCAReconstruction:
                         window_mean_null(sq.sum(axis=1), window), [x.mean for x in nulls], [x.sd for x in nulls],
                         len(rows))
 
-    def check(self, model: Arrays, window: FloatArray, ts: FloatArray | None = None) -> Score:
-        """Score the encoded window rows (``ts``: their event times, None when unknown)."""
+    def check(self, model: Arrays, cols: FloatArray, ts: FloatArray | None = None, start: int = 0) -> Score:
+        """Score the window encoded by ``model.encoder`` (dims x rows, standardised). ``ts``: the rows' event
+        times in time order (None when unknown); the rows are in ring order, the oldest at ``start``."""
         p, null = self.params, model.null
-        z = standardize(window, model.center, model.scale)
+        z = cols.T
         errs = errors(z, model.residual)
         mean = float(errs.mean())
         ratio = mean / null.mean if null.mean > 0 else math.inf
@@ -165,9 +169,9 @@ class PCAReconstruction:
         names = details.get("features") or model.features[:3]
         return Score(
             detector=self.name, statistic=ratio, threshold=bound, warning=p.warning, level=level, clear=clear,
-            p_value=pval, details=details, change_ts=_change_ts(errs, ts) if level else None,
-            window=(float(ts[0]) if ts is not None and len(ts) else None,
-                    float(ts[-1]) if ts is not None and len(ts) else None, len(window)),
+            p_value=pval, details=details, window=(float(ts[0]) if ts is not None and len(ts) else None,
+                                                   float(ts[-1]) if ts is not None and len(ts) else None, len(errs)),
+            change_ts=_change_ts(np.concatenate((errs[start:], errs[:start])), ts) if level else None,
             message=f"the features' joint distribution moved: PCA reconstruction error {ratio:.2f}x the "
                     f"reference's (mostly {', '.join(map(str, names[:3]))})",  # type: ignore[index]
         )

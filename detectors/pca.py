@@ -60,8 +60,9 @@ def standardizer(rows: FloatArray) -> tuple[FloatArray, FloatArray]:
 def standardize(rows: FloatArray, center: FloatArray, scale: FloatArray) -> FloatArray:
     """(rows - center) / scale, with missing values (NaN) set to the mean (0)."""
     z: FloatArray = (rows - center) / scale
-    if np.count_nonzero(np.isnan(z)):
-        z[np.isnan(z)] = 0.0
+    nan = np.isnan(z)
+    if np.count_nonzero(nan):
+        z[nan] = 0.0
     return z
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from detectors.joint import Encoding
+from detectors.joint import Encoder
 from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings
 from detectors.policy import Key
@@ -36,20 +36,21 @@ class JointChecks:
         models.fit_if_ready(d.columns)
         for det in models.detectors:
             arrays = models.model(det.name)
-            win = None if arrays is None else self._window(arrays.encoding)
+            win = None if arrays is None else self._window(arrays.encoder)
             if arrays is not None and win is not None:
                 found.add(DRIFT, det.check(arrays, *win))
 
-    def _window(self, enc: Encoding) -> tuple[FloatArray, FloatArray | None] | None:
-        """The encoded window rows in time order and their event times; None until the windows are full."""
+    def _window(self, enc: Encoder) -> tuple[FloatArray, FloatArray | None, int] | None:
+        """The encoded window (dims x rows in ring order), the rows' event times in time order and the
+        ring position of the oldest row; None until the windows are full."""
         d = self.data
-        cols = [d.columns[f] for f in enc.features]
-        w = d.cfg.window_size
-        if not cols or any(c.values.count < w for c in cols):
-            return None
-        rows = enc.window({c.name: c.values.arr for c in cols}, {c.name: c.flags.arr for c in cols})
-        start = cols[0].values.count % w
-        if start:  # ring order to time order: the oldest row sits where the next one will be written
-            rows = np.concatenate((rows[start:], rows[:start]))
+        cols, w = d.columns, d.cfg.window_size
+        first = cols[enc.numeric[0] if enc.numeric else enc.categorical[0]]
+        if first.values.count < w:
+            return None  # every feature's rings hold the same count: one full means all full
+        num = np.array([cols[f].values.arr for f in enc.numeric]).reshape(len(enc.numeric), w)
+        cat = [cols[f] for f in enc.categorical]
+        codes = np.array([c.values.arr for c in cat]).reshape(len(cat), w)
+        bad = np.array([c.flags.arr for c in cat]).reshape(len(cat), w) != 0
         ts = d.rings["t:feat"].ordered()
-        return rows, ts[-w:] if len(ts) >= w else None
+        return enc.encode(num, codes, bad), ts[-w:] if len(ts) >= w else None, first.values.count % w

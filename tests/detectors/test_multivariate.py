@@ -94,7 +94,11 @@ def test_pvalue_is_the_normal_tail_of_the_z_score() -> None:
     det = PCAReconstruction(PCAReconstructionParams())
     model = det.fit(enc.encode_numeric(correlated(rng, 2000, 3)), enc, 500)
     assert not isinstance(model, str)
-    s = det.check(model.arrays(), enc.encode_numeric(correlated(rng, 500, 3) * 1.3))
+    fitted = model.arrays()
+    window = correlated(rng, 500, 3) * 1.3
+    s = det.check(fitted, fitted.encoder.numeric_rows(window))
+    by_hand = standardize(enc.encode_numeric(window).T, fitted.center, fitted.scale)
+    assert s.details["window_error"] == pytest.approx(errors(by_hand, fitted.residual).mean(), rel=1e-6)
     z = (s.statistic * model.null.mean - model.null.mean) / model.null.sd
     assert s.p_value == pytest.approx(stats.norm.sf(z)) and s.details["z"] == pytest.approx(z, abs=1e-3)
 
