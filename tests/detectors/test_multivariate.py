@@ -235,3 +235,24 @@ def test_off_when_no_multivariate_detector_is_configured() -> None:
     s = msgspec.structs.replace(SMALL, multivariate=msgspec.structs.replace(SMALL.multivariate, detectors=[]))
     m, alerts = run(events(4000, flip_at=2000), s)
     assert alerts == [] and not any(k.startswith(("jm", "jr:", "jf:")) for k in m.full_state())
+
+
+def test_the_window_encoded_slot_by_slot_equals_encoding_it_whole() -> None:
+    from detectors.monitor.joint_checks import JointChecks
+
+    s = DetectionSettings(reference_size=1000, window_size=300, eval_every=70)  # new slots wrap the rings
+    evs = events(3000, seed=8, missing=0.05)
+    m = ModelMonitor("m", "v1", s, b"k")
+    source = m.evaluation.source(JointChecks)
+    checked = 0
+    for i in range(0, 2940, 70):  # every piece ends at an evaluation
+        m.process(evs[i : i + 70])
+        arrays = m.data.joint.model("pca_reconstruction")
+        kept = source._encoded.get(0)
+        if arrays is None or kept is None:
+            continue
+        fresh = JointChecks(m.data)._window(0, arrays.encoder)
+        assert fresh is not None and kept[2] == m.data.columns["x0"].values.count
+        assert np.array_equal(kept[1], fresh[0])
+        checked += 1
+    assert checked > 20
