@@ -14,6 +14,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -140,6 +141,7 @@ def summarize(drift: list[dict[str, object]], clean: list[dict[str, object]]) ->
         "median_delay_required": statistics.median(req_delays) if req_delays else None,
         "median_delay_required_all_events": statistics.median(req_all) if req_all else None,
         "clean_predictions": preds, "clean_events_with_labels": events, "clean_false_alarms": false,
+        "clean_false_alarms_by_detector": dict(Counter(str(a).split("/")[2] for c in clean for a in c["alerts"])),  # type: ignore[attr-defined]
         "false_alarms_per_100k_predictions": false / preds * 1e5 if preds else None,
         "false_alarms_per_100k_events": false / events * 1e5 if events else None,
         "clean_streams": [{k: v for k, v in c.items() if k != "alerts"} | {"alerts": c["alerts"][:5]} for c in clean],
@@ -172,7 +174,8 @@ def print_table(summary: dict[str, object]) -> None:
           f"({summary['median_delay_required_all_events']} events counting label events too)")
     print(f"drift-free: {summary['clean_false_alarms']} false alarms over {summary['clean_predictions']} predictions "
           f"= {summary['false_alarms_per_100k_predictions']:.2f} per 100k predictions "
-          f"({summary['false_alarms_per_100k_events']:.2f} per 100k events incl. labels)")
+          f"({summary['false_alarms_per_100k_events']:.2f} per 100k events incl. labels); "
+          f"by detector (of the page): {summary['clean_false_alarms_by_detector']}")
 
 
 def _names_pr(r: dict[str, object], prefix: str = "") -> str:
