@@ -43,8 +43,17 @@ from scipy import special
 
 from detectors.base import JOINT, Score, grade
 from detectors.joint import Encoder, Encoding
-from detectors.mean_null import MeanNull, window_mean_null
-from detectors.pca import MIN_SCALE, cross_fitted, errors, fit_basis, squared_residuals, standardize, standardizer
+from detectors.mean_null import MeanNull, persistence, window_mean_null
+from detectors.pca import (
+    MIN_SCALE,
+    center_blocks,
+    cross_fitted,
+    errors,
+    fit_basis,
+    squared_residuals,
+    standardize,
+    standardizer,
+)
 
 FloatArray = npt.NDArray[np.float64]
 NAMED_Z = 3.0
@@ -138,21 +147,26 @@ class PCAReconstruction:
             return "fewer than 2 usable dimensions (the joint distribution is the marginal one)"
         if len(rows) < p.min_rows:
             return f"fewer than min_rows={p.min_rows} joint reference rows"
-        z = standardize(rows, center, scale)
+        # Rows centred on their window-long block, as a live window is centred on itself: the test
+        # looks at how the features vary together within a window, not at where they sit (a level
+        # that wanders, or moves for several features at once, is the per-feature tests' to judge).
+        standard = standardize(rows, center, scale)
+        tau = persistence(standard)
+        z = center_blocks(standard, window)
         basis = fit_basis(z, p.variance)
         sq = cross_fitted(z, basis.k, p.folds)
         per_feature = _per_feature(sq, encoding.feature_index(), len(encoding.features))
-        nulls = [window_mean_null(col, window) for col in per_feature.T]
+        nulls = [window_mean_null(col, window, tau) for col in per_feature.T]
         return PCAModel(encoding, center.tolist(), scale.tolist(), basis.residual.astype(np.float64).tobytes(),
                         basis.k, [round(float(x), 6) for x in basis.explained[:20]],
-                        window_mean_null(sq.sum(axis=1), window), [x.mean for x in nulls], [x.sd for x in nulls],
+                        window_mean_null(sq.sum(axis=1), window, tau), [x.mean for x in nulls], [x.sd for x in nulls],
                         len(rows))
 
     def check(self, model: Arrays, cols: FloatArray, ts: FloatArray | None = None, start: int = 0) -> Score:
         """Score the window encoded by ``model.encoder`` (dims x rows, standardised). ``ts``: the rows' event
         times in time order (None when unknown); the rows are in ring order, the oldest at ``start``."""
         p, null = self.params, model.null
-        z = cols.T
+        z = cols.T - cols.mean(axis=1)
         errs = errors(z, model.residual)
         mean = float(errs.mean())
         ratio = mean / null.mean if null.mean > 0 else math.inf

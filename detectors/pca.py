@@ -66,6 +66,15 @@ def standardize(rows: FloatArray, center: FloatArray, scale: FloatArray) -> Floa
     return z
 
 
+def center_blocks(z: FloatArray, size: int) -> FloatArray:
+    """Rows centred on the mean of their block of ``size`` consecutive rows (the last block takes the rest)."""
+    out = z.copy()
+    starts = list(range(0, max(len(z) - size, 0) + 1, size)) or [0]
+    for lo, hi in itertools.pairwise([*starts, len(z)]):
+        out[lo:hi] -= z[lo:hi].mean(axis=0)
+    return out
+
+
 def fit_basis(z: FloatArray, variance: float, k: int | None = None) -> Basis:
     """Components of the rows ``z`` (centred on their own mean); ``k`` fixed, or chosen by ``variance``."""
     mean = z.mean(axis=0)

@@ -12,10 +12,10 @@ from scipy import linalg, stats
 
 from detectors.events import Alert, Event
 from detectors.joint import Dim, Encoding
-from detectors.mean_null import autocorrelation, window_mean_null
+from detectors.mean_null import autocorrelation, persistence, window_mean_null
 from detectors.monitor import ModelMonitor
 from detectors.multivariate import PCAReconstruction, PCAReconstructionParams
-from detectors.pca import cross_fitted, errors, fit_basis, squared_residuals, standardize, standardizer
+from detectors.pca import center_blocks, cross_fitted, errors, fit_basis, squared_residuals, standardize, standardizer
 from detectors.settings import DetectionSettings
 
 SMALL = DetectionSettings(reference_size=1000, window_size=300, eval_every=100)
@@ -88,6 +88,35 @@ def test_window_mean_null_covers_dependent_series(phi: float) -> None:
     assert window_mean_null(x[:n], w).tau_window == pytest.approx(theory, rel=0.5) if phi else True
 
 
+def test_persistence_is_the_largest_ar1_time_over_the_columns() -> None:
+    rng = np.random.default_rng(6)
+    iid = rng.normal(size=(2000, 20))
+    assert persistence(iid) == pytest.approx(1.0, abs=0.05)
+    x = np.zeros((20_000, 3))
+    e = rng.normal(size=x.shape)
+    for t in range(1, len(x)):
+        x[t] = np.array([0.0, 0.5, 0.9]) * x[t - 1] + e[t]
+    assert persistence(x) == pytest.approx(19.0, rel=0.1)  # (1 + 0.9) / (1 - 0.9), the most persistent column
+    null = window_mean_null(rng.normal(size=2000), 500, tau_floor=19.0)
+    assert null.tau_window == null.tau_reference == 19.0
+
+
+def test_the_test_reads_how_features_vary_together_not_where_they_sit() -> None:
+    """Rows are centred on their window (the reference on window-long blocks): a level that moves or
+    wanders is the per-feature tests' to judge; a changed relation is this one's."""
+    z = np.arange(14.0).reshape(7, 2)
+    assert np.allclose(center_blocks(z, 3), np.concatenate((z[:3] - z[:3].mean(0), z[3:] - z[3:].mean(0))))
+    rng = np.random.default_rng(7)
+    enc = Encoding([Dim("a", -1), Dim("b", -1)], [0.0, 0.0], [1.0, 1.0], 5.0, {})
+    det = PCAReconstruction(PCAReconstructionParams())
+    cov = [[1.0, 0.8], [0.8, 1.0]]
+    model = det.fit(enc.encode_numeric(rng.multivariate_normal([0, 0], cov, 2000)), enc, 500)
+    assert not isinstance(model, str)
+    fitted = model.arrays()
+    moved = det.check(fitted, fitted.encoder.numeric_rows(rng.multivariate_normal([1.5, -1.5], cov, 500)))
+    assert moved.level == 0 and moved.details["z"] < 3
+
+
 def test_pvalue_is_the_normal_tail_of_the_z_score() -> None:
     rng = np.random.default_rng(5)
     enc = Encoding([Dim("a", -1), Dim("b", -1), Dim("c", -1)], [0.0] * 3, [1.0] * 3, 5.0, {})
@@ -98,6 +127,7 @@ def test_pvalue_is_the_normal_tail_of_the_z_score() -> None:
     window = correlated(rng, 500, 3) * 1.3
     s = det.check(fitted, fitted.encoder.numeric_rows(window))
     by_hand = standardize(enc.encode_numeric(window).T, fitted.center, fitted.scale)
+    by_hand -= by_hand.mean(axis=0)  # the window centred on itself
     assert s.details["window_error"] == pytest.approx(errors(by_hand, fitted.residual).mean(), rel=1e-6)
     z = (s.statistic * model.null.mean - model.null.mean) / model.null.sd
     assert s.p_value == pytest.approx(stats.norm.sf(z)) and s.details["z"] == pytest.approx(z, abs=1e-3)
