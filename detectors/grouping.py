@@ -53,6 +53,7 @@ from typing import Protocol
 
 import msgspec
 
+from detectors import fields
 from detectors.base import Score
 from detectors.events import Alert, AlertKind
 from detectors.settings import GroupSettings
@@ -91,7 +92,7 @@ class Evidence(msgspec.Struct, frozen=True, array_like=True):
 
     @classmethod
     def of(cls, s: Score) -> Evidence:
-        p = s.details.get("p_adjusted", s.p_value)
+        p = s.p_adjusted if s.p_adjusted is not None else s.details.get("p_adjusted", s.p_value)
         return cls(s.detector, _finite(s.statistic), _finite(s.threshold), s.level,
                    float(p) if isinstance(p, int | float) else None)
 
@@ -120,6 +121,9 @@ class Grouping:
         self.groups: dict[str, Group] = {}
         self.dirty: set[str] = set()
         self._forming: dict[str, Group] = {}
+        self.routed: dict[Key, Key] = {}
+        """At the last routing: each member feature's key and the group key its findings went to."""
+        self._tops: dict[int, Score] = {}
 
     def watched(self) -> set[Key]:
         """Per-feature keys whose checks must run at every evaluation (members of open groups)."""
@@ -128,7 +132,7 @@ class Grouping:
     def route(self, findings: Sequence[tuple[Key, Score]], incidents: IncidentView,
               n_events: int) -> list[tuple[Key, Score]]:
         """The findings re-keyed: members' findings merged into one finding at (None, kind)."""
-        self._forming = {}
+        self._forming, self.routed, self._tops = {}, {}, {}
         if not self.groups and not any(s.level for _, s in findings):
             return list(findings)  # nothing drifting, nothing open: nothing to group (the common case)
         kinds = set(self.cfg.kinds) if self.cfg.min_features >= 2 else set()
@@ -144,7 +148,10 @@ class Grouping:
             hit = merged.get(key[1])
             if hit is None or (key[0] is not None and key[0] not in hit[0].members):
                 out.append((key, s))
-            elif hit[1] is not None:
+                continue
+            if key[0] is not None:
+                self.routed[key] = (None, key[1])
+            if hit[1] is not None:
                 out.append(((None, key[1]), hit[1]))
                 merged[key[1]] = (hit[0], None)
         return out
@@ -176,7 +183,15 @@ class Grouping:
                 return None
             group = Group(n_events, sorted(starting + near) if forming else sorted(starting))
         self._forming[kind] = group  # kept by settle() if the incident opens or is open
-        return (group, _merge(kind, group, per, joint)) if group.members else None
+        if not group.members:
+            return None
+        merged, top = _merge(kind, group, per, joint)
+        self._tops[id(merged)] = top
+        return group, merged
+
+    def source(self, s: Score) -> Score:
+        """The finding a group's one finding took its test from (``s`` itself for any other)."""
+        return self._tops.get(id(s), s)
 
     def settle(self, alerts: Iterable[Alert]) -> None:
         """After the policy decided: keep the groups of incidents that opened or stay open, drop resolved ones."""
@@ -200,7 +215,7 @@ class Grouping:
         out: dict[str, bytes | None] = {}
         for kind in sorted(self.dirty):
             g = self.groups.get(kind)
-            out[f"g:{kind}"] = None if g is None else msgspec.msgpack.encode(g)
+            out[fields.group(kind)] = None if g is None else msgspec.msgpack.encode(g)
         self.dirty.clear()
         return out
 
@@ -210,14 +225,16 @@ class Grouping:
     def touch_all(self) -> None:
         self.dirty.update(self.groups)
 
-    def load(self, fields: dict[str, bytes]) -> None:
-        for name, raw in fields.items():
-            if name.startswith("g:"):
-                self.groups[name[2:]] = msgspec.msgpack.decode(raw, type=Group)
+    def load(self, stored: dict[str, bytes]) -> None:
+        for name, raw in stored.items():
+            kind = fields.parse_group(name)
+            if kind is not None:
+                self.groups[kind] = msgspec.msgpack.decode(raw, type=Group)
 
 
-def _merge(kind: str, group: Group, per: dict[str, list[Score]], joint: list[Score]) -> Score:
-    """One finding for the group: the strongest member's test, every member's evidence, the joint test's."""
+def _merge(kind: str, group: Group, per: dict[str, list[Score]], joint: list[Score]) -> tuple[Score, Score]:
+    """One finding for the group (the strongest member's test, every member's evidence, the joint
+    test's), and the finding whose test it carries."""
     scores = [s for f in group.members for s in per.get(f, [])] + joint
     for f in group.members:
         if per.get(f):
@@ -242,11 +259,12 @@ def _merge(kind: str, group: Group, per: dict[str, list[Score]], joint: list[Sco
     changes = [s.change_ts for s in scores if s.change_ts is not None and s.level]
     return Score(
         detector=top.detector, statistic=top.statistic, threshold=top.threshold, warning=top.warning,
+        critical=top.critical, direction=top.direction, p_value=top.p_value, p_adjusted=top.p_adjusted,
         level=max(s.level for s in scores), clear=all(s.clear for s in scores),
         immediate=any(s.immediate and s.level for s in scores), details=details, window=top.window,
         change_ts=min(changes) if changes else None,
         message=f"{len(ranked)} features {verb} together ({names}): likely one upstream change",
-    )
+    ), top
 
 
 def _named(s: Score) -> list[str]:

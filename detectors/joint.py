@@ -40,6 +40,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from detectors import fields
 from detectors.column import numeric_values
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
@@ -153,12 +154,12 @@ class JointRows:
     def take(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         if self.dirty_meta:
-            out["jm"] = msgspec.msgpack.encode(self.meta)
+            out[fields.JOINT_META] = msgspec.msgpack.encode(self.meta)
         for name, ring in self.rings.items():
-            out.update(ring.take(f"jr:{name}"))
+            out.update(ring.take("jr", name))  # fields.joint_rows(chunk, name)
         chunks = -(-self.capacity // Ring(0).chunk)
         for name in self._released:
-            out.update({f"jr:{k}:{name}": None for k in range(chunks)})
+            out.update({fields.joint_rows(k, name): None for k in range(chunks)})
         self._released = []
         self.dirty_meta = False
         return out
@@ -174,17 +175,17 @@ class JointRows:
         for ring in self.rings.values():
             ring.touch_all()
 
-    def load(self, fields: Mapping[str, bytes]) -> None:
-        if "jm" not in fields:
+    def load(self, stored: Mapping[str, bytes]) -> None:
+        if fields.JOINT_META not in stored:
             return
-        self.meta = msgspec.msgpack.decode(fields["jm"], type=RowsMeta)
+        self.meta = msgspec.msgpack.decode(stored[fields.JOINT_META], type=RowsMeta)
         if self.meta.dropped:
             return
         chunks: dict[str, dict[int, bytes]] = {}
-        for key, raw in fields.items():
-            if key.startswith("jr:"):
-                _, idx, name = key.split(":", 2)
-                chunks.setdefault(name, {})[int(idx)] = raw
+        for key, raw in stored.items():
+            where = fields.parse_joint_rows(key)
+            if where is not None:
+                chunks.setdefault(where[1], {})[where[0]] = raw
         for name in self.meta.names:
             ring = self.rings[name] = Ring(self.capacity, dtype=np.float32)
             ring.load(chunks.get(name, {}), self.meta.rows)

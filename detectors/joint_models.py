@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from detectors import fields
 from detectors.column import Column
 from detectors.joint import Encoding, JointRows
 from detectors.multivariate import Arrays, PCAModel
@@ -90,7 +91,7 @@ class JointModels:
     def take(self) -> dict[str, bytes | None]:
         out = self.rows.take()
         for name in sorted(self._dirty):
-            out[f"jf:{name}"] = msgspec.msgpack.encode(self.fits[name])
+            out[fields.joint_fit(name)] = msgspec.msgpack.encode(self.fits[name])
         self._dirty.clear()
         return out
 
@@ -104,9 +105,9 @@ class JointModels:
         self.rows.touch_all()
         self._dirty.update(self.fits)
 
-    def load(self, fields: Mapping[str, bytes]) -> None:
-        self.rows.load(fields)
+    def load(self, stored: Mapping[str, bytes]) -> None:
+        self.rows.load(stored)
         for det in self.detectors:
-            raw = fields.get(f"jf:{det.name}")
+            raw = stored.get(fields.joint_fit(det.name))
             if raw is not None:
                 self.fits[det.name] = msgspec.msgpack.decode(raw, type=FitState)

@@ -39,10 +39,10 @@ import math
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from detectors.base import JOINT, Score, grade
 from detectors.joint import Encoder, Encoding
+from detectors.lazy import special
 from detectors.mean_null import MeanNull, persistence, window_mean_null
 from detectors.pca import (
     MIN_SCALE,
@@ -182,7 +182,8 @@ class PCAReconstruction:
             details.update(self._ranked(model, z))
         names = details.get("features") or model.features[:3]
         return Score(
-            detector=self.name, statistic=ratio, threshold=bound, warning=p.warning, level=level, clear=clear,
+            detector=self.name, statistic=ratio, threshold=bound, warning=p.warning, critical=p.critical,
+            level=level, clear=clear,
             p_value=pval, details=details, window=(float(ts[0]) if ts is not None and len(ts) else None,
                                                    float(ts[-1]) if ts is not None and len(ts) else None, len(errs)),
             change_ts=_change_ts(np.concatenate((errs[start:], errs[:start])), ts) if level else None,

@@ -172,3 +172,21 @@ def test_an_upstream_break_is_one_page_and_restores_mid_incident() -> None:
     resumed = ModelMonitor.restore("m", "v1", s, first.full_state(), b"k")
     assert resumed.policy.grouping.groups == first.policy.grouping.groups
     assert a1 + resumed.process(evs[cut:]) == straight and resumed.full_state() == m.full_state()
+
+
+def test_the_trace_keeps_every_member_finding_with_its_incident_decision() -> None:
+    from detectors.trace import TraceRecord
+
+    s = DetectionSettings(reference_size=1000, window_size=300, eval_every=100)
+    records: list[TraceRecord] = []
+    m = ModelMonitor("m", "v1", s, b"k", tracer=records.append)
+    pages = [a for a in m.process(broken(2200, 1500)) if a.status == "firing"]
+    assert len({a.alert_id for a in pages}) == 1 and pages[0].feature is None
+    at = [r for r in records if r.event_id == pages[0].event_id and r.kind == "data_drift"]
+    named = set(pages[0].details["features"])  # type: ignore[arg-type]
+    assert named <= {r.feature for r in at}  # members just below warning were named too: in the band
+    assert {r.decision for r in at if r.feature in named} - {"screened"} == {"fired"}  # screened: not run
+    assert all(r.decision in ("quiet", "screened") for r in at if r.feature not in named and r.feature is not None)
+    assert [r.decision for r in at if r.detector == "pca_reconstruction"] == ["fired"]  # the same incident
+    top = [r for r in at if r.alerted]
+    assert len(top) == 1 and (top[0].detector, top[0].statistic) == (pages[0].detector, pages[0].statistic)
