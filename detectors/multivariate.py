@@ -166,8 +166,8 @@ class PCAReconstruction:
         """Score the window encoded by ``model.encoder`` (dims x rows, standardised). ``ts``: the rows' event
         times in time order (None when unknown); the rows are in ring order, the oldest at ``start``."""
         p, null = self.params, model.null
-        z = cols.T - cols.mean(axis=1)
-        errs = errors(z, model.residual)
+        center = cols.mean(axis=1)  # the window centred on itself, in the residual space (fewer numbers)
+        errs = errors(cols.T, model.residual, center @ model.residual)
         mean = float(errs.mean())
         ratio = mean / null.mean if null.mean > 0 else math.inf
         level, bound, clear = grade(ratio, p.warning, p.critical, p.resolve)
@@ -179,7 +179,7 @@ class PCAReconstruction:
         if model.encoding.skipped:
             details["left_out"] = dict(model.encoding.skipped)
         if level:
-            details.update(self._ranked(model, z))
+            details.update(self._ranked(model, cols.T - center))
         names = details.get("features") or model.features[:3]
         return Score(
             detector=self.name, statistic=ratio, threshold=bound, warning=p.warning, critical=p.critical,

@@ -92,9 +92,12 @@ def fit_basis(z: FloatArray, variance: float, k: int | None = None) -> Basis:
     return Basis(k, explained, np.ascontiguousarray(vecs[:, k:]), mean)
 
 
-def errors(z: FloatArray, residual: FloatArray) -> FloatArray:
-    """Reconstruction error of each row: squared norm of its projection on the residual basis."""
+def errors(z: FloatArray, residual: FloatArray, shift: FloatArray | None = None) -> FloatArray:
+    """Reconstruction error of each row: squared norm of its projection on the residual basis
+    (less ``shift``: the projection of a centre the rows are taken relative to)."""
     r = z @ residual
+    if shift is not None:
+        r -= shift
     out: FloatArray = np.einsum("ij,ij->i", r, r)
     return out
 
