@@ -19,10 +19,10 @@ from typing import Literal
 
 import msgspec
 
-Kind = Literal["numeric", "categorical", "error", "quality", "health", "performance", "estimate"]
+Kind = Literal["numeric", "categorical", "error", "quality", "health", "joint", "performance", "estimate"]
 """What a detector consumes: a numeric or categorical column, the error stream,
-column data-quality counters, the stream's health, joined labels against the
-performance reference, or recent scores against it."""
+column data-quality counters, the stream's health, the features jointly, joined
+labels against the performance reference, or recent scores against it."""
 
 Family = Literal["drift", "quality", "output", "error", "health"]
 """Which alert kind a detector's findings map to (drift becomes data_drift on
@@ -34,6 +34,7 @@ COLUMN: frozenset[str] = frozenset({"numeric", "categorical"})
 ERROR: frozenset[str] = frozenset({"error"})
 QUALITY: frozenset[str] = frozenset({"quality"})
 HEALTH: frozenset[str] = frozenset({"health"})
+JOINT: frozenset[str] = frozenset({"joint"})
 PERFORMANCE: frozenset[str] = frozenset({"performance"})
 ESTIMATE: frozenset[str] = frozenset({"estimate"})
 

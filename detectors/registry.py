@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from detectors.band_check import METRICS, BandCheck, BandParams
-from detectors.base import CATEGORICAL, COLUMN, ERROR, ESTIMATE, HEALTH, NUMERIC, PERFORMANCE, QUALITY
+from detectors.base import CATEGORICAL, COLUMN, ERROR, ESTIMATE, HEALTH, JOINT, NUMERIC, PERFORMANCE, QUALITY
 from detectors.chi2 import Chi2, Chi2Params
 from detectors.error_rate import ErrorRate, ErrorRateParams
 from detectors.errors import ConfigError
@@ -40,6 +40,7 @@ from detectors.health import (
 from detectors.js import JS, JSParams
 from detectors.ks import KS, KSParams
 from detectors.missing import MissingRate, MissingRateParams
+from detectors.multivariate import PCAReconstruction, PCAReconstructionParams
 from detectors.non_finite import NonFinite, NonFiniteParams
 from detectors.out_of_range import OutOfRange, OutOfRangeParams
 from detectors.psi import PSI, PSIParams
@@ -105,6 +106,7 @@ _ENTRIES: tuple[Entry, ...] = (
     Entry("event_gap", HEALTH, EventGapParams, EventGap),
     Entry("event_lag", HEALTH, EventLagParams, EventLag),
     Entry("dead_letter_rate", HEALTH, DeadLetterParams, DeadLetterRate),
+    Entry("pca_reconstruction", JOINT, PCAReconstructionParams, PCAReconstruction),
     *(_band(name) for name in METRICS),
 )
 
@@ -164,6 +166,7 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
     ("performance.detectors", "performance"),
     ("performance.estimators", "estimate"),
     ("health.detectors", "health"),
+    ("multivariate.detectors", "joint"),
 )
 
 
@@ -201,6 +204,8 @@ def _check_numbers(s: DetectionSettings) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"detection.{key}", "must be at least 1 (bins at least 2)")
+    if s.policy.group.min_features == 1 or s.policy.group.min_features < 0 or s.policy.group.span_events < 0:
+        raise ConfigError("detection.policy.group", "need min_features 0 (no grouping) or at least 2, span_events >= 0")
     for name in s.performance.detectors + s.performance.estimators:
         longest = max(params_for(name, effective_params(s, name)).windows)  # type: ignore[attr-defined]
         if longest > s.performance.reference_size:

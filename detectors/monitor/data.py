@@ -27,6 +27,7 @@ from detectors.block import BlockSpace
 from detectors.checks import Checks
 from detectors.column import Column
 from detectors.join import LabelJoin
+from detectors.joint_models import JointModels
 from detectors.performance import Performance
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
@@ -71,6 +72,7 @@ class VersionData:
         self.err_dirty = False
         self.perf = Performance(settings.performance, checks.performance, c.max_pending)
         self.spaces: dict[Group, BlockSpace] = {}
+        self.joint = JointModels(checks.joint, settings)
 
     def groups(self) -> dict[Group, list[Column]]:
         """The columns of each group, in column order."""

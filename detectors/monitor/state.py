@@ -45,6 +45,7 @@ class VersionState:
         out.update(d.join.take())
         out.update(d.perf.take())
         out.update(self.policy.take())
+        out.update(d.joint.take())
         if d.err_dirty:
             for det in d.err_stream:
                 out[fields.stream_snapshot(det.name)] = det.save(self.secret)
@@ -61,6 +62,7 @@ class VersionState:
         d.join.discard()
         d.perf.discard()
         self.policy.discard()
+        d.joint.discard()
         d.err_dirty = self._schema_due = False
 
     def full_state(self) -> dict[str, bytes]:
@@ -73,6 +75,7 @@ class VersionState:
         d.join.touch_all()
         d.perf.touch_all()
         self.policy.touch_all()
+        d.joint.touch_all()
         d.err_dirty = self._schema_due = True
         return {k: v for k, v in self.take_delta().items() if v is not None}
 
@@ -92,6 +95,7 @@ class VersionState:
         d.join.load(stored)
         d.perf.load(stored)
         self.policy.load(stored)
+        d.joint.load(stored)
         d.reserve_spaces()
         for det in d.err_stream:
             self._load_stream(det, fields.stream_snapshot(det.name), stored, d.rings[fields.ERROR_REF].ordered())

@@ -16,7 +16,8 @@ from detectors.settings import DetectionSettings
 
 SECTIONS = {"numeric": ("numeric", "detectors"), "categorical": ("categorical", "detectors"),
             "quality": ("quality", "detectors"), "error": ("concept", "detectors"), "health": ("health", "detectors"),
-            "performance": ("performance", "detectors"), "estimate": ("performance", "estimators")}
+            "joint": ("multivariate", "detectors"), "performance": ("performance", "detectors"),
+            "estimate": ("performance", "estimators")}
 
 
 def settings_for(name: str) -> DetectionSettings:
@@ -25,14 +26,16 @@ def settings_for(name: str) -> DetectionSettings:
         "numeric": {"detectors": []}, "categorical": {"detectors": []}, "quality": {"detectors": []},
         "prediction": {"score_detectors": [], "class_detectors": []},
         "concept": {"detectors": [], "reference_size": 200, "window_size": 200}, "health": {"detectors": []},
-        "performance": {"detectors": [], "estimators": [], "reference_size": 200},
+        "multivariate": {"detectors": []}, "performance": {"detectors": [], "estimators": [], "reference_size": 200},
     }
     kinds = REGISTRY[name].kinds
     if name == "constant_output":
         raw["prediction"] = {"score_detectors": [name], "class_detectors": [name]}
+    if "joint" in kinds:  # the test reference (300 events) is below the default min_rows
+        raw["params"] = {name: {"min_rows": 200}}
     if kinds & {"performance", "estimate"}:
         raw["params"] = {name: {"windows": [50, 100, 150]}}
-    for kind in ("numeric", "categorical", "quality", "error", "health", "performance", "estimate"):
+    for kind in ("numeric", "categorical", "quality", "error", "health", "joint", "performance", "estimate"):
         if kind in kinds:
             section, key = SECTIONS[kind]
             raw[section][key] = [name]
@@ -83,7 +86,7 @@ def test_registry_entry_contract(name: str) -> None:
     assert msgspec.convert(effective_params(settings, name), REGISTRY[name].params) == params_before
     m = ModelMonitor("m", "v1", settings)
     m.process(EVENTS[:700])
-    for det in [*m.checks.health, *m.checks.error_checks, *m.checks.performance,
+    for det in [*m.checks.health, *m.checks.error_checks, *m.checks.joint, *m.checks.performance,
                 *(d for v in m.checks.windowed.values() for d in v)]:
         assert det.params == msgspec.convert(effective_params(settings, det.name), REGISTRY[det.name].params)
 
@@ -91,4 +94,4 @@ def test_registry_entry_contract(name: str) -> None:
 def test_every_entry_declares_kinds_and_params() -> None:
     for name, e in REGISTRY.items():
         assert e.name == name and e.kinds and e.params.__doc__
-        assert e.kinds <= {"numeric", "categorical", "error", "quality", "health", "performance", "estimate"}
+        assert e.kinds <= {"numeric", "categorical", "error", "quality", "health", "joint", "performance", "estimate"}
