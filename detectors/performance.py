@@ -109,6 +109,8 @@ class Performance:
     def predictions(self, events: Sequence[Event]) -> None:
         """Recent predictions of this version (each with a prediction), in stream order."""
         ref = self.ref
+        if not self.checks:
+            return
         if ref is None:
             if not self.meta.taken:
                 self.meta.unlabelled += len(events)
@@ -145,7 +147,7 @@ class Performance:
         compares classes (else numbers)."""
         if classes:  # a class pair without a label class was joined before the classes were kept
             pairs = [p for p in pairs if p[4] is not None]
-        if not pairs:
+        if not pairs or not self.checks:
             return
         self._dirty_meta = True
         if self.ref is None:
