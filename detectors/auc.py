@@ -72,7 +72,8 @@ def _tie_correction(step: npt.NDArray[np.bool_], qs: FloatArray) -> float:
     tied[1:] |= ~step
     tied[:-1] |= ~step
     idx = np.flatnonzero(tied)
-    new_run = np.r_[True, step[idx[:-1]]]
+    new_run = np.ones(len(idx), dtype=bool)
+    new_run[1:] = step[idx[:-1]]
     starts, run = np.flatnonzero(new_run), np.cumsum(new_run) - 1
     p, m = qs[idx], 1.0 - qs[idx]
     cum = np.cumsum(m)

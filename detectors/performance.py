@@ -33,6 +33,7 @@ through :meth:`Performance.take_notices` (the runtime logs it).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ FloatArray = npt.NDArray[np.float64]
 _REF_COLS = (("err", np.float64), ("s", np.float32), ("lab", np.int64), ("pred", np.int64))
 _LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts", np.float64))
 _SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
+_SCORED = operator.attrgetter("score", "prediction", "ts")
 _POS_CACHE = 64
 """Distinct predicted values whose class is remembered (classes are few; a regression is never scored)."""
 
@@ -119,16 +121,16 @@ class Performance:
         ring = self.rings.get("scored")
         if ring is None:
             return
-        scored = [e for e in events if e.score is not None]
-        if not scored or ref.calibration is None:
+        rows = [r for r in map(_SCORED, events) if r[0] is not None]
+        if not rows or ref.calibration is None:
             return
+        scores, predicted, times = zip(*rows, strict=True)
         known, is_positive = self._positive, self._is_positive
-        predicted: list[Target] = [e.prediction for e in scored]  # type: ignore[misc]  # each has one
-        pos = np.fromiter([known[p] if p in known else is_positive(p) for p in predicted], np.int32, len(scored))
+        pos = np.fromiter([known[p] if p in known else is_positive(p) for p in predicted], np.int32, len(rows))
         if self._block is None:
             self._block = ref.calibration.blocker()
-        ring["cell"].extend(self._block(np.fromiter([e.score for e in scored], np.float32, len(scored))) * 2 + pos)
-        ring["ts"].extend(np.fromiter([e.ts for e in scored], np.float64, len(scored)))
+        ring["cell"].extend(self._block(np.array(scores, dtype=np.float32)) * 2 + pos)
+        ring["ts"].extend(times)
         self._dirty_meta = True
 
     def _is_positive(self, prediction: Target) -> bool:
