@@ -59,7 +59,7 @@ FloatArray = npt.NDArray[np.float64]
 _REF_COLS = (("err", np.float64), ("s", np.float32), ("lab", np.int64), ("pred", np.int64))
 _LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts", np.float64))
 _SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
-_SCORED = operator.attrgetter("score", "prediction", "ts")
+_SCORE, _PREDICTION, _TS = operator.attrgetter("score"), operator.attrgetter("prediction"), operator.attrgetter("ts")
 _POS_CACHE = 64
 """Distinct predicted values whose class is remembered (classes are few; a regression is never scored)."""
 
@@ -121,16 +121,21 @@ class Performance:
         ring = self.rings.get("scored")
         if ring is None:
             return
-        rows = [r for r in map(_SCORED, events) if r[0] is not None]
-        if not rows or ref.calibration is None:
+        scores = list(map(_SCORE, events))
+        if None in scores:
+            events = [e for e in events if e.score is not None]
+            scores = list(map(_SCORE, events))
+        if not events or ref.calibration is None:
             return
-        scores, predicted, times = zip(*rows, strict=True)
-        known, is_positive = self._positive, self._is_positive
-        pos = np.fromiter([known[p] if p in known else is_positive(p) for p in predicted], np.int32, len(rows))
+        predicted = list(map(_PREDICTION, events))
+        try:  # the classes seen so far are known: looked up in C
+            pos = np.fromiter(map(self._positive.__getitem__, predicted), np.int32, len(events))
+        except KeyError:
+            pos = np.fromiter(map(self._is_positive, predicted), np.int32, len(events))
         if self._block is None:
             self._block = ref.calibration.blocker()
         ring["cell"].extend(self._block(np.array(scores, dtype=np.float32)) * 2 + pos)
-        ring["ts"].extend(times)
+        ring["ts"].extend(list(map(_TS, events)))
         self._dirty_meta = True
 
     def _is_positive(self, prediction: Target) -> bool:
@@ -159,11 +164,12 @@ class Performance:
         ring = self.rings.get("labelled")
         if self.ref is None or ring is None or not pairs:
             return
-        positive = self.ref.positive
         ts, _, err, score, label, _ = zip(*pairs, strict=True)
         ring["err"].extend(err)
-        ring["s"].extend([np.nan if x is None else x for x in score])
-        ring["y"].extend([x == positive for x in label])
+        ring["s"].extend([np.nan if x is None else x for x in score] if None in score else score)
+        positive = self.ref.positive
+        ring["y"].extend(np.array(label, dtype=np.int64) == positive if classes and positive is not None
+                         and None not in label else np.array([x == positive for x in label]))
         ring["ts"].extend(ts)
 
     def _gather(self, pairs: Sequence[Joined], classes: bool) -> None:
