@@ -57,6 +57,9 @@ class BandParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Smallest shortfall that can warn, relative to the reference value: the band's standard deviation is
     never taken below ``tolerance x reference / warning``. A smaller change may be real (a long reference
     period drifts a little) but is not worth a page."""
+    refresh: float = 0.5
+    """Share of the shortest window its items move on by before the finding is computed again (in between
+    the last one stands; a clear finding of an open incident is always computed again)."""
 
     def __post_init__(self) -> None:
         if not self.windows or min(self.windows) < 2:
@@ -65,6 +68,16 @@ class BandParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("need 0 <= resolve <= warning <= critical, warning > 0")
         if not 0 <= self.tolerance < 1:
             raise ValueError("tolerance: need 0 <= tolerance < 1")
+        if not 0 <= self.refresh <= 1:
+            raise ValueError("refresh: need 0 <= refresh <= 1")
+
+
+class EstimateParams(BandParams, frozen=True, forbid_unknown_fields=True):
+    """Band of a performance estimate from scores alone: as for a measured metric, but computed again only
+    once the shortest window has moved on entirely (an estimate is precise and moves slowly)."""
+
+    refresh: float = 1.0
+    """Share of the shortest window its items move on by before the estimate is computed again."""
 
 
 class PerformanceView(Protocol):

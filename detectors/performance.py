@@ -10,8 +10,8 @@ the latest predictions (its calibration block and whether it predicted the posit
 class, as one cell number; its time): no label needed, and no score kept.
 
 A check's finding is recomputed once its window has moved on by half of its
-shortest window (joined labels or predictions since it was last computed), as
-the windowed tests' windows move on by 40 % between two evaluations; in between,
+shortest window (``refresh``; all of it for an estimate), as the windowed tests'
+windows move on by 40 % between two evaluations; in between,
 the last finding stands (kept in the state, so a restored version decides
 exactly as the original would have). While its incident is open, a clear finding
 is never reused: resolving takes ``policy.resolve_after`` fresh clear findings
@@ -225,9 +225,10 @@ class Performance:
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def findings(self, incidents: Collection[Key] = (), tracing: bool = True) -> list[tuple[Key, Score]]:
+    def findings(self, incidents: Collection[Key] = ()) -> list[tuple[Key, Score]]:
         """Each armed check's finding at this evaluation; a quiet one is explained (message and details)
-        only when its incident is open (in ``incidents``) or when ``tracing``."""
+        only when its incident is open (in ``incidents``): the trace reads the statistic and its bounds,
+        and reads them the same with a tracer or without."""
         if self.ref is None:
             if not self.meta.taken and self.meta.unlabelled >= self.patience:
                 self._notice("no_labels", f"performance checks and estimates not armed: no label joined to the "
@@ -239,21 +240,21 @@ class Performance:
         out: list[tuple[Key, Score]] = []
         for check in self.checks:
             key: Key = (None, "estimated_performance" if check.metric.source == "scored" else "concept_drift")
-            s = self._finding(check, tracing or key in incidents)
+            s = self._finding(check, key in incidents)
             if s is not None:
                 out.append((key, s))
         return out
 
-    def _finding(self, check: BandCheck, explain: bool) -> Score | None:
-        """The check's finding: the last one while its window moved on by less than half of its shortest
-        window, unless it is to be explained (its incident is open, or tracing) and is clear or unexplained."""
+    def _finding(self, check: BandCheck, open_incident: bool) -> Score | None:
+        """The check's finding: the last one while its window moved on by less than ``refresh`` of its shortest
+        window, unless its incident is open and that one is clear or unexplained."""
         ring = self.rings.get(check.metric.source)
         seen = next(iter(ring.values())).count if ring else 0
         last = self.memo.get(check.name)
-        if last is not None and 0 <= seen - last[0] < max(1, check.windows[0] // 2) \
-                and not (explain and (last[1].clear or not last[1].message)):
+        if last is not None and 0 <= seen - last[0] < max(1, int(check.windows[0] * check.params.refresh)) \
+                and not (open_incident and (last[1].clear or not last[1].message)):
             return last[1]
-        s = check.check(self, explain)
+        s = check.check(self, open_incident)
         if s is not None:
             self.memo[check.name] = (seen, s)
             self._dirty_memo = True

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from detectors.band_check import METRICS, BandCheck, BandParams
+from detectors.band_check import METRICS, BandCheck, BandParams, EstimateParams
 from detectors.base import CATEGORICAL, COLUMN, ERROR, ESTIMATE, HEALTH, JOINT, NUMERIC, PERFORMANCE, QUALITY
 from detectors.chi2 import Chi2, Chi2Params
 from detectors.error_rate import ErrorRate, ErrorRateParams
@@ -77,7 +77,8 @@ def _stream(name: str) -> Callable[[Any], Any]:
 
 
 def _band(name: str) -> Entry:
-    return Entry(name, ESTIMATE if METRICS[name].source == "scored" else PERFORMANCE, BandParams,
+    scored = METRICS[name].source == "scored"
+    return Entry(name, ESTIMATE if scored else PERFORMANCE, EstimateParams if scored else BandParams,
                  functools.partial(BandCheck, METRICS[name]))
 
 

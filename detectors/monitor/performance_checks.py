@@ -18,5 +18,5 @@ class PerformanceChecks:
         self.data = data
 
     def collect(self, found: Findings) -> None:
-        for key, score in self.data.perf.findings(found.incidents, found.tracing):
+        for key, score in self.data.perf.findings(found.incidents):
             found.add(key, score)
