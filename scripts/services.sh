@@ -13,14 +13,17 @@
 #   start-kafka | stop-kafka | restart-kafka
 #   start-redis | stop-redis | restart-redis
 #   start-alertmanager | stop-alertmanager
+#   start-redis-cluster | stop-redis-cluster
 #                   single-service control; data is kept across restarts
+#                   (start-redis-cluster also restarts a node that was killed)
 #   clean           down, then delete Kafka/Redis data (jars stay cached)
 #
 # Environment:
 #   DW_KAFKA_PORT (19092), DW_KAFKA_CONTROLLER_PORT (DW_KAFKA_PORT+1),
 #   DW_REDIS_PORT (16379), DW_KAFKA_START_TIMEOUT (90 s),
 #   DW_KAFKA_VERSION (3.9.1); Alertmanager (built with Go where present, see
-#   scripts/alertmanager.sh): DW_ALERTMANAGER_PORT (19193).
+#   scripts/alertmanager.sh): DW_ALERTMANAGER_PORT (19193); Redis Cluster (see
+#   scripts/redis_cluster.sh): DW_REDIS_CLUSTER_PORT (17001, six ports), DW_REDIS_CLUSTER=off.
 #   If KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set to something other than the
 #   address this script manages, `up` starts nothing for that service and
 #   re-exports the given value; `status` checks that it is reachable.
@@ -458,6 +461,8 @@ stop_redis() { stop_pid "$REDIS_PID" "redis-server" redis 30 "$REDIS_PORTFILE"; 
 
 # shellcheck source=scripts/alertmanager.sh
 source "$ROOT/scripts/alertmanager.sh"
+# shellcheck source=scripts/redis_cluster.sh
+source "$ROOT/scripts/redis_cluster.sh"
 
 # --------------------------------------------------------------------------
 # commands
@@ -475,6 +480,7 @@ print_env() {
         printf 'export REDIS_URL=%s\n' "$OWN_REDIS"
     fi
     am_env
+    rc_env
 }
 
 cmd_up() {
@@ -491,6 +497,7 @@ cmd_up() {
             start_redis
         fi
         start_alertmanager
+        start_redis_cluster
     } >&2
     print_env
 }
@@ -500,6 +507,7 @@ cmd_down() {
     stop_kafka
     stop_redis
     stop_alertmanager
+    stop_redis_cluster
 }
 
 cmd_status() {
@@ -531,6 +539,7 @@ cmd_status() {
         echo "redis: down"; rc=1
     fi
     am_status || rc=1
+    rc_status || rc=1
     return "$rc"
 }
 
@@ -538,6 +547,7 @@ cmd_clean() {
     cmd_down
     log "removing $KAFKA_DATA and $REDIS_DATA (cached jars are kept)"
     rm -rf "$KAFKA_DATA" "$REDIS_DATA"
+    clean_redis_cluster
 }
 
 usage() {
@@ -559,6 +569,8 @@ main() {
         restart-redis) with_lock; stop_redis; start_redis ;;
         start-alertmanager) with_lock; start_alertmanager ;;
         stop-alertmanager) with_lock; stop_alertmanager ;;
+        start-redis-cluster) with_lock; start_redis_cluster ;;
+        stop-redis-cluster) with_lock; stop_redis_cluster ;;
         clean) cmd_clean ;;
         -h | --help | help) usage ;;
         *) usage; exit 2 ;;

@@ -21,6 +21,7 @@ sys.path.insert(0, str(TESTS / "pipeline"))
 
 from services import HOW as _HOW  # noqa: E402 - needs the path above
 from services import alertmanager_url as _alertmanager_url  # noqa: E402
+from services import redis_backend as _redis_backend  # noqa: E402
 from services import redis_url as _redis_url  # noqa: E402
 from services import service_address as _service_address  # noqa: E402
 
@@ -69,17 +70,19 @@ def alertmanager_url() -> str:
 def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[object]:
     """Make isolated stacks (unique topics with N partitions, group id, Redis key prefix, config file).
 
-    ``stack_factory(partitions=2, **config_overrides)``; overrides use ``__`` for nesting,
-    e.g. ``runtime__max_models=1``. Topics, keys and processes are cleaned up afterwards.
+    ``stack_factory(partitions=2, redis="redis", **config_overrides)``; ``redis="cluster"`` keeps the
+    state in the Redis Cluster; overrides use ``__`` for nesting, e.g. ``runtime__max_models=1``.
+    Topics, keys and processes are cleaned up afterwards.
     """
     from fault_helpers import Stack
 
     made: list[Stack] = []
 
     def make(partitions: int = 2, create: bool = True, alert_configs: dict[str, str] | None = None,
-             share_inputs: Stack | None = None, **overrides: object) -> Stack:
-        stack = Stack(kafka_bootstrap, redis_url, tmp_path, partitions=partitions, share_inputs=share_inputs,
-                      **overrides)
+             share_inputs: Stack | None = None, redis: str = "redis", **overrides: object) -> Stack:
+        backend = _redis_backend(redis)
+        stack = Stack(kafka_bootstrap, backend.url, tmp_path, partitions=partitions, share_inputs=share_inputs,
+                      cluster=backend.cluster, **overrides)
         made.append(stack)
         if create:
             stack.create_topics(alert_configs)

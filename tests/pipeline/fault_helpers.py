@@ -25,6 +25,8 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+from redis.exceptions import RedisClusterException
+from services import Backend
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT_KEY = "driftwire-test-snapshot-key"
@@ -42,10 +44,12 @@ class Stack:
     """Unique topics / group / key prefix for one test, and the commands that use them."""
 
     def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2,
-                 share_inputs: Stack | None = None, **overrides: Any) -> None:
+                 share_inputs: Stack | None = None, cluster: bool = False, **overrides: Any) -> None:
         """``share_inputs``: read the input topics of another stack (read-only), with this
-        stack's own group, key prefix, alert and dead-letter topics."""
+        stack's own group, key prefix, alert and dead-letter topics. ``cluster``: ``redis_url``
+        is a seed node of a Redis Cluster."""
         self.bootstrap, self.redis_url, self.workdir = bootstrap, redis_url, workdir
+        self.backend = Backend("cluster" if cluster else "redis", redis_url, cluster)
         self.uid = f"{int(time.time()) % 100000}-{uuid.uuid4().hex[:8]}"
         self.partitions = share_inputs.partitions if share_inputs else partitions
         self.topics = {
@@ -97,7 +101,8 @@ class Stack:
                 "max_poll_interval_ms": 30000,
                 "poll_timeout_ms": 100,
             },
-            "redis": {"url": self.redis_url, "key_prefix": self.prefix, "socket_timeout_s": 2.0},
+            "redis": {"url": self.redis_url, "key_prefix": self.prefix, "socket_timeout_s": 2.0,
+                      "cluster": self.backend.cluster},
             "runtime": {"metrics_port": 0, "retry_initial_s": 0.2, "retry_max_s": 1.0},
             "detection": dict(DETECTION),
             "forward": {"group_id": self.forward_group, "dead_letter_topic": self.forward_dlq, "metrics_port": 0},
@@ -121,12 +126,8 @@ class Stack:
             self.admin.delete_topics(sorted(self.owned), timeout_ms=15000)
         with _suppress():
             self.admin.close()
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
         with _suppress():
-            keys = list(client.scan_iter(match=self.prefix + ":*", count=1000))
-            if keys:
-                client.delete(*keys)
-        client.close()
+            self.backend.purge(self.prefix)
 
     # -- driftwire commands -------------------------------------------------------------------
 
@@ -200,14 +201,15 @@ class Stack:
     def alerts(self) -> list[dict[str, Any]]:
         return [msgspec.json.decode(r.value) for r in self.read_topic(self.topics["alerts"])]
 
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, socket_timeout=5)
+    def redis(self) -> Any:
+        """A redis-py client of the stack's Redis (the cluster client for a cluster)."""
+        return self.backend.client()
 
     def progress(self) -> int:
         """Messages whose effect is committed in Redis (the sum of the stored next offsets)."""
         try:
             return sum(sum(s["offsets"].values()) for s in self.stored().values())
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             return -1
 
     def total_inputs(self) -> int:
@@ -324,5 +326,6 @@ class _suppress:
 
     def __exit__(self, *exc: object) -> bool:
         return exc[0] is not None and issubclass(exc[0], (KafkaError, UnknownTopicOrPartitionError, OSError,
-                                                          redis.RedisError, subprocess.SubprocessError,
+                                                          redis.RedisError, RedisClusterException,
+                                                          subprocess.SubprocessError,
                                                           ProcessLookupError))

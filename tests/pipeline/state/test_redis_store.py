@@ -9,11 +9,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import msgspec
 import pytest
 import redis
-from services import redis_url
+from redis.exceptions import RedisClusterException
+from services import BACKENDS, Backend, redis_backend
 
 from detectors.errors import ConfigError
 from detectors.events import Alert, Event
@@ -25,6 +27,7 @@ from pipeline.replay.redis_replay import redis_engine, replay_group
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.state.keys import Keys
+from pipeline.state.redis_client import node_client
 from pipeline.state.redis_store import COMMIT_LUA, RedisStore, StoreError, make_client, redact_url
 from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
 
@@ -34,30 +37,41 @@ ROOT = Path(__file__).resolve().parents[3]
 M = ("model-a", "v1")
 
 
-def _purge(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    keys = list(client.scan_iter(match=prefix + ":*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+class Where(NamedTuple):
+    """A Redis (single or cluster) and a key prefix of this test's own."""
+
+    backend: Backend
+    prefix: str
+
+    def store(self, group: str = "g", **kw: Any) -> RedisStore:
+        return RedisStore(self.backend.settings(key_prefix=self.prefix, **kw), Secrets(), group)
+
+    def config(self) -> Config:
+        return parse_config({"redis": {"key_prefix": self.prefix, "cluster": self.backend.cluster}}, environ={})
+
+
+def _where(name: str) -> Iterator[Where]:
+    backend = redis_backend(name)
+    where = Where(backend, f"dwtest-{uuid.uuid4().hex[:12]}")
+    yield where
+    backend.purge(where.prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest) -> Iterator[Where]:
+    """Each test runs against the single Redis and against the Redis Cluster."""
+    yield from _where(request.param)
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    url = redis_url()
-    name = f"dwtest-{uuid.uuid4().hex[:12]}"
-    yield name
-    _purge(url, name)
-
-
-def make_store(prefix: str, group: str = "g", **kw: object) -> RedisStore:
-    settings = RedisSettings(url=redis_url(), key_prefix=prefix, **kw)  # type: ignore[arg-type]
-    return RedisStore(settings, Secrets(), group)
+def single() -> Iterator[Where]:
+    """The single Redis only (the test stops and starts that server)."""
+    yield from _where("redis")
 
 
 @pytest.fixture
-def store(prefix: str) -> Iterator[RedisStore]:
-    s = make_store(prefix)
+def store(where: Where) -> Iterator[RedisStore]:
+    s = where.store()
     yield s
     s.close()
 
@@ -85,8 +99,8 @@ def test_claim_is_two_round_trips_and_commit_one(store: RedisStore) -> None:
     assert store.round_trips - before == 1
 
 
-def test_stale_owner_is_fenced(prefix: str) -> None:
-    old, new = make_store(prefix), make_store(prefix)
+def test_stale_owner_is_fenced(where: Where) -> None:
+    old, new = where.store(), where.store()
     a = old.claim(5)
     b = new.claim(5)
     assert b.epoch == a.epoch + 1
@@ -127,11 +141,12 @@ def test_lost_reply_then_retry_is_already_applied(store: RedisStore) -> None:
     args = (0, e, {"t:0": 1}, {"t:0": 7}, {M: {"f": b"1", "g": b"2"}}, [b"alert-1"])
     keys, argv = store.commit_args(*args)
     store.client.script_load(COMMIT_LUA)
-    conn = store.client.connection_pool.get_connection()
+    pool = node_client(store.client, keys[0]).connection_pool  # the node holding the shard's slot
+    conn = pool.get_connection()
     sha = store._commit_sha
     conn.send_command("EVALSHA", sha, len(keys), *keys, *argv)
     conn.disconnect()  # reply lost
-    store.client.connection_pool.release(conn)
+    pool.release(conn)
     deadline = time.monotonic() + 5
     while store.client.hget(store.keys.offsets(0), "t:0") != b"7":
         assert time.monotonic() < deadline, "the cut commit never applied"
@@ -180,8 +195,8 @@ def test_deletes_and_model_index(store: RedisStore) -> None:
     assert not store.client.exists(store.keys.state(0, *M))
 
 
-def test_weird_model_names_stay_in_one_slot_and_do_not_collide(prefix: str) -> None:
-    store = make_store(prefix, group="grp}{:x")
+def test_weird_model_names_stay_in_one_slot_and_do_not_collide(where: Where) -> None:
+    store = where.store(group="grp}{:x")
     weird = [("a}b:c{", "v"), ("a", "b:c"), ("a:b", "c"), ("{x}", "}{"), ("", ""), ("é ünï\x00\n", "%3A")]
     e = store.claim(7).epoch
     delta = {key: {"f": repr(key).encode()} for key in weird}
@@ -202,8 +217,8 @@ def _hash_tag(key: str) -> str:
     return key[start + 1 : key.index("}", start)]
 
 
-def test_groups_and_shards_are_isolated(prefix: str) -> None:
-    a, b = make_store(prefix, group="g1"), make_store(prefix, group="g2")
+def test_groups_and_shards_are_isolated(where: Where) -> None:
+    a, b = where.store(group="g1"), where.store(group="g2")
     a.commit(0, a.claim(0).epoch, {}, {"t:0": 1}, {M: {"f": b"a"}}, [b"x"])
     assert b.claim(0).models == {} and a.claim(1).models == {}
     assert a.claim(0).models == {M: {"f": b"a"}}
@@ -239,19 +254,19 @@ def test_script_reloaded_after_script_flush(store: RedisStore) -> None:
     store.ack(0, e, [])
 
 
-def test_unreachable_redis_is_store_unavailable(prefix: str) -> None:
-    settings = RedisSettings(url="redis://127.0.0.1:1/0", key_prefix=prefix, socket_timeout_s=0.5)
+def test_unreachable_redis_is_store_unavailable(where: Where) -> None:
+    settings = RedisSettings(url="redis://127.0.0.1:1/0", key_prefix=where.prefix, socket_timeout_s=0.5,
+                             cluster=where.backend.cluster)
     store = RedisStore(settings, Secrets(redis_password="hunter2-secret"), "g")
     for call in (lambda: store.claim(0), lambda: store.commit(0, 1, {}, {}, {}, []), store.ping):
         with pytest.raises(StoreUnavailable) as info:
             call()
         assert "hunter2" not in str(info.value)
-        assert isinstance(info.value.__cause__, redis.ConnectionError)
+        assert isinstance(info.value.__cause__, (redis.ConnectionError, RedisClusterException))
 
 
-def test_wrong_password_is_refused_without_leaking_it(prefix: str) -> None:
-    url = redis_url()
-    settings = RedisSettings(url=url, key_prefix=prefix, username="no-such-user")
+def test_wrong_password_is_refused_without_leaking_it(where: Where) -> None:
+    settings = where.backend.settings(key_prefix=where.prefix, username="no-such-user")
     store = RedisStore(settings, Secrets(redis_password="hunter2-secret"), "g")
     with pytest.raises(StoreError, match="refused the credentials") as info:
         store.ping()
@@ -274,11 +289,11 @@ def test_client_settings_tls_and_redaction() -> None:
     assert client.connection_pool.connection_class.__name__ == "SSLConnection"
 
 
-def test_bytes_per_commit_independent_of_stored_size(prefix: str) -> None:
+def test_bytes_per_commit_independent_of_stored_size(where: Where) -> None:
     """Only the delta travels: a commit after storing 4 MB costs what it costs after storing 4 bytes."""
     costs = []
     for group, size in (("g-a", 4), ("g-b", 4_000_000)):
-        store = make_store(prefix, group=group)
+        store = where.store(group=group)
         e = store.claim(0).epoch
         store.commit(0, e, {}, {"t:0": 1}, {M: {"window": b"w" * size, "count": b"0"}}, [])
         before = store.bytes_written
@@ -294,12 +309,12 @@ def _events(n: int, start: int = 0) -> list[Event]:
     ]
 
 
-def test_engine_bytes_per_commit_independent_of_window_size(prefix: str) -> None:
+def test_engine_bytes_per_commit_independent_of_window_size(where: Where) -> None:
     """Steady-state commits of the real engine: bytes written do not grow with the window size."""
     per_commit = {}
     for window in (200, 2000):
         settings = DetectionSettings(reference_size=window, window_size=window, eval_every=50)
-        store = make_store(prefix, group=f"win-{window}")
+        store = where.store(group=f"win-{window}")
         engine = Engine(settings)
         e = store.claim(0).epoch
         offset = 0
@@ -319,8 +334,9 @@ def test_engine_bytes_per_commit_independent_of_window_size(prefix: str) -> None
 
 
 @pytest.mark.slow
-def test_redis_stopped_mid_way_then_back_with_data(store: RedisStore) -> None:
+def test_redis_stopped_mid_way_then_back_with_data(single: Where) -> None:
     script = str(ROOT / "scripts" / "services.sh")
+    store = single.store()
     e = store.claim(0).epoch
     store.commit(0, e, {}, {"t:0": 1}, {M: {"f": b"1"}}, [b"a"])
     subprocess.run([script, "stop-redis"], check=True, capture_output=True, timeout=60)
@@ -345,10 +361,6 @@ def test_redis_stopped_mid_way_then_back_with_data(store: RedisStore) -> None:
 
 class _Crash(Exception):
     pass
-
-
-def _replay_config(prefix: str) -> Config:
-    return parse_config({"redis": {"key_prefix": prefix}}, environ={})
 
 
 def _ids(alerts: list[Alert]) -> list[dict[str, object]]:
@@ -378,12 +390,12 @@ def golden(drift_log: Path) -> list[dict[str, object]]:
 
 
 def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
-    prefix: str, drift_log: Path, golden: list[dict[str, object]]
+    where: Where, drift_log: Path, golden: list[dict[str, object]]
 ) -> None:
-    config = _replay_config(prefix)
+    config = where.config()
     # first run: crash after the 3rd committed batch
     first = ListSink()
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine = redis_engine(where.backend.url, config, Secrets(), drift_log)
     assert engine.start_line == 0
     batches = []
 
@@ -398,24 +410,24 @@ def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
 
     # second run: resumes at the committed line, restored from Redis
     second = ListSink()
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine = redis_engine(where.backend.url, config, Secrets(), drift_log)
     assert engine.start_line == batches[-1] > 0
     summary = replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
     assert summary.lines == sum(1 for _ in drift_log.open("rb"))
     assert _ids(first.alerts + second.alerts) == golden
 
     # third run: nothing left to do
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine = redis_engine(where.backend.url, config, Secrets(), drift_log)
     third = ListSink()
     replay(drift_log, config, third, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
     assert third.alerts == []
 
 
 def test_redis_replay_crash_before_commit_redelivers_at_least_once(
-    prefix: str, drift_log: Path, golden: list[dict[str, object]]
+    where: Where, drift_log: Path, golden: list[dict[str, object]]
 ) -> None:
-    config = _replay_config(prefix)
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    config = where.config()
+    engine = redis_engine(where.backend.url, config, Secrets(), drift_log)
     commits = []
 
     def crash_on_third(eng: Engine, lines_end: int, alerts: list[Alert]) -> None:
@@ -427,7 +439,7 @@ def test_redis_replay_crash_before_commit_redelivers_at_least_once(
     first = ListSink()
     with pytest.raises(_Crash):
         replay(drift_log, config, first, engine=engine, on_commit=crash_on_third)
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine = redis_engine(where.backend.url, config, Secrets(), drift_log)
     assert engine.start_line == commits[-1]
     second = ListSink()
     replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
@@ -436,34 +448,34 @@ def test_redis_replay_crash_before_commit_redelivers_at_least_once(
     assert got == want
 
 
-def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log: Path) -> None:
-    config = _replay_config(prefix)
-    a = redis_engine(redis_url(), config, Secrets(), drift_log)
-    b = redis_engine(redis_url(), config, Secrets(), drift_log)
+def test_a_second_replay_of_the_same_log_fences_the_first(where: Where, drift_log: Path) -> None:
+    config = where.config()
+    a = redis_engine(where.backend.url, config, Secrets(), drift_log)
+    b = redis_engine(where.backend.url, config, Secrets(), drift_log)
     with pytest.raises(FencedError):
         replay(drift_log, config, ListSink(), engine=a, on_commit=a.on_commit)
     replay(drift_log, config, ListSink(), engine=b, on_commit=b.on_commit)
     assert replay_group(drift_log) == replay_group(drift_log.parent / ".." / drift_log.parent.name / drift_log.name)
 
 
-def test_replay_cli_with_redis(prefix: str, drift_log: Path, golden: list[dict[str, object]], tmp_path: Path) -> None:
+def test_replay_cli_with_redis(where: Where, drift_log: Path, golden: list[dict[str, object]], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DRIFTWIRE_SNAPSHOT_KEY", None)
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"redis:\n  key_prefix: {prefix}\n")
+    cfg.write_text(f"redis:\n  key_prefix: {where.prefix}\n  cluster: {str(where.backend.cluster).lower()}\n")
     cmd = [sys.executable, "-m", "pipeline.cli", "replay", str(drift_log), "--config", str(cfg), "--quiet"]
-    keyless = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, text=True, timeout=120)
+    keyless = subprocess.run([*cmd, "--redis", where.backend.url], env=env, capture_output=True, text=True, timeout=120)
     assert keyless.returncode == 2 and "DRIFTWIRE_SNAPSHOT_KEY" in keyless.stderr, keyless.stderr
     env["DRIFTWIRE_SNAPSHOT_KEY"] = "a-test-key-of-enough-bytes"
     red = subprocess.run(
-        [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", redis_url()],
+        [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", where.backend.url],
         env=env,
         capture_output=True,
         timeout=120,
     )
     assert red.returncode == 0, red.stderr
     assert [_without_emitted_at(line) for line in (tmp_path / "b.jsonl").read_bytes().splitlines()] == golden
-    again = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, timeout=120)
+    again = subprocess.run([*cmd, "--redis", where.backend.url], env=env, capture_output=True, timeout=120)
     assert again.returncode == 0 and b"0 events" in again.stderr, again.stderr
 
 
