@@ -54,6 +54,7 @@ Client = redis.Redis | RedisCluster
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, ClusterDownError,
                 TryAgainError)
 CLUSTER_HINT = "set redis.cluster: true (env DRIFTWIRE_REDIS_CLUSTER=true)"
+MIGRATING = "non local key"  # a script met a key of a slot being migrated: retry once it has moved
 
 
 class StoreError(DriftwireError):
@@ -134,7 +135,8 @@ def translate(exc: BaseException, url: str, cluster: bool) -> DriftwireError:
         return StoreError(f"redis at {url} refused a command across hash slots (a bug): {exc}")
     if isinstance(exc, RedisClusterException) and "not enabled" in str(exc):
         return StoreError(f"redis.cluster is true but redis at {url} is not a cluster node: {exc}")
-    if isinstance(exc, (*_UNAVAILABLE, ReplicasBehind, AskError, ClusterError, RedisClusterException)):
+    if isinstance(exc, (*_UNAVAILABLE, ReplicasBehind, AskError, ClusterError, RedisClusterException)) or (
+            MIGRATING in str(exc)):
         return StoreUnavailable(f"redis at {url} unavailable: {type(exc).__name__}: {exc}")
     if isinstance(exc, RedisError):
         return StoreError(f"redis at {url} refused a command: {exc}")

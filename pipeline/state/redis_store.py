@@ -62,8 +62,15 @@ T = TypeVar("T")
 Arg = str | bytes | int
 
 # KEYS: fence, offsets, models, outbox, outbox_seq, state key per model (in ARGV order)
-# ARGV: epoch, n_expected, (tp, off)*, n_next, (tp, off)*,
+# ARGV: fence, n_expected, (tp, off)*, n_next, (tp, off)*,
 #       n_models, (member, n_set, n_del, (field, value)*, field*)*, n_alerts, alert*
+#
+# Resharding rule (Redis Cluster): while the shard's slot is being migrated, the node runs a
+# script only if every declared key exists on it, and then refuses (mid-script, after earlier
+# writes!) any command on a key missing there. So a key that a command of this script empties
+# (HDEL of its last field, SREM of its last member) is never touched again, and nothing is
+# deleted to be written afresh. test_a_slot_moved_while_commits_run_applies_every_commit_once
+# guards this.
 COMMIT_LUA = r"""
 local CHUNK = 1000
 local function call_chunked(cmd, key, first, last)
@@ -73,6 +80,15 @@ local function call_chunked(cmd, key, first, last)
     redis.call(cmd, key, unpack(ARGV, i, j))
     i = j + 1
   end
+end
+local function hdel_chunked(key, first, last, size)
+  local i = first
+  while i <= last and size > 0 do
+    local j = math.min(i + CHUNK - 1, last)
+    size = size - redis.call('HDEL', key, unpack(ARGV, i, j))
+    i = j + 1
+  end
+  return size
 end
 local fence = redis.call('GET', KEYS[1]) or ''
 if fence ~= ARGV[1] then return {'fenced', fence} end
@@ -104,6 +120,7 @@ if not same(expected, n_exp) then
 end
 local n_models = tonumber(ARGV[i])
 i = i + 1
+local added, removed = {}, {}
 for k = 1, n_models do
   local key = KEYS[5 + k]
   local member = ARGV[i]
@@ -112,13 +129,16 @@ for k = 1, n_models do
   i = i + 3
   if n_set > 0 then call_chunked('HSET', key, i, i + 2 * n_set - 1) end
   i = i + 2 * n_set
-  if n_del > 0 then call_chunked('HDEL', key, i, i + n_del - 1) end
+  local size = redis.call('HLEN', key)
+  size = hdel_chunked(key, i, i + n_del - 1, size)
   i = i + n_del
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('SADD', KEYS[3], member)
-  else
-    redis.call('SREM', KEYS[3], member)
-  end
+  if size > 0 then added[#added + 1] = member else removed[#removed + 1] = member end
+end
+for _, member in ipairs(added) do redis.call('SADD', KEYS[3], member) end
+local members = redis.call('SCARD', KEYS[3])
+for _, member in ipairs(removed) do
+  if members == 0 then break end
+  members = members - redis.call('SREM', KEYS[3], member)
 end
 local n_alerts = tonumber(ARGV[i])
 i = i + 1
@@ -128,8 +148,12 @@ if n_alerts > 0 then
     redis.call('HSET', KEYS[4], last - n_alerts + 1 + a, ARGV[i + a])
   end
 end
-redis.call('DEL', KEYS[2])
 if n_next > 0 then call_chunked('HSET', KEYS[2], next_first, next_first + 2 * n_next - 1) end
+local stale = {}
+for j = 1, #stored, 2 do
+  if next_off[stored[j]] == nil then stale[#stale + 1] = stored[j] end
+end
+if #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
 return {'applied'}
 """
 
@@ -137,7 +161,12 @@ return {'applied'}
 ACK_LUA = r"""
 local fence = redis.call('GET', KEYS[1]) or ''
 if fence ~= ARGV[1] then return {'fenced', fence} end
-for j = 2, #ARGV do redis.call('HDEL', KEYS[2], ARGV[j]) end
+local size = 0
+if #ARGV > 1 then size = redis.call('HLEN', KEYS[2]) end
+for j = 2, #ARGV do
+  if size == 0 then break end
+  size = size - redis.call('HDEL', KEYS[2], ARGV[j])
+end
 return {'ok'}
 """
 

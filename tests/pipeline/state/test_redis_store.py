@@ -29,7 +29,7 @@ from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.state.keys import Keys
 from pipeline.state.redis_client import node_client
 from pipeline.state.redis_store import COMMIT_LUA, RedisStore, StoreError, make_client, redact_url
-from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
+from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, StateRolledBack, StoreUnavailable
 
 pytestmark = pytest.mark.services
 
@@ -155,6 +155,45 @@ def test_lost_reply_then_retry_is_already_applied(store: RedisStore) -> None:
     snap = store.claim(0)
     assert snap.models == {M: {"f": b"1", "g": b"2"}}
     assert snap.outbox == [(1, b"alert-1")]  # exactly once
+
+
+def test_lost_writes_are_a_rollback_and_nothing_of_the_refused_commit_lands(where: Where, store: RedisStore) -> None:
+    """A failover that loses the last commit, written by hand: the shard's keys go back to what
+    the first commit left. The owner's next commit expects what it last wrote and is told."""
+    e = store.claim(0).epoch
+    store.commit(0, e, {}, {"t:0": 5}, {M: {"f": b"1"}}, [])
+    store.commit(0, e, {"t:0": 5}, {"t:0": 9}, {M: {"f": b"2", "g": b"new"}}, [b"a"])
+    k, client = store.keys, where.backend.client()
+    client.hset(k.offsets(0), "t:0", "5")
+    client.hset(k.state(0, *M), "f", b"1")
+    client.hdel(k.state(0, *M), "g")
+    client.delete(k.outbox(0))
+    with pytest.raises(StateRolledBack) as info:
+        store.commit(0, e, {"t:0": 9}, {"t:0": 12}, {M: {"f": b"3"}}, [b"b"])
+    assert info.value.stored == {"t:0": 5}
+    snap = store.claim(0)  # the owner claims again and restores what the store has
+    assert (snap.offsets, snap.models, snap.outbox) == ({"t:0": 5}, {M: {"f": b"1"}}, [])
+    assert store.commit(0, snap.epoch, {"t:0": 5}, {"t:0": 9}, {M: {"f": b"2", "g": b"new"}}, [b"a"]) == "applied"
+
+
+def test_a_lost_claim_is_a_rollback_and_a_reused_epoch_is_fenced(where: Where) -> None:
+    """The fence names its owner: when a failover loses a claim, the next claim draws the same epoch
+    number, and the two owners are still told apart."""
+    a, b = where.store(), where.store()
+    first = a.claim(4).epoch
+    lost = a.claim(4).epoch  # this claim's fence is lost...
+    client = where.backend.client()
+    client.set(a.keys.fence(4), a.fence(4, first))  # ...the store is back at the first
+    with pytest.raises(StateRolledBack, match=f"epoch {first}, behind this owner's {lost}"):
+        a.commit(4, lost, {}, {"t:4": 1}, {}, [])
+    with pytest.raises(StateRolledBack):
+        a.ack(4, lost, [])
+    other = b.claim(4).epoch  # another consumer claims the rolled-back shard: the same number
+    assert other == lost
+    with pytest.raises(FencedError, match="same number"):
+        a.commit(4, lost, {}, {"t:4": 1}, {}, [])
+    assert b.commit(4, other, {}, {"t:4": 1}, {}, []) == "applied"
+    assert Keys.parse_fence(client.get(a.keys.fence(4)))[0] == other
 
 
 def test_outbox_append_and_ack_order(store: RedisStore) -> None:

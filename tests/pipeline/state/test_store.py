@@ -17,6 +17,7 @@ from pipeline.state.store import (
     OffsetConflict,
     ShardSnapshot,
     StateLostError,
+    StateRolledBack,
     StateStore,
     StoreUnavailable,
     check_state_lost,
@@ -83,6 +84,23 @@ def test_expected_offsets_are_checked() -> None:
     assert store.claim(3).models[M] == {"f": b"1"}
 
 
+def test_offsets_or_fence_behind_this_owner_are_a_rollback_not_a_conflict() -> None:
+    """What a store that lost writes looks like through the protocol: the owner's expected offsets
+    (or its epoch) are ahead of what is stored. MemoryStore never loses writes; it classifies alike."""
+    store, snap = _fresh()
+    store.commit(3, snap.epoch, {}, {"t:3": 5, "u:3": 1}, {M: {"f": b"1"}}, [])
+    with pytest.raises(StateRolledBack) as info:
+        store.commit(3, snap.epoch, {"t:3": 9, "u:3": 1}, {"t:3": 12, "u:3": 1}, {M: {"f": b"2"}}, [b"a"])
+    assert info.value.stored == {"t:3": 5, "u:3": 1} and not isinstance(info.value, FencedError)
+    with pytest.raises(StateRolledBack, match="epoch"):
+        store.commit(3, snap.epoch + 1, {"t:3": 5, "u:3": 1}, {"t:3": 6, "u:3": 1}, {}, [])
+    with pytest.raises(StateRolledBack):
+        store.ack(3, snap.epoch + 1, [])
+    with pytest.raises(OffsetConflict):  # one partition ahead: somebody else wrote
+        store.commit(3, snap.epoch, {"t:3": 9, "u:3": 0}, {"t:3": 12, "u:3": 1}, {}, [])
+    assert store.claim(3).models == {M: {"f": b"1"}} and store.outbox(3) == []
+
+
 def test_retry_after_lost_reply_is_already_applied_and_changes_nothing() -> None:
     store, snap = _fresh()
     args = (3, snap.epoch, {}, {"t:3": 5}, {M: {"f": b"1", "g": None}}, [b"alert"])
@@ -128,7 +146,7 @@ def test_state_lost_check() -> None:
 def test_errors_share_the_root() -> None:
     from detectors.errors import DriftwireError
 
-    for cls in (FencedError, StoreUnavailable, StateLostError, OffsetConflict):
+    for cls in (FencedError, StoreUnavailable, StateLostError, OffsetConflict, StateRolledBack):
         assert issubclass(cls, DriftwireError)
 
 
