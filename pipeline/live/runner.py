@@ -16,6 +16,12 @@ Per shard (a partition number across the input topics; see :mod:`pipeline.kafka.
    paused and the *same* commit retried with backoff (nothing advances; the consumer keeps
    polling, so it stays in its group). :class:`~pipeline.state.store.FencedError`: a newer owner
    holds the shard; its engine is dropped and nothing of it is written or published.
+   :class:`~pipeline.state.store.StateRolledBack`: the store lost writes this consumer made (a
+   Redis failover promoted a replica that had not received them); the shard is dropped and
+   claimed again at once, restored from what the store has and sought to its stored offsets, so
+   the lost batches are processed again. An idle shard checks every ``redis.verify_idle_s`` that
+   the store still holds its last commit (an empty commit), so that a loss is repaired while no
+   records arrive too; a claim compares the stored offsets with the last ones this consumer wrote.
 4. **Publish** the outbox to the alert topic, wait for the acks, ``store.ack`` them. If the
    alert topic is unavailable the alerts stay in the outbox and processing continues.
 5. Kafka offsets are then committed, asynchronously, at most once a second per shard and at
@@ -57,7 +63,7 @@ from pipeline.kafka.merge import Item
 from pipeline.kafka.publish import AlertPublisher, DeadLetterPublisher
 from pipeline.kafka.source import KafkaSource
 from pipeline.live.faults import Faults, wedge_fetch
-from pipeline.state.store import FencedError, StateStore, StoreUnavailable, check_state_lost
+from pipeline.state.store import FencedError, StateRolledBack, StateStore, StoreUnavailable, check_state_lost
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.run")
@@ -78,6 +84,7 @@ class RunSummary(msgspec.Struct):
     batches: int = 0
     claims: int = 0
     fenced: int = 0
+    rollbacks: int = 0
     rebalances: int = 0
     client_restarts: int = 0
     stop_reason: str = ""
@@ -119,6 +126,7 @@ class ShardRun:
         self.publish_at = 0.0
         self.publish_backoff = 0.0
         self.advisory_at = 0.0  # next Kafka offset commit (monotonic)
+        self.verify_at = 0.0  # next check, while idle, that the store still holds the last commit
 
 
 class Runner:
@@ -140,6 +148,8 @@ class Runner:
         self._progress_at = time.monotonic()
         self._no_progress_logged = 0.0
         self._rebalances_before = 0  # of the clients replaced by the watchdog
+        self._written: dict[int, dict[str, int]] = {}  # shard -> the last offsets this consumer committed
+        self.verify_idle_s = config.redis.verify_idle_s
         self.log = log.bind(group=config.kafka.group_id, consumer=origin_id())
         rt = config.runtime
         self.retry_initial, self.retry_max = rt.retry_initial_s, rt.retry_max_s
@@ -330,6 +340,8 @@ class Runner:
         run = self.shards.pop(shard, None)
         self.source.close_shard(shard)
         if run is not None:
+            if run.offsets:
+                self._written[shard] = dict(run.offsets)
             lost = run.pending.size if run.pending else 0
             self.log.warning("shard_dropped", partition=shard, reason=why, epoch=run.epoch, uncommitted=lost)
         if self.metrics is not None:
@@ -358,6 +370,7 @@ class Runner:
     def _claim(self, shard: int) -> None:
         snap = self.store.claim(shard)
         self._component("redis", True)
+        self._compare_written(shard, snap.offsets)
         if not snap.offsets:
             check_state_lost(shard, snap, self.source.committed(shard))
         engine = build_engine(self.config, self.secrets)
@@ -370,6 +383,7 @@ class Runner:
         starts = self.source.open_shard(shard, snap.offsets)
         run = ShardRun(shard, snap.epoch, engine, dict(snap.offsets), dict(starts))
         run.outbox_dirty = bool(snap.outbox)
+        run.verify_at = time.monotonic() + self.verify_idle_s
         self.shards[shard] = run
         self.summary.claims += 1
         self.source.set_paused(shard, False, self.buffer_bound)
@@ -377,6 +391,29 @@ class Runner:
                       models=len(snap.models), outbox=len(snap.outbox), fresh=not snap.offsets)
         if run.outbox_dirty:
             self._publish(run)
+
+    def _compare_written(self, shard: int, stored: dict[str, int]) -> None:
+        """A claim of a shard this consumer held before: the store must hold at least what it wrote."""
+        written = self._written.pop(shard, None)
+        if written and any(stored.get(tp, 0) < off for tp, off in written.items()):
+            self.summary.rollbacks += 1
+            self.log.error("state_rolled_back", partition=shard, at="claim", written=written, stored=stored,
+                           reprocess=sum(written.values()) - sum(stored.get(tp, 0) for tp in written))
+            if self.metrics is not None:
+                self.metrics.store_error("redis_rollback")
+
+    def _rolled_back(self, run: ShardRun, exc: StateRolledBack) -> None:
+        """The store lost writes of this consumer: claim the shard again from what it holds."""
+        written = run.pending.expected if run.pending is not None else run.offsets
+        self.summary.rollbacks += 1
+        self.log.error("state_rolled_back", partition=run.shard, at="commit", epoch=run.epoch, written=written,
+                       stored=exc.stored, detail=str(exc))
+        if self.metrics is not None:
+            self.metrics.store_error("redis_rollback")
+        run.offsets = {}  # already reported: the claim need not compare again
+        self._drop(run.shard, "rolled_back")
+        self.unclaimed[run.shard] = time.monotonic()
+        self.claim_backoff[run.shard] = 0.0
 
     # -- per-shard work ---------------------------------------------------------------------------
 
@@ -395,6 +432,11 @@ class Runner:
                     emitted = len(items)
             if run.pending is not None and now >= run.retry_at:
                 self._complete(run)
+            elif run.pending is None and self.verify_idle_s and now >= max(run.verify_at, run.retry_at):
+                self._verify(run)
+        except StateRolledBack as exc:
+            self._rolled_back(run, exc)
+            return emitted
         except FencedError as exc:
             self.summary.fenced += 1
             self.log.warning("fenced", partition=run.shard, epoch=run.epoch, detail=str(exc))
@@ -411,6 +453,12 @@ class Runner:
         if run.shard in self.shards:
             self.source.set_paused(run.shard, run.pending is not None, self.buffer_bound)
         return emitted
+
+    def _verify(self, run: ShardRun) -> None:
+        """An empty commit of an idle shard: the fence and the stored offsets are still this owner's."""
+        self.store.commit(run.shard, run.epoch, run.offsets, run.offsets, {}, [])
+        run.verify_at = time.monotonic() + self.verify_idle_s
+        run.backoff = 0.0
 
     def _process(self, run: ShardRun, items: list[Item]) -> None:
         t0 = time.monotonic()
@@ -504,6 +552,7 @@ class Runner:
         run.offsets = dict(pending.next_offsets)
         run.pending = None
         run.backoff = 0.0
+        run.verify_at = time.monotonic() + self.verify_idle_s
         run.outbox_dirty = run.outbox_dirty or bool(pending.alerts)
         now = self._progress_at = time.monotonic()
         if now >= run.advisory_at:  # one commit_async per batch cost ~0.5 us per event
@@ -531,6 +580,8 @@ class Runner:
             run.publish_backoff = 0.0
             if self.metrics is not None:
                 self.metrics.outbox_size(0)
+        except StateRolledBack as exc:
+            self._rolled_back(run, exc)
         except FencedError as exc:
             self.summary.fenced += 1
             self.log.warning("fenced", partition=run.shard, epoch=run.epoch, detail=str(exc))

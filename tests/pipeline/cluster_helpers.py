@@ -102,7 +102,8 @@ def pid_of(port: int) -> int:
 
 @dataclass
 class Failover:
-    """What :func:`kill_master_losing_writes` did, with monotonic times (seconds)."""
+    """What :func:`kill_master_losing_writes` did, with wall-clock times (``time.time()``, to compare with
+    the timestamps of the consumers' logs)."""
 
     master: Node
     replica: Node
@@ -122,17 +123,17 @@ def kill_master_losing_writes(base: int, master: Node, between: Callable[[], Non
     os.kill(replica_pid, signal.SIGSTOP)
     try:
         master.client().execute_command("CLIENT", "KILL", "TYPE", "replica")
-        fo.link_cut_at = time.monotonic()
+        fo.link_cut_at = time.time()
         between()
         os.kill(master_pid, signal.SIGKILL)
-        fo.killed_at = time.monotonic()
+        fo.killed_at = time.time()
     finally:
         os.kill(replica_pid, signal.SIGCONT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         now = {n.id: n for n in nodes(base)}
         if now[replica.id].role == "master" and now[replica.id].slots and now[master.id].failed:
-            fo.promoted_at = time.monotonic()
+            fo.promoted_at = time.time()
             return fo
         time.sleep(0.05)
     raise AssertionError(f"replica {replica.port} was not promoted within 30 s")

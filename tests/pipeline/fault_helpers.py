@@ -102,7 +102,7 @@ class Stack:
                 "poll_timeout_ms": 100,
             },
             "redis": {"url": self.redis_url, "key_prefix": self.prefix, "socket_timeout_s": 2.0,
-                      "cluster": self.backend.cluster},
+                      "cluster": self.backend.cluster, "nodes": list(self.backend.seeds())},
             "runtime": {"metrics_port": 0, "retry_initial_s": 0.2, "retry_max_s": 1.0},
             "detection": dict(DETECTION),
             "forward": {"group_id": self.forward_group, "dead_letter_topic": self.forward_dlq, "metrics_port": 0},

@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -83,18 +84,27 @@ class Backend(NamedTuple):
     url: str
     cluster: bool
 
+    def seeds(self) -> tuple[str, ...]:
+        """More seed nodes of the cluster: the five ports after the URL's, where scripts/redis_cluster.sh
+        puts the other nodes (after a failover test killed the URL's node, they still answer)."""
+        port = urlsplit(self.url).port or 6379
+        return tuple(f"127.0.0.1:{p}" for p in range(port + 1, port + 6)) if self.cluster else ()
+
     def settings(self, **kw: Any) -> Any:
         from pipeline.config import RedisSettings
 
-        return RedisSettings(url=self.url, cluster=self.cluster, **kw)
+        return RedisSettings(url=self.url, cluster=self.cluster, nodes=self.seeds(), **kw)
 
     def client(self) -> Any:
         """A plain redis-py client (the cluster client for the cluster) for reading back and cleaning up."""
         import redis
-        from redis.cluster import RedisCluster
+        from redis.cluster import ClusterNode, RedisCluster
 
         if self.cluster:
-            return RedisCluster.from_url(self.url, socket_timeout=5)
+            parts = urlsplit(self.url)
+            nodes = [ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379)]
+            nodes += [ClusterNode("127.0.0.1", int(seed.rsplit(":", 1)[1])) for seed in self.seeds()]
+            return RedisCluster(startup_nodes=nodes, socket_timeout=5)
         return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def purge(self, prefix: str) -> None:

@@ -334,3 +334,61 @@ def test_kafka_offsets_without_redis_state_raise_state_lost(run_stack: Stack, go
     again = run_stack.cli("run", "--idle-timeout", "3", "--timeout", "60", check=False)
     assert again.returncode == 2, again.stderr[-2000:]
     assert "state lost for shard" in again.stderr and "refusing to restart detection from zero" in again.stderr
+
+
+def test_redis_cluster_failover_that_loses_commits_is_reprocessed(golden: Golden, stack_factory: Any) -> None:
+    """kill -9 of the Redis Cluster master holding a busy shard, after it acknowledged commits its
+    replica never received (the replication link is cut first, so the loss is certain rather than a
+    race). The replica is promoted without them; the consumer waits out the election, finds the
+    shard's stored offsets behind what it wrote, claims the shard again and re-processes from Kafka.
+    State and alerts end equal to the golden run's."""
+    import json
+    from datetime import datetime
+
+    from cluster_helpers import heal, kill_master_losing_writes, master_of, seed_port
+
+    from pipeline.state.keys import Keys
+
+    stack: Stack = stack_factory(share_inputs=golden.base, redis="cluster", kafka__max_poll_records=100)
+    base, keys, shard = seed_port(stack.redis_url), Keys(stack.prefix, stack.group), 0
+    master = master_of(base, keys.tag(shard))
+    proc = stack.start("--idle-timeout", "10", "--timeout", "180", DRIFTWIRE_FAULT=SLOW)
+    wait_progress(stack, golden.total // 4)
+
+    def on_master() -> int:  # the shard's progress as the master has it (acknowledged writes)
+        return sum(int(v) for v in master.client().hvals(keys.offsets(shard)))
+
+    lost: dict[str, int] = {}
+
+    def acknowledged_then_lost() -> None:
+        lost["from"] = on_master()
+        wait_for(lambda: on_master() > lost["from"], 30, "a commit acknowledged by the master", procs=[proc])
+        lost["to"] = on_master()
+
+    try:
+        fo = kill_master_losing_writes(base, master, acknowledged_then_lost)
+        assert lost["to"] < golden.total, "the shard was done before the kill"
+        wait_for(lambda: stack.progress() == golden.total, 120, "the consumer to catch up", procs=[proc])
+        caught_up = time.time()
+        finish(stack, proc, timeout=120)
+    finally:
+        heal(stack.redis_url)
+    rollbacks = log_events(proc, "state_rolled_back")
+    assert rollbacks and any(e["partition"] == shard for e in rollbacks), "the lost commits went unnoticed"
+    first = next(e for e in rollbacks if e["partition"] == shard)
+    assert sum(first["stored"].values()) == lost["from"], (first, lost)
+    assert log_events(proc, "run_finished")[-1]["rollbacks"] >= 1
+    assert_matches_golden(stack, golden)
+
+    def at(e: dict[str, Any]) -> float:
+        return datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+
+    timeline = {"master": master.port, "replica": fo.replica.port, "lost_offsets": lost,
+                "link_cut_s": 0.0, "killed_s": fo.killed_at - fo.link_cut_at,
+                "promoted_s": fo.promoted_at - fo.link_cut_at, "rollback_detected_s": at(first) - fo.link_cut_at,
+                "reclaimed_s": at(next(e for e in log_events(proc, "shard_claimed") if at(e) >= at(first)))
+                - fo.link_cut_at, "caught_up_s": caught_up - fo.link_cut_at}
+    out = Path(__file__).resolve().parents[3] / "test-artifacts" / "cluster_failover.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(timeline, indent=2) + "\n")
+    print("failover timeline:", json.dumps(timeline))
