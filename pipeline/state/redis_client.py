@@ -46,6 +46,7 @@ from redis.retry import Retry
 
 from detectors.errors import ConfigError, DriftwireError
 from pipeline.config.redis_url import RedisTarget, redis_target
+from pipeline.config.refusals import Refused, explain_redis
 from pipeline.config.settings import RedisSettings, Secrets
 from pipeline.state.store import StoreUnavailable
 
@@ -124,8 +125,15 @@ def _cluster_client(target: RedisTarget, url: str, kwargs: dict[str, Any]) -> Re
                         require_full_coverage=False, **kwargs)
 
 
-def translate(exc: BaseException, url: str, cluster: bool) -> DriftwireError:
-    """The store's error for a redis-py error; ``url`` is already redacted."""
+def translate(exc: BaseException, settings: RedisSettings, url: str) -> DriftwireError:
+    """The store's error for a redis-py error: a refusal (:mod:`pipeline.config.refusals`; the
+    cluster client wraps the error of its first connection), unavailable, or a store error.
+    ``url`` is already redacted."""
+    for cause in (exc, exc.__cause__):
+        reason = explain_redis(cause, settings, url) if cause is not None else None
+        if reason is not None:
+            return Refused(reason)
+    cluster = settings.cluster
     if isinstance(exc, (AuthenticationError, AuthorizationError)) or isinstance(
             exc.__cause__, (AuthenticationError, AuthorizationError)):
         return StoreError(f"redis at {url} refused the credentials: {exc}")

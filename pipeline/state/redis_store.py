@@ -189,9 +189,9 @@ class RedisStore:
 
     def __init__(self, settings: RedisSettings, secrets: Secrets, group: str, client: Client | None = None) -> None:
         self.keys = Keys(settings.key_prefix, group)
+        self.settings, self._secrets = settings, secrets
         self.url = redact_url(settings.url)
         self.cluster = settings.cluster
-        self._settings, self._secrets = settings, secrets
         self._client = client  # the cluster client connects when built: built on first use, errors translated
         self._commit_sha, self._ack_sha, self._claim_sha = _sha1(COMMIT_LUA), _sha1(ACK_LUA), _sha1(CLAIM_LUA)
         self._owners: dict[int, str] = {}  # shard -> this store's fence value ("epoch:token") from its claim
@@ -207,7 +207,7 @@ class RedisStore:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = self._call(lambda: make_client(self._settings, self._secrets), count=False)
+            self._client = self._call(lambda: make_client(self.settings, self._secrets), count=False)
         return self._client
 
     def close(self) -> None:
@@ -363,7 +363,7 @@ class RedisStore:
         except NoScriptError:
             raise
         except Exception as exc:
-            error = translate(exc, self.url, self.cluster)
+            error = translate(exc, self.settings, self.url)
             raise error from exc
 
 

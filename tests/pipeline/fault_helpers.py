@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
@@ -27,6 +27,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 from redis.exceptions import RedisClusterException
 from services import Backend
+
+if TYPE_CHECKING:
+    from secure_stack import SecureServices
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT_KEY = "driftwire-test-snapshot-key"
@@ -44,10 +47,13 @@ class Stack:
     """Unique topics / group / key prefix for one test, and the commands that use them."""
 
     def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2,
-                 share_inputs: Stack | None = None, cluster: bool = False, **overrides: Any) -> None:
+                 share_inputs: Stack | None = None, secure: SecureServices | None = None, cluster: bool = False,
+                 **overrides: Any) -> None:
         """``share_inputs``: read the input topics of another stack (read-only), with this
-        stack's own group, key prefix, alert and dead-letter topics. ``cluster``: ``redis_url``
-        is a seed node of a Redis Cluster."""
+        stack's own group, key prefix, alert and dead-letter topics. ``secure``: the secured
+        stack; driftwire then runs as its ``driftwire`` user with only what ``self.grants`` grants,
+        the stack's own reads, writes and clean-up run as ``admin``. ``cluster``: ``redis_url`` is a
+        seed node of a Redis Cluster."""
         self.bootstrap, self.redis_url, self.workdir = bootstrap, redis_url, workdir
         self.backend = Backend("cluster" if cluster else "redis", redis_url, cluster)
         self.uid = f"{int(time.time()) % 100000}-{uuid.uuid4().hex[:8]}"
@@ -68,7 +74,14 @@ class Stack:
         self.forward_group, self.forward_dlq = f"dwt-fwd-{self.uid}", f"dwt.{self.uid}.fdlq"
         self.owned.add(self.forward_dlq)
         self.prefix = f"dwt-{self.uid}"
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dw-test-admin", request_timeout_ms=15000)
+        self.secure = secure
+        self.kafka_kw: dict[str, Any] = secure.kafka_kw() if secure else {"bootstrap_servers": bootstrap}
+        self.admin = KafkaAdminClient(client_id="dw-test-admin", request_timeout_ms=15000, **self.kafka_kw)
+        self.grants = None
+        if secure is not None:
+            from secure_stack import Grants
+
+            self.grants = Grants(secure, self.admin, f"dwt-{self.uid}")
         self.config_path = workdir / f"config-{self.uid}.yaml"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.write_config(**overrides)
@@ -107,6 +120,11 @@ class Stack:
             "detection": dict(DETECTION),
             "forward": {"group_id": self.forward_group, "dead_letter_topic": self.forward_dlq, "metrics_port": 0},
         }
+        if self.secure is not None:
+            assert self.grants is not None
+            tree["kafka"].update(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                                 sasl_username="driftwire", ssl_cafile=self.secure.ca)
+            tree["redis"].update(username=self.grants.redis_user, ssl_ca_certs=self.secure.ca)
         for dotted, value in overrides.items():
             node = tree
             *parents, leaf = dotted.split("__")
@@ -114,6 +132,7 @@ class Stack:
                 node = node.setdefault(p, {})
             node[leaf] = value
         self.config_path.write_text(yaml.safe_dump(tree))
+        self.tree = tree
 
     def cleanup(self) -> None:
         for proc in self.procs:
@@ -122,12 +141,18 @@ class Stack:
                     os.kill(proc.pid, signal.SIGCONT)
                 proc.kill()
                 proc.wait(timeout=10)
+        if self.grants is not None:
+            with _suppress():
+                self.grants.revoke()
         with _suppress():
             self.admin.delete_topics(sorted(self.owned), timeout_ms=15000)
         with _suppress():
             self.admin.close()
-        with _suppress():
-            self.backend.purge(self.prefix)
+        client = self.redis()
+        with _suppress():  # one DEL per key: a cluster refuses a DEL of keys in several slots
+            for key in list(client.scan_iter(match=self.prefix + ":*", count=1000)):
+                client.delete(key)
+        client.close()
 
     # -- driftwire commands -------------------------------------------------------------------
 
@@ -135,6 +160,9 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWIRE_")}
         env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, REDIS_URL=self.redis_url, PYTHONPATH=str(REPO),
                    DRIFTWIRE_SNAPSHOT_KEY=SNAPSHOT_KEY, PYTHONUNBUFFERED="1")
+        if self.secure is not None and self.grants is not None:
+            env.update(DRIFTWIRE_KAFKA_SASL_PASSWORD=self.secure.app_password,
+                       DRIFTWIRE_REDIS_PASSWORD=self.grants.redis_password)
         env.update(extra)
         return env
 
@@ -165,14 +193,19 @@ class Stack:
         return proc
 
     def produce(self, log_path: Path) -> None:
-        self.cli("produce", str(log_path))
+        """``driftwire produce`` (on the secured stack as ``admin``: producing is not driftwire's job)."""
+        admin: dict[str, str] = {}
+        if self.secure is not None:
+            admin = {"DRIFTWIRE_KAFKA_SASL_USERNAME": "admin",
+                     "DRIFTWIRE_KAFKA_SASL_PASSWORD": self.secure.admin_password}
+        self.cli("produce", str(log_path), **admin)
 
     # -- reading back ---------------------------------------------------------------------------
 
     def read_topic(self, topic: str, timeout: float = 30) -> list[Any]:
         """Every record of ``topic`` (all partitions, from the beginning, up to the end offsets)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", client_id=f"dwt-read-{self.uid}")
+        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 client_id=f"dwt-read-{self.uid}", **self.kafka_kw)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -191,7 +224,7 @@ class Stack:
             consumer.close()
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        consumer = KafkaConsumer(group_id=None, **self.kafka_kw)
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
@@ -202,7 +235,10 @@ class Stack:
         return [msgspec.json.decode(r.value) for r in self.read_topic(self.topics["alerts"])]
 
     def redis(self) -> Any:
-        """A redis-py client of the stack's Redis (the cluster client for a cluster)."""
+        """A redis-py client of the stack's Redis (``admin`` on the secured stack, the cluster client
+        for a cluster)."""
+        if self.secure is not None:
+            return self.secure.redis_admin()
         return self.backend.client()
 
     def progress(self) -> int:
@@ -232,6 +268,17 @@ class Stack:
                 out[shard] = {"models": models, "offsets": offsets, "outbox": client.hlen(keys.outbox(shard))}
         finally:
             client.close()
+        return out
+
+    def offsets_behind(self, streams: Iterable[str] = INPUTS) -> dict[str, tuple[int, int]]:
+        """Input partitions whose next offset stored in Redis is not their end offset: (stored, end)."""
+        stored, out = self.stored(), {}
+        for stream in streams:
+            topic = self.topics[stream]
+            for partition, end in self.end_offsets(topic).items():
+                have = stored[partition]["offsets"].get(f"{topic}:{partition}", 0)
+                if have != end:
+                    out[f"{topic}:{partition}"] = (have, end)
         return out
 
     def wait_exit(self, proc: subprocess.Popen[bytes], timeout: float = 120) -> int:

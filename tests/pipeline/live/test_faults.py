@@ -349,7 +349,7 @@ def test_redis_cluster_failover_that_loses_commits_is_reprocessed(golden: Golden
 
     from pipeline.state.keys import Keys
 
-    stack: Stack = stack_factory(share_inputs=golden.base, redis="cluster", kafka__max_poll_records=100)
+    stack: Stack = stack_factory(share_inputs=golden.base, backend="cluster", kafka__max_poll_records=100)
     base, keys, shard = seed_port(stack.redis_url), Keys(stack.prefix, stack.group), 0
     master = master_of(base, keys.tag(shard))
     proc = stack.start("--idle-timeout", "10", "--timeout", "180", DRIFTWIRE_FAULT=SLOW)
