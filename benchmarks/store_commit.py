@@ -16,7 +16,8 @@ Latency: the four stores commit batch 1, then batch 2, ... in turns (the order o
 from batch to batch), so a slow moment of the shared machine hits all four alike; every round uses
 fresh shards. Reported over the steady-state commits (second half: references and windows full) of
 every round: p50/p99 per commit, commits/s of one writer committing back to back (the consumer
-commits a shard's batches in sequence; events/s = commits/s x 2,000), the WAIT cost as the median
+commits a shard's batches in sequence; events/s = commits/s x 2,000), the committing process's CPU
+per commit (redis-py packing the arguments and routing; the cluster client does more), the WAIT cost as the median
 over batches of (with WAIT - without) for the same batch, and the servers' CPU per commit (INFO cpu
 of every master and replica). Throughput: ``--writers`` N processes commit to N shards at once
 (aggregate commits/s; on the cluster the shards fall on different masters), one store after the
@@ -73,6 +74,7 @@ class Target:
     def __init__(self, name: str, url: str, cluster: bool, wait: int, ports: list[int]) -> None:
         self.name, self.url, self.cluster, self.wait, self.ports = name, url, cluster, wait, ports
         self.latencies: list[float] = []  # steady-state commits, in batch order, round after round
+        self.client_cpu: list[float] = []  # the committing process's CPU seconds of the same commits
         self.parallel: list[float] = []
 
     def store(self, group: str) -> Any:
@@ -92,13 +94,14 @@ class Writer:
         self.epoch = self.store.claim(shard).epoch
         self.expected: dict[str, int] = {}
 
-    def commit(self, batch: Batch) -> float:
+    def commit(self, batch: Batch) -> tuple[float, float]:
+        """Commit the batch; (wall seconds, this process's CPU seconds) it took."""
         delta, alerts, lines_end = batch
         nxt = {f"log:{self.shard}": lines_end}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.store.commit(self.shard, self.epoch, self.expected, nxt, delta, alerts)
         self.expected = nxt
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def interleaved(targets: list[Target], batches: list[Batch], r: int) -> dict[str, float]:
@@ -109,35 +112,40 @@ def interleaved(targets: list[Target], batches: list[Batch], r: int) -> dict[str
     for i, batch in enumerate(batches):
         turn = (i + r) % len(targets)
         for k in [*range(turn, len(targets)), *range(turn)]:
-            lat = writers[k].commit(batch)
+            lat, cpu = writers[k].commit(batch)
             if i >= len(batches) // 2:
                 targets[k].latencies.append(lat)
+                targets[k].client_cpu.append(cpu)
     for w in writers:
         w.store.close()
     return {str(ports[0]): server_cpu_s(ports) - cpu0[ports] for ports in topologies}
 
 
-def _writer(args: tuple[Target, str, int, list[Batch]]) -> int:
-    target, group, shard, batches = args
+_SHARED: list[Batch] = []  # the batches the forked writers inherit (passing them would pickle ~50 MB each)
+
+
+def _writer(args: tuple[Target, str, int]) -> tuple[int, float, float]:
+    target, group, shard = args
     w = Writer(target, group, shard)
-    for batch in batches:
-        w.commit(batch)
+    start = time.perf_counter()  # CLOCK_MONOTONIC: comparable across the processes
+    for batch in _SHARED:
+        w.commit(batch)  # (its timings are not used: the aggregate rate is)
+    end = time.perf_counter()
     w.store.close()
-    return len(batches)
+    return len(_SHARED), start, end
 
 
 def parallel(target: Target, group: str, n: int, batches: list[Batch]) -> float:
-    """Aggregate commits/s of ``n`` processes, each committing all batches to a shard of its own."""
-    ctx = multiprocessing.get_context("fork")  # the children inherit the recorded batches
-    t0 = time.perf_counter()
-    pool = ctx.Pool(n)
+    """Aggregate commits/s of ``n`` processes, each committing all batches to a shard of its own,
+    from the first one's first commit to the last one's last."""
+    _SHARED[:] = batches
+    pool = multiprocessing.get_context("fork").Pool(n)
     try:
-        done = pool.map(_writer, [(target, group, s, batches) for s in range(n)])
-        wall = time.perf_counter() - t0
+        done = pool.map(_writer, [(target, group, s) for s in range(n)])
     finally:  # close + join: terminate (what `with` does) can leave a worker blocked on the queue's lock
         pool.close()
         pool.join()
-    return sum(done) / wall
+    return sum(d[0] for d in done) / (max(d[2] for d in done) - min(d[1] for d in done))
 
 
 def measure(events: int, models: int, rounds: int, writers: int) -> dict[str, Any]:
@@ -200,6 +208,7 @@ def _summary(targets: list[Target], batches: list[Batch], writers: int, names: d
             "commits": len(t.latencies),
             "latency_ms": {"p50": _ms(percentile(t.latencies, 50)), "p99": _ms(percentile(t.latencies, 99)),
                            "max": _ms(max(t.latencies))},
+            "client_cpu_ms_per_commit": _ms(median(t.client_cpu)),
             "commits_per_s_one_writer": round(rate, 1),
             "events_per_s_one_writer": round(rate * BATCH),
             "commits_per_s_parallel": round(median(t.parallel), 1) if t.parallel else None,
@@ -246,11 +255,12 @@ def _print(r: dict[str, Any]) -> None:
     w = r["workload"]
     print(f"\n{w['batches']} batches of {BATCH} lines; {w['steady_commits_per_round']} steady-state commits per "
           f"round; ~{w['state_and_alert_bytes_per_commit_median']:,.0f} bytes of state and alerts per commit")
-    rows = [(name, s["commits"], s["latency_ms"]["p50"], s["latency_ms"]["p99"], s["commits_per_s_one_writer"],
-             s["events_per_s_one_writer"], s["commits_per_s_parallel"], r["vs_single"][name]["p50"],
-             r["vs_single"][name]["parallel"]) for name, s in r["by_store"].items()]
-    print(table(["store", "commits", "p50 ms", "p99 ms", "commits/s (1 writer)", "events/s (1 writer)",
-                 f"commits/s ({r['parallel_writers']} writers)", "p50 vs single", "parallel vs single"], rows))
+    rows = [(name, s["commits"], s["latency_ms"]["p50"], s["latency_ms"]["p99"], s["client_cpu_ms_per_commit"],
+             s["commits_per_s_one_writer"], s["events_per_s_one_writer"], s["commits_per_s_parallel"],
+             r["vs_single"][name]["p50"], r["vs_single"][name]["parallel"]) for name, s in r["by_store"].items()]
+    print(table(["store", "commits", "p50 ms", "p99 ms", "client cpu ms", "commits/s (1 writer)",
+                 "events/s (1 writer)", f"commits/s ({r['parallel_writers']} writers)", "p50 vs single",
+                 "parallel vs single"], rows))
     print("\nserver CPU ms per commit: " + ", ".join(f"{k} {v}" for k, v in r["server_cpu_ms_per_commit"].items()))
     for kind, c in r["wait_cost"].items():
         print(f"WAIT 1 on {kind}: {c['p50_ms_paired']:+} ms per commit (median of paired differences), "
