@@ -63,7 +63,15 @@ from pipeline.kafka.merge import Item
 from pipeline.kafka.publish import AlertPublisher, DeadLetterPublisher
 from pipeline.kafka.source import KafkaSource
 from pipeline.live.faults import Faults, wedge_fetch
-from pipeline.state.store import FencedError, StateRolledBack, StateStore, StoreUnavailable, check_state_lost
+from pipeline.live.written import Written
+from pipeline.state.store import (
+    FencedError,
+    ShardSnapshot,
+    StateRolledBack,
+    StateStore,
+    StoreUnavailable,
+    check_state_lost,
+)
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.run")
@@ -148,7 +156,7 @@ class Runner:
         self._progress_at = time.monotonic()
         self._no_progress_logged = 0.0
         self._rebalances_before = 0  # of the clients replaced by the watchdog
-        self._written: dict[int, dict[str, int]] = {}  # shard -> the last offsets this consumer committed
+        self.written = Written()
         self.verify_idle_s = config.redis.verify_idle_s
         self.log = log.bind(group=config.kafka.group_id, consumer=origin_id())
         rt = config.runtime
@@ -340,8 +348,7 @@ class Runner:
         run = self.shards.pop(shard, None)
         self.source.close_shard(shard)
         if run is not None:
-            if run.offsets:
-                self._written[shard] = dict(run.offsets)
+            self.written.left(shard, run.offsets, reported=why == "rolled_back")
             lost = run.pending.size if run.pending else 0
             self.log.warning("shard_dropped", partition=shard, reason=why, epoch=run.epoch, uncommitted=lost)
         if self.metrics is not None:
@@ -370,9 +377,7 @@ class Runner:
     def _claim(self, shard: int) -> None:
         snap = self.store.claim(shard)
         self._component("redis", True)
-        self._compare_written(shard, snap.offsets)
-        if not snap.offsets:
-            check_state_lost(shard, snap, self.source.committed(shard))
+        offsets = self._resume_at(shard, snap)
         engine = build_engine(self.config, self.secrets)
         engine.restore(snap.models)
         if engine.refused_snapshots:
@@ -380,7 +385,9 @@ class Runner:
                                                                           engine.refused_snapshots])
             if self.metrics is not None:
                 self.metrics.snapshot_refused(len(engine.refused_snapshots))
-        starts = self.source.open_shard(shard, snap.offsets)
+        starts = self.source.open_shard(shard, offsets)
+        if not snap.offsets:
+            self.written.started(shard, starts)
         run = ShardRun(shard, snap.epoch, engine, dict(snap.offsets), dict(starts))
         run.outbox_dirty = bool(snap.outbox)
         run.verify_at = time.monotonic() + self.verify_idle_s
@@ -392,15 +399,25 @@ class Runner:
         if run.outbox_dirty:
             self._publish(run)
 
-    def _compare_written(self, shard: int, stored: dict[str, int]) -> None:
-        """A claim of a shard this consumer held before: the store must hold at least what it wrote."""
-        written = self._written.pop(shard, None)
-        if written and any(stored.get(tp, 0) < off for tp, off in written.items()):
+    def _resume_at(self, shard: int, snap: ShardSnapshot) -> dict[str, int]:
+        """Where the claimed shard resumes: its stored offsets; checked against what this consumer wrote
+        (a store behind it lost writes), and against Kafka's committed offsets when there are none."""
+        lost = self.written.lost(shard, snap.offsets)
+        if lost is not None and not self.written.reported(shard):
             self.summary.rollbacks += 1
-            self.log.error("state_rolled_back", partition=shard, at="claim", written=written, stored=stored,
-                           reprocess=sum(written.values()) - sum(stored.get(tp, 0) for tp in written))
+            self.log.error("state_rolled_back", partition=shard, at="claim", written=lost, stored=snap.offsets)
             if self.metrics is not None:
                 self.metrics.store_error("redis_rollback")
+        if lost is not None:
+            self.log.warning("reprocessing", partition=shard, written=lost, stored=snap.offsets,
+                             messages=sum(lost.values()) - sum(snap.offsets.get(tp, 0) for tp in lost))
+        if snap.offsets:
+            return snap.offsets
+        committed = self.source.committed(shard)
+        resume = self.written.resume(shard, lost, committed) if lost is not None else None
+        if resume is None:
+            check_state_lost(shard, snap, committed)
+        return resume or {}
 
     def _rolled_back(self, run: ShardRun, exc: StateRolledBack) -> None:
         """The store lost writes of this consumer: claim the shard again from what it holds."""
@@ -410,7 +427,6 @@ class Runner:
                        stored=exc.stored, detail=str(exc))
         if self.metrics is not None:
             self.metrics.store_error("redis_rollback")
-        run.offsets = {}  # already reported: the claim need not compare again
         self._drop(run.shard, "rolled_back")
         self.unclaimed[run.shard] = time.monotonic()
         self.claim_backoff[run.shard] = 0.0

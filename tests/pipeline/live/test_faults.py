@@ -325,6 +325,30 @@ def test_sigterm_mid_stream_next_owner_reprocesses_nothing(run_stack: Stack, gol
     assert_matches_golden(run_stack, golden)
 
 
+def test_a_store_that_loses_every_write_of_a_running_shard_is_reprocessed_from_its_start(
+        run_stack: Stack, golden: Golden) -> None:
+    """A failover early in a shard's life can lose all of it: fence, offsets, state and outbox. The
+    consumer that wrote them sees the loss, finds no offsets where Kafka holds its own advisory
+    commits, and starts the shard again where its fresh claim had started (a new process could not
+    tell this from lost Redis data, and refuses: the test below)."""
+    from pipeline.state.keys import Keys
+
+    proc = run_stack.start("--idle-timeout", "8", "--timeout", "150", DRIFTWIRE_FAULT=SLOW)
+    wait_for(lambda: run_stack.stored()[0]["offsets"], 60, "a commit of shard 0", procs=[proc])
+    os.kill(proc.pid, signal.SIGSTOP)  # no commit between reading the shard's keys and deleting them
+    try:
+        client = run_stack.redis()
+        keys = list(client.scan_iter(match=Keys(run_stack.prefix, run_stack.group).pattern(0), count=1000))
+        client.delete(*keys)
+        client.close()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    finish(run_stack, proc)
+    assert any(e["partition"] == 0 for e in log_events(proc, "state_rolled_back"))
+    assert any(e["partition"] == 0 and e["stored"] == {} for e in log_events(proc, "reprocessing"))
+    assert_matches_golden(run_stack, golden)
+
+
 def test_kafka_offsets_without_redis_state_raise_state_lost(run_stack: Stack, golden: Golden) -> None:
     finish(run_stack, run_stack.start("--idle-timeout", "3"))
     client = run_stack.redis()
@@ -407,7 +431,7 @@ def test_redis_cluster_failover_that_loses_commits_is_reprocessed(golden: Golden
     rollbacks = log_events(run.proc, "state_rolled_back")
     assert rollbacks and any(e["partition"] == 0 for e in rollbacks), "the lost commits went unnoticed"
     first = next(e for e in rollbacks if e["partition"] == 0)
-    assert sum(first["stored"].values()) == run.lost["from"], (first, run.lost)
+    assert sum(first["stored"].values()) <= run.lost["from"], (first, run.lost)  # the replica may have lagged more
     assert log_events(run.proc, "run_finished")[-1]["rollbacks"] >= 1
     assert_matches_golden(run.stack, golden)
 
