@@ -1,4 +1,5 @@
-"""``driftwire alerts tail | show``: alerts as they arrive on the topic, or from a JSONL file."""
+"""``driftwire alerts tail | forward | show``: alerts as they arrive on the topic, delivered to
+Alertmanager and webhooks, or read from a JSONL file."""
 
 from __future__ import annotations
 
@@ -20,12 +21,18 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     t.add_argument("--max-alerts", type=int, default=None)
     t.add_argument("--timeout", type=float, default=None)
+    f = asub.add_parser("forward", parents=[cfg], help="deliver alerts to Alertmanager and webhooks (config: forward)",
+                        description="Subscribe to the alert topic in its own consumer group and deliver every alert "
+                                    "to the targets of the config's forward section; offsets are committed only "
+                                    "after delivery.")
+    f.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    f.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without alerts")
     s = asub.add_parser("show", help="print an alerts file (replay --alerts-out) one line per alert")
     s.add_argument("file", metavar="ALERTS.jsonl")
 
 
 def alerts_cmd(args: argparse.Namespace) -> int:
-    return tail_cmd(args) if args.action == "tail" else show_cmd(args)
+    return {"tail": tail_cmd, "forward": forward_cmd, "show": show_cmd}[args.action](args)
 
 
 def tail_cmd(args: argparse.Namespace) -> int:
@@ -35,6 +42,13 @@ def tail_cmd(args: argparse.Namespace) -> int:
     tail_alerts(load_config(args.config), load_secrets(), as_json=args.json, model=args.model, kind=args.kind,
                 from_beginning=args.from_beginning, max_alerts=args.max_alerts, timeout=args.timeout)
     return 0
+
+
+def forward_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.forward.command import forward_cmd as run_forward
+
+    return run_forward(load_config(args.config), load_secrets(), args.timeout, args.idle_timeout)
 
 
 def show_cmd(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import ast
 import inspect
 import itertools
 import sys
+import typing
 from typing import Any
 
 import msgspec
@@ -69,6 +70,34 @@ def render(obj: msgspec.Struct, indent: int = 0) -> list[str]:
             lines += render(value, indent + 1)
         else:
             lines.append(f"{pad}{field.encode_name}: {_scalar(msgspec.to_builtins(value))}")
+            lines += _list_items(field.type, indent)
+    return lines
+
+
+def _list_items(tp: Any, indent: int) -> list[str]:
+    """A list of tagged structs (e.g. forward.targets) is empty by default: show one commented
+    item of each kind, with its defaults, required keys as ``<required>``."""
+    if typing.get_origin(tp) is not list:
+        return []
+    members = typing.get_args(typing.get_args(tp)[0]) or typing.get_args(tp)
+    lines = []
+    for cls in members:
+        info = msgspec.inspect.type_info(cls)
+        if not isinstance(info, msgspec.inspect.StructType) or info.tag is None:
+            continue
+        item = [f"{info.tag_field}: {info.tag}"]
+        docs = field_docs(cls)
+        for f in msgspec.structs.fields(cls):
+            item += [f"# {docs[f.name]}"] if f.name in docs else []
+            if f.required:
+                item.append(f"{f.encode_name}: <required>")
+            elif isinstance(f.default, msgspec.Struct):
+                item += [f"{f.encode_name}:", *render(f.default, 1)]
+            else:
+                default = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
+                item.append(f"{f.encode_name}: {_scalar(msgspec.to_builtins(default))}")
+        pad = "  " * indent
+        lines += [f"{pad}# - {item[0]}", *(f"{pad}#   {line}" for line in item[1:])]
     return lines
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from detectors.settings import DetectionSettings
+from pipeline.forward.settings import ForwardSettings
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -114,6 +115,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Detectors, windows and the alert policy."""
     baselines: dict[str, str] = {}
     """Baseline files by "model:version" (paths), used instead of a reference window."""
+    forward: ForwardSettings = ForwardSettings()
+    """Targets of `driftwire alerts forward`: Alertmanager and webhooks."""
 
 
 class Secrets(msgspec.Struct, frozen=True):

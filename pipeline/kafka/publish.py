@@ -41,7 +41,7 @@ from pipeline.kafka.client import KafkaUnavailable, make_producer, origin_id
 _DETAIL_MAX = 1000
 
 
-class _Publisher:
+class Publisher:
     """Sends and waits for acks; after any failure the producer is rebuilt (an idempotent
     producer can be left in a fatal state by expired batches)."""
 
@@ -91,7 +91,7 @@ class _Publisher:
             self._producer = None
 
 
-class AlertPublisher(_Publisher):
+class AlertPublisher(Publisher):
     """Publishes outbox entries to the alert topic (key = model), stamping ``emitted_at``."""
 
     def __init__(self, config: Config, secrets: Secrets) -> None:
@@ -109,7 +109,7 @@ class AlertPublisher(_Publisher):
         return alerts
 
 
-class DeadLetterPublisher(_Publisher):
+class DeadLetterPublisher(Publisher):
     """Sends dead letters (original bytes as value, reason etc. in headers; see the module doc)."""
 
     def __init__(self, config: Config, secrets: Secrets) -> None:
