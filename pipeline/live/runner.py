@@ -7,10 +7,10 @@ Per shard (a partition number across the input topics; see :mod:`pipeline.kafka.
    :class:`~pipeline.state.store.StateLostError`; the engine is restored from the stored fields;
    the partitions are sought to the stored next offsets (a fresh shard: per
    ``auto_offset_reset``); the stored outbox is published first.
-2. **Batch**: the merged records are decoded events and dead letters; events go through
-   ``engine.process`` (split at dead letters, so ``note_dead_letter`` lands at the same
-   place whatever the batching); dead letters and events refused by the model cap go to
-   the DLQ (acks awaited) before anything is committed.
+2. **Batch**: the merged records are decoded events and dead letters, driven through the
+   engine by :func:`~pipeline.engine.drive.drive` (the loop replay uses: each dead letter
+   counted against its model at its place); dead letters and events refused by the model
+   cap go to the DLQ (acks awaited) before anything is committed.
 3. **Commit**: ``store.commit`` writes the delta, the alerts (to the outbox) and the next
    offsets in one atomic step. :class:`~pipeline.state.store.StoreUnavailable`: the shard is
    paused and the *same* commit retried with backoff (nothing advances; the consumer keeps
@@ -42,15 +42,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
-from detectors.events import Alert, Event
+from detectors.events import Alert
 from pipeline.config import Config, Secrets
 from pipeline.edge.alerts import encode_alert
 from pipeline.edge.decode import DeadLetter, Decoder
 from pipeline.engine.build import build_engine
+from pipeline.engine.drive import drive
 from pipeline.engine.engine import Engine
 from pipeline.kafka.client import KafkaUnavailable, origin_id, tp_key
 from pipeline.kafka.merge import Item
@@ -415,48 +416,30 @@ class Runner:
     def _process(self, run: ShardRun, items: list[Item]) -> None:
         t0 = time.monotonic()
         pending = Pending(dict(run.offsets), dict(run.base))
-        alerts: list[Alert] = []
-
-        def flush(start: int, stop: int) -> None:
-            if start < stop:
-                result = run.engine.process(decoded[start:stop])
-                alerts.extend(result.alerts)
-                for pos in result.rejected:
-                    self._dead(pending, items[start + pos], "model_cap", "model cap reached: event refused")
-
-        # Events go to the engine in runs between dead letters (note_dead_letter lands at its
-        # place whatever the batching); list-at-a-time, as dead letters are rare.
-        decoded = list(map(_DECODED, items))
-        dead = [i for i, d in enumerate(decoded) if not isinstance(d, Event)] if set(map(type, decoded)) - {Event} \
-            else []
-        start = 0
-        for i in dead:
-            flush(start, i)
-            letter = cast(DeadLetter, decoded[i])
-            run.engine.note_dead_letter(letter.key, letter.reason)
-            pending.dead.append((letter, items[i].key))
-            start = i + 1
-        flush(start, len(items))
+        step = drive(run.engine, list(map(_DECODED, items)))
+        letters = dict(step.dead) | {pos: self._refused(items[pos]) for pos in step.rejected}
+        pending.dead = [(letters[pos], items[pos].key) for pos in sorted(letters)]  # in stream order
         last = dict(zip(map(_TP, items), map(_OFFSET, items), strict=True))  # the last offset of each partition
         for tp, offset in last.items():
             pending.next_offsets[tp_key(tp)] = offset + 1
         pending.delta = run.engine.take_delta()
-        pending.alerts = [encode_alert(a) for a in alerts]
+        pending.alerts = [encode_alert(a) for a in step.alerts]
         pending.size = len(items)
         run.base = dict(pending.next_offsets)
         run.pending = pending
-        self._count(items, dead, pending, alerts)
+        self._count(items, [pos for pos, _ in step.dead], pending, step.alerts)
         self.faults.batch += 1
         if self.metrics is not None:
             self.metrics.batch_seconds(time.monotonic() - t0)
 
-    def _dead(self, pending: Pending, item: Item, reason: str, detail: str) -> None:
+    def _refused(self, item: Item) -> DeadLetter:
+        """The dead letter of an event the model cap refused."""
         key = item.key.decode("utf-8", "replace") if item.key is not None else None
-        letter = DeadLetter(reason, detail, item.value, None, item.tp.topic, item.tp.partition, item.offset, key)  # type: ignore[arg-type]
-        pending.dead.append((letter, item.key))
         self.summary.model_cap += 1
         if self.metrics is not None:
             self.metrics.model_cap_overflow(1)
+        return DeadLetter("model_cap", "model cap reached: event refused", item.value, None, item.tp.topic,
+                          item.tp.partition, item.offset, key)
 
     def _count(self, items: list[Item], dead: list[int], pending: Pending, alerts: list[Alert]) -> None:
         """``dead``: the positions of the dead letters in ``items``."""

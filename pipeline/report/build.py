@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.events import Alert, Event
+from detectors.events import Alert
 from pipeline.config import Config, Secrets
 from pipeline.edge.alerts import render_alert
 from pipeline.edge.decode import Decoder
-from pipeline.edge.logfile import read_log
+from pipeline.edge.logfile import LogBatch, read_log
 from pipeline.edge.sinks import ListSink
-from pipeline.engine.engine import BatchResult, Engine
+from pipeline.engine.drive import Step
 from pipeline.replay.replay import ReplaySummary, replay
 from pipeline.report.series import (
     MAX_CATEGORIES,
@@ -474,27 +474,25 @@ class ReportResult:
 
 
 
-class RangeTap(Engine):
-    """The engine, noting each model's first and last event time as it goes (the event-rate chart's range,
-    needed before the report's own pass)."""
+class Ranges:
+    """Each model's first and last event time, noted as the engine's pass goes (the event-rate chart's
+    range, needed before the report's own pass); a replay's batch observer."""
 
-    def __init__(self, config: Config, secrets: Secrets | None) -> None:
-        from pipeline.config.baselines import load_baselines
-
-        super().__init__(config.detection, secret=(secrets.snapshot_key if secrets else b""),
-                         max_models=config.runtime.max_models, baselines=load_baselines(config))
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
         self.ranges: dict[ModelKey, tuple[float, float]] = {}
+        self.progress = progress
 
-    def process(self, batch: Sequence[Event]) -> BatchResult:
+    def __call__(self, batch: LogBatch, _step: Step) -> None:
         ranges = self.ranges
-        for ev in batch:
+        for ev in batch.events:
             key = (ev.model, ev.model_version)
             r = ranges.get(key)
             if r is None:
                 ranges[key] = (ev.ts, ev.ts)
             elif ev.ts < r[0] or ev.ts > r[1]:
                 ranges[key] = (min(r[0], ev.ts), max(r[1], ev.ts))
-        return super().process(batch)
+        if self.progress is not None:
+            self.progress(batch.lines_end)
 
 
 def stream_log(path: str | Path, config: Config, settings: Settings, ranges: dict[ModelKey, tuple[float, float]],
@@ -534,11 +532,10 @@ def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secr
                  on_batch: Callable[[int], None] | None = None) -> ReportResult:
     """Replay ``log``, compute the report's series, and write one self-contained HTML file to ``out``."""
     sink = ListSink()
-    engine = RangeTap(config, secrets)
     first, second = _halves(on_batch)  # one progress bar over the log's lines: half of it per pass
-    summary = replay(log, config, sink, secrets, on_batch=first, engine=engine)
-    ranges = engine.ranges
-    del engine  # its monitors are not needed by the report's pass: free them before it
+    tap = Ranges(first)
+    summary = replay(log, config, sink, secrets, on_batch=tap)  # the engine is freed before the report's pass
+    ranges = tap.ranges
     settings = Settings.from_config(config)
     by_model: dict[ModelKey, list[Alert]] = {}
     for a in sink.alerts:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from alert_samples import make_alert as alert
+from samples import make_alert as alert
 
 from detectors.events import Alert
 from pipeline.cli import main
@@ -251,7 +251,7 @@ def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None
     """Whatever detectors fire: prediction drift gets output distributions, unknown features are skipped."""
     from pipeline.edge.decode import Decoder
     from pipeline.edge.logfile import read_log
-    from pipeline.report.build import ModelView, RangeTap, model_section, stream_log
+    from pipeline.report.build import ModelView, Ranges, model_section, stream_log
 
     cfg = small_config()
     rows = [ev for b in read_log(drift_log, Decoder(1 << 20)) for ev in b.events if ev.features is not None]
@@ -266,10 +266,10 @@ def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None
         alert(model="model-0", feature=None, kind="pipeline_health", detector="event_gap", event_ts=t,
               alert_id="g", statistic=None, threshold=None),
     ]
-    engine = RangeTap(cfg, None)
-    replay(drift_log, cfg, ListSink(), engine=engine)
+    tap = Ranges(None)
+    replay(drift_log, cfg, ListSink(), on_batch=tap)
     key = ("model-0", "v1")
-    data = stream_log(drift_log, cfg, Settings.from_config(cfg), engine.ranges, {key: alerts})[key]
+    data = stream_log(drift_log, cfg, Settings.from_config(cfg), tap.ranges, {key: alerts})[key]
     html_ = model_section(ModelView(key, data, alerts, Settings.from_config(cfg)))
     charts = set(re.findall(r'data-chart="([^"]*)"', html_))
     for cid in ("dist:model-0:v1:score", "dist:model-0:v1:prediction", "dist:model-0:v1:num_0",

@@ -24,7 +24,7 @@ from pipeline.edge.sinks import ListSink
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.report import series as report_stream
-from pipeline.report.build import RangeTap, build_report, stream_log
+from pipeline.report.build import Ranges, build_report, stream_log
 from pipeline.report.series import (
     Capture,
     Curve,
@@ -59,9 +59,9 @@ def events_of(path: Path) -> list[Event]:
 
 
 def engine_pass(path: Path, cfg: Config) -> tuple[dict[tuple[str, str], tuple[float, float]], list[Alert]]:
-    engine, sink = RangeTap(cfg, None), ListSink()
-    replay(path, cfg, sink, engine=engine)
-    return engine.ranges, sink.alerts
+    tap, sink = Ranges(None), ListSink()
+    replay(path, cfg, sink, on_batch=tap)
+    return tap.ranges, sink.alerts
 
 
 # -- oracles: the whole column in memory ----------------------------------------------------------------

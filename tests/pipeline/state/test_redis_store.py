@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import msgspec
@@ -19,14 +19,16 @@ from detectors.errors import ConfigError
 from detectors.events import Alert, Event
 from detectors.settings import DetectionSettings
 from pipeline.config import Config, RedisSettings, Secrets, parse_config
+from pipeline.edge.logfile import LogBatch
 from pipeline.edge.sinks import ListSink
+from pipeline.engine.build import build_engine
 from pipeline.engine.engine import ENGINE_KEY, Engine
-from pipeline.replay.redis_replay import redis_engine, replay_group
+from pipeline.replay.redis_replay import RedisCheckpoint, redis_checkpoint, replay_group
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.state.keys import Keys
 from pipeline.state.redis_store import COMMIT_LUA, RedisStore, StoreError, make_client, redact_url
-from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
+from pipeline.state.store import Delta, FencedError, MemoryStore, ModelKey, OffsetConflict, StoreUnavailable
 
 pytestmark = pytest.mark.services
 
@@ -383,54 +385,62 @@ def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
     config = _replay_config(prefix)
     # first run: crash after the 3rd committed batch
     first = ListSink()
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
-    assert engine.start_line == 0
+    engine, checkpoint, start = _resumed(config, drift_log)
+    assert start == 0
     batches = []
 
-    def crash_after_three(lines_end: int) -> None:
-        batches.append(lines_end)
+    def crash_after_three(batch: LogBatch, _step: object) -> None:
+        batches.append(batch.lines_end)
         if len(batches) == 3:
             raise _Crash
 
     with pytest.raises(_Crash):
-        replay(drift_log, config, first, on_batch=crash_after_three, engine=engine, on_commit=engine.on_commit)
-    engine.store.close()
+        replay(drift_log, config, first, on_batch=crash_after_three, engine=engine, checkpoint=checkpoint)
+    checkpoint.store.close()
 
     # second run: resumes at the committed line, restored from Redis
     second = ListSink()
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
-    assert engine.start_line == batches[-1] > 0
-    summary = replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    engine, checkpoint, start = _resumed(config, drift_log)
+    assert start == batches[-1] > 0
+    summary = replay(drift_log, config, second, engine=engine, checkpoint=checkpoint, start_line=start)
     assert summary.lines == sum(1 for _ in drift_log.open("rb"))
     assert _ids(first.alerts + second.alerts) == golden
 
     # third run: nothing left to do
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine, checkpoint, start = _resumed(config, drift_log)
     third = ListSink()
-    replay(drift_log, config, third, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    replay(drift_log, config, third, engine=engine, checkpoint=checkpoint, start_line=start)
     assert third.alerts == []
+
+
+def _resumed(config: Config, log: Path) -> tuple[Engine, RedisCheckpoint, int]:
+    """What ``driftwire replay --redis`` builds: the engine, its checkpoint, the line to resume at."""
+    engine = build_engine(config, Secrets())
+    checkpoint = redis_checkpoint(redis_url(), config, Secrets(), log)
+    return engine, checkpoint, checkpoint.resume(engine)
 
 
 def test_redis_replay_crash_before_commit_redelivers_at_least_once(
     prefix: str, drift_log: Path, golden: list[dict[str, object]]
 ) -> None:
     config = _replay_config(prefix)
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine, checkpoint, _ = _resumed(config, drift_log)
     commits = []
 
-    def crash_on_third(eng: Engine, lines_end: int, alerts: list[Alert]) -> None:
-        if len(commits) == 2:
-            raise _Crash  # alerts of batch 3 were sent, its state was not committed
-        commits.append(lines_end)
-        engine.on_commit(eng, lines_end, alerts)
+    class CrashOnThird:
+        def commit(self, delta: Mapping[ModelKey, Delta], lines_end: int) -> None:
+            if len(commits) == 2:
+                raise _Crash  # alerts of batch 3 were sent, its state was not committed
+            commits.append(lines_end)
+            checkpoint.commit(delta, lines_end)
 
     first = ListSink()
     with pytest.raises(_Crash):
-        replay(drift_log, config, first, engine=engine, on_commit=crash_on_third)
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
-    assert engine.start_line == commits[-1]
+        replay(drift_log, config, first, engine=engine, checkpoint=CrashOnThird())
+    engine, checkpoint, start = _resumed(config, drift_log)
+    assert start == commits[-1]
     second = ListSink()
-    replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    replay(drift_log, config, second, engine=engine, checkpoint=checkpoint, start_line=start)
     got = {(a["alert_id"], a["status"], a["severity"]) for a in _ids(first.alerts + second.alerts)}
     want = {(a["alert_id"], a["status"], a["severity"]) for a in golden}
     assert got == want
@@ -438,11 +448,11 @@ def test_redis_replay_crash_before_commit_redelivers_at_least_once(
 
 def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log: Path) -> None:
     config = _replay_config(prefix)
-    a = redis_engine(redis_url(), config, Secrets(), drift_log)
-    b = redis_engine(redis_url(), config, Secrets(), drift_log)
+    a_engine, a, _ = _resumed(config, drift_log)
+    b_engine, b, _ = _resumed(config, drift_log)
     with pytest.raises(FencedError):
-        replay(drift_log, config, ListSink(), engine=a, on_commit=a.on_commit)
-    replay(drift_log, config, ListSink(), engine=b, on_commit=b.on_commit)
+        replay(drift_log, config, ListSink(), engine=a_engine, checkpoint=a)
+    replay(drift_log, config, ListSink(), engine=b_engine, checkpoint=b)
     assert replay_group(drift_log) == replay_group(drift_log.parent / ".." / drift_log.parent.name / drift_log.name)
 
 
