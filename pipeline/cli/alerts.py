@@ -1,5 +1,5 @@
-"""``driftwire alerts tail | forward | show``: alerts as they arrive on the topic, delivered to
-Alertmanager and webhooks, or read from a JSONL file."""
+"""``driftwire alerts tail | show | forward``: alerts as they arrive on the topic, from a JSONL file, or
+delivered to Alertmanager and webhooks."""
 
 from __future__ import annotations
 
@@ -32,7 +32,15 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
 
 
 def alerts_cmd(args: argparse.Namespace) -> int:
-    return {"tail": tail_cmd, "forward": forward_cmd, "show": show_cmd}[args.action](args)
+    handlers = {"tail": tail_cmd, "show": show_cmd, "forward": forward_cmd}
+    return handlers[args.action](args)
+
+
+def forward_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.forward.command import forward_cmd as run_forwarder
+
+    return run_forwarder(load_config(args.config), load_secrets(), args.timeout, args.idle_timeout)
 
 
 def tail_cmd(args: argparse.Namespace) -> int:
@@ -42,13 +50,6 @@ def tail_cmd(args: argparse.Namespace) -> int:
     tail_alerts(load_config(args.config), load_secrets(), as_json=args.json, model=args.model, kind=args.kind,
                 from_beginning=args.from_beginning, max_alerts=args.max_alerts, timeout=args.timeout)
     return 0
-
-
-def forward_cmd(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config, load_secrets
-    from pipeline.forward.command import forward_cmd as run_forward
-
-    return run_forward(load_config(args.config), load_secrets(), args.timeout, args.idle_timeout)
 
 
 def show_cmd(args: argparse.Namespace) -> int:

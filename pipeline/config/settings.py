@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from detectors.settings import DetectionSettings
-from pipeline.forward.settings import ForwardSettings
+from pipeline.config.forward import ForwardSettings
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]

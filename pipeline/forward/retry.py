@@ -1,6 +1,6 @@
 """Exponential backoff: how long to wait after each failed attempt, and when to give up.
 
->>> from pipeline.forward.settings import RetrySettings
+>>> from pipeline.config.forward import RetrySettings
 >>> policy = RetrySettings(initial_s=0.5, multiplier=2.0, max_s=3.0, max_attempts=5)
 >>> [delay(policy, n) for n in range(1, 6)]
 [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from pipeline.forward.settings import RetrySettings
+from pipeline.config.forward import RetrySettings
 
 
 class Outcome(Protocol):

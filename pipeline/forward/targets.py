@@ -19,12 +19,12 @@ import msgspec
 
 from detectors.errors import ConfigError
 from detectors.events import Alert
+from pipeline.config.forward import AlertmanagerTarget, ForwardSettings, WebhookTarget
 from pipeline.forward import signing
 from pipeline.forward.alertmanager import Mapper, Posting
 from pipeline.forward.http import Outcome, Poster, tls_context
 from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.retry import with_retries
-from pipeline.forward.settings import AlertmanagerTarget, ForwardSettings, WebhookTarget
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.forward")

@@ -15,10 +15,10 @@ from forward_helpers import open_incidents
 from detectors.errors import ConfigError
 from detectors.events import Alert
 from pipeline.config import parse_config
+from pipeline.config.forward import RetrySettings
 from pipeline.forward.alertmanager import Mapper
 from pipeline.forward.incidents import Incidents
 from pipeline.forward.retry import delay, with_retries
-from pipeline.forward.settings import RetrySettings
 from pipeline.forward.signing import sign
 from pipeline.forward.targets import build_targets
 from pipeline.replay.replay import replay
