@@ -29,7 +29,8 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
 
 def run_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
-    from pipeline.live.runner import Limits, run_consumer
+    from pipeline.live.runner import Limits
+    from pipeline.live.service import run_consumer
 
     config = load_config(args.config)
     limits = Limits(max_events=args.max_events, timeout=args.timeout, idle_timeout=args.idle_timeout)
