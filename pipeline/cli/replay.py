@@ -14,7 +14,6 @@ from pipeline.edge.alerts import encode_alert
 from pipeline.edge.sinks import AlertSink, JsonlSink, ListSink
 from pipeline.engine.build import build_engine
 from pipeline.replay.replay import replay
-from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.telemetry.progress import progress_for_file
 
 
@@ -53,6 +52,8 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
 
 def generate_cmd(args: argparse.Namespace) -> int:
+    from pipeline.replay.synth import SynthSpec, write_log
+
     spec = SynthSpec(
         events=args.events, models=args.models, drift_at=args.drift_at, drift_until=args.drift_until, seed=args.seed
     )

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import msgspec
-import structlog
 
 from detectors.events import Alert
 from pipeline.edge.alerts import encode_alert
@@ -28,6 +28,9 @@ from pipeline.kafka.publish import AlertPublisher, DeadLetterPublisher
 from pipeline.kafka.source import KafkaSource
 from pipeline.state.store import Delta, ModelKey, StateStore, check_state_lost
 from pipeline.telemetry.protocol import Telemetry
+
+if TYPE_CHECKING:
+    import structlog
 
 ADVISORY_EVERY_S = 1.0  # Kafka offset commits are for lag monitoring only: at most this often per shard
 _TP, _OFFSET, _DECODED = itemgetter(1), itemgetter(2), itemgetter(5)  # Item fields

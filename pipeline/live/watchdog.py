@@ -12,11 +12,13 @@ a claim) or on the alert topic never call for a new client.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-
-import structlog
+from typing import TYPE_CHECKING
 
 from pipeline.kafka.source import KafkaSource
 from pipeline.live.shard import Shard
+
+if TYPE_CHECKING:
+    import structlog
 
 NO_PROGRESS_LOG_S = 10.0  # how often the watchdog logs a consumer that waits without moving
 KAFKA_WAITS = frozenset({"rebalance", "coordinator", "unclaimed", "behind"})  # what a new client can cure
