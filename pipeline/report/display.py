@@ -20,6 +20,7 @@ import numpy as np
 
 from detectors.events import Alert, Event, FeatureValue
 from pipeline.config import Config
+from pipeline.edge.alerts import named_features
 from pipeline.edge.logfile import LogBatch
 from pipeline.engine.drive import Step
 from pipeline.report.curve import EventRate
@@ -243,15 +244,16 @@ class ModelDisplay:
         self.predictions = self.labels = 0
 
     def alert(self, a: Alert) -> None:
-        """Capture the rows around the first firing alert of each feature and of prediction drift;
-        a resolve ends the capture of the incident it closes."""
+        """Capture the rows around the first firing alert of each feature (its own, or a grouped one naming
+        it) and of prediction drift; a resolve ends the capture of the incident it closes."""
         if a.status == "resolved":
             for c in [*self.features.captures.values(), *self.outputs.captures.values()]:
                 if c.alert.alert_id == a.alert_id and c.until is None:
                     c.until = a.event_ts
             return
-        if a.feature and a.feature not in self.features.captures:
-            self.features.captures[a.feature] = Capture(a)
+        for feature in named_features(a) if a.kind in ("data_drift", "data_quality") else [a.feature or ""]:
+            if feature and feature not in self.features.captures:
+                self.features.captures[feature] = Capture(a)
         if a.kind == "prediction_drift" and not self.outputs.captures:
             self.outputs.captures = dict.fromkeys(OUTPUTS, Capture(a))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from detectors.events import Alert
-from pipeline.edge.alerts import render_alert
+from pipeline.edge.alerts import named_features, render_alert
 from pipeline.replay.replay import ReplaySummary
 from pipeline.report.display import ModelKey, Settings
 from pipeline.report.svg import CRIT, OK, WARN, Marker, Span, esc, fmt_num, fmt_time
@@ -75,10 +75,11 @@ def incidents_table(incs: Sequence[Incident]) -> str:
         resolved = fmt_time(i.resolved.event_ts, -1) if i.resolved else "<b>still firing</b>"
         stat = "" if i.peak is None else fmt_num(i.peak)
         thresh = "" if a.threshold is None else fmt_num(a.threshold)
+        named = ", ".join(named_features(i.resolved or a)) if a.feature is None else ""
         rows.append(
             f'<tr class="{esc(i.severity)}"><td>{esc(fmt_time(a.event_ts, -1))}</td><td>{resolved}</td>'
             f"<td>{esc(i.severity)}</td><td>{esc(a.kind)}</td><td>{esc(a.model)}:{esc(a.model_version)}</td>"
-            f"<td>{esc(a.feature or '—')}</td><td>{esc(a.detector)}</td><td>{stat}</td><td>{thresh}</td>"
+            f"<td>{esc(a.feature or named or '—')}</td><td>{esc(a.detector)}</td><td>{stat}</td><td>{thresh}</td>"
             f'<td>{esc(a.message)}</td><td>{esc(a.suggested_action)}</td></tr>')
     return f'<table class="incidents"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.events import Alert
+from pipeline.edge.alerts import named_features
 from pipeline.report.display import (
     OUTPUTS,
     Capture,
@@ -49,9 +50,9 @@ class ModelView:
     def alerts_of(self, s: Series) -> list[Alert]:
         """The alerts of the incidents ``s`` took part in: those built from it (its kind, feature and
         detector, at an evaluation it alerted at), and the rest of their incidents (a resolve names the
-        detector that was highest when it came)."""
-        ids = {a.alert_id for a in self.alerts if a.kind == s.kind and a.feature == s.feature
-               and a.detector == s.detector and a.event_id in s.alerted}
+        detector that was highest when it came). A grouped alert is built from one of the features it names."""
+        ids = {a.alert_id for a in self.alerts if a.kind == s.kind and a.detector == s.detector
+               and a.event_id in s.alerted and (a.feature == s.feature or s.feature in named_features(a))}
         return [a for a in self.alerts if a.alert_id in ids]
 
 

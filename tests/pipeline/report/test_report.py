@@ -16,12 +16,13 @@ from detectors.events import Alert
 from detectors.trace import TraceRecord
 from pipeline.cli import main
 from pipeline.config import Config, parse_config
+from pipeline.edge.alerts import named_features
 from pipeline.edge.sinks import ListSink
 from pipeline.engine.build import build_engine
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.report.build import ReportResult, build_report
-from pipeline.report.page import SELF_CHECK, incidents
+from pipeline.report.page import SELF_CHECK, incidents, incidents_table
 from pipeline.report.trace import Series
 
 SMALL = {"detection": {"reference_size": 1000, "window_size": 300, "eval_every": 100}}
@@ -180,6 +181,16 @@ def test_incidents_pair_firing_escalation_and_resolve() -> None:
     assert [i.first.alert_id for i in incs] == ["a1", "b"]
     assert incs[0].severity == "critical" and incs[0].peak == 0.9 and incs[0].resolved is not None
     assert incs[1].resolved is None
+
+
+def test_grouped_incidents_name_their_features_and_the_resolve_names_the_late_joiners() -> None:
+    firing = alert(feature=None, details={"features": ["x3", "x4"]}, message="2 features drifted together")
+    resolved = alert(feature=None, status="resolved", details={"features": ["x3", "x4", "x5"]})
+    assert named_features(firing) == ["x3", "x4"] and named_features(alert()) == ["x"]
+    assert named_features(alert(feature=None, kind="concept_drift")) == []
+    html = incidents_table(incidents([firing, resolved]))
+    assert "<td>x3, x4, x5</td>" in html
+    assert "<td>x3, x4</td>" in incidents_table(incidents([firing]))
 
 
 def test_progress_covers_the_log_once(drift_log: Path, tmp_path: Path) -> None:
