@@ -1,6 +1,6 @@
 """Start-up: the wall time of the real ``driftwire replay`` command on a 200-line log, default config.
 
-    .venv/bin/python -m benchmarks.startup [--runs 15] [--lines 200]
+    .venv/bin/python -m benchmarks.startup [--runs 15] [--lines 200] [--before DIR]
 
 A short replay is all start-up: interpreter, imports, building the engine. Each command runs as a
 fresh process, ``--runs`` times, in turn with the references measured in the same run (the bare
@@ -8,8 +8,9 @@ interpreter, ``import numpy, msgspec``, ``driftwire --help``), so load on the ma
 alike; medians are quoted, and the CPU time (user + system, from ``wait4``) next to the wall time.
 After the runs, one ``python -X importtime`` of the replay lists its costliest imports, and the
 modules that must not load for a replay (river's Python modules, scipy, kafka, redis,
-prometheus_client, rich, structlog, yaml) are checked to be absent. Writes
-``benchmarks/results/startup.json``.
+prometheus_client, rich, structlog, yaml) are checked to be absent. ``--before DIR``: a checkout of
+an earlier commit (``git archive REV | tar -x -C DIR``) whose replay runs in turn with the others, for
+a ratio under the same load. Writes ``benchmarks/results/startup.json``.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ def driftwire() -> list[str]:
     return [str(exe)] if exe.exists() else [PYTHON, "-m", "pipeline.cli"]
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def timed(cmd: list[str], cwd: Path = ROOT) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child) of one run."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -68,7 +69,7 @@ def loaded_modules(cmd_args: list[str]) -> set[str]:
     return set(proc.stdout.split())
 
 
-def run(runs: int, lines: int) -> dict[str, Any]:
+def run(runs: int, lines: int, before: Path | None = None) -> dict[str, Any]:
     banner(NAME)
     from pipeline.replay.synth import SynthSpec, write_log
 
@@ -77,17 +78,20 @@ def run(runs: int, lines: int) -> dict[str, Any]:
         write_log(SynthSpec(events=lines * 2 // 3, seed=3), log)
         n = sum(1 for _ in log.open("rb"))
         replay_args = ["replay", str(log), "--quiet"]
-        commands = {
-            "python -c pass": [PYTHON, "-c", "pass"],
-            "import numpy, msgspec": [PYTHON, "-c", "import numpy, msgspec"],
-            "driftwire --help": [*driftwire(), "--help"],
-            f"driftwire replay ({n} lines)": [*driftwire(), *replay_args],
+        commands: dict[str, tuple[list[str], Path]] = {
+            "python -c pass": ([PYTHON, "-c", "pass"], ROOT),
+            "import numpy, msgspec": ([PYTHON, "-c", "import numpy, msgspec"], ROOT),
+            "driftwire --help": ([*driftwire(), "--help"], ROOT),
         }
+        if before is not None:
+            commands[f"before: replay ({n} lines)"] = ([PYTHON, "-m", "pipeline.cli", *replay_args], before)
+        commands[f"driftwire replay ({n} lines)"] = ([*driftwire(), *replay_args], ROOT)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-        timed(commands[f"driftwire replay ({n} lines)"])  # warm the file cache
+        for cmd, cwd in commands.values():
+            timed(cmd, cwd)  # warm the file cache
         for _ in range(runs):
-            for name, cmd in commands.items():
-                samples[name].append(timed(cmd))
+            for name, (cmd, cwd) in commands.items():
+                samples[name].append(timed(cmd, cwd))
         imports = importtime(replay_args)
         heavy = sorted(m for m in loaded_modules(replay_args) if m.split(".")[0] in HEAVY or m in HEAVY)
     rows = [(name, median([w for w, _ in s]), min(w for w, _ in s), median([c for _, c in s]))
@@ -112,8 +116,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--lines", type=int, default=200)
+    ap.add_argument("--before", type=Path, default=None, help="a checkout of an earlier commit to time alike")
     args = ap.parse_args()
-    result = run(args.runs, args.lines)
+    result = run(args.runs, args.lines, args.before)
     sys.exit(0 if not result["heavy_modules_loaded"] else 1)
 
 
