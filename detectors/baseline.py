@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 import numpy as np
 
+from detectors.calibration import BADTYPE, MISSING, Calibration, calibrate_categorical, calibrate_numeric
 from detectors.column import CatValue, numeric_values
 from detectors.errors import DriftwireError
 
@@ -34,6 +35,8 @@ class FeatureBaseline(msgspec.Struct, frozen=True):
     values: list[float] = []
     counts: list[tuple[CatValue, int]] = []
     overflow: int = 0
+    calibration: Calibration | None = None
+    """Measured on the training rows in their order (None: a baseline from before calibrations; independent)."""
 
 
 class Baseline(msgspec.Struct, frozen=True):
@@ -63,25 +66,33 @@ def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_c
     missing = sum(v is None for v in vals)
     if kind == "numeric":
         arr, flags = numeric_values(vals)
+        calib = calibrate_numeric(arr[flags == 0], flags)
         valid = np.sort(arr[flags == 0])
         if len(valid) > max_sample:
             valid = np.quantile(valid, np.linspace(0, 1, max_sample))
         return FeatureBaseline("numeric", len(vals), missing, int((flags == 2).sum()), int((flags == 3).sum()),
-                               values=valid.tolist())
+                               values=valid.tolist(), calibration=calib)
     allowed = (str, bool, int, float) if declared else (str, bool)
     counts: dict[CatValue, int] = {}
-    overflow = bad = 0
-    for v in vals:
+    pos: dict[CatValue, int] = {}
+    codes: list[int] = []
+    flags = np.zeros(len(vals), dtype=np.int8)
+    overflow = 0
+    for i, v in enumerate(vals):
         if v is None:
-            continue
-        if not isinstance(v, allowed):
-            bad += 1
+            flags[i] = MISSING
+        elif not isinstance(v, allowed):
+            flags[i] = BADTYPE
         elif v in counts or len(counts) < max_categories:
             counts[v] = counts.get(v, 0) + 1
+            codes.append(pos.setdefault(v, len(pos)))
         else:
             overflow += 1
+            codes.append(-1)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    return FeatureBaseline("categorical", len(vals), missing, 0, bad, counts=ordered, overflow=overflow)
+    calib = calibrate_categorical(np.array(codes, dtype=np.int64), flags)
+    return FeatureBaseline("categorical", len(vals), missing, 0, int((flags == BADTYPE).sum()), counts=ordered,
+                           overflow=overflow, calibration=calib)
 
 
 def build_baseline(rows: Iterable[Mapping[str, object]], model: str, version: str, *,

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.calibration import MISSING
 from detectors.rates import rate_rise
 from detectors.view import View
 
@@ -44,7 +45,9 @@ class MissingRate:
         if view.n < p.min_count:
             return None
         s = rate_rise(self.name, k=view.missing, n=view.n, ref_rate=view.ref.missing_rate, ref_n=view.ref.n_total,
-                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=1)
+                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=1,
+                      inflation=view.ref.calib.bursts(MISSING)[0],
+                      bursts=(view.bursts(MISSING), view.ref.calib.bursts(MISSING)[1]))
         s.message = f"missing rate rose to {view.missing_rate:.1%} (reference {view.ref.missing_rate:.1%})"
         s.window = view.window()
         s.change_ts = view.start_ts if s.level else None

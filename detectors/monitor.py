@@ -30,6 +30,7 @@ import numpy as np
 from detectors.base import Score
 from detectors.baseline import Baseline, FeatureBaseline
 from detectors.block import BlockSpace, CategoricalBlock, NumericBlock, RankedNumericBlock
+from detectors.calibration import INDEPENDENT
 from detectors.checks import Checks
 from detectors.column import Column, ColumnMeta
 from detectors.errors import SnapshotError
@@ -427,12 +428,15 @@ class ModelMonitor:
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self._new_column(name, role, fb.kind, declared)
-        col.ref_ring = Ring(0)  # the baseline is the reference: nothing to accumulate (rings are written up front)
+        # the baseline is the reference: nothing to accumulate (rings are written up front)
+        col.ref_ring, col.ref_flags = Ring(0), Ring(0, dtype=np.int8)
+        col.meta.calib = calib = fb.calibration or INDEPENDENT
         if fb.kind == "numeric":
             col.ref = NumericRef.build(np.array(fb.values), fb.n_total, fb.missing, fb.nonfinite, fb.badtype,
-                                       self.cfg.numeric.bins)
+                                       self.cfg.numeric.bins, calib=calib)
         else:
-            col.ref = CategoricalRef.build(dict(fb.counts), fb.overflow, fb.n_total, fb.missing, fb.badtype)
+            col.ref = CategoricalRef.build(dict(fb.counts), fb.overflow, fb.n_total, fb.missing, fb.badtype,
+                                           calib=calib)
         self._attach_stream(col)
         return col
 
@@ -671,6 +675,8 @@ class ModelMonitor:
     def _load_column(self, name: str, fields: dict[str, bytes], chunks: dict[str, dict[int, bytes]]) -> None:
         meta = msgspec.msgpack.decode(fields[f"c:{name}"], type=ColumnMeta)
         col = self.columns.get(name) or self._new_column(name, meta.role, meta.kind, meta.declared)
+        if self.meta.frozen and meta.calib is None:  # frozen before calibrations existed: its order is gone
+            meta.calib = INDEPENDENT
         col.meta = meta
         col.load(chunks, fields.get(f"rc:{name}"))
         self.columns[name] = col
@@ -709,7 +715,7 @@ def _chunks(fields: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
     out: dict[str, dict[str, dict[int, bytes]]] = {}
     for key, raw in fields.items():
         kind, _, rest = key.partition(":")
-        if kind not in ("r", "v", "f", "t", "er", "ew", "et", "lg"):
+        if kind not in ("r", "rf", "v", "f", "t", "er", "ew", "et", "lg"):
             continue
         idx, _, name = rest.partition(":")
         out.setdefault(name, {}).setdefault(kind, {})[int(idx)] = raw

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.calibration import NONFINITE
 from detectors.rates import rate_rise
 from detectors.view import View
 
@@ -45,7 +46,8 @@ class NonFinite:
             return None
         s = rate_rise(self.name, k=view.nonfinite, n=view.n, ref_rate=view.ref.nonfinite_rate,
                       ref_n=view.ref.n_total, warning=p.warning, critical=p.critical, resolve=p.resolve,
-                      min_count=p.min_count)
+                      min_count=p.min_count, inflation=view.ref.calib.bursts(NONFINITE)[0],
+                      bursts=(view.bursts(NONFINITE), view.ref.calib.bursts(NONFINITE)[1]))
         s.message = f"{view.nonfinite} recent values are NaN or infinite"
         s.window = view.window()
         return s

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.calibration import BADTYPE
 from detectors.rates import rate_rise
 from detectors.view import View
 
@@ -44,7 +45,9 @@ class TypeChange:
         if view.n == 0:
             return None
         s = rate_rise(self.name, k=view.badtype, n=view.n, ref_rate=view.ref.badtype_rate, ref_n=view.ref.n_total,
-                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=p.min_count)
+                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=p.min_count,
+                      inflation=view.ref.calib.bursts(BADTYPE)[0],
+                      bursts=(view.bursts(BADTYPE), view.ref.calib.bursts(BADTYPE)[1]))
         s.message = f"{view.badtype} recent values have a type the {view.ref.kind} feature did not have"
         s.window = view.window()
         return s

@@ -16,7 +16,9 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, prediction_index
+import benchmarks.detection.streams_dependent  # noqa: F401  (registers its streams)
+from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, Stream, prediction_index
+from detectors.baseline import Baseline
 from detectors.events import Alert, Event
 from detectors.monitor import ModelMonitor
 from detectors.settings import DetectionSettings
@@ -24,7 +26,8 @@ from detectors.settings import DetectionSettings
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "detection.json"
 
 
-def replay(events: list[Event], settings: DetectionSettings, batch: int = 500) -> list[Alert]:
+def replay(events: list[Event], settings: DetectionSettings, batch: int = 500,
+           baselines: dict[tuple[str, str], Baseline] | None = None) -> list[Alert]:
     """Drive monitors like the engine: route batches by (model, version), tick on watermark advances."""
     monitors: dict[tuple[str, str], ModelMonitor] = {}
     watermark = float("-inf")
@@ -37,7 +40,8 @@ def replay(events: list[Event], settings: DetectionSettings, batch: int = 500) -
         for key, evs in groups.items():
             mon = monitors.get(key)
             if mon is None:
-                mon = monitors[key] = ModelMonitor(key[0], key[1], settings, secret=b"bench")
+                mon = monitors[key] = ModelMonitor(key[0], key[1], settings, secret=b"bench",
+                                                   baseline=(baselines or {}).get(key))
             out.extend(mon.process(evs))
         for ev in chunk:
             if ev.ts > watermark:
@@ -52,7 +56,8 @@ def run_drift(name: str, seed: int, settings: DetectionSettings, n: int, change:
     pos = dict(zip((e.event_id for e in stream.events), prediction_index(stream.events), strict=True))
     at = {e.event_id: i for i, e in enumerate(stream.events)}
     change_at = next(i for i, e in enumerate(stream.events) if e.stream == "prediction" and pos[e.event_id] == change)
-    alerts = [a for a in replay(stream.events, settings) if a.status == "firing"]
+    baselines = stream.meta.get("baselines")
+    alerts = [a for a in replay(stream.events, settings, baselines=baselines) if a.status == "firing"]  # type: ignore[arg-type]
     right = [a for a in alerts if a.kind == stream.kind and pos[a.event_id] >= change]
     early = [a for a in alerts if pos[a.event_id] < change]
     first = right[0] if right else None
@@ -67,8 +72,9 @@ def run_drift(name: str, seed: int, settings: DetectionSettings, n: int, change:
 
 
 def run_clean(name: str, seed: int, settings: DetectionSettings, n: int) -> dict[str, object]:
-    events = CLEAN[name](np.random.default_rng(1000 + seed), n)
-    alerts = [a for a in replay(events, settings) if a.status == "firing"]
+    made = CLEAN[name](np.random.default_rng(1000 + seed), n)
+    events, baselines = (made.events, made.meta.get("baselines")) if isinstance(made, Stream) else (made, None)
+    alerts = [a for a in replay(events, settings, baselines=baselines) if a.status == "firing"]  # type: ignore[arg-type]
     preds = sum(e.stream == "prediction" for e in events)
     return {"stream": name, "seed": seed, "events": len(events), "predictions": preds, "false_alarms": len(alerts),
             "alerts": [f"{a.kind}/{a.feature}/{a.detector}/{a.severity}" for a in alerts]}
