@@ -80,8 +80,8 @@ def structures(engine: Any) -> dict[str, int]:
     """Bytes of the per-model structures of every monitor, by kind, and the waiting predictions."""
     out = dict.fromkeys(("rings", "references", "blocks", "label_join", "waiting_predictions", "incidents"), 0)
     for mon in engine.models.values():
-        rings = list(mon.rings.values())
-        for col in mon.columns.values():
+        rings = list(mon.data.rings.values())
+        for col in mon.data.columns.values():
             rings += [col.ref_ring, col.values, col.flags]
             if col.ref is not None:
                 out["references"] += sum(_owned(v) for v in vars(col.ref).values())
@@ -93,7 +93,7 @@ def structures(engine: Any) -> dict[str, int]:
             out["blocks"] += sum(_owned(v) for v in parts)
         for space in getattr(mon, "_spaces", {}).values():  # the blocks' large arrays, taken at the start
             out["blocks"] += _owned(space.keys) + _owned(space.ranks)
-        join = mon.join
+        join = mon.data.join
         out["label_join"] += join.nbytes() if hasattr(join, "nbytes") else 0
         out["waiting_predictions"] += len(join.preds)
         out["incidents"] += len(mon.policy.state)

@@ -45,6 +45,7 @@ def test_no_windowed_detectors_means_no_block_work() -> None:
     """A group whose windowed detector lists are empty screens nothing (and builds no block)."""
     from detectors.events import Event
     from detectors.monitor import ModelMonitor
+    from detectors.monitor.column_checks import ColumnChecks
     from detectors.settings import DetectionSettings
 
     off = msgspec.convert({"reference_size": 100, "window_size": 50, "eval_every": 25,
@@ -54,9 +55,10 @@ def test_no_windowed_detectors_means_no_block_work() -> None:
     evs = [Event("features", f"e{i}", "m", float(i), features={"x": float(rng.normal(5.0 if i > 200 else 0.0))})
            for i in range(400)]
     quiet, busy = ModelMonitor("m", "v", off), ModelMonitor("m", "v", on)
-    assert quiet.process(evs) == [] and not quiet._blocks
+    assert quiet.process(evs) == [] and not quiet.evaluation.source(ColumnChecks).screen.blocks
     busy.process(evs)
-    assert busy._blocks  # the same stream with the detectors on is screened by a block
+    # the same stream with the detectors on is screened by a block
+    assert busy.evaluation.source(ColumnChecks).screen.blocks
 
 
 @settings(max_examples=60, deadline=None)

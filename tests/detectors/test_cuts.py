@@ -47,7 +47,7 @@ def test_cuts_give_the_result_of_separate_calls(cuts: list[int], extra: dict[int
     assert [a for _, f in found for a in f] == alerts
     assert together.full_state() == apart.full_state()
     for j, f in found:  # each evaluation is reported at its own (last) event
-        assert (together.meta.n_events - len(events) + j + 1) % cfg.eval_every == 0 and f
+        assert (together.data.meta.n_events - len(events) + j + 1) % cfg.eval_every == 0 and f
 
 
 def test_new_names_across_a_cut_are_ordered_as_separate_calls_order_them() -> None:
@@ -55,10 +55,10 @@ def test_new_names_across_a_cut_are_ordered_as_separate_calls_order_them() -> No
     events = _with_new_names(stream(300, seed=1), {250: "zz_late", 262: "aa_later"})
     m = ModelMonitor("m", "v1", S)
     m.process(events, cuts=[255])
-    assert m.meta.new_names == ["zz_late", "aa_later"]
+    assert m.data.meta.new_names == ["zz_late", "aa_later"]
     merged = ModelMonitor("m", "v1", S)
     merged.process(events)
-    assert merged.meta.new_names == ["aa_later", "zz_late"]
+    assert merged.data.meta.new_names == ["aa_later", "zz_late"]
 
 
 def test_tick_inert_matches_what_tick_does() -> None:
@@ -70,9 +70,9 @@ def test_tick_inert_matches_what_tick_does() -> None:
         for level in (0, 1, 2):
             m = ModelMonitor("m", "v1", gap)
             m.process(evs)
-            m.meta.tick_level = level
+            m.data.meta.tick_level = level
             before = m.full_state()
-            inert = m.tick_inert(m.meta.last_ts + wm_gap, versions)  # type: ignore[operator]
-            fired = m.tick(m.meta.last_ts + wm_gap, event)  # type: ignore[operator]
+            inert = m.tick_inert(m.data.meta.last_ts + wm_gap, versions)  # type: ignore[operator]
+            fired = m.tick(m.data.meta.last_ts + wm_gap, event)  # type: ignore[operator]
             changed = fired or m.full_state() != before
             assert inert == (not changed), (wm_gap, versions, level)

@@ -10,16 +10,17 @@ import numpy as np
 from dw_streams import SMALL, stream
 
 from detectors.monitor import ModelMonitor
+from detectors.monitor.column_checks import ColumnChecks
 from detectors.settings import DetectionSettings
 
 
 def test_numeric_references_are_kept_once_sorted_in_their_ring() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     m.process(stream(600, seed=3))
-    col = m.columns["x1"]
+    col = m.data.columns["x1"]
     assert col.ref is not None and np.shares_memory(col.ref.sorted, col.ref_ring.arr)
     assert bool(np.all(np.diff(col.ref.sorted) >= 0)) and len(col.ref.sorted) == SMALL.reference_size
-    cat = m.columns["c"]  # a categorical reference is counts; its ring keeps each value's category (4 bytes)
+    cat = m.data.columns["c"]  # a categorical reference is counts; its ring keeps each value's category (4 bytes)
     assert cat.ref_ring.arr.dtype == np.int32 and cat.ref_ring.capacity == SMALL.reference_size
     assert cat.meta.calib is not None and col.meta.calib is not None
 
@@ -28,7 +29,7 @@ def test_a_restored_frozen_reference_is_not_written_again() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     evs = stream(900, seed=3)
     m.process(evs[:600])
-    assert m.meta.frozen
+    assert m.data.meta.frozen
     restored = ModelMonitor.restore("m", "v1", SMALL, m.full_state())
     restored.process(evs[600:])
     m.process(evs[600:])
@@ -40,7 +41,7 @@ def test_one_screening_block_per_column_group() -> None:
     """A feature that becomes dirty changes the set of clean columns: its block replaces the old one."""
     m = ModelMonitor("m", "v1", SMALL)
     m.process(stream(3000, seed=5, missing_at=1500, until=2200))
-    groups = [k[0] for k in m._blocks if isinstance(k, tuple)]
+    groups = [k[0] for k in m.evaluation.source(ColumnChecks).screen.blocks if isinstance(k, tuple)]
     assert len(groups) == len(set(groups)) <= 4
 
 
@@ -63,7 +64,7 @@ def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
         end = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert len(m.join.preds) > 1000
+    assert len(m.data.join.preds) > 1000
     assert end - mid < 64_000, (mid, end)
 
 
@@ -72,7 +73,7 @@ def test_baseline_columns_allocate_no_reference_ring() -> None:
 
     rows = [{"x": float(i % 17), "c": "ab"[i % 2]} for i in range(500)]
     m = ModelMonitor("m", "v1", SMALL, baseline=build_baseline(rows, "m", "v1"))
-    assert all(col.ref_ring.capacity == col.ref_flags.capacity == 0 for col in m.columns.values())
+    assert all(col.ref_ring.capacity == col.ref_flags.capacity == 0 for col in m.data.columns.values())
     m.process(stream(400, seed=2, labels=False))
     assert not any(k.startswith(("r:", "rf:")) for k in m.full_state())
 
@@ -81,12 +82,13 @@ def test_block_memory_is_taken_at_the_start_and_reused_by_the_block() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
     m.process(evs[:40])  # still filling the reference
-    space = m._spaces[("feature", "numeric")]
+    space = m.data.spaces[("feature", "numeric")]
     assert space.rows == 3 and space.keys.size == 3 * SMALL.reference_size
     m.process(evs[40:])
-    block = next(b for k, b in m._blocks.items() if isinstance(k, tuple) and k[0] == ("feature", "numeric"))
+    blocks = m.evaluation.source(ColumnChecks).screen.blocks
+    block = next(b for k, b in blocks.items() if isinstance(k, tuple) and k[0] == ("feature", "numeric"))
     assert np.shares_memory(block.refkeys, space.keys)  # type: ignore[union-attr]
-    assert len(m._spaces) == 2  # feature and score groups; the predicted class is categorical
+    assert len(m.data.spaces) == 2  # feature and score groups; the predicted class is categorical
 
 
 def test_screening_a_subset_of_the_block_decides_like_checking_every_column() -> None:
@@ -95,10 +97,7 @@ def test_screening_a_subset_of_the_block_decides_like_checking_every_column() ->
     evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
     screened, plain = ModelMonitor("m", "v1", SMALL), ModelMonitor("m", "v1", SMALL)
 
-    def every_column(key, cols, members, ts, background):  # type: ignore[no-untyped-def]
-        return [f for c in cols for f in plain._column_findings(c, ts)]
-
-    plain._screened_findings = every_column  # type: ignore[method-assign]
+    plain.evaluation.source(ColumnChecks).screening = False
     a = [(x.kind, x.feature, x.severity, x.status) for x in screened.process(evs)]
     b = [(x.kind, x.feature, x.severity, x.status) for x in plain.process(evs)]
     assert a == b and any(k == "data_drift" and f == "x1" for k, f, _, _ in a)

@@ -101,7 +101,7 @@ def test_numeric_rows_accept_what_the_type_set_accepted(rows: list[tuple[object,
     """The segment's numeric fast path is taken for exactly the builtin types it took before, same floats."""
     from itertools import chain
 
-    from detectors.monitor import _NUMERIC_ROWS
+    from detectors.monitor.ingest import _NUMERIC_ROWS
 
     before = set(map(type, chain.from_iterable(rows))) <= {float, int, type(None)}
     try:

@@ -56,7 +56,7 @@ def test_join_chunks_in_the_deltas_hold_exactly_the_waiting_predictions() -> Non
             else:
                 stored[k] = v
         waiting = [r for k, v in stored.items() if k.startswith("pc:") for r in split_chunk(0, v)]
-        assert len(waiting) == len(m.join.preds) > 0
+        assert len(waiting) == len(m.data.join.preds) > 0
 
 
 def test_label_join_bounds_are_counted() -> None:
@@ -95,7 +95,7 @@ def test_memory_bounded_by_windows_not_stream_length() -> None:
     m.process(evs[3000:])
     b, pb = size()
     assert b < a * 1.02, (a, b)
-    assert pa <= 500 and pb <= 500 and m.join.c.evicted_predictions > 0
+    assert pa <= 500 and pb <= 500 and m.data.join.c.evicted_predictions > 0
 
 
 def test_baseline_replaces_the_reference_phase() -> None:

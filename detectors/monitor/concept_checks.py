@@ -1,0 +1,60 @@
+"""Concept-drift findings: errors of joined (prediction, label) pairs against the error reference.
+
+Errors joined since the last evaluation are fed in prediction event-time order: the first
+``concept.reference_size`` fill the error reference, later ones the error window (with their
+event times) and the error-stream detectors. Error-stream detectors of 0/1 errors only run once
+the joined errors are known to be class errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.monitor.data import VersionData
+from detectors.monitor.findings import Findings, Hit, add_stream_findings
+from detectors.policy import Key
+from detectors.stream import StreamDetector
+from detectors.view import ErrorView
+
+KEY: Key = (None, "concept_drift")
+
+
+class ConceptChecks:
+    """The finding source of the error checks and error-stream detectors."""
+
+    def __init__(self, data: VersionData) -> None:
+        self.data = data
+
+    def collect(self, found: Findings) -> None:
+        d = self.data
+        errs = d.join.take_errors()
+        hits = self._feed(errs) if errs else {}
+        r = d.rings
+        view = ErrorView(r["er:err"].ordered(), r["ew:err"].ordered(), bool(d.join.c.binary), r["et:err"].ordered())
+        for det in d.checks.error_checks:
+            s = det.check(view)
+            if s is not None:
+                found.add(KEY, s)
+        add_stream_findings(found, KEY, self._streams(), hits, view.window)
+
+    def _streams(self) -> list[StreamDetector]:
+        binary = bool(self.data.join.c.binary)
+        return [det for det in self.data.err_stream if binary or det.kinds != {"error"}]
+
+    def _feed(self, errs: list[tuple[float, int, float]]) -> dict[str, Hit]:
+        d = self.data
+        ts = np.array([e[0] for e in errs])
+        vals = np.array([e[2] for e in errs])
+        ref = d.rings["er:err"]
+        need = max(ref.capacity - ref.count, 0)
+        ref.extend(vals[:need])
+        d.rings["ew:err"].extend(vals[need:])
+        d.rings["et:err"].extend(ts[need:])
+        d.err_dirty = True
+        hits: dict[str, Hit] = {}
+        for det in self._streams():
+            hit = det.update(vals)
+            if hit is not None:
+                start = hit - det.last_width + 1
+                hits[det.name] = (float(ts[hit]), float(ts[start]) if det.last_width and start >= 0 else None)
+        return hits

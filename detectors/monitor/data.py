@@ -1,0 +1,150 @@
+"""What one model version holds between events: its scalars, columns, rings, label join and error stream.
+
+:mod:`~detectors.monitor.ingest` writes it, the finding sources read it at an evaluation, and
+:mod:`~detectors.monitor.state` persists it. Columns are made here and nowhere else (from events,
+from a baseline, or on restore), so each new column also gets its stream detectors and its share
+of its group's block memory.
+
+>>> from detectors.checks import Checks
+>>> from detectors.settings import DetectionSettings
+>>> s = DetectionSettings(reference_size=4, window_size=2)
+>>> d = VersionData(s, Checks(s))
+>>> d.add_feature("x", "numeric")
+>>> d.reserve_spaces()
+>>> sorted(d.columns), d.meta.features, sorted(d.spaces)
+(['x'], ['x'], [('feature', 'numeric')])
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from detectors.baseline import Baseline, FeatureBaseline
+from detectors.block import BlockSpace
+from detectors.calibration import INDEPENDENT
+from detectors.checks import Checks
+from detectors.column import Column
+from detectors.join import LabelJoin
+from detectors.reference import CategoricalRef, NumericRef
+from detectors.ring import Ring
+from detectors.settings import DetectionSettings
+
+Group = tuple[str, str]
+"""A column group: (role, kind), e.g. ("feature", "numeric"); each group has its own detector list."""
+
+
+class Meta(msgspec.Struct):
+    """Persisted scalars of one model version."""
+
+    n_events: int = 0
+    ref_events: int = 0
+    frozen: bool = False
+    features: list[str] = []
+    outputs: list[str] = []
+    last_ts: float | None = None
+    max_gap: float = 0.0
+    since_eval: int = 0
+    dead: int = 0
+    new_names: list[str] = []
+    new_seen: dict[str, int] = {}
+    superseded: bool = False
+    tick_level: int = 0
+    rings: dict[str, int] = {}
+
+
+class VersionData:
+    """The detection data of one (model, model_version)."""
+
+    def __init__(self, settings: DetectionSettings, checks: Checks) -> None:
+        self.cfg, self.checks = settings, checks
+        self.meta = Meta()
+        self.columns: dict[str, Column] = {}
+        c = settings.concept
+        self.rings = {"t:feat": Ring(settings.window_size), "t:out": Ring(settings.window_size),
+                      "er:err": Ring(c.reference_size), "ew:err": Ring(c.window_size), "et:err": Ring(c.window_size),
+                      "lg:lag": Ring(settings.health.lag_window)}
+        self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
+        self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
+        self.err_dirty = False
+        self.spaces: dict[Group, BlockSpace] = {}
+
+    def groups(self) -> dict[Group, list[Column]]:
+        """The columns of each group, in column order."""
+        out: dict[Group, list[Column]] = {}
+        for col in self.columns.values():
+            out.setdefault((col.meta.role, col.meta.kind), []).append(col)
+        return out
+
+    def add_feature(self, name: str, kind: str) -> None:
+        self.columns[name] = self.new_column(name, "feature", kind, name in self.cfg.categorical_features)
+        self.meta.features.append(name)
+
+    def add_output(self, role: str, kind: str) -> None:
+        """The model's ``score`` or ``prediction`` column (named with a leading NUL: never a feature name)."""
+        name = "\x00" + role
+        self.columns[name] = self.new_column(name, role, kind, declared=role == "prediction")
+        self.meta.outputs.append(name)
+        self.reserve_spaces()
+
+    def new_column(self, name: str, role: str, kind: str, declared: bool) -> Column:
+        cfg = self.cfg
+        col = Column(name, role, kind, cfg.reference_size, cfg.window_size, declared, cfg.categorical.max_categories)
+        col.ts_ring = self.rings["t:feat" if role == "feature" else "t:out"]
+        return col
+
+    def reserve_spaces(self) -> None:
+        """Take each numeric group's block memory now (see :class:`BlockSpace`), sized by its columns."""
+        rows: dict[Group, int] = {}
+        for col in self.columns.values():
+            if col.meta.kind == "numeric":
+                key = (col.meta.role, col.meta.kind)
+                rows[key] = rows.get(key, 0) + 1
+        for key, n in rows.items():
+            space = self.spaces.get(key)
+            if space is None or space.rows < n:
+                self.spaces[key] = BlockSpace(n, self.cfg.reference_size, self.cfg.window_size)
+
+    def freeze(self) -> None:
+        """The reference phase ends: every column builds its reference and starts its stream detectors."""
+        self.meta.frozen = True
+        for col in self.columns.values():
+            self.freeze_column(col)
+
+    def freeze_column(self, col: Column) -> None:
+        col.freeze(self.cfg.numeric.bins, self.cfg.categorical.max_categories)
+        self.attach_stream(col)
+
+    def attach_stream(self, col: Column) -> None:
+        names = self.checks.stream.get((col.meta.role, col.meta.kind), [])
+        col.stream = [self.checks.new_stream(n) for n in names]
+
+    def apply_baseline(self, b: Baseline) -> None:
+        """The baseline is the reference: its columns start frozen."""
+        cfg, m = self.cfg, self.meta
+        for name, fb in b.features.items():
+            if name in cfg.ignore_features or len(m.features) >= cfg.max_features:
+                continue
+            self.columns[name] = self._baseline_column(name, "feature", fb, name in cfg.categorical_features)
+            m.features.append(name)
+        for role, out in (("score", b.score), ("prediction", b.prediction)):
+            if out is not None:
+                self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, out, role == "prediction")
+                m.outputs.append("\x00" + role)
+        self.reserve_spaces()
+        m.frozen = True
+
+    def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
+        col = self.new_column(name, role, fb.kind, declared)
+        # the baseline is the reference: nothing to accumulate (rings are written up front)
+        col.ref_ring, col.ref_flags = Ring(0), Ring(0, dtype=np.int8)
+        col.meta.calib = calib = fb.calibration or INDEPENDENT
+        if fb.kind == "numeric":
+            col.ref = NumericRef.build(np.array(fb.values), fb.n_total, fb.missing, fb.nonfinite, fb.badtype,
+                                       self.cfg.numeric.bins, calib=calib)
+        else:
+            col.ref = CategoricalRef.build(dict(fb.counts), fb.overflow, fb.n_total, fb.missing, fb.badtype,
+                                           calib=calib)
+        self.attach_stream(col)
+        return col
+
