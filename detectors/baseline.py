@@ -1,7 +1,12 @@
 """Baselines: a version's reference built from training rows instead of its first events.
 
-The runtime reads CSV, Parquet or JSONL into row mappings; this module is the
-pure part: rows in, a versioned struct out, JSON both ways.
+The runtime reads CSV, Parquet or JSONL into row mappings with their types
+(:mod:`pipeline.training`); this module is the pure part: rows in, a versioned
+struct out, JSON both ways. A baseline keeps its categories' types (booleans,
+integers, strings) as they will arrive in events, and a column whose values mix
+types (numbers and text, booleans and numbers) is refused, naming it: which of
+them the live events send cannot be known. :func:`expected_types` says which
+value types live events of a feature must have to be compared with it.
 
 >>> b = build_baseline([{"x": float(i), "c": "a" if i % 3 else "b"} for i in range(300)], "m", "v1")
 >>> sorted(b.features), b.features["x"].kind, b.features["c"].counts
@@ -51,13 +56,38 @@ class Baseline(msgspec.Struct, frozen=True):
     format: int = FORMAT
 
 
+_NUMBERS = frozenset({int, float})
+
+
 def _kind(name: str, vals: list[object], categorical: frozenset[str], numeric: frozenset[str]) -> str:
+    """The column's kind; a column of mixed types is refused unless declared categorical."""
+    types = {type(v) for v in vals if v is not None}
     if name in categorical:
         return "categorical"
     if name in numeric:
+        if not types <= _NUMBERS:
+            raise DriftwireError(f"column {name!r} is declared numeric but holds {_names(types - _NUMBERS)}")
         return "numeric"
-    first = next((v for v in vals if v is not None), None)
-    return "categorical" if isinstance(first, str | bool) else "numeric"
+    if len(types) > 1 and not types <= _NUMBERS:
+        raise DriftwireError(f"column {name!r} mixes {_names(types)}: declare it categorical or fix the file")
+    return "categorical" if types & {str, bool} else "numeric"
+
+
+def _names(types: Iterable[type]) -> str:
+    return " and ".join(sorted({bool: "booleans", int: "numbers", float: "numbers", str: "text"}.get(t, t.__name__)
+                               for t in types))
+
+
+def expected_types(fb: FeatureBaseline) -> frozenset[type]:
+    """Value types that live events of this feature must have to be compared with the baseline
+    (numbers for a numeric one, the types of its categories for a categorical one; empty: unknown).
+
+    >>> expected_types(column_baseline([True, False, None], "categorical")) == {bool}
+    True
+    """
+    if fb.kind == "numeric":
+        return _NUMBERS
+    return frozenset(type(k) for k, _ in fb.counts)
 
 
 def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_categories: int = 100,

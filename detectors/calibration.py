@@ -40,7 +40,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from detectors.dependence import integrated_time, pooled_time, repeat_chance, single_runs
+from detectors.dependence import integrated_time, largest_time, pooled_time, repeat_chance, single_runs
 
 FloatArray = npt.NDArray[np.float64]
 Flags = npt.NDArray[np.int8]
@@ -82,7 +82,7 @@ def calibrate_numeric(values: FloatArray, flags: Flags) -> Calibration:
     tau = location = 1.0
     if len(v) >= 3:
         edges = np.unique(np.quantile(v, np.arange(1, DECILES) / DECILES))
-        tau = max(integrated_time(v <= e) for e in edges)
+        tau = largest_time([v <= e for e in edges])
         location = integrated_time(_ranks(v))
     return msgspec.structs.replace(_flag_times(flags), values=tau, location=location, repeat=repeat_chance(v))
 

@@ -60,19 +60,30 @@ def autocovariance(y: npt.ArrayLike) -> FloatArray:
     return acov
 
 
-def time_from_autocovariance(acov: FloatArray, m: int) -> float:
-    """Integrated autocorrelation time from autocovariances (see the module docstring), at least 1."""
+def time_from_autocovariance(acov: FloatArray, m: int, views: int = 1) -> float:
+    """Integrated autocorrelation time from autocovariances (see the module docstring), at least 1.
+
+    ``views``: the estimate is the largest of that many (of one series); the largest of several
+    noisy estimates is noisier upward, so more noise is taken off (``sqrt(2 ln views)`` spreads more).
+    """
     if m < MIN_LENGTH or acov[0] <= 0:
         return 1.0
     rho = acov / acov[0]
     tau = max(_geyer(rho), _ar1(float(rho[1]), m))
-    return float(min(max(tau - NOISE / math.sqrt(m), 1.0), m))
+    noise = NOISE * (1.0 + math.sqrt(2.0 * math.log(views)) / 2.0) / math.sqrt(m)
+    return float(min(max(tau - noise, 1.0), m))
 
 
 def integrated_time(y: npt.ArrayLike) -> float:
     """Integrated autocorrelation time of one series (1 for a constant or very short one)."""
     x = np.asarray(y, dtype=np.float64)
     return time_from_autocovariance(autocovariance(x), len(x))
+
+
+def largest_time(series: Sequence[npt.ArrayLike]) -> float:
+    """The largest integrated time over several views of one series (indicators of its quantiles)."""
+    return max((time_from_autocovariance(autocovariance(np.asarray(s, dtype=np.float64)), len(s), len(series))  # type: ignore[arg-type]
+                for s in series), default=1.0)
 
 
 def pooled_time(codes: npt.NDArray[np.int64]) -> float:
@@ -165,7 +176,3 @@ def binomial_sf_rows(k: npt.NDArray[np.int64], n: int, rate: FloatArray, inflati
         out[dep] = special.betainc(ke, ne - ke + 1.0, rate[dep])
     return out
 
-
-def series_times(series: Sequence[npt.ArrayLike]) -> float:
-    """The largest integrated time over several views of one series."""
-    return max((integrated_time(s) for s in series), default=1.0)

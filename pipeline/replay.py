@@ -9,11 +9,15 @@ from pathlib import Path
 import msgspec
 
 from detectors.events import Alert
+from pipeline.baselines import log_mismatches
 from pipeline.config import Config, Secrets
 from pipeline.decode import Decoder
 from pipeline.engine import Engine
+from pipeline.logs import get_logger
 from pipeline.logsource import read_log
 from pipeline.sinks import AlertSink
+
+log = get_logger("driftwire.replay")
 
 
 class ReplaySummary(msgspec.Struct):
@@ -57,6 +61,7 @@ def replay(
         summary.events += len(batch.events)
         summary.rejected += len(result.rejected)
         summary.lines = batch.lines_end
+        log_mismatches(result.alerts, log)
         sink.send(result.alerts)
         if on_commit is not None:
             on_commit(engine, batch.lines_end, result.alerts)

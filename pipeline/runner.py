@@ -54,6 +54,7 @@ from typing import Any, cast
 import msgspec
 
 from detectors.events import Alert, Event
+from pipeline.baselines import log_mismatches
 from pipeline.config import Config, Secrets
 from pipeline.decode import DeadLetter, Decoder
 from pipeline.engine import Engine
@@ -572,6 +573,7 @@ class Runner:
                 self.summary.published += len(alerts)
                 self.log.info("alerts_published", partition=run.shard, epoch=run.epoch, count=len(alerts),
                               ids=sorted({a.alert_id for a in alerts})[:20])
+                log_mismatches(alerts, self.log)
                 if self.metrics is not None:
                     for alert in alerts:
                         self.metrics.alert(alert)

@@ -70,6 +70,9 @@ class Ingest:
             if stream == "prediction" and e.prediction is not None:
                 predict(e)
         self._track_time(seg)
+        if d.baseline is not None and m.baseline_mismatch is None:
+            d.note_types([f for e in obs if (f := e.features) is not None],
+                         [e.prediction for e in obs if e.stream == "prediction"])
         if obs and not m.frozen:
             need = self.cfg.reference_size - m.ref_events
             self._ingest_obs(obs[:need], True, known)
