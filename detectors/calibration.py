@@ -82,7 +82,7 @@ def calibrate_numeric(values: FloatArray, flags: Flags) -> Calibration:
     tau = location = 1.0
     if len(v) >= 3:
         edges = np.unique(np.quantile(v, np.arange(1, DECILES) / DECILES))
-        tau = largest_time([v <= e for e in edges])
+        tau = largest_time(v[None, :] <= edges[:, None])
         location = integrated_time(_ranks(v))
     return msgspec.structs.replace(_flag_times(flags), values=tau, location=location, repeat=repeat_chance(v))
 
@@ -129,8 +129,6 @@ def runs_of(on: npt.NDArray[np.bool_]) -> int:
 
 def _ranks(v: FloatArray) -> FloatArray:
     """Mid-ranks scaled to (0, 1): the values' own distribution function, ties shared."""
-    order = np.sort(v)
-    lo = np.searchsorted(order, v, side="left")
-    hi = np.searchsorted(order, v, side="right")
-    ranks: FloatArray = (lo + hi) / (2.0 * len(v))
-    return ranks
+    _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+    mid = (2.0 * np.cumsum(counts) - counts) / (2.0 * len(v))
+    return np.asarray(mid[inverse], dtype=np.float64)

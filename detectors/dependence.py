@@ -31,7 +31,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -49,15 +48,28 @@ MIN_LENGTH = 20
 
 
 def autocovariance(y: npt.ArrayLike) -> FloatArray:
-    """Autocovariances of ``y`` at lags 0..m-1 (mean removed, divided by m), by FFT."""
+    """Autocovariances of ``y`` at lags 0..m-1 (mean removed, divided by m), by FFT; of each row of a 2-D ``y``."""
     x = np.asarray(y, dtype=np.float64)
-    m = len(x)
+    m = x.shape[-1]
     if m == 0:
-        return np.zeros(0)
-    x = x - x.mean()
-    f = np.fft.rfft(x, 2 * m)
-    acov: FloatArray = np.fft.irfft(f * np.conj(f))[:m] / m
+        return np.zeros(x.shape)
+    x = x - x.mean(axis=-1, keepdims=True)
+    f = np.fft.rfft(x, _fast_length(2 * m), axis=-1)
+    acov: FloatArray = np.fft.irfft(f * np.conj(f), axis=-1)[..., :m] / m
     return acov
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b at least n (an FFT length without slow factors)."""
+    best = 1 << (n - 1).bit_length()
+    p3 = 1
+    while p3 < best:
+        p2 = p3
+        while p2 < n:
+            p2 *= 2
+        best = min(best, p2)
+        p3 *= 3
+    return best
 
 
 def time_from_autocovariance(acov: FloatArray, m: int, views: int = 1) -> float:
@@ -80,10 +92,13 @@ def integrated_time(y: npt.ArrayLike) -> float:
     return time_from_autocovariance(autocovariance(x), len(x))
 
 
-def largest_time(series: Sequence[npt.ArrayLike]) -> float:
-    """The largest integrated time over several views of one series (indicators of its quantiles)."""
-    return max((time_from_autocovariance(autocovariance(np.asarray(s, dtype=np.float64)), len(s), len(series))  # type: ignore[arg-type]
-                for s in series), default=1.0)
+def largest_time(series: npt.ArrayLike) -> float:
+    """The largest integrated time over several views of one series (the rows: indicators of its quantiles)."""
+    rows = np.atleast_2d(np.asarray(series, dtype=np.float64))
+    if rows.shape[0] == 0:
+        return 1.0
+    m = rows.shape[1]
+    return max(time_from_autocovariance(a, m, rows.shape[0]) for a in autocovariance(rows))
 
 
 def pooled_time(codes: npt.NDArray[np.int64]) -> float:
@@ -93,10 +108,8 @@ def pooled_time(codes: npt.NDArray[np.int64]) -> float:
     m = len(codes)
     if m < MIN_LENGTH:
         return 1.0
-    total = np.zeros(m)
-    for k in np.unique(codes).tolist():
-        total += autocovariance(codes == k)
-    return time_from_autocovariance(total, m)
+    indicators = codes[None, :] == np.unique(codes)[:, None]
+    return time_from_autocovariance(autocovariance(indicators).sum(axis=0), m)
 
 
 def _geyer(rho: FloatArray) -> float:
@@ -167,9 +180,12 @@ def binomial_sf(k: float, n: float, rate: float, inflation: float = 1.0) -> floa
 
 def binomial_sf_rows(k: npt.NDArray[np.int64], n: int, rate: FloatArray, inflation: FloatArray) -> FloatArray:
     """:func:`binomial_sf` per row (vectorised; the same values)."""
+    if not np.count_nonzero(inflation != 1.0):
+        plain: FloatArray = np.where(k > 0, special.bdtrc(k - 1, n, rate), 1.0)
+        return plain
     out = np.ones(len(k))
-    plain = (inflation == 1.0) & (k > 0)
-    out[plain] = special.bdtrc(k[plain] - 1, n, rate[plain])
+    one = (inflation == 1.0) & (k > 0)
+    out[one] = special.bdtrc(k[one] - 1, n, rate[one])
     dep = (inflation != 1.0) & (k > 0)
     if dep.any():
         ke, ne = k[dep] / inflation[dep], n / inflation[dep]

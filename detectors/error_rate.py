@@ -70,13 +70,21 @@ class ErrorRate:
 
     def __init__(self, params: ErrorRateParams) -> None:
         self.params = params
+        self._tau: tuple[bytes, float] = (b"", 1.0)
+
+    def _inflation(self, ref: FloatArray) -> float:
+        """The error reference's integrated autocorrelation time (kept while the reference stays the same)."""
+        key = ref.tobytes()
+        if key != self._tau[0]:
+            self._tau = (key, integrated_time(ref))
+        return self._tau[1]
 
     def check(self, view: ErrorView) -> Score | None:
         p, ref, values = self.params, view.ref, view.values
         sizes = [w for w in p.windows if w <= len(values)]
         if not sizes or len(ref) < p.min_count:
             return None
-        c = integrated_time(ref)
+        c = self._inflation(ref)
         tested = [(rise_pvalue(ref, values[-w:], view.binary, c), w) for w in sizes]
         pval, w = min(tested)
         win = values[-w:]
