@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/driftwire generate --out demo.jsonl --events 12000 --drift-at 4000 --drift-until 8000
 	$(BIN)/driftwire replay demo.jsonl --alerts-out demo-alerts.jsonl
 	$(BIN)/driftwire report demo.jsonl --out demo-report.html
-	@$(BIN)/python -m pipeline.show demo-alerts.jsonl
+	@$(BIN)/driftwire alerts show demo-alerts.jsonl
 	@echo "alerts: demo-alerts.jsonl   report: demo-report.html"
 
 ## test: real Kafka and Redis from scripts/services.sh, then lint, types and pytest

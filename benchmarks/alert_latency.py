@@ -150,7 +150,7 @@ def _items(lines: list[bytes]) -> list[Item]:
 
 
 def run(rate: float | None = None, models: int = 20, quick: bool = False, timeout: float = 900) -> dict[str, Any]:
-    from pipeline.synth import SynthSpec
+    from pipeline.replay.synth import SynthSpec
 
     banner(f"{NAME}: {models} models")
     ok, why = runtime_available()

@@ -51,17 +51,17 @@ def config_for(window: int, url: str, group: str) -> Any:
 def measure(path: Any, window: int, url: str, batch_size: int = 2000) -> dict[str, Any]:
     import redis
 
-    from pipeline.decode import Decoder
-    from pipeline.logsource import read_log
-    from pipeline.redis_store import RedisStore
-    from pipeline.replay import make_engine
-    from pipeline.sinks import encode_alert
+    from pipeline.edge.alerts import encode_alert
+    from pipeline.edge.decode import Decoder
+    from pipeline.edge.logfile import read_log
+    from pipeline.engine.build import build_engine
+    from pipeline.state.redis_store import RedisStore
 
     group = f"bench-batch-w{window}-{int(time.time())}"
     config = config_for(window, url, group)
     from pipeline.config import Secrets
 
-    engine = make_engine(config, None)
+    engine = build_engine(config, None)
     store = RedisStore(config.redis, Secrets(), group)
     admin = redis.Redis.from_url(url)
     snap = store.claim(0)

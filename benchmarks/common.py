@@ -159,7 +159,7 @@ def workload(events: int, models: int = 4, drift_at: float | None = 0.5, seed: i
     ``drift_at`` is the share of the predictions after which the default drifts are injected
     (None: no drift).
     """
-    from pipeline.synth import SynthSpec
+    from pipeline.replay.synth import SynthSpec
 
     preds = predictions_for(events)
     at = None if drift_at is None else int(preds * drift_at)
@@ -168,7 +168,7 @@ def workload(events: int, models: int = 4, drift_at: float | None = 0.5, seed: i
 
 def synth_log(spec: Any) -> tuple[Path, int]:
     """The log of a :class:`pipeline.synth.SynthSpec`, generated once and cached; (path, lines)."""
-    from pipeline.synth import write_log
+    from pipeline.replay.synth import write_log
 
     LOG_CACHE.mkdir(parents=True, exist_ok=True)
     path = LOG_CACHE / f"synth-p{spec.events}-m{spec.models}-d{spec.drift_at}-s{spec.seed}.jsonl"
@@ -319,14 +319,14 @@ def services_env() -> dict[str, str]:
 def runtime_available() -> tuple[bool, str]:
     """Whether ``driftwire run`` is implemented yet (the live benchmarks need it)."""
     try:
-        import pipeline.cmd_kafka as ck
-        import pipeline.runner  # noqa: F401
+        import pipeline.cli.kafka as ck
+        import pipeline.live.runner  # noqa: F401
     except ImportError as exc:
         return False, f"runtime not importable: {exc}"
     src = Path(ck.__file__).read_text()
     body = src.split("def run_cmd", 1)[-1].split("\ndef ", 1)[0]
     if "NotImplementedError" in body:
-        return False, "driftwire run is not implemented yet (pipeline/cmd_kafka.py run_cmd)"
+        return False, "driftwire run is not implemented yet (pipeline/cli/kafka.py run_cmd)"
     return True, "ok"
 
 
@@ -545,7 +545,7 @@ class LiveRig:
 
     def progress(self, client: Any, group: str) -> int:
         """Messages of the input topics whose effects are committed in Redis for ``group``."""
-        from pipeline.keys import Keys
+        from pipeline.state.keys import Keys
 
         keys = Keys(self.prefix, group)
         pipe = client.pipeline(transaction=False)
@@ -560,7 +560,7 @@ class LiveRig:
 
     def state_memory(self, client: Any, group: str) -> dict[str, Any]:
         """MEMORY USAGE of every per-model state key of ``group`` (all shards)."""
-        from pipeline.keys import Keys
+        from pipeline.state.keys import Keys
 
         keys = Keys(self.prefix, group)
         sizes: list[int] = []
@@ -609,7 +609,7 @@ class LiveRig:
         with contextlib.suppress(Exception):
             client = self.redis()
             for g in self.groups:
-                from pipeline.keys import Keys
+                from pipeline.state.keys import Keys
 
                 keys = Keys(self.prefix, g)
                 for shard in range(self.partitions):

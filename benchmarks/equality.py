@@ -60,7 +60,7 @@ def _write(path: Path, events: Iterator[bytes]) -> Path:
 
 
 def _logged(events: list[Event]) -> Iterator[bytes]:
-    from pipeline.decode import encode_logged
+    from pipeline.edge.decode import encode_logged
 
     return (encode_logged(e) for e in events)
 
@@ -151,12 +151,13 @@ def _hash_delta(h: Any, delta: dict[Any, dict[str, bytes | None]]) -> None:
 def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
     from pipeline.config import Secrets, parse_config
-    from pipeline.replay import make_engine, replay
-    from pipeline.sinks import ListSink
+    from pipeline.edge.sinks import ListSink
+    from pipeline.engine.build import build_engine
+    from pipeline.replay.replay import replay
 
     config = parse_config({"detection": variant}, environ={})
     secrets = Secrets(snapshot_key=b"equality-oracle")
-    engine = make_engine(config, secrets)
+    engine = build_engine(config, secrets)
     sink = ListSink()
     deltas = hashlib.sha256()
     batches = 0

@@ -56,7 +56,7 @@ def bare_consumer(bootstrap: str, topics: dict[str, str], group: str, target: in
     from kafka import KafkaConsumer
     from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-    from pipeline.decode import Decoder
+    from pipeline.edge.decode import Decoder
 
     stream_of = {t: s for s, t in topics.items()}
     decoder = Decoder()

@@ -107,7 +107,8 @@ def replay_child(path: Path, marks: list[int], max_pending: int | None = None,
     import tracemalloc
 
     from pipeline.config import parse_config
-    from pipeline.replay import make_engine, replay
+    from pipeline.engine.build import build_engine
+    from pipeline.replay.replay import replay
 
     class _Drop:
         def send(self, alerts: list[Any]) -> None:
@@ -121,7 +122,7 @@ def replay_child(path: Path, marks: list[int], max_pending: int | None = None,
     snaps: dict[int, Any] = {}
     base = rss_mb()
     config = parse_config({"detection": _detection(max_pending)}, environ={})
-    engine = make_engine(config, None)
+    engine = build_engine(config, None)
 
     def on_batch(lines: int) -> None:
         for m in marks:

@@ -50,7 +50,7 @@ class _DropSink:
 
 def decode_ceiling(path: Path) -> tuple[int, float]:
     """Read the log and decode each line with msgspec into the wire structs: the floor of any replay."""
-    from pipeline.decode import Wire
+    from pipeline.edge.decode import Wire
 
     dec = msgspec.json.Decoder(Wire)
     t0 = time.perf_counter()
@@ -64,8 +64,8 @@ def decode_ceiling(path: Path) -> tuple[int, float]:
 
 def edge_decode(path: Path) -> tuple[int, float]:
     """``read_log`` with the pipeline's Decoder: typed Events in batches, no engine."""
-    from pipeline.decode import Decoder
-    from pipeline.logsource import read_log
+    from pipeline.edge.decode import Decoder
+    from pipeline.edge.logfile import read_log
 
     t0 = time.perf_counter()
     n = sum(len(b.events) for b in read_log(path, Decoder()))
@@ -75,7 +75,7 @@ def edge_decode(path: Path) -> tuple[int, float]:
 def full_replay(path: Path, limit: int | None = None) -> tuple[int, float, int]:
     """The replay engine with default config over ``path`` (or its first ``limit`` lines)."""
     from pipeline.config import load_config
-    from pipeline.replay import replay
+    from pipeline.replay.replay import replay
 
     src = path
     if limit is not None:

@@ -92,7 +92,7 @@ def consumers_once(rig: LiveRig, n: int, label: str, total: int, timeout: float)
 
 def _shard_progress(rig: LiveRig, client: Any, group: str) -> tuple[list[int], list[int]]:
     """Committed messages and the claim epoch (fence) of every shard of ``group``."""
-    from pipeline.keys import Keys
+    from pipeline.state.keys import Keys
 
     keys = Keys(rig.prefix, group)
     pipe = client.pipeline(transaction=False)
@@ -159,7 +159,7 @@ def _steady_cores(samples: list[tuple[float, int]], trace: list[tuple[int, float
 
 def machine_ceiling(path: str, lines: int = 50_000) -> dict[str, Any]:
     """Aggregate rate of 1 vs 2 concurrent replays of the same prefix: what 2 cores give this work."""
-    code = ("import sys,time;from pipeline.config import load_config;from pipeline.replay import replay\n"
+    code = ("import sys,time;from pipeline.config import load_config;from pipeline.replay.replay import replay\n"
             "class S:\n send=lambda self,a:None\n close=lambda self:None\n"
             "t=time.perf_counter();r=replay(sys.argv[1],load_config(None,environ={}),S());"
             "print(r.events/(time.perf_counter()-t))")

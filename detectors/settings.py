@@ -2,14 +2,15 @@
 
 The runtime embeds :class:`DetectionSettings` as the ``detection:`` section of
 its YAML config. Detector names are checked against the registry by
-:func:`validate`, which names the offending dotted key.
+:func:`detectors.registry.validate_settings`, which names the offending dotted key.
 
 >>> s = msgspec.convert({"numeric": {"detectors": ["ks", "adwin"]}}, DetectionSettings)
 >>> s.numeric.detectors
 ['ks', 'adwin']
 >>> from detectors.errors import ConfigError
+>>> from detectors.registry import validate_settings
 >>> try:
-...     validate(msgspec.convert({"categorical": {"detectors": ["chi2", "ks"]}}, DetectionSettings))
+...     validate_settings(msgspec.convert({"categorical": {"detectors": ["chi2", "ks"]}}, DetectionSettings))
 ... except ConfigError as exc:
 ...     print(exc.key)
 detection.categorical.detectors[1]
@@ -144,10 +145,3 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     """How findings become alerts (levels, streaks, cooldown, multiple testing)."""
     params: dict[str, dict[str, Any]] = {}
     """Per-detector parameters by registry name, each checked by that detector's Params type."""
-
-
-def validate(settings: DetectionSettings) -> None:
-    """Raise :class:`~detectors.errors.ConfigError` naming the first invalid key."""
-    from detectors.registry import validate_settings
-
-    validate_settings(settings)

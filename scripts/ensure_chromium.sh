@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure headless Chromium is available for the browser test (tests/pipeline/test_report_browser.py).
+# Make sure headless Chromium is available for the browser test (tests/pipeline/report/test_browser.py).
 # Installs Debian's `chromium` package with apt-get when missing; needs root (or passwordless sudo).
 # Prints the path of the browser on success; exits non-zero with one clear line otherwise.
 set -euo pipefail

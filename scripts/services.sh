@@ -12,13 +12,15 @@
 #   env             print the export lines without starting anything
 #   start-kafka | stop-kafka | restart-kafka
 #   start-redis | stop-redis | restart-redis
+#   start-alertmanager | stop-alertmanager
 #                   single-service control; data is kept across restarts
 #   clean           down, then delete Kafka/Redis data (jars stay cached)
 #
 # Environment:
 #   DW_KAFKA_PORT (19092), DW_KAFKA_CONTROLLER_PORT (DW_KAFKA_PORT+1),
 #   DW_REDIS_PORT (16379), DW_KAFKA_START_TIMEOUT (90 s),
-#   DW_KAFKA_VERSION (3.9.1).
+#   DW_KAFKA_VERSION (3.9.1); Alertmanager (built with Go where present, see
+#   scripts/alertmanager.sh): DW_ALERTMANAGER_PORT (19193).
 #   If KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set to something other than the
 #   address this script manages, `up` starts nothing for that service and
 #   re-exports the given value; `status` checks that it is reachable.
@@ -454,6 +456,9 @@ start_redis() {
 
 stop_redis() { stop_pid "$REDIS_PID" "redis-server" redis 30 "$REDIS_PORTFILE"; }
 
+# shellcheck source=scripts/alertmanager.sh
+source "$ROOT/scripts/alertmanager.sh"
+
 # --------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------
@@ -469,6 +474,7 @@ print_env() {
     else
         printf 'export REDIS_URL=%s\n' "$OWN_REDIS"
     fi
+    am_env
 }
 
 cmd_up() {
@@ -484,6 +490,7 @@ cmd_up() {
         else
             start_redis
         fi
+        start_alertmanager
     } >&2
     print_env
 }
@@ -492,6 +499,7 @@ cmd_down() {
     with_lock
     stop_kafka
     stop_redis
+    stop_alertmanager
 }
 
 cmd_status() {
@@ -522,6 +530,7 @@ cmd_status() {
     else
         echo "redis: down"; rc=1
     fi
+    am_status || rc=1
     return "$rc"
 }
 
@@ -548,6 +557,8 @@ main() {
         start-redis) with_lock; start_redis ;;
         stop-redis) with_lock; stop_redis ;;
         restart-redis) with_lock; stop_redis; start_redis ;;
+        start-alertmanager) with_lock; start_alertmanager ;;
+        stop-alertmanager) with_lock; stop_alertmanager ;;
         clean) cmd_clean ;;
         -h | --help | help) usage ;;
         *) usage; exit 2 ;;

@@ -20,6 +20,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS / "pipeline"))
 
 from services import HOW as _HOW  # noqa: E402 - needs the path above
+from services import alertmanager_url as _alertmanager_url  # noqa: E402
 from services import redis_url as _redis_url  # noqa: E402
 from services import service_address as _service_address  # noqa: E402
 
@@ -56,6 +57,12 @@ def kafka_bootstrap() -> str:
 def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
     return _redis_url()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url() -> str:
+    """The real Alertmanager (scripts/services.sh); under CI=true a missing one fails, never skips."""
+    return _alertmanager_url()
 
 
 @pytest.fixture

@@ -147,8 +147,8 @@ def benchmark_part() -> dict[str, object] | None:
 def replay_alerts(log: Path, config_tree: dict[str, object] | None = None) -> list[dict[str, object]]:
     """The firing and resolved alerts of a default replay of ``log`` (as contract objects)."""
     from pipeline.config import Secrets, parse_config
-    from pipeline.replay import replay
-    from pipeline.sinks import ListSink
+    from pipeline.edge.sinks import ListSink
+    from pipeline.replay.replay import replay
 
     config = parse_config(config_tree or {}, environ={})
     sink = ListSink()

@@ -10,7 +10,8 @@ import pytest
 from detectors import settings as settings_mod
 from detectors.errors import ConfigError
 from detectors.registry import REGISTRY, Entry, build_registry
-from detectors.settings import DetectionSettings, validate
+from detectors.registry import validate_settings as validate
+from detectors.settings import DetectionSettings
 
 
 def conv(raw: dict[str, object]) -> DetectionSettings:

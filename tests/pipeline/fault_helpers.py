@@ -61,6 +61,8 @@ class Stack:
                 self.topics[s] = share_inputs.topics[s]
             self.owned = {self.topics["alerts"], self.topics["dead_letter"]}
         self.group = f"dwt-{self.uid}"
+        self.forward_group, self.forward_dlq = f"dwt-fwd-{self.uid}", f"dwt.{self.uid}.fdlq"
+        self.owned.add(self.forward_dlq)
         self.prefix = f"dwt-{self.uid}"
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dw-test-admin", request_timeout_ms=15000)
         self.config_path = workdir / f"config-{self.uid}.yaml"
@@ -73,10 +75,11 @@ class Stack:
         new = [NewTopic(self.topics[s], self.partitions, 1) for s in INPUTS if self.topics[s] in self.owned]
         new.append(NewTopic(self.topics["alerts"], 1, 1, topic_configs=alert_configs or {}))
         new.append(NewTopic(self.topics["dead_letter"], 1, 1))
+        new.append(NewTopic(self.forward_dlq, 1, 1))
         self.admin.create_topics(new, timeout_ms=15000)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if set(self.topics.values()) <= set(self.admin.list_topics()):
+            if {*self.topics.values(), self.forward_dlq} <= set(self.admin.list_topics()):
                 return
             time.sleep(0.2)
         raise AssertionError(f"topics were not created: {self.topics}")
@@ -97,6 +100,7 @@ class Stack:
             "redis": {"url": self.redis_url, "key_prefix": self.prefix, "socket_timeout_s": 2.0},
             "runtime": {"metrics_port": 0, "retry_initial_s": 0.2, "retry_max_s": 1.0},
             "detection": dict(DETECTION),
+            "forward": {"group_id": self.forward_group, "dead_letter_topic": self.forward_dlq, "metrics_port": 0},
         }
         for dotted, value in overrides.items():
             node = tree
@@ -149,8 +153,12 @@ class Stack:
 
     def start(self, *args: str, name: str = "consumer", **env: str) -> subprocess.Popen[bytes]:
         """Start ``driftwire run ...`` in the background; stderr goes to a log file in the workdir."""
+        return self.spawn("run", *args, name=name, **env)
+
+    def spawn(self, *args: str, name: str, **env: str) -> subprocess.Popen[bytes]:
+        """Start ``driftwire ARGS`` in the background (e.g. ``alerts forward``), logging to the workdir."""
         log = open(self.workdir / f"{name}-{len(self.procs)}.log", "wb")  # noqa: SIM115 - owned by the Popen
-        proc = subprocess.Popen(self.argv("run", *args), cwd=REPO, env=self.env(**env), stdout=log, stderr=log)
+        proc = subprocess.Popen(self.argv(*args), cwd=REPO, env=self.env(**env), stdout=log, stderr=log)
         proc.log_path = log.name  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
@@ -207,7 +215,7 @@ class Stack:
 
     def stored(self) -> dict[int, dict[str, Any]]:
         """Per shard: the stored fields of every model (incl. the engine's), the offsets, the outbox size."""
-        from pipeline.keys import Keys
+        from pipeline.state.keys import Keys
 
         keys, client, out = Keys(self.prefix, self.group), self.redis(), {}
         try:

@@ -44,7 +44,7 @@ def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
     import redis
 
-    from pipeline.redis_store import redact_url
+    from pipeline.state.redis_store import redact_url
 
     url = service_address("REDIS_URL")
     try:
@@ -52,3 +52,34 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {redact_url(url)} is unreachable ({exc}); {HOW}")
     return url
+
+
+def missing(what: str) -> None:
+    """A service this machine lacks: under CI it fails the test; elsewhere it skips, saying how to get it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(what)
+    pytest.skip(what)
+
+
+def alertmanager_url() -> str:
+    """The real Alertmanager that scripts/services.sh started (DW_ALERTMANAGER_URL); it answers /-/ready."""
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("DW_ALERTMANAGER_URL") or script_env().get("DW_ALERTMANAGER_URL")
+    if not url:
+        missing(f"no Alertmanager: it is built with Go by scripts/services.sh; {HOW}")
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=5) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        missing(f"Alertmanager at {url} is unreachable ({exc}); {HOW}")
+    return str(url)
+
+
+def go_binary(name: str) -> Path:
+    """A binary that scripts/services.sh built with `go install` into .cache/bin (alertmanager, amtool)."""
+    path = REPO / ".cache" / "bin" / name
+    if not os.access(path, os.X_OK):
+        missing(f"{path} is not built (scripts/services.sh up builds it where Go is present)")
+    return path

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from fault_helpers import Stack, log_events, produce_raw, split_log, without_emitted_at
 
-from pipeline.synth import SynthSpec, write_log
+from pipeline.replay.synth import SynthSpec, write_log
 
 pytestmark = pytest.mark.services
 
@@ -166,7 +166,7 @@ def test_malformed_messages_go_to_the_dlq_and_the_alert_still_fires(stack_factor
 
 def test_security_settings_reach_every_kafka_client_and_secrets_are_not_logged() -> None:
     from pipeline.config import load_secrets, parse_config
-    from pipeline.kafka_io import client_settings
+    from pipeline.kafka.client import client_settings
 
     config = parse_config({"kafka": {"bootstrap_servers": "a:1,b:2", "security_protocol": "SASL_SSL",
                                      "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "svc",

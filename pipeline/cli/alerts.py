@@ -1,0 +1,74 @@
+"""``driftwire alerts tail | show | forward``: alerts as they arrive on the topic, from a JSONL file, or
+delivered to Alertmanager and webhooks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from detectors.errors import DriftwireError
+
+
+def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
+    a = sub.add_parser("alerts", parents=[cfg], help="subscribe to alerts, or show an alerts file")
+    asub = a.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = asub.add_parser("tail", parents=[cfg], help="print alerts from the alert topic as they come")
+    t.add_argument("--json", action="store_true", help="one JSON object per line, for pipes")
+    t.add_argument("--model", default=None, help="only this model")
+    t.add_argument("--kind", default=None, help="only this kind (data_drift, concept_drift, ...)")
+    t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    t.add_argument("--max-alerts", type=int, default=None)
+    t.add_argument("--timeout", type=float, default=None)
+    f = asub.add_parser("forward", parents=[cfg], help="deliver alerts to Alertmanager and webhooks (config: forward)",
+                        description="Subscribe to the alert topic in its own consumer group and deliver every alert "
+                                    "to the targets of the config's forward section; offsets are committed only "
+                                    "after delivery.")
+    f.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    f.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without alerts")
+    s = asub.add_parser("show", help="print an alerts file (replay --alerts-out) one line per alert")
+    s.add_argument("file", metavar="ALERTS.jsonl")
+
+
+def alerts_cmd(args: argparse.Namespace) -> int:
+    handlers = {"tail": tail_cmd, "show": show_cmd, "forward": forward_cmd}
+    return handlers[args.action](args)
+
+
+def forward_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.forward.command import forward_cmd as run_forwarder
+
+    return run_forwarder(load_config(args.config), load_secrets(), args.timeout, args.idle_timeout)
+
+
+def tail_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.kafka.tail import tail_alerts
+
+    tail_alerts(load_config(args.config), load_secrets(), as_json=args.json, model=args.model, kind=args.kind,
+                from_beginning=args.from_beginning, max_alerts=args.max_alerts, timeout=args.timeout)
+    return 0
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from detectors.events import Alert
+    from pipeline.edge.alerts import render_alert
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise DriftwireError(f"no such alerts file: {path}")
+    decoder = msgspec.json.Decoder(Alert)
+    color = sys.stdout.isatty()
+    with open(path, "rb") as fh:
+        try:
+            alerts = [decoder.decode(line) for line in fh if line.strip()]
+        except msgspec.DecodeError as exc:
+            raise DriftwireError(f"{path} is not an alerts file (JSON lines of alert events): {exc}") from exc
+    print(f"{len(alerts)} alerts from {path}", file=sys.stderr)
+    for alert in alerts:
+        print(render_alert(alert, color))
+    return 0

@@ -1,0 +1,40 @@
+"""``driftwire baseline build``: a versioned baseline from training rows."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.cli.replay import UsageError
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def baseline_cmd(args: argparse.Namespace) -> int:
+    from detectors.baseline import build_baseline, encode_baseline
+    from pipeline.edge.training import read_rows
+
+    path = Path(args.train_file)
+    if not path.is_file():
+        raise UsageError(f"no such training file: {path}")
+    categorical, numeric = _names(args.categorical), _names(args.numeric)
+    outputs_cat = [args.prediction_column] if args.prediction_column else []  # typed, never warned about
+    outputs_num = [args.score_column] if args.score_column else []
+    rows, notes = read_rows(path, categorical + outputs_cat, numeric + outputs_num, set(_names(args.ignore)))
+    for note in notes:
+        print(f"driftwire: warning: {note}", file=sys.stderr)
+    baseline = build_baseline(
+        rows,
+        args.model,
+        args.version,
+        categorical_features=categorical,
+        numeric_features=numeric,
+        score_column=args.score_column,
+        prediction_column=args.prediction_column,
+    )
+    Path(args.out).write_bytes(encode_baseline(baseline))
+    print(f"wrote baseline for {args.model}:{args.version} to {args.out}")
+    return 0

@@ -1,0 +1,81 @@
+"""``driftwire run | produce | record``: the commands that consume or fill the input topics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from detectors.errors import DriftwireError
+
+
+def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
+    r = sub.add_parser("run", parents=[cfg], help="the long-running consumer: Kafka in, Redis state, alerts out",
+                       description="Consume the input topics in the consumer group, keep state in Redis, "
+                                   "publish alerts.")
+    r.add_argument("--max-events", type=int, default=None, help="stop after this many input messages")
+    r.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    r.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without messages")
+
+    p = sub.add_parser("produce", parents=[cfg], help="publish a recorded log to the input topics")
+    p.add_argument("log", metavar="LOG.jsonl")
+
+    rec = sub.add_parser("record", parents=[cfg], help="write the input topics back to the log format")
+    rec.add_argument("--out", required=True, metavar="LOG.jsonl")
+    rec.add_argument("--max-events", type=int, default=None)
+    rec.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many seconds without messages")
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.live.runner import Limits, run_consumer
+
+    config = load_config(args.config)
+    limits = Limits(max_events=args.max_events, timeout=args.timeout, idle_timeout=args.idle_timeout)
+    summary = run_consumer(config, load_secrets(require_snapshot_key=True), limits)
+    print(
+        f"driftwire run: {summary.messages} messages ({summary.events} events, {summary.dead_letters} dead letters, "
+        f"{summary.model_cap} over the model cap), {summary.alerts} alerts, {summary.published} published, "
+        f"{summary.batches} batches; stopped on {summary.stop_reason}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def produce_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.kafka.produce import produce_log
+    from pipeline.telemetry.progress import progress_for_file
+
+    path = Path(args.log)
+    if not path.is_file():
+        raise DriftwireError(f"no such log file: {path}")
+    config = load_config(args.config)
+    with progress_for_file(path, "produce") as advance:
+        summary = produce_log(path, config, load_secrets(), on_progress=advance)
+    sent = ", ".join(f"{n} to {t}" for t, n in summary.sent.items())
+    print(f"driftwire produce: sent {sum(summary.sent.values())} messages ({sent})", file=sys.stderr)
+    if summary.skipped:
+        print(
+            f"driftwire produce: skipped {summary.skipped} line(s) that are not JSON objects with a known "
+            f"'type' (first lines: {summary.skipped_lines})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def record_cmd(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config, load_secrets
+    from pipeline.kafka.record import record_topics
+    from pipeline.telemetry.progress import progress_counter
+
+    config = load_config(args.config)
+    with progress_counter("record") as advance:
+        counts = record_topics(config, load_secrets(), args.out, args.max_events, args.idle_timeout, advance)
+    print(
+        f"driftwire record: wrote {counts['written']} events to {args.out}"
+        + (f"; skipped {counts['skipped']} messages that are not JSON objects" if counts["skipped"] else ""),
+        file=sys.stderr,
+    )
+    return 0

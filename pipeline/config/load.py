@@ -1,0 +1,139 @@
+"""Loading configuration: YAML, environment overrides, validation naming the key, secrets.
+
+Unknown keys and bad values are refused at start with a message naming the
+key. Connection settings can be overridden from the environment; secrets
+(passwords, the snapshot key) come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import msgspec
+import yaml
+
+from detectors.errors import ConfigError
+from pipeline.config.settings import Config, Secrets
+
+# Environment variables that override connection settings: env name -> dotted key.
+ENV_OVERRIDES = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "DRIFTWIRE_GROUP_ID": "kafka.group_id",
+    "DRIFTWIRE_TOPIC_FEATURES": "kafka.topics.features",
+    "DRIFTWIRE_TOPIC_PREDICTIONS": "kafka.topics.prediction",
+    "DRIFTWIRE_TOPIC_LABELS": "kafka.topics.label",
+    "DRIFTWIRE_TOPIC_ALERTS": "kafka.topics.alerts",
+    "DRIFTWIRE_TOPIC_DLQ": "kafka.topics.dead_letter",
+    "DRIFTWIRE_KAFKA_SECURITY_PROTOCOL": "kafka.security_protocol",
+    "DRIFTWIRE_KAFKA_SASL_MECHANISM": "kafka.sasl_mechanism",
+    "DRIFTWIRE_KAFKA_SASL_USERNAME": "kafka.sasl_username",
+    "DRIFTWIRE_KAFKA_SSL_CAFILE": "kafka.ssl_cafile",
+    "REDIS_URL": "redis.url",
+    "DRIFTWIRE_REDIS_USERNAME": "redis.username",
+}
+_SECRET_KEYS = re.compile(r"password|secret|snapshot_key", re.I)
+
+
+def _set_dotted(tree: dict[str, object], dotted: str, value: str) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(dotted, "expected a mapping")
+        node = child
+    node[leaf] = value
+
+
+def _refuse_secrets(tree: object, path: str = "") -> None:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            dotted = f"{path}.{key}" if path else str(key)
+            if _SECRET_KEYS.search(str(key)):
+                raise ConfigError(dotted, "secrets are read from the environment only, never from a config file")
+            _refuse_secrets(value, dotted)
+
+
+def _key_from_error(msg: str) -> str:
+    match = re.search(r"at `\$\.?([^`]*)`", msg)
+    unknown = re.search(r"unknown field `([^`]+)`", msg)
+    base = match.group(1) if match else ""
+    if unknown:
+        return f"{base}.{unknown.group(1)}" if base else unknown.group(1)
+    return base or "<root>"
+
+
+def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
+    """Validate a parsed YAML tree (plus environment overrides) into a Config.
+
+    >>> parse_config({"kafka": {"group_id": "g"}}, environ={}).kafka.group_id
+    'g'
+    >>> parse_config({"kafka": {"grup_id": "g"}}, environ={})
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: config key 'kafka.grup_id': Object contains unknown field `grup_id` - at `$.kafka`
+    """
+    tree = {} if tree is None else tree
+    if not isinstance(tree, dict):
+        raise ConfigError("<root>", "the config file must hold a mapping")
+    _refuse_secrets(tree)
+    env = os.environ if environ is None else environ
+    for name, dotted in ENV_OVERRIDES.items():
+        if env.get(name):
+            _set_dotted(tree, dotted, env[name])
+    try:
+        config = msgspec.convert(tree, Config, str_keys=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_key_from_error(str(exc)), str(exc)) from exc
+    from detectors.registry import validate_settings  # local: the registry imports every detector
+
+    validate_settings(config.detection)
+    from pipeline.config.forward import validate as validate_forward
+
+    validate_forward(config.forward)
+    return config
+
+
+def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Load ``path`` (or the packaged defaults when None) into a validated Config."""
+    if path is None:
+        return parse_config({}, environ)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from exc
+    return parse_config(tree, environ)
+
+
+MIN_SNAPSHOT_KEY_BYTES = 16
+
+
+def load_secrets(environ: dict[str, str] | None = None, require_snapshot_key: bool = False) -> Secrets:
+    """Secrets from the environment. Where state lives in Redis the snapshot key
+    is required: without it the HMAC on detector snapshots would prove nothing.
+
+    >>> load_secrets({}, require_snapshot_key=True)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: config key 'DRIFTWIRE_SNAPSHOT_KEY': is required where state is kept in Redis: \
+set it to a random secret of at least 16 bytes (e.g. `openssl rand -hex 32`), the same for every consumer
+    """
+    env = os.environ if environ is None else environ
+    key = env.get("DRIFTWIRE_SNAPSHOT_KEY", "")
+    if require_snapshot_key and len(key.encode()) < MIN_SNAPSHOT_KEY_BYTES:
+        raise ConfigError(
+            "DRIFTWIRE_SNAPSHOT_KEY",
+            f"is required where state is kept in Redis: set it to a random secret of at least "
+            f"{MIN_SNAPSHOT_KEY_BYTES} bytes (e.g. `openssl rand -hex 32`), the same for every consumer",
+        )
+    return Secrets(
+        kafka_sasl_password=env.get("DRIFTWIRE_KAFKA_SASL_PASSWORD") or None,
+        redis_password=env.get("DRIFTWIRE_REDIS_PASSWORD") or None,
+        snapshot_key=key.encode(),
+    )

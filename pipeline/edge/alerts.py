@@ -1,0 +1,94 @@
+"""Alerts at the edge: encoded as JSON (the contract's alert event), stamped with ``emitted_at``,
+and rendered as one readable line, the one rendering every view uses (``driftwire alerts
+tail`` and ``alerts show``, the report's marker titles).
+
+Colours (ANSI) only when asked: red for critical, yellow for warning, green
+for resolved. Every untrusted string is stripped of control characters, so a
+model or feature name cannot move the cursor or forge a second line.
+
+>>> from detectors.events import Alert, Window
+>>> a = Alert("id1", "firing", "data_drift", "critical", "fraud", "v3", "amount", "psi", 0.412, 0.25,
+...           "e9", 1767225600.0, Window(1767225000.0, 1767225600.0, 500), "amount moved", "retrain")
+>>> line = render_alert(a, color=False)
+>>> print(line[:68]); print(line[68:])
+2026-01-01 00:00:00Z  FIRING    critical  data_drift        fraud:v3
+  amount  psi=0.412 > 0.25  amount moved → retrain  id=id1
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import msgspec
+
+from detectors.events import Alert
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_DIM = "\x1b[2m"
+_COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "resolved": "\x1b[32m"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_encoder = msgspec.json.Encoder()
+
+
+def encode_alert(alert: Alert) -> bytes:
+    return _encoder.encode(alert)
+
+
+def stamp(alert: Alert) -> Alert:
+    """Fill ``emitted_at``: the only field allowed to differ between two replays."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return msgspec.structs.replace(alert, emitted_at=now)
+
+
+def clean(text: str) -> str:
+    """Replace control characters (ESC, newlines, ...) in an untrusted string by spaces."""
+    return _CONTROL.sub(" ", text)
+
+
+def format_ts(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"ts={ts:g}"
+
+
+def _number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _evidence(alert: Alert) -> str:
+    if alert.statistic is None:
+        return clean(alert.detector)
+    text = f"{clean(alert.detector)}={_number(alert.statistic)}"
+    if alert.threshold is not None:
+        op = ">" if alert.status == "firing" else "vs"
+        text += f" {op} {_number(alert.threshold)}"
+    return text
+
+
+def render_alert(alert: Alert, color: bool) -> str:
+    """Render ``alert`` as one line; ``color`` adds ANSI colours by severity and status."""
+    status = alert.status.upper()
+    who = clean(f"{alert.model}:{alert.model_version}")
+    parts = [
+        format_ts(alert.event_ts),
+        f"{status:<8}",
+        f"{alert.severity:<8}",
+        f"{alert.kind:<16}",
+        who,
+        clean(alert.feature) if alert.feature else "-",
+        _evidence(alert),
+        clean(alert.message) + (f" → {clean(alert.suggested_action)}" if alert.suggested_action else ""),
+        f"id={clean(alert.alert_id)}",  # an incident's firing and resolved lines share it
+    ]
+    if not color:
+        return "  ".join(parts)
+    tone = _COLOURS["resolved"] if alert.status == "resolved" else _COLOURS[alert.severity]
+    parts[0] = f"{_DIM}{parts[0]}{_RESET}"
+    parts[1] = f"{tone}{parts[1]}{_RESET}"
+    parts[2] = f"{tone}{parts[2]}{_RESET}"
+    parts[4] = f"{_BOLD}{parts[4]}{_RESET}"
+    parts[-1] = f"{_DIM}{parts[-1]}{_RESET}"
+    return "  ".join(parts)

@@ -1,0 +1,1 @@
+"""The one engine (:mod:`.engine`), built by one constructor (:mod:`.build`)."""

@@ -1,0 +1,19 @@
+"""The one constructor of the engine: every driver (replay, live, the report, replay into
+Redis) builds it here from the configuration, so none can build it differently."""
+
+from __future__ import annotations
+
+from pipeline.config import Config, Secrets
+from pipeline.engine.engine import Engine
+
+
+def build_engine(config: Config, secrets: Secrets | None) -> Engine:
+    """The engine for ``config``: detection settings, the model cap, baseline files, the snapshot key."""
+    from pipeline.config.baselines import load_baselines
+
+    return Engine(
+        config.detection,
+        secret=(secrets.snapshot_key if secrets else b""),
+        max_models=config.runtime.max_models,
+        baselines=load_baselines(config),
+    )

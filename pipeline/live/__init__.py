@@ -1,0 +1,1 @@
+"""``driftwire run``: the long-running consumer (:mod:`.runner`)."""

@@ -1,0 +1,60 @@
+"""structlog, configured once by the CLI: JSON lines off a terminal, console on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def escape_controls(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Escape control characters in string values, so an untrusted model name
+    cannot forge a log line or drive the terminal (ANSI sequences)."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = value.translate(_CONTROL)
+    return event
+
+
+class _Stderr:
+    """``sys.stderr`` as it is at each write: code that swaps it (a test's capture, an embedding
+    program) gets the lines, and no logger keeps writing to a stream that was closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def configure(level: str = "info", stream: object = None) -> None:
+    out = stream or _Stderr()
+    on_tty = bool(getattr(out, "isatty", lambda: False)())
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer(colors=True) if on_tty else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            escape_controls,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.types.FilteringBoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]
