@@ -3,9 +3,9 @@
 A column accumulates its reference until the version's reference freezes
 (its values and each value's flag in arrival order, so that the freeze can
 calibrate the tests on how the reference behaved over time, see
-:mod:`detectors.calibration`), then appends every value to fixed-size rings (values and a flag per value:
-0 valid, 1 missing, 2 non-finite, 3 wrong type), tracks the current run of
-identical values, and feeds its stream detectors.
+:mod:`detectors.calibration`), then appends every value to fixed-size rings
+(values and a flag per value: 0 valid, 1 missing, 2 non-finite, 3 wrong type),
+tracks the current run of identical values, and feeds its stream detectors.
 
 >>> c = Column("x", "feature", "numeric", ref_capacity=4, window=3)
 >>> c.feed([1.0, None, 2.0], ref=True)

@@ -24,14 +24,12 @@ from collections.abc import Collection, Iterable, Mapping
 
 from detectors.base import Score
 from detectors.baseline import Baseline, expected_types
-from detectors.monitor.data import VersionData
+from detectors.monitor.data import PREDICTION, VersionData
 from detectors.monitor.findings import Findings
 from detectors.policy import Key
 
 BASELINE: Key = ("\x00baseline", "pipeline_health")
 """The incident of a baseline disagreement (model-level: its alerts carry ``feature`` null)."""
-PREDICTION = "(prediction)"
-"""How the model's prediction is named among the features (its column is ``\\x00prediction``)."""
 _WORDS = {"bool": "booleans", "int": "numbers", "float": "numbers", "str": "text"}
 
 

@@ -32,6 +32,8 @@ from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
 
+PREDICTION = "(prediction)"
+"""How a baseline disagreement names the model's prediction among the features (its column is ``\\x00prediction``)."""
 Group = tuple[str, str]
 """A column group: (role, kind), e.g. ("feature", "numeric"); each group has its own detector list."""
 
@@ -88,7 +90,7 @@ class VersionData:
     def set_aside(self) -> set[str]:
         """Column names the baseline disagrees with (never compared with it)."""
         rows = self.meta.baseline_mismatch
-        return {"\x00prediction" if r[0] == "(prediction)" else r[0] for r in rows} if rows else set()
+        return {"\x00prediction" if r[0] == PREDICTION else r[0] for r in rows} if rows else set()
 
     def note_types(self, feats: Sequence[Mapping[str, object]], predictions: Sequence[object]) -> None:
         """Before the baseline check: the value types each feature (and the prediction) arrives with."""
@@ -99,7 +101,7 @@ class VersionData:
                 if type(v).__name__ not in kinds:
                     kinds.append(type(v).__name__)
         for v in predictions:
-            kinds = seen.setdefault("(prediction)", [])
+            kinds = seen.setdefault(PREDICTION, [])
             if type(v).__name__ not in kinds:
                 kinds.append(type(v).__name__)
 

@@ -172,8 +172,8 @@ class Ingest:
         if not ref:
             ts = np.fromiter((e.ts for e in pe), dtype=np.float64, count=len(pe))
             d.rings["t:out"].extend(ts)
-        d.columns["\x00score"].feed([e.score for e in pe], ref, ts)
-        d.columns["\x00prediction"].feed([e.prediction for e in pe], ref, ts)
+        for name in d.meta.outputs:  # a baseline may hold only one of the two
+            d.columns[name].feed([e.score for e in pe] if name == "\x00score" else [e.prediction for e in pe], ref, ts)
 
     def _discover(self, feats: list[dict[str, object]], ref: bool) -> None:
         d, cfg = self.data, self.cfg

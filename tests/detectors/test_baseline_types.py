@@ -109,3 +109,16 @@ def test_a_baseline_keeps_its_calibration_and_a_legacy_one_is_independent() -> N
     legacy = decode_baseline(encode_baseline(b).replace(b'"calibration":', b'"ignored_field":'))
     m = ModelMonitor("m", "v1", SMALL, baseline=legacy)
     assert m.data.columns["x0"].ref.calib == INDEPENDENT  # type: ignore[union-attr]
+
+
+def test_a_prediction_of_another_type_is_named_and_its_column_set_aside() -> None:
+    train = [r | {"pred": i % 2} for i, r in enumerate(rows())]  # the baseline's classes: 0 and 1
+    b = build_baseline(train, "m", "v1", prediction_column="pred")
+    m = ModelMonitor("m", "v1", SMALL, baseline=b)
+    alerts = m.process(with_ok(stream(2000, seed=4, labels=False), bool))  # the events' classes: "y" and "n"
+    health = [a for a in alerts if a.kind == "pipeline_health"]
+    assert len(health) == 1
+    assert health[0].details["features"] == [  # type: ignore[index]
+        {"feature": "(prediction)", "baseline": "numbers", "events": "text"}]
+    assert "\x00prediction" not in {c.name for cols in m.data.groups().values() for c in cols}
+    assert not [a for a in alerts if a.kind == "prediction_drift"]  # the class is not compared (no score baseline)
