@@ -16,11 +16,11 @@ import math
 
 import msgspec
 import numpy as np
-from scipy import special
 
 from detectors.base import COLUMN, Score, grade
 from detectors.binned import chi2_homogeneity
 from detectors.calibration import inflation_details
+from detectors.lazy import special
 from detectors.view import View
 
 
@@ -58,7 +58,8 @@ class Chi2:
         v = math.sqrt(stat / (view.ref.m + int(win.sum())))
         level, bound, clear = grade(v, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=v, threshold=bound, warning=p.warning, level=level, clear=clear, p_value=pval,
+            detector=self.name, statistic=v, threshold=bound, warning=p.warning, critical=p.critical, level=level,
+            clear=clear, p_value=pval,
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"chi2": round(stat, 4), "dof": dof, "window_bins": np.asarray(win).tolist(),
                      "reference_bins": view.ref.counts.tolist(), **inflation_details(c)},

@@ -25,6 +25,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from detectors import fields
 from detectors.calibration import Calibration, calibrate_categorical, calibrate_numeric
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
@@ -153,7 +154,8 @@ class Column:
         self.ref_flags.extend(flags[: max(self.ref_flags.capacity - self.ref_flags.count, 0)])
         valid = arr[flags == OK]  # categorical: positions of first appearance
         self.ref_ring.extend(valid[: max(self.ref_ring.capacity - self.ref_ring.count, 0)])
-        m.ref_values = self.ref_ring.count
+        if m.kind == "numeric":
+            m.ref_values = self.ref_ring.count
 
     def _categorical_values(self, vals: Sequence[object], ref: bool) -> tuple[FloatArray, npt.NDArray[np.int8]]:
         allowed = _CAT_DECLARED if self.meta.declared else _CAT_TYPES
@@ -307,16 +309,17 @@ class Column:
         name = self.meta.name
         out: dict[str, bytes | None] = {}
         if self.dirty_meta:
-            out[f"c:{name}"] = msgspec.msgpack.encode(self.meta)
+            out[fields.column_meta(name)] = msgspec.msgpack.encode(self.meta)
         if self.dirty_counts:
-            out[f"rc:{name}"] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()), self.cat_overflow))
-        out.update(self.ref_ring.take(f"r:{name}"))
-        out.update(self.ref_flags.take(f"rf:{name}"))
-        out.update(self.values.take(f"v:{name}"))
-        out.update(self.flags.take(f"f:{name}"))
+            out[fields.ref_counts(name)] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()),
+                                                                             self.cat_overflow))
+        out.update(self.ref_ring.take(fields.REF_VALUES, name))
+        out.update(self.ref_flags.take(fields.REF_FLAGS, name))
+        out.update(self.values.take(fields.WINDOW_VALUES, name))
+        out.update(self.flags.take(fields.WINDOW_FLAGS, name))
         if self.dirty_stream:
             for det in self.stream:
-                out[f"d:{det.name}:{name}"] = det.save(secret)
+                out[fields.stream_snapshot(det.name, name)] = det.save(secret)
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
         return out
 
@@ -333,12 +336,14 @@ class Column:
             ring.touch_all()
 
     def load(self, chunks: dict[str, dict[int, bytes]], counts: bytes | None) -> None:
-        """Restore rings and category counts (the meta is already set)."""
+        """Restore rings and category counts (the meta is already set); ``chunks`` by ring kind."""
         m = self.meta
-        self.ref_ring.load(chunks.get("r", {}), m.ref_values)
-        self.ref_flags.load(chunks.get("rf", {}), min(m.ref_n, self.ref_flags.capacity))
-        self.values.load(chunks.get("v", {}), m.n)
-        self.flags.load(chunks.get("f", {}), m.n)
+        valid = m.ref_values if m.kind == "numeric" else min(m.ref_n - m.ref_missing - m.ref_badtype,
+                                                             self.ref_ring.capacity)
+        self.ref_ring.load(chunks.get(fields.REF_VALUES, {}), valid)
+        self.ref_flags.load(chunks.get(fields.REF_FLAGS, {}), min(m.ref_n, self.ref_flags.capacity))
+        self.values.load(chunks.get(fields.WINDOW_VALUES, {}), m.n)
+        self.flags.load(chunks.get(fields.WINDOW_FLAGS, {}), m.n)
         if counts is not None:
             rc = msgspec.msgpack.decode(counts, type=RefCounts)
             self.cat_counts = dict(rc.counts)

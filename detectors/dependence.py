@@ -34,7 +34,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
+
+from detectors.lazy import special
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -85,7 +85,7 @@ class OutOfRange:
             pval = min(1.0, 2.0 * min(pval, self._far_pvalue(view, ref)))
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=rate, threshold=bound, warning=p.warning,
+            detector=self.name, statistic=rate, threshold=bound, warning=p.warning, critical=p.critical,
             level=level, clear=clear, p_value=pval,
             window=view.window(), change_ts=_first_outside(view, lo, hi) if level else None,
             details={"range": [lo, hi], "outside": k, "window_min": float(w.min()), "window_max": float(w.max()),

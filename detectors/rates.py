@@ -40,7 +40,8 @@ def rate_rise(
         level = 0
     clear = clear or k == 0
     return Score(
-        detector=name, statistic=rise, threshold=bound, warning=warning, level=level, clear=clear, p_value=pval,
+        detector=name, statistic=rise, threshold=bound, warning=warning, critical=critical, level=level, clear=clear,
+        p_value=pval,
         message="", details={"window_rate": round(rate, 6), "reference_rate": round(ref_rate, 6), "count": k,
                              **inflation_details(inflation if ref_rate > 0 else 1.0)},
     )

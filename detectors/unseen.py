@@ -55,7 +55,7 @@ class Unseen:
         pval = binomial_sf(k, len(w), ref.unseen_rate, ref.calib.values)
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=rate, threshold=bound, warning=p.warning,
+            detector=self.name, statistic=rate, threshold=bound, warning=p.warning, critical=p.critical,
             level=level, clear=clear, p_value=pval,
             window=view.window(),
             change_ts=view.change_ts(int(np.argmax(view.time_ordered()[0] == -1))) if level else None,

@@ -86,8 +86,8 @@ class Wasserstein:
         level, bound, clear = grade(value, p.warning, p.critical, p.resolve)
         pval = wasserstein_pvalue(raw, len(view.values), ref.m, ref.spread_integral, ref.variance, ref.calib.location)
         return Score(
-            detector=self.name, statistic=value, threshold=bound, warning=p.warning, level=level, clear=clear,
-            p_value=pval, window=view.window(), change_ts=view.start_ts if level else None,
+            detector=self.name, statistic=value, threshold=bound, warning=p.warning, critical=p.critical, level=level,
+            clear=clear, p_value=pval, window=view.window(), change_ts=view.start_ts if level else None,
             details={"reference": ref.summary, "window": summarize(view.values), "scale": ref.scale,
                      **inflation_details(ref.calib.location)},
             message=f"Wasserstein distance is {value:.2f} reference spreads",

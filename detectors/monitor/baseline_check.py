@@ -83,7 +83,8 @@ def _score(rows: list[list[str]], d: VersionData) -> Score:
     window = (float(fts[0]) if len(fts) else None, float(fts[-1]) if len(fts) else None, len(fts))
     said = "; ".join(f"{f}: baseline {b}, events {e}" for f, b, e in rows[:10])
     return Score(
-        detector="baseline", statistic=float(len(rows)), threshold=0.0, level=1, clear=False, immediate=True,
+        detector="baseline", statistic=float(len(rows)), threshold=1.0, warning=1.0, level=1, clear=False,
+        immediate=True,
         window=window, details={"features": [{"feature": f, "baseline": b, "events": e} for f, b, e in rows]},
         message=f"the baseline disagrees with the live events ({said}); these features are not compared with it: "
                 "rebuild the baseline (driftwire baseline build) from rows that look like the events",
