@@ -29,6 +29,7 @@ from detectors.calibration import INDEPENDENT
 from detectors.checks import Checks
 from detectors.column import Column
 from detectors.join import LabelJoin
+from detectors.joint_models import JointModels
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
@@ -78,6 +79,7 @@ class VersionData:
         self.err_dirty = False
         self.spaces: dict[Group, BlockSpace] = {}
         self.baseline: Baseline | None = None
+        self.joint = JointModels(checks.joint, settings)
 
     def groups(self) -> dict[Group, list[Column]]:
         """The columns of each group, in column order (without those a baseline disagreement set aside)."""
