@@ -24,9 +24,6 @@ from pipeline.engine.drive import Step, drive
 from pipeline.engine.engine import Engine
 from pipeline.state.store import Delta, ModelKey
 from pipeline.telemetry.baseline import log_mismatches
-from pipeline.telemetry.logs import get_logger
-
-log = get_logger("driftwire.replay")
 
 
 class ReplaySummary(msgspec.Struct):
@@ -72,7 +69,7 @@ def replay(
         step = drive(engine, batch.items)
         dead.update(letter.reason for _, letter in step.dead)
         _count(summary, batch, step)
-        log_mismatches(step.alerts, log)
+        log_mismatches(step.alerts)
         sink.send(step.alerts)
         if checkpoint is None:
             engine.discard_delta()  # state lives in the engine's objects only; no delta is wanted

@@ -13,12 +13,17 @@ from typing import Any
 from detectors.events import Alert
 
 
-def log_mismatches(alerts: Iterable[Alert], log: Any) -> int:
+def log_mismatches(alerts: Iterable[Alert], log: Any = None) -> int:
     """Log each baseline disagreement among ``alerts`` (one ``baseline_mismatch`` line per version);
-    how many features disagreed."""
+    how many features disagreed. Without ``log`` a logger is made only when there is a line to write
+    (a replay with no baseline loads no logging library)."""
     total = 0
     for a in alerts:
         if a.detector == "baseline" and a.kind == "pipeline_health" and a.status == "firing":
+            if log is None:
+                from pipeline.telemetry.logs import get_logger
+
+                log = get_logger("driftwire.baseline")
             rows = (a.details or {}).get("features", [])
             feats = [f"{r['feature']} (baseline {r['baseline']}, events {r['events']})" for r in rows]  # type: ignore[attr-defined]
             log.warning("baseline_mismatch", model=a.model, model_version=a.model_version, features=feats)
