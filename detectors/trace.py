@@ -55,7 +55,7 @@ A check that cannot run yet (too few values) returns no Score and leaves no reco
 >>> [(a.detector, a.severity, a.event_id) for a in alerts]
 [('ks', 'warning', 'e699')]
 >>> r = next(r for r in records if r.alerted and r.detector == "ks")
->>> r.decision, r.column, r.statistic >= r.critical, r.p_adjusted <= r.alpha_critical, r.level  # significance held it at warning
+>>> r.decision, r.column, r.statistic >= r.critical, r.p_adjusted <= r.alpha_critical, r.level  # held at warning
 ('fired', 'x', True, False, 1)
 >>> sorted({(r.n_events, r.decision) for r in records if r.detector == "ks"})
 [(500, 'screened'), (600, 'screened'), (700, 'fired')]
