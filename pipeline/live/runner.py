@@ -16,6 +16,13 @@ Per shard (a partition number across the input topics; see :mod:`pipeline.kafka.
    paused and the *same* commit retried with backoff (nothing advances; the consumer keeps
    polling, so it stays in its group). :class:`~pipeline.state.store.FencedError`: a newer owner
    holds the shard; its engine is dropped and nothing of it is written or published.
+   :class:`~pipeline.state.store.StateRolledBack`: the store lost writes this consumer made (a
+   Redis failover promoted a replica that had not received them); the shard is dropped and
+   claimed again at once, restored from what the store has and sought to its stored offsets, so
+   the lost batches are processed again. An idle shard checks every ``redis.verify_idle_s`` that
+   the store still holds its last commit (an empty commit), so that a loss is repaired while no
+   records arrive too; a claim compares the stored offsets with what this consumer wrote
+   (:mod:`pipeline.live.written`).
 4. **Publish** the outbox to the alert topic, wait for the acks, ``store.ack`` them. If the
    alert topic is unavailable the alerts stay in the outbox and processing continues.
 5. Kafka offsets are then committed, asynchronously, at most once a second per shard and at
@@ -48,7 +55,8 @@ from pipeline.kafka.source import KafkaSource
 from pipeline.live.claims import Claims
 from pipeline.live.shard import Backoff, RunSummary, Shard, Wiring, claim
 from pipeline.live.watchdog import Waits, Watchdog, waits
-from pipeline.state.store import FencedError, StateStore, StoreUnavailable
+from pipeline.live.written import Written
+from pipeline.state.store import FencedError, StateRolledBack, StateStore, StoreUnavailable
 from pipeline.telemetry.logs import get_logger
 from pipeline.telemetry.protocol import NoTelemetry, Telemetry
 
@@ -80,6 +88,8 @@ class Runner:
         self.stop_reason = ""
         self._coordinator_known = True
         self._rebalances_before = 0  # of the clients replaced by the watchdog
+        self.written = Written()
+        self.verify_idle_s = config.redis.verify_idle_s
         self.batch_size = config.kafka.max_poll_records
         self.buffer_bound = max(4 * self.batch_size, 1000)
 
@@ -222,6 +232,7 @@ class Runner:
         shard = self.shards.pop(number, None)
         self.source.close_shard(number)
         if shard is not None:
+            self.written.left(number, shard.offsets, reported=why == "rolled_back")
             lost = shard.pending.size if shard.pending else 0
             self.log.warning("shard_dropped", partition=number, reason=why, epoch=shard.epoch, uncommitted=lost)
         self.telemetry.shard_dropped((tp.topic, tp.partition) for tp in self.source.shard_tps(number))
@@ -241,7 +252,8 @@ class Runner:
             self.claims.discard(shard)
 
     def _claim(self, number: int) -> None:
-        shard = self.shards[number] = claim(number, build_engine(self.config, self.secrets), self.io)
+        shard = self.shards[number] = claim(number, build_engine(self.config, self.secrets), self.io, self.written)
+        shard.verify_at = time.monotonic() + self.verify_idle_s
         self.summary.claims += 1
         self.source.set_paused(number, False, self.buffer_bound)
         if shard.outbox_dirty:
@@ -258,7 +270,14 @@ class Runner:
                 shard.process(items)
             if shard.pending is not None and now >= shard.retry_at:
                 shard.complete()
+                shard.verify_at = time.monotonic() + self.verify_idle_s
                 self.watchdog.progressed(time.monotonic())
+            elif shard.pending is None and self.verify_idle_s and now >= max(shard.verify_at, shard.retry_at):
+                shard.verify()
+                shard.verify_at = time.monotonic() + self.verify_idle_s
+        except StateRolledBack as exc:
+            self._rolled_back(shard, exc)
+            return len(items)
         except FencedError as exc:
             self._fenced(shard, exc)
             return len(items)
@@ -284,6 +303,8 @@ class Runner:
     def _publish(self, shard: Shard) -> None:
         try:
             shard.publish()
+        except StateRolledBack as exc:
+            self._rolled_back(shard, exc)
         except FencedError as exc:
             self._fenced(shard, exc)
         except (StoreUnavailable, KafkaUnavailable) as exc:
@@ -293,6 +314,15 @@ class Runner:
         self.summary.fenced += 1
         self.log.warning("fenced", partition=shard.number, epoch=shard.epoch, detail=str(exc))
         self._drop(shard.number, "fenced")
+
+    def _rolled_back(self, shard: Shard, exc: StateRolledBack) -> None:
+        """The store lost writes of this consumer: claim the shard again from what it holds."""
+        self.summary.rollbacks += 1
+        self.log.error("state_rolled_back", partition=shard.number, at="commit", epoch=shard.epoch,
+                       written=shard.offsets, stored=exc.stored, detail=str(exc))
+        self.telemetry.store_error("redis_rollback")
+        self._drop(shard.number, "rolled_back")
+        self.claims.add(shard.number, time.monotonic())
 
     # -- faults, health, shutdown -------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from pipeline.kafka.client import tp_key
 from pipeline.kafka.merge import Item
 from pipeline.kafka.publish import AlertPublisher, DeadLetterPublisher
 from pipeline.kafka.source import KafkaSource
-from pipeline.state.store import Delta, ModelKey, StateStore, check_state_lost
+from pipeline.live.written import Written
+from pipeline.state.store import Delta, ModelKey, ShardSnapshot, StateStore, check_state_lost
 from pipeline.telemetry.baseline import log_mismatches
 from pipeline.telemetry.protocol import Telemetry
 
@@ -49,6 +50,7 @@ class RunSummary(msgspec.Struct):
     batches: int = 0
     claims: int = 0
     fenced: int = 0
+    rollbacks: int = 0
     rebalances: int = 0
     client_restarts: int = 0
     stop_reason: str = ""
@@ -108,6 +110,7 @@ class Shard:
         self.pending: Pending | None = None
         self.outbox_dirty = False
         self.retry_at = self.publish_at = self.advisory_at = 0.0  # monotonic
+        self.verify_at = 0.0  # next check, while idle, that the store still holds the last commit
         self.backoff = self.publish_backoff = 0.0
 
     @property
@@ -197,6 +200,12 @@ class Shard:
         self.outbox_dirty = False
         self.publish_backoff = 0.0
 
+    def verify(self) -> None:
+        """An empty commit of an idle shard: the fence and the stored offsets are still this owner's
+        (raises like a commit: a rollback, a newer owner, the store unavailable)."""
+        self.io.store.commit(self.number, self.epoch, self.offsets, self.offsets, {}, [])
+        self.backoff = 0.0
+
     def commit_failed(self, now: float, backoff: Backoff) -> float:
         """The commit (or the DLQ sends before it) must wait; the delay before the same step again."""
         self.backoff = backoff.after(self.backoff)
@@ -210,21 +219,44 @@ class Shard:
         return self.publish_backoff
 
 
-def claim(number: int, engine: Engine, io: Wiring) -> Shard:
-    """Claim shard ``number`` (step 1): bump its fence, refuse to start afresh where Kafka remembers
-    progress the store does not, restore ``engine`` from the stored state, seek the partitions."""
+def claim(number: int, engine: Engine, io: Wiring, written: Written) -> Shard:
+    """Claim shard ``number`` (step 1): bump its fence, find where it resumes (checked against what
+    this consumer wrote, and against Kafka's committed offsets when the store has none), restore
+    ``engine`` from the stored state, seek the partitions."""
     snap = io.store.claim(number)
     io.telemetry.component("redis", True)
-    if not snap.offsets:
-        check_state_lost(number, snap, io.source.committed(number))
+    offsets = _resume_at(number, snap, io, written)
     engine.restore(snap.models)
     if engine.refused_snapshots:
         io.log.error("snapshots_refused", partition=number,
                      refused=[f"{m}/{v}:{f}" for (m, v), f in engine.refused_snapshots])
         io.telemetry.snapshots_refused(len(engine.refused_snapshots))
-    starts = io.source.open_shard(number, snap.offsets)
+    starts = io.source.open_shard(number, offsets)
+    if not snap.offsets:
+        written.started(number, starts)
     shard = Shard(number, snap.epoch, engine, dict(snap.offsets), dict(starts), io)
     shard.outbox_dirty = bool(snap.outbox)
     io.log.info("shard_claimed", partition=number, epoch=snap.epoch, offsets=starts, models=len(snap.models),
                 outbox=len(snap.outbox), fresh=not snap.offsets)
     return shard
+
+
+def _resume_at(number: int, snap: ShardSnapshot, io: Wiring, written: Written) -> dict[str, int]:
+    """The stored offsets; a store behind what this consumer wrote lost writes (reported here unless
+    a commit already did, and the lost messages processed again). No stored offsets where Kafka holds
+    committed ones is lost state, unless the store lost every write of this consumer's fresh claim."""
+    lost = written.lost(number, snap.offsets)
+    if lost is not None:
+        if not written.reported(number):
+            io.summary.rollbacks += 1
+            io.log.error("state_rolled_back", partition=number, at="claim", written=lost, stored=snap.offsets)
+            io.telemetry.store_error("redis_rollback")
+        io.log.warning("reprocessing", partition=number, written=lost, stored=snap.offsets,
+                       messages=sum(lost.values()) - sum(snap.offsets.get(tp, 0) for tp in lost))
+    if snap.offsets:
+        return snap.offsets
+    committed = io.source.committed(number)
+    resume = written.resume(number, lost, committed) if lost is not None else None
+    if resume is None:
+        check_state_lost(number, snap, committed)
+    return resume or {}

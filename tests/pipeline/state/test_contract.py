@@ -1,5 +1,6 @@
-"""The state-store contract, one suite run against every store: MemoryStore and RedisStore (the real
-Redis) must answer every call alike (the protocol is in :mod:`pipeline.state.store`).
+"""The state-store contract, one suite run against every store: MemoryStore, RedisStore on the real
+Redis and RedisStore on the Redis Cluster must answer every call alike (the protocol is in
+:mod:`pipeline.state.store`).
 
 ``handle()`` opens another handle to the same store (another consumer's view: a second RedisStore
 on the same keys; the same MemoryStore object), so fencing is checked between owners.
@@ -13,13 +14,20 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import RedisSettings, Secrets
+from pipeline.config import Secrets
 from pipeline.engine.engine import ENGINE_KEY
-from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, ShardSnapshot, StateDelta, StateStore
+from pipeline.state.store import (
+    FencedError,
+    MemoryStore,
+    OffsetConflict,
+    ShardSnapshot,
+    StateDelta,
+    StateRolledBack,
+    StateStore,
+)
 
 M = ("model-a", "v1")
 Handle = Callable[[], StateStore]
@@ -30,30 +38,31 @@ def _memory() -> Iterator[Handle]:
     yield lambda: store
 
 
-def _redis() -> Iterator[Handle]:
-    from services import redis_url
+def _redis(name: str = "redis") -> Iterator[Handle]:
+    from services import redis_backend
 
     from pipeline.state.redis_store import RedisStore
 
-    url, prefix = redis_url(), f"dwcontract-{uuid.uuid4().hex[:12]}"
+    backend, prefix = redis_backend(name), f"dwcontract-{uuid.uuid4().hex[:12]}"
     opened: list[RedisStore] = []
 
     def handle() -> StateStore:
-        opened.append(RedisStore(RedisSettings(url=url, key_prefix=prefix), Secrets(), "g"))
+        opened.append(RedisStore(backend.settings(key_prefix=prefix), Secrets(), "g"))
         return opened[-1]
 
     yield handle
     for s in opened:
         s.close()
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    backend.purge(prefix)
+
+
+def _cluster() -> Iterator[Handle]:
+    yield from _redis("cluster")
 
 
 @pytest.fixture(params=[pytest.param(_memory, id="memory"),
-                        pytest.param(_redis, id="redis", marks=pytest.mark.services)])
+                        pytest.param(_redis, id="redis", marks=pytest.mark.services),
+                        pytest.param(_cluster, id="cluster", marks=pytest.mark.services)])
 def handle(request: pytest.FixtureRequest) -> Iterator[Handle]:
     yield from request.param()
 
@@ -125,6 +134,21 @@ def test_a_retried_commit_is_already_applied_and_changes_nothing(handle: Handle)
     assert store.commit(*args) == "already_applied"
     snap = store.claim(0)
     assert snap.models == {M: {"f": b"1"}} and snap.outbox == [(1, b"alert")] and snap.offsets == {"t:0": 5}
+
+
+def test_offsets_or_a_fence_behind_the_owners_are_a_rollback_not_a_conflict(handle: Handle) -> None:
+    """What a store that lost writes looks like through the protocol: the owner's expected offsets (or
+    its epoch) are ahead of what is stored. The owner then claims again (MemoryStore never loses writes,
+    and classifies alike)."""
+    store = handle()
+    e = store.claim(3).epoch
+    store.commit(3, e, {}, {"t:3": 5, "u:3": 1}, {M: {"f": b"1"}}, [])
+    with pytest.raises(StateRolledBack) as info:
+        store.commit(3, e, {"t:3": 9, "u:3": 1}, {"t:3": 12, "u:3": 1}, {M: {"f": b"2"}}, [b"a"])
+    assert info.value.stored == {"t:3": 5, "u:3": 1} and not isinstance(info.value, FencedError)
+    with pytest.raises(OffsetConflict):  # one partition ahead of the expected: somebody else wrote
+        store.commit(3, e, {"t:3": 9, "u:3": 0}, {"t:3": 12, "u:3": 1}, {}, [])
+    assert store.claim(3).models == {M: {"f": b"1"}} and store.outbox(3) == []
 
 
 def test_none_deletes_a_field_and_a_model_without_fields_is_gone(handle: Handle) -> None:

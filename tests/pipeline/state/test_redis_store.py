@@ -11,11 +11,13 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import msgspec
 import pytest
 import redis
-from services import redis_url
+from redis.exceptions import RedisClusterException
+from services import BACKENDS, Backend, redis_backend
 
 from detectors.errors import ConfigError
 from detectors.events import Alert, Event
@@ -30,8 +32,9 @@ from pipeline.replay.redis_replay import RedisCheckpoint, redis_checkpoint, repl
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.state.keys import Keys
+from pipeline.state.redis_client import node_client
 from pipeline.state.redis_store import COMMIT_LUA, RedisStore, make_client, redact_url
-from pipeline.state.store import Delta, FencedError, ModelKey, StoreUnavailable
+from pipeline.state.store import Delta, FencedError, ModelKey, StateRolledBack, StoreUnavailable
 
 pytestmark = pytest.mark.services
 
@@ -39,30 +42,42 @@ ROOT = Path(__file__).resolve().parents[3]
 M = ("model-a", "v1")
 
 
-def _purge(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    keys = list(client.scan_iter(match=prefix + ":*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+class Where(NamedTuple):
+    """A Redis (single or cluster) and a key prefix of this test's own."""
+
+    backend: Backend
+    prefix: str
+
+    def store(self, group: str = "g", **kw: Any) -> RedisStore:
+        return RedisStore(self.backend.settings(key_prefix=self.prefix, **kw), Secrets(), group)
+
+    def config(self) -> Config:
+        tree = {"url": self.backend.url, "key_prefix": self.prefix, "cluster": self.backend.cluster}
+        return parse_config({"redis": tree}, environ={})
+
+
+def _where(name: str) -> Iterator[Where]:
+    backend = redis_backend(name)
+    where = Where(backend, f"dwtest-{uuid.uuid4().hex[:12]}")
+    yield where
+    backend.purge(where.prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest) -> Iterator[Where]:
+    """Each test runs against the single Redis and against the Redis Cluster."""
+    yield from _where(request.param)
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    url = redis_url()
-    name = f"dwtest-{uuid.uuid4().hex[:12]}"
-    yield name
-    _purge(url, name)
-
-
-def make_store(prefix: str, group: str = "g", **kw: object) -> RedisStore:
-    settings = RedisSettings(url=redis_url(), key_prefix=prefix, **kw)  # type: ignore[arg-type]
-    return RedisStore(settings, Secrets(), group)
+def single() -> Iterator[Where]:
+    """The single Redis only (the test stops and starts that server)."""
+    yield from _where("redis")
 
 
 @pytest.fixture
-def store(prefix: str) -> Iterator[RedisStore]:
-    s = make_store(prefix)
+def store(where: Where) -> Iterator[RedisStore]:
+    s = where.store()
     yield s
     s.close()
 
@@ -85,11 +100,12 @@ def test_lost_reply_then_retry_is_already_applied(store: RedisStore) -> None:
     args = (0, e, {"t:0": 1}, {"t:0": 7}, {M: {"f": b"1", "g": b"2"}}, [b"alert-1"])
     keys, argv = store.commit_args(*args)
     store.client.script_load(COMMIT_LUA)
-    conn = store.client.connection_pool.get_connection()
+    pool = node_client(store.client, keys[0]).connection_pool  # the node holding the shard's slot
+    conn = pool.get_connection()
     sha = store._commit_sha
     conn.send_command("EVALSHA", sha, len(keys), *keys, *argv)
     conn.disconnect()  # reply lost
-    store.client.connection_pool.release(conn)
+    pool.release(conn)
     deadline = time.monotonic() + 5
     while store.client.hget(store.keys.offsets(0), "t:0") != b"7":
         assert time.monotonic() < deadline, "the cut commit never applied"
@@ -112,9 +128,48 @@ def test_the_model_index_follows_the_stored_models(store: RedisStore) -> None:
     assert not store.client.exists(store.keys.state(0, *M))
 
 
-def test_weird_model_names_stay_in_one_slot(prefix: str) -> None:
+def test_lost_writes_are_a_rollback_and_nothing_of_the_refused_commit_lands(where: Where, store: RedisStore) -> None:
+    """A failover that loses the last commit, written by hand: the shard's keys go back to what
+    the first commit left. The owner's next commit expects what it last wrote and is told."""
+    e = store.claim(0).epoch
+    store.commit(0, e, {}, {"t:0": 5}, {M: {"f": b"1"}}, [])
+    store.commit(0, e, {"t:0": 5}, {"t:0": 9}, {M: {"f": b"2", "g": b"new"}}, [b"a"])
+    k, client = store.keys, where.backend.client()
+    client.hset(k.offsets(0), "t:0", "5")
+    client.hset(k.state(0, *M), "f", b"1")
+    client.hdel(k.state(0, *M), "g")
+    client.delete(k.outbox(0))
+    with pytest.raises(StateRolledBack) as info:
+        store.commit(0, e, {"t:0": 9}, {"t:0": 12}, {M: {"f": b"3"}}, [b"b"])
+    assert info.value.stored == {"t:0": 5}
+    snap = store.claim(0)  # the owner claims again and restores what the store has
+    assert (snap.offsets, snap.models, snap.outbox) == ({"t:0": 5}, {M: {"f": b"1"}}, [])
+    assert store.commit(0, snap.epoch, {"t:0": 5}, {"t:0": 9}, {M: {"f": b"2", "g": b"new"}}, [b"a"]) == "applied"
+
+
+def test_a_lost_claim_is_a_rollback_and_a_reused_epoch_is_fenced(where: Where) -> None:
+    """The fence names its owner: when a failover loses a claim, the next claim draws the same epoch
+    number, and the two owners are still told apart."""
+    a, b = where.store(), where.store()
+    first = a.claim(4).epoch
+    lost = a.claim(4).epoch  # this claim's fence is lost...
+    client = where.backend.client()
+    client.set(a.keys.fence(4), a.fence(4, first))  # ...the store is back at the first
+    with pytest.raises(StateRolledBack, match=f"epoch {first}, behind this owner's {lost}"):
+        a.commit(4, lost, {}, {"t:4": 1}, {}, [])
+    with pytest.raises(StateRolledBack):
+        a.ack(4, lost, [])
+    other = b.claim(4).epoch  # another consumer claims the rolled-back shard: the same number
+    assert other == lost
+    with pytest.raises(FencedError, match="same number"):
+        a.commit(4, lost, {}, {"t:4": 1}, {}, [])
+    assert b.commit(4, other, {}, {"t:4": 1}, {}, []) == "applied"
+    assert Keys.parse_fence(client.get(a.keys.fence(4)))[0] == other
+
+
+def test_weird_model_names_stay_in_one_slot(where: Where) -> None:
     """Every key of a shard carries its one hash tag whatever the names (their round trip: the contract suite)."""
-    store = make_store(prefix, group="grp}{:x")
+    store = where.store(group="grp}{:x")
     weird = [("a}b:c{", "v"), ("a", "b:c"), ("a:b", "c"), ("{x}", "}{"), ("", ""), ("é ünï\x00\n", "%3A")]
     e = store.claim(7).epoch
     delta = {key: {"f": repr(key).encode()} for key in weird}
@@ -134,8 +189,8 @@ def _hash_tag(key: str) -> str:
     return key[start + 1 : key.index("}", start)]
 
 
-def test_groups_and_shards_are_isolated(prefix: str) -> None:
-    a, b = make_store(prefix, group="g1"), make_store(prefix, group="g2")
+def test_groups_and_shards_are_isolated(where: Where) -> None:
+    a, b = where.store(group="g1"), where.store(group="g2")
     a.commit(0, a.claim(0).epoch, {}, {"t:0": 1}, {M: {"f": b"a"}}, [b"x"])
     assert b.claim(0).models == {} and a.claim(1).models == {}
     assert a.claim(0).models == {M: {"f": b"a"}}
@@ -149,19 +204,19 @@ def test_script_reloaded_after_script_flush(store: RedisStore) -> None:
     store.ack(0, e, [])
 
 
-def test_unreachable_redis_is_store_unavailable(prefix: str) -> None:
-    settings = RedisSettings(url="redis://127.0.0.1:1/0", key_prefix=prefix, socket_timeout_s=0.5)
+def test_unreachable_redis_is_store_unavailable(where: Where) -> None:
+    settings = RedisSettings(url="redis://127.0.0.1:1/0", key_prefix=where.prefix, socket_timeout_s=0.5,
+                             cluster=where.backend.cluster)
     store = RedisStore(settings, Secrets(redis_password="hunter2-secret"), "g")
     for call in (lambda: store.claim(0), lambda: store.commit(0, 1, {}, {}, {}, []), store.ping):
         with pytest.raises(StoreUnavailable) as info:
             call()
         assert "hunter2" not in str(info.value)
-        assert isinstance(info.value.__cause__, redis.ConnectionError)
+        assert isinstance(info.value.__cause__, (redis.ConnectionError, RedisClusterException))
 
 
-def test_wrong_password_is_refused_without_leaking_it(prefix: str) -> None:
-    url = redis_url()
-    settings = RedisSettings(url=url, key_prefix=prefix, username="no-such-user")
+def test_wrong_password_is_refused_without_leaking_it(where: Where) -> None:
+    settings = where.backend.settings(key_prefix=where.prefix, username="no-such-user")
     store = RedisStore(settings, Secrets(redis_password="hunter2-secret"), "g")
     with pytest.raises(Refused, match=r"refused the login of user 'no-such-user'.*DRIFTWIRE_REDIS_PASSWORD") as info:
         store.ping()
@@ -184,11 +239,11 @@ def test_client_settings_tls_and_redaction() -> None:
     assert client.connection_pool.connection_class.__name__ == "SSLConnection"
 
 
-def test_bytes_per_commit_independent_of_stored_size(prefix: str) -> None:
+def test_bytes_per_commit_independent_of_stored_size(where: Where) -> None:
     """Only the delta travels: a commit after storing 4 MB costs what it costs after storing 4 bytes."""
     costs = []
     for group, size in (("g-a", 4), ("g-b", 4_000_000)):
-        store = make_store(prefix, group=group)
+        store = where.store(group=group)
         e = store.claim(0).epoch
         store.commit(0, e, {}, {"t:0": 1}, {M: {"window": b"w" * size, "count": b"0"}}, [])
         before = store.bytes_written
@@ -204,12 +259,12 @@ def _events(n: int, start: int = 0) -> list[Event]:
     ]
 
 
-def test_engine_bytes_per_commit_independent_of_window_size(prefix: str) -> None:
+def test_engine_bytes_per_commit_independent_of_window_size(where: Where) -> None:
     """Steady-state commits of the real engine: bytes written do not grow with the window size."""
     per_commit = {}
     for window in (200, 2000):
         settings = DetectionSettings(reference_size=window, window_size=window, eval_every=50)
-        store = make_store(prefix, group=f"win-{window}")
+        store = where.store(group=f"win-{window}")
         engine = Engine(settings)
         e = store.claim(0).epoch
         offset = 0
@@ -229,8 +284,9 @@ def test_engine_bytes_per_commit_independent_of_window_size(prefix: str) -> None
 
 
 @pytest.mark.slow
-def test_redis_stopped_mid_way_then_back_with_data(store: RedisStore) -> None:
+def test_redis_stopped_mid_way_then_back_with_data(single: Where) -> None:
     script = str(ROOT / "scripts" / "services.sh")
+    store = single.store()
     e = store.claim(0).epoch
     store.commit(0, e, {}, {"t:0": 1}, {M: {"f": b"1"}}, [b"a"])
     subprocess.run([script, "stop-redis"], check=True, capture_output=True, timeout=60)
@@ -255,10 +311,6 @@ def test_redis_stopped_mid_way_then_back_with_data(store: RedisStore) -> None:
 
 class _Crash(Exception):
     pass
-
-
-def _replay_config(prefix: str) -> Config:
-    return parse_config({"redis": {"key_prefix": prefix}}, environ={})
 
 
 def _ids(alerts: list[Alert]) -> list[dict[str, object]]:
@@ -288,9 +340,9 @@ def golden(drift_log: Path) -> list[dict[str, object]]:
 
 
 def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
-    prefix: str, drift_log: Path, golden: list[dict[str, object]]
+    where: Where, drift_log: Path, golden: list[dict[str, object]]
 ) -> None:
-    config = _replay_config(prefix)
+    config = where.config()
     # first run: crash after the 3rd committed batch
     first = ListSink()
     engine, checkpoint, start = _resumed(config, drift_log)
@@ -324,14 +376,14 @@ def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
 def _resumed(config: Config, log: Path) -> tuple[Engine, RedisCheckpoint, int]:
     """What ``driftwire replay --redis`` builds: the engine, its checkpoint, the line to resume at."""
     engine = build_engine(config, Secrets())
-    checkpoint = redis_checkpoint(redis_url(), config, Secrets(), log)
+    checkpoint = redis_checkpoint(config.redis.url, config, Secrets(), log)
     return engine, checkpoint, checkpoint.resume(engine)
 
 
 def test_redis_replay_crash_before_commit_redelivers_at_least_once(
-    prefix: str, drift_log: Path, golden: list[dict[str, object]]
+    where: Where, drift_log: Path, golden: list[dict[str, object]]
 ) -> None:
-    config = _replay_config(prefix)
+    config = where.config()
     engine, checkpoint, _ = _resumed(config, drift_log)
     commits = []
 
@@ -354,8 +406,8 @@ def test_redis_replay_crash_before_commit_redelivers_at_least_once(
     assert got == want
 
 
-def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log: Path) -> None:
-    config = _replay_config(prefix)
+def test_a_second_replay_of_the_same_log_fences_the_first(where: Where, drift_log: Path) -> None:
+    config = where.config()
     a_engine, a, _ = _resumed(config, drift_log)
     b_engine, b, _ = _resumed(config, drift_log)
     with pytest.raises(FencedError):
@@ -364,24 +416,24 @@ def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log
     assert replay_group(drift_log) == replay_group(drift_log.parent / ".." / drift_log.parent.name / drift_log.name)
 
 
-def test_replay_cli_with_redis(prefix: str, drift_log: Path, golden: list[dict[str, object]], tmp_path: Path) -> None:
+def test_replay_cli_with_redis(where: Where, drift_log: Path, golden: list[dict[str, object]], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DRIFTWIRE_SNAPSHOT_KEY", None)
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"redis:\n  key_prefix: {prefix}\n")
+    cfg.write_text(f"redis:\n  key_prefix: {where.prefix}\n  cluster: {str(where.backend.cluster).lower()}\n")
     cmd = [sys.executable, "-m", "pipeline.cli", "replay", str(drift_log), "--config", str(cfg), "--quiet"]
-    keyless = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, text=True, timeout=120)
+    keyless = subprocess.run([*cmd, "--redis", where.backend.url], env=env, capture_output=True, text=True, timeout=120)
     assert keyless.returncode == 2 and "DRIFTWIRE_SNAPSHOT_KEY" in keyless.stderr, keyless.stderr
     env["DRIFTWIRE_SNAPSHOT_KEY"] = "a-test-key-of-enough-bytes"
     red = subprocess.run(
-        [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", redis_url()],
+        [*cmd, "--alerts-out", str(tmp_path / "b.jsonl"), "--redis", where.backend.url],
         env=env,
         capture_output=True,
         timeout=120,
     )
     assert red.returncode == 0, red.stderr
     assert [_without_emitted_at(line) for line in (tmp_path / "b.jsonl").read_bytes().splitlines()] == golden
-    again = subprocess.run([*cmd, "--redis", redis_url()], env=env, capture_output=True, timeout=120)
+    again = subprocess.run([*cmd, "--redis", where.backend.url], env=env, capture_output=True, timeout=120)
     assert again.returncode == 0 and b"0 events" in again.stderr, again.stderr
 
 

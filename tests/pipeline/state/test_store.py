@@ -16,6 +16,7 @@ from pipeline.state.store import (
     OffsetConflict,
     ShardSnapshot,
     StateLostError,
+    StateRolledBack,
     StoreUnavailable,
     check_state_lost,
 )
@@ -36,7 +37,7 @@ def test_state_lost_check() -> None:
 def test_errors_share_the_root() -> None:
     from detectors.errors import DriftwireError
 
-    for cls in (FencedError, StoreUnavailable, StateLostError, OffsetConflict):
+    for cls in (FencedError, StoreUnavailable, StateLostError, OffsetConflict, StateRolledBack):
         assert issubclass(cls, DriftwireError)
 
 
