@@ -8,7 +8,9 @@ saving the digests before it and comparing after::
 
 Per workload (a log) and settings variant it records: every alert (all fields but ``emitted_at``),
 a hash of every batch's state delta (``take_delta()`` after each batch), every monitor's
-``full_state()`` at the end, and the replay summary. The state's schema-version field
+``full_state()`` at the end (its rings in one canonical form, :func:`canonical_state`, so a new
+encoding of the same values compares equal; the deltas are hashed as written, so there it shows),
+and the replay summary. The state's schema-version field
 (``detectors.fields.SCHEMA``) is left out of the hashes: it names the layout, whose every other byte
 is hashed, so digests saved before the field existed still compare. ``compare`` prints the first difference of each
 kind and exits 1 when anything differs. ``--quick`` runs a subset (about a minute).
@@ -152,6 +154,37 @@ def _hash_delta(h: Any, delta: dict[Any, dict[str, bytes | None]]) -> None:
             h.update(b"\x00" + name.encode() + b"\x01" + (b"<del>" if value is None else value))
 
 
+CHUNK = 128
+"""Values per ring chunk of the canonical form (schema version 1's layout)."""
+
+
+def canonical_state(monitor: Any) -> dict[str, bytes]:
+    """A monitor's ``full_state()`` with every ring in one fixed form, whatever its encoding: the raw
+    chunks of ``CHUNK`` values at fixed places that schema version 1 stored (so digests saved before
+    ring segments still compare). Ring fields of any other layout are decoded away, i.e. taken from
+    the ring itself; every other field is hashed as stored."""
+    from detectors import fields
+
+    state = {name: value for name, value in monitor.full_state().items() if _ring(fields, name) is None}
+    d = monitor.data
+    rings = [(kind, col.name, ring) for col in d.columns.values()
+             for kind, ring in ((fields.REF_VALUES, col.ref_ring), (fields.WINDOW_VALUES, col.values),
+                                (fields.WINDOW_FLAGS, col.flags))]
+    rings += [(*fields.split_ring(name), ring) for name, ring in d.rings.items()]
+    for kind, owner, ring in rings:
+        item = ring.arr.itemsize
+        for k in range(-(-ring.capacity // CHUNK)):
+            raw = ring.arr[k * CHUNK : (k + 1) * CHUNK].tobytes()
+            want = item * min(CHUNK, ring.capacity - k * CHUNK)  # an array allocated lazily: zeros beyond it
+            state[f"{kind}:{k}:{owner}"] = raw + bytes(want - len(raw))
+    return state
+
+
+def _ring(fields: Any, name: str) -> Any:
+    parse = getattr(fields, "parse_ring_field", None) or fields.parse_ring_chunk
+    return parse(name)
+
+
 def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
     from detectors.fields import SCHEMA
@@ -177,7 +210,7 @@ def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     states = hashlib.sha256()
     for key in sorted(engine.models):
         states.update(repr(key).encode())
-        for name, value in sorted(engine.models[key].full_state().items()):
+        for name, value in sorted(canonical_state(engine.models[key]).items()):
             if name == SCHEMA:
                 continue
             states.update(b"\x00" + name.encode() + b"\x01" + value)

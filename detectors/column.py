@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from detectors import fields
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring
+from detectors.ring import Ring, RingFields, Segments
 from detectors.stream import StreamDetector
 from detectors.view import View
 
@@ -281,8 +281,8 @@ class Column:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def take(self, secret: bytes) -> dict[str, bytes | None]:
-        """Changed fields of this column since the last call."""
+    def take(self, secret: bytes, segments: Segments) -> dict[str, bytes | None]:
+        """Changed fields of this column since the last call (its ring segments go to ``segments``)."""
         name = self.meta.name
         out: dict[str, bytes | None] = {}
         if self.dirty_meta:
@@ -290,9 +290,9 @@ class Column:
         if self.dirty_counts:
             out[fields.ref_counts(name)] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()),
                                                                              self.cat_overflow))
-        out.update(self.ref_ring.take(fields.REF_VALUES, name))
-        out.update(self.values.take(fields.WINDOW_VALUES, name))
-        out.update(self.flags.take(fields.WINDOW_FLAGS, name))
+        self.ref_ring.take(fields.REF_VALUES, name, segments)
+        self.values.take(fields.WINDOW_VALUES, name, segments)
+        self.flags.take(fields.WINDOW_FLAGS, name, segments)
         if self.dirty_stream:
             for det in self.stream:
                 out[fields.stream_snapshot(det.name, name)] = det.save(secret)
@@ -311,12 +311,12 @@ class Column:
         for ring in (self.ref_ring, self.values, self.flags):
             ring.touch_all()
 
-    def load(self, chunks: dict[str, dict[int, bytes]], counts: bytes | None) -> None:
-        """Restore rings and category counts (the meta is already set); ``chunks`` by ring kind."""
+    def load(self, stored: dict[str, RingFields], counts: bytes | None) -> None:
+        """Restore rings and category counts (the meta is already set); ``stored``: ring fields by kind."""
         m = self.meta
-        self.ref_ring.load(chunks.get(fields.REF_VALUES, {}), m.ref_values)
-        self.values.load(chunks.get(fields.WINDOW_VALUES, {}), m.n)
-        self.flags.load(chunks.get(fields.WINDOW_FLAGS, {}), m.n)
+        for kind, ring, count in ((fields.REF_VALUES, self.ref_ring, m.ref_values),
+                                  (fields.WINDOW_VALUES, self.values, m.n), (fields.WINDOW_FLAGS, self.flags, m.n)):
+            stored.get(kind, RingFields()).load(ring, count)
         if counts is not None:
             rc = msgspec.msgpack.decode(counts, type=RefCounts)
             self.cat_counts = dict(rc.counts)

@@ -2,13 +2,14 @@
 
 A model version's state is a flat map of field name to bytes (in the live runtime one Redis
 hash per version; :mod:`pipeline.keys` builds the Redis keys around it). The fields, for schema
-version 1 (:data:`SCHEMA_VERSION`)::
+version 2 (:data:`SCHEMA_VERSION`)::
 
     schema                    the layout's schema version (msgpack int); absent: version 0
     m                         the version's scalars (Meta)
     c:<column>                a column's scalars (ColumnMeta)
     rc:<column>               a categorical column's reference counts
-    <ring>:<chunk>:<owner>    one chunk of a ring (raw array bytes), ring kinds:
+    <ring>:@<first>:<owner>   one segment of a ring: the values from absolute position <first> on
+                              (:mod:`detectors.codec`), ring kinds:
                                 r, v, f   a column's reference values, window values, window flags
                                 t         event times of the window (owner feat or out)
                                 er, ew, et  the error reference, error window, error event times (owner err)
@@ -19,18 +20,22 @@ version 1 (:data:`SCHEMA_VERSION`)::
     d:<detector>:<column>     a stream detector's snapshot (empty column: the error stream's)
     i:<kind>:<feature>        one incident's policy state (empty feature: none)
 
-and the engine's own scalars live in the field ``engine`` of its own key. Version 0 is the same
-layout without the ``schema`` field: it is read as it is, and the version is written with the
-next delta.
+and the engine's own scalars live in the field ``engine`` of its own key. Version 1 kept a ring
+as fixed chunks, ``<ring>:<chunk>:<owner>`` (raw array bytes of 128 values at a fixed place, a
+touched chunk rewritten whole); version 0 is version 1 without the ``schema`` field. Both are read
+as they are; the next delta writes each ring as one segment, deletes its chunks, and writes the
+version.
 
->>> ring_chunk("v", 3, "x:y"), parse_ring_chunk("v:3:x:y"), parse_ring_chunk("c:x")
-('v:3:x:y', ('v', 3, 'x:y'), None)
+>>> ring_segment("v", 300, "x:y"), parse_ring_field("v:@300:x:y"), parse_ring_field("c:x")
+('v:@300:x:y', ('v', True, 300, 'x:y'), None)
+>>> ring_chunk("v", 3, "x:y"), parse_ring_field("v:3:x:y")
+('v:3:x:y', ('v', False, 3, 'x:y'))
 >>> incident("data_drift", None), parse_incident("i:data_drift:")
 ('i:data_drift:', 'data_drift')
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
-(0, 1)
+(0, 2)
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import msgspec
 
 from detectors.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump with any change of the layout, and teach the reader the older ones."""
 
 SCHEMA = "schema"
@@ -69,17 +74,24 @@ def ref_counts(column: str) -> str:
     return f"rc:{column}"
 
 
+def ring_segment(kind: str, first: int, owner: str) -> str:
+    return f"{kind}:@{first}:{owner}"
+
+
 def ring_chunk(kind: str, index: int, owner: str) -> str:
+    """A ring chunk of schema version 1 (read, then deleted)."""
     return f"{kind}:{index}:{owner}"
 
 
-def parse_ring_chunk(field: str) -> tuple[str, int, str] | None:
-    """(kind, chunk index, owner) of a ring chunk field, None for any other field."""
+def parse_ring_field(field: str) -> tuple[str, bool, int, str] | None:
+    """(kind, segment?, first position or version-1 chunk index, owner) of a ring field, None for any other."""
     kind, _, rest = field.partition(":")
     if kind not in RING_KINDS:
         return None
     index, _, owner = rest.partition(":")
-    return kind, int(index), owner
+    if index.startswith("@"):
+        return kind, True, int(index[1:]), owner
+    return kind, False, int(index), owner
 
 
 def split_ring(name: str) -> tuple[str, str]:

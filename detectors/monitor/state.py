@@ -18,6 +18,7 @@ from detectors.column import ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.monitor.data import Meta, VersionData
 from detectors.policy import Policy
+from detectors.ring import RingFields, Segments
 from detectors.stream import StreamDetector
 
 Delta = dict[str, bytes | None]
@@ -38,10 +39,13 @@ class VersionState:
         if self._schema_due:
             out[fields.SCHEMA] = fields.encode_schema()
             self._schema_due = False
+        segments = Segments()
         for col in d.columns.values():
-            out.update(col.take(self.secret))
+            out.update(col.take(self.secret, segments))
         for name, ring in d.rings.items():
-            out.update(ring.take(*fields.split_ring(name)))
+            kind, owner = fields.split_ring(name)
+            ring.take(kind, owner, segments)
+        segments.encode(out)
         out.update(d.join.take())
         out.update(self.policy.take())
         if d.err_dirty:
@@ -80,12 +84,12 @@ class VersionState:
         self._schema_due = fields.schema_of(stored) < fields.SCHEMA_VERSION
         d = self.data
         d.meta = msgspec.msgpack.decode(stored[fields.META], type=Meta)
-        chunks = _chunks(stored)
+        rings = _rings(stored)
         for name, ring in d.rings.items():
             kind, owner = fields.split_ring(name)
-            ring.load(chunks.get(owner, {}).get(kind, {}), d.meta.rings.get(name, 0))
+            rings.get(owner, {}).get(kind, RingFields()).load(ring, d.meta.rings.get(name, 0))
         for name in d.meta.features + d.meta.outputs:
-            self._load_column(name, stored, chunks.get(name, {}))
+            self._load_column(name, stored, rings.get(name, {}))
         d.join.load(stored)
         self.policy.load(stored)
         d.reserve_spaces()
@@ -97,12 +101,12 @@ class VersionState:
         d.meta.rings = {name: ring.count for name, ring in d.rings.items()}
         return d.meta
 
-    def _load_column(self, name: str, stored: dict[str, bytes], chunks: dict[str, dict[int, bytes]]) -> None:
+    def _load_column(self, name: str, stored: dict[str, bytes], rings: dict[str, RingFields]) -> None:
         d = self.data
         meta = msgspec.msgpack.decode(stored[fields.column_meta(name)], type=ColumnMeta)
         col = d.columns.get(name) or d.new_column(name, meta.role, meta.kind, meta.declared)
         col.meta = meta
-        col.load(chunks, stored.get(fields.ref_counts(name)))
+        col.load(rings, stored.get(fields.ref_counts(name)))
         d.columns[name] = col
         if d.meta.frozen and col.ref is None:
             d.freeze_column(col)
@@ -119,12 +123,17 @@ class VersionState:
             det.rebuild(retained)
 
 
-def _chunks(stored: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
-    """Ring chunks by owner name, then ring kind, then chunk index."""
-    out: dict[str, dict[str, dict[int, bytes]]] = {}
+def _rings(stored: dict[str, bytes]) -> dict[str, dict[str, RingFields]]:
+    """Ring fields by owner name, then ring kind."""
+    out: dict[str, dict[str, RingFields]] = {}
     for field, raw in stored.items():
-        parsed = fields.parse_ring_chunk(field)
+        parsed = fields.parse_ring_field(field)
         if parsed is not None:
-            kind, index, owner = parsed
-            out.setdefault(owner, {}).setdefault(kind, {})[index] = raw
+            kind, segment, index, owner = parsed
+            ring = out.setdefault(owner, {}).setdefault(kind, RingFields())
+            if segment:
+                ring.segments[index] = raw
+            else:
+                ring.chunks[index] = raw
+                ring.chunk_fields.append(field)
     return out
