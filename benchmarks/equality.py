@@ -10,7 +10,9 @@ Per workload (a log) and settings variant it records: every alert (all fields bu
 a hash of every batch's state delta (``take_delta()`` after each batch), every monitor's
 ``full_state()`` at the end (its rings in one canonical form, :func:`canonical_state`, so a new
 encoding of the same values compares equal; the deltas are hashed as written, so there it shows),
-and the replay summary. The state's schema-version field
+a hash of the states restored after every batch from what a store would hold (the union of the
+deltas so far), in the same canonical form (``stored_sha``: a new encoding of the deltas must decode
+to the very same states), and the replay summary. The state's schema-version field
 (``detectors.fields.SCHEMA``) is left out of the hashes: it names the layout, whose every other byte
 is hashed, so digests saved before the field existed still compare. ``compare`` prints the first difference of each
 kind and exits 1 when anything differs. ``--quick`` runs a subset (about a minute).
@@ -40,6 +42,9 @@ from detectors.events import Alert, Event
 
 CACHE = Path(__file__).resolve().parent / "results" / "equality-logs"
 _enc = msgspec.json.Encoder(order="sorted")
+STORED_EVERY = 1
+"""Every this many batches, the stored state (the union of the deltas so far, as a store holds it) is
+restored into a fresh engine and its canonical states hashed into ``stored_sha`` (0: never)."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -185,9 +190,29 @@ def _ring(fields: Any, name: str) -> Any:
     return parse(name)
 
 
+def _apply(stored: dict[Any, dict[str, bytes]], delta: dict[Any, dict[str, bytes | None]]) -> None:
+    """What a store holds after the delta (a None value deletes the field)."""
+    for key, changed in delta.items():
+        fields = stored.setdefault(key, {})
+        for name, value in changed.items():
+            if value is None:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
+
+
+def _hash_states(h: Any, engine: Any) -> None:
+    from detectors.fields import SCHEMA
+
+    for key in sorted(engine.models):
+        h.update(repr(key).encode())
+        for name, value in sorted(canonical_state(engine.models[key]).items()):
+            if name != SCHEMA:
+                h.update(b"\x00" + name.encode() + b"\x01" + value)
+
+
 def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
-    from detectors.fields import SCHEMA
     from pipeline.config import Secrets, parse_config
     from pipeline.edge.sinks import ListSink
     from pipeline.engine.build import build_engine
@@ -197,29 +222,33 @@ def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     secrets = Secrets(snapshot_key=b"equality-oracle")
     engine = build_engine(config, secrets)
     sink = ListSink()
-    deltas = hashlib.sha256()
+    deltas, stored_states = hashlib.sha256(), hashlib.sha256()
     batches = 0
+    stored: dict[Any, dict[str, bytes]] = {}
 
     def on_commit(eng: Any, _lines_end: int, _alerts: list[Alert]) -> None:
         nonlocal batches
         batches += 1
-        _hash_delta(deltas, eng.take_delta())
+        delta = eng.take_delta()
+        _hash_delta(deltas, delta)
+        _apply(stored, delta)
+        if STORED_EVERY and batches % STORED_EVERY == 0:
+            restored = build_engine(config, secrets)
+            restored.restore(stored)
+            assert not restored.refused_snapshots, restored.refused_snapshots
+            _hash_states(stored_states, restored)
 
     summary = replay(path, config, sink, secrets, engine=engine, on_commit=on_commit)
     rows = [_alert_row(a) for a in sink.alerts]
     states = hashlib.sha256()
-    for key in sorted(engine.models):
-        states.update(repr(key).encode())
-        for name, value in sorted(canonical_state(engine.models[key]).items()):
-            if name == SCHEMA:
-                continue
-            states.update(b"\x00" + name.encode() + b"\x01" + value)
+    _hash_states(states, engine)
     return {
         "alerts": [_enc.encode(r).decode() for r in rows],
         "alerts_sha": hashlib.sha256(_enc.encode(rows)).hexdigest(),
         "deltas_sha": deltas.hexdigest(),
         "batches": batches,
         "state_sha": states.hexdigest(),
+        "stored_sha": stored_states.hexdigest(),
         "models": len(engine.models),
         "summary": msgspec.to_builtins(summary),
     }
@@ -269,8 +298,8 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             diffs.append(f"{name}: alerts differ ({len(a['alerts'])} -> {len(b['alerts'])}), first at #{first}:\n"
                          f"    old {a['alerts'][first] if first < len(a['alerts']) else '<none>'}\n"
                          f"    new {b['alerts'][first] if first < len(b['alerts']) else '<none>'}")
-        for field in ("deltas_sha", "state_sha", "batches", "models", "summary"):
-            if a[field] != b[field]:
+        for field in ("deltas_sha", "state_sha", "stored_sha", "batches", "models", "summary"):
+            if field in a and field in b and a[field] != b[field]:
                 diffs.append(f"{name}: {field} differs: {a[field]} -> {b[field]}")
     return diffs
 

@@ -47,24 +47,41 @@ _HEAD = struct.Struct("<BBBqII")
 _SAME = struct.Struct("<BI")
 _LIMIT = float(1 << 53)
 _SAMPLE = 16
+_SPANS = np.array([1, 1 << 8, 1 << 16, 1 << 32])
+_WIDTHS = np.array([0, 1, 2, 4, 8])
+"""Bytes per value for the largest difference of a row: below 1 (all equal) 0, below 2**8 1, ... (numpy casts
+to 1, 2, 4 or 8-byte integers, no bit fiddling)."""
 
 
 def encode_rows(rows: Sequence[npt.NDArray[Any]]) -> list[bytes]:
-    """The encodings of several 1-D arrays (float64 or int8), vectorised over arrays of one length."""
-    out: list[bytes | None] = [None] * len(rows)
-    groups: dict[tuple[str, int], list[int]] = {}
+    """The encodings of several 1-D arrays (float64 or int8), vectorised over all arrays of one dtype."""
+    out: list[bytes] = [b""] * len(rows)
+    groups: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        groups.setdefault((r.dtype.str, len(r)), []).append(i)
-    for (dtype, n), idx in groups.items():
-        if not n:
-            for i in idx:
-                out[i] = bytes([RAW])
-            continue
-        stack = np.stack([rows[i] for i in idx]) if len(idx) > 1 else rows[idx[0]][None, :]
-        encoded = _floats(stack) if dtype == "<f8" else _same_or_raw(stack)
+        if len(r):
+            groups.setdefault(r.dtype.str, []).append(i)
+        else:
+            out[i] = bytes([RAW])
+    for dtype, idx in groups.items():
+        lens = [len(rows[i]) for i in idx]
+        stack = _padded([rows[i] for i in idx], lens)
+        encoded = _floats(stack, lens) if dtype == "<f8" else _same_or_raw(stack, lens)
         for i, raw in zip(idx, encoded, strict=True):
             out[i] = raw
-    return out  # type: ignore[return-value]
+    return out
+
+
+def _padded(rows: list[npt.NDArray[Any]], lens: list[int]) -> npt.NDArray[Any]:
+    """The rows in one matrix, each continued with its first value (which changes no row's encoding:
+    the padding is exact when that value is, and then lies within the row's range)."""
+    n = max(lens)
+    if min(lens) == n:
+        return np.stack(rows) if len(rows) > 1 else rows[0][None, :]
+    out = np.empty((len(rows), n), dtype=rows[0].dtype)
+    for row, r, k in zip(out, rows, lens, strict=True):
+        row[:k] = r
+        row[k:] = r[0]
+    return out
 
 
 def decode(raw: bytes, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
@@ -85,16 +102,14 @@ def decode(raw: bytes, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
     raise StateError(f"unknown ring segment encoding {tag} for {dt}")
 
 
-def _same_or_raw(stack: npt.NDArray[Any]) -> list[bytes]:
+def _same_or_raw(stack: npt.NDArray[Any], lens: list[int]) -> list[bytes]:
     same = (stack == stack[:, :1]).all(axis=1).tolist()
-    n = stack.shape[1]
-    return [_SAME.pack(SAME, n) + row[:1].tobytes() if s else bytes([RAW]) + row.tobytes()
-            for row, s in zip(stack, same, strict=True)]
+    return [_SAME.pack(SAME, k) + row[:1].tobytes() if s else bytes([RAW]) + row[:k].tobytes()
+            for row, s, k in zip(stack, same, lens, strict=True)]
 
 
-def _floats(x: npt.NDArray[np.float64]) -> list[bytes]:
-    """DECIMAL where it is smaller than RAW, row by row."""
-    n = x.shape[1]
+def _floats(x: npt.NDArray[np.float64], lens: list[int]) -> list[bytes]:
+    """DECIMAL where it is smaller than RAW, row by row (row ``i`` holds ``lens[i]`` values, then padding)."""
     k = _exponents(x)
     p = _POW10[k][:, None]
     with np.errstate(invalid="ignore", over="ignore"):
@@ -111,13 +126,13 @@ def _floats(x: npt.NDArray[np.float64]) -> list[bytes]:
         lo[~exact.any(axis=1)] = 0
         mi = np.where(exact, mi, lo[:, None])
     d = mi - lo[:, None]
-    widths = [_width(v) for v in d.max(axis=1).tolist()]
-    packed = _pack(d, widths)
+    widths = _WIDTHS[np.searchsorted(_SPANS, d.max(axis=1), side="right")].tolist()
+    packed = _pack(d, widths, lens)
     out = []
-    for i, w in enumerate(widths):
-        bad = np.empty(0, dtype=np.intp) if whole[i] else np.flatnonzero(~exact[i])
+    for i, (w, n) in enumerate(zip(widths, lens, strict=True)):
+        bad = np.empty(0, dtype=np.intp) if whole[i] else np.flatnonzero(~exact[i, :n])
         if _HEAD.size + 12 * len(bad) + w * n >= 1 + 8 * n:
-            out.append(bytes([RAW]) + x[i].tobytes())
+            out.append(bytes([RAW]) + x[i, :n].tobytes())
             continue
         head = _HEAD.pack(DECIMAL, int(k[i]), w, int(lo[i]), n, len(bad))
         out.append(head + packed[i] if not len(bad) else
@@ -125,20 +140,16 @@ def _floats(x: npt.NDArray[np.float64]) -> list[bytes]:
     return out
 
 
-def _width(span: int) -> int:
-    """Bytes per value for differences up to ``span``: 0, 1, 2, 4 or 8 (numpy casts, no bit fiddling)."""
-    return next(w for w in (0, 1, 2, 4, 8) if span < 1 << (8 * w))
-
-
-def _pack(d: npt.NDArray[np.int64], widths: list[int]) -> list[bytes]:
-    """Each row of non-negative ``d`` as little-endian unsigned integers of its width."""
+def _pack(d: npt.NDArray[np.int64], widths: list[int], lens: list[int]) -> list[bytes]:
+    """The first ``lens[i]`` values of each row of non-negative ``d`` as little-endian unsigned integers
+    of the row's width."""
     n = d.shape[1]
     out: list[bytes] = [b""] * len(d)
     for w in set(widths) - {0}:
         idx = [i for i, x in enumerate(widths) if x == w]
         raw = d[idx].astype(f"<u{w}").tobytes()
         for j, i in enumerate(idx):
-            out[i] = raw[j * n * w : (j + 1) * n * w]
+            out[i] = raw[j * n * w : j * n * w + lens[i] * w]
     return out
 
 

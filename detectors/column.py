@@ -281,23 +281,22 @@ class Column:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def take(self, secret: bytes, segments: Segments) -> dict[str, bytes | None]:
-        """Changed fields of this column since the last call (its ring segments go to ``segments``)."""
+    def take(self, secret: bytes, out: dict[str, bytes | None], segments: Segments) -> None:
+        """Add the fields of this column changed since the last call to ``out`` (its ring segments when
+        ``segments`` is encoded)."""
         name = self.meta.name
-        out: dict[str, bytes | None] = {}
         if self.dirty_meta:
             out[fields.column_meta(name)] = msgspec.msgpack.encode(self.meta)
         if self.dirty_counts:
             out[fields.ref_counts(name)] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()),
                                                                              self.cat_overflow))
-        self.ref_ring.take(fields.REF_VALUES, name, segments)
-        self.values.take(fields.WINDOW_VALUES, name, segments)
-        self.flags.take(fields.WINDOW_FLAGS, name, segments)
+        self.ref_ring.take(fields.REF_VALUES, name, out, segments)
+        self.values.take(fields.WINDOW_VALUES, name, out, segments)
+        self.flags.take(fields.WINDOW_FLAGS, name, out, segments)
         if self.dirty_stream:
             for det in self.stream:
                 out[fields.stream_snapshot(det.name, name)] = det.save(secret)
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
-        return out
 
     def discard(self) -> None:
         """Forget what changed since the last :meth:`take` without encoding it."""

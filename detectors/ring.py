@@ -33,24 +33,20 @@ from detectors import codec, fields
 
 
 class Segments:
-    """Ring segments of one state write, encoded together (one vectorised pass per array length)."""
+    """Ring segments of one state write (of one model or many), encoded together: one vectorised pass
+    over all of them rather than numpy calls per ring."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
-        self.arrays: list[npt.NDArray[Any]] = []
-        self.deleted: list[str] = []
+        self._todo: list[tuple[dict[str, bytes | None], str, npt.NDArray[Any]]] = []
 
-    def add(self, name: str, values: npt.NDArray[Any]) -> None:
-        self.names.append(name)
-        self.arrays.append(values)
+    def add(self, out: dict[str, bytes | None], name: str, values: npt.NDArray[Any]) -> None:
+        """Encode ``values`` into ``out[name]`` at :meth:`encode`."""
+        self._todo.append((out, name, values))
 
-    def encode(self, out: dict[str, bytes | None]) -> dict[str, bytes | None]:
-        """Add every deletion (None) and encoded segment to ``out``; returns it."""
-        for name in self.deleted:
-            out[name] = None
-        out.update(zip(self.names, codec.encode_rows(self.arrays), strict=True))
-        self.names, self.arrays, self.deleted = [], [], []
-        return out
+    def encode(self) -> None:
+        todo, self._todo = self._todo, []
+        for (out, name, _), raw in zip(todo, codec.encode_rows([v for _, _, v in todo]), strict=True):
+            out[name] = raw
 
 
 class RingFields:
@@ -118,18 +114,26 @@ class Ring:
         b = a + (end - first)
         return self.arr[a:b] if b <= cap else np.concatenate((self.arr[a:], self.arr[: b - cap]))
 
-    def take(self, kind: str, owner: str, into: Segments | None = None) -> dict[str, bytes | None]:
+    def take(self, kind: str, owner: str, out: dict[str, bytes | None] | None = None,
+             segments: Segments | None = None) -> dict[str, bytes | None]:
         """The segment of the values appended since the last call and the deletions of dead segments
-        (fields :func:`~detectors.fields.ring_segment`): into ``into`` when given (encoded by the
-        caller with others), else encoded and returned."""
-        segs = into if into is not None else Segments()
+        (fields :func:`~detectors.fields.ring_segment`), added to ``out`` (returned); with ``segments``
+        the segment is encoded later, together with others (:meth:`Segments.encode`)."""
+        out = {} if out is None else out
+        if self.count == self._taken and not self._full and not self._stale:
+            return out
         new, dead = self._advance()
-        segs.deleted += self._stale
-        segs.deleted += [fields.ring_segment(kind, first, owner) for first in dead]
+        for name in self._stale:
+            out[name] = None
         self._stale = []
+        for first in dead:
+            out[fields.ring_segment(kind, first, owner)] = None
         if new is not None:
-            segs.add(fields.ring_segment(kind, new[0], owner), self.span(*new))
-        return {} if into is not None else segs.encode({})
+            seg = segments if segments is not None else Segments()
+            seg.add(out, fields.ring_segment(kind, new[0], owner), self.span(*new))
+            if segments is None:
+                seg.encode()
+        return out
 
     def _advance(self) -> tuple[tuple[int, int] | None, list[int]]:
         """Move the bookkeeping to "everything persisted": (the segment to write, first positions of

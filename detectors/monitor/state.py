@@ -32,20 +32,22 @@ class VersionState:
         self.refused: list[str] = []
         self._schema_due = True  # the stored fields do not hold this layout's version yet
 
-    def take_delta(self) -> Delta:
-        """State fields changed since the last call (None: delete the field)."""
+    def take_delta(self, segments: Segments | None = None) -> Delta:
+        """State fields changed since the last call (None: delete the field); with ``segments``, the ring
+        segments are added to the result when the caller calls ``segments.encode()``."""
         d = self.data
         out: Delta = {fields.META: msgspec.msgpack.encode(self._meta_out())}
         if self._schema_due:
             out[fields.SCHEMA] = fields.encode_schema()
             self._schema_due = False
-        segments = Segments()
+        seg = segments if segments is not None else Segments()
         for col in d.columns.values():
-            out.update(col.take(self.secret, segments))
+            col.take(self.secret, out, seg)
         for name, ring in d.rings.items():
             kind, owner = fields.split_ring(name)
-            ring.take(kind, owner, segments)
-        segments.encode(out)
+            ring.take(kind, owner, out, seg)
+        if segments is None:
+            seg.encode()
         out.update(d.join.take())
         out.update(self.policy.take())
         if d.err_dirty:

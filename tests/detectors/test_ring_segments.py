@@ -96,3 +96,16 @@ def test_a_version_1_ring_is_rewritten_as_one_segment_and_its_chunks_deleted() -
     delta = ring.take("v", "x")
     assert {k for k, v in delta.items() if v is None} == {"v:0:x", "v:1:x", "v:2:x"}
     assert codec.decode(delta["v:@2:x"], np.float64).tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.one_of(doubles, decimals), max_size=30), min_size=2, max_size=5))
+def test_arrays_encoded_together_are_encoded_as_alone(rows: list[list[float]]) -> None:
+    """Arrays of other lengths in the same call (padded to one matrix) change no array's encoding."""
+    arrays = [np.array(r, dtype=np.float64) for r in rows]
+    assert codec.encode_rows(arrays) == [codec.encode_rows([a])[0] for a in arrays]
+
+
+def test_a_constant_segment_has_no_value_bytes() -> None:
+    raw = codec.encode_rows([np.full(1000, 2.5)])[0]
+    assert len(raw) < 24 and codec.decode(raw, np.float64).tolist() == [2.5] * 1000
