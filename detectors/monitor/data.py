@@ -26,6 +26,7 @@ from detectors.block import BlockSpace
 from detectors.checks import Checks
 from detectors.column import Column
 from detectors.join import LabelJoin
+from detectors.joint_models import JointModels
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
@@ -68,6 +69,7 @@ class VersionData:
         self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
         self.err_dirty = False
         self.spaces: dict[Group, BlockSpace] = {}
+        self.joint = JointModels(checks.joint, settings)
 
     def groups(self) -> dict[Group, list[Column]]:
         """The columns of each group, in column order."""

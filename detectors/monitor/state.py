@@ -50,6 +50,7 @@ class VersionState:
             seg.encode()
         out.update(d.join.take())
         out.update(self.policy.take())
+        out.update(d.joint.take())
         if d.err_dirty:
             for det in d.err_stream:
                 out[fields.stream_snapshot(det.name)] = det.save(self.secret)
@@ -65,6 +66,7 @@ class VersionState:
             ring.discard()
         d.join.discard()
         self.policy.discard()
+        d.joint.discard()
         d.err_dirty = self._schema_due = False
 
     def full_state(self) -> dict[str, bytes]:
@@ -76,6 +78,7 @@ class VersionState:
             ring.touch_all()
         d.join.touch_all()
         self.policy.touch_all()
+        d.joint.touch_all()
         d.err_dirty = self._schema_due = True
         return {k: v for k, v in self.take_delta().items() if v is not None}
 
@@ -94,6 +97,7 @@ class VersionState:
             self._load_column(name, stored, rings.get(name, {}))
         d.join.load(stored)
         self.policy.load(stored)
+        d.joint.load(stored)
         d.reserve_spaces()
         for det in d.err_stream:
             self._load_stream(det, fields.stream_snapshot(det.name), stored, d.rings[fields.ERROR_REF].ordered())
