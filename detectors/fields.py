@@ -21,7 +21,8 @@ version 2 (:data:`SCHEMA_VERSION`)::
     i:<kind>:<feature>        one incident's policy state (empty feature: none)
     g:<kind>                  the members of the open model-level incident of that kind (grouping)
     jm                        the multivariate detectors' joint reference rows: their scalars
-    jr:<chunk>:<feature>      one chunk of a feature's joint reference rows (float32; deleted once fitted)
+    jr:@<first>:<feature>     a segment of a feature's joint reference rows, a ring of float32
+                              (deleted once fitted; version 1: jr:<chunk>:<feature>, read)
     jf:<detector>             a multivariate detector's fitted model, or why it has none
 
 (``g``, ``jm``, ``jr`` and ``jf`` came with multivariate drift and grouping, within version 1: a
@@ -40,8 +41,8 @@ version.
 ('v:3:x:y', ('v', False, 3, 'x:y'))
 >>> incident("data_drift", None), parse_incident("i:data_drift:")
 ('i:data_drift:', 'data_drift')
->>> group("data_drift"), parse_group("g:data_drift"), joint_rows(3, "x:y"), parse_joint_rows("jr:3:x:y")
-('g:data_drift', 'data_drift', 'jr:3:x:y', (3, 'x:y'))
+>>> group("data_drift"), parse_group("g:data_drift"), parse_ring_field(ring_segment(JOINT_ROWS, 0, "x:y"))
+('g:data_drift', 'data_drift', ('jr', True, 0, 'x:y'))
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
@@ -72,7 +73,9 @@ FEATURE_TIMES, OUTPUT_TIMES = "t:feat", "t:out"
 ERROR_REF, ERROR_WINDOW, ERROR_TIMES = "er:err", "ew:err", "et:err"
 LAGS = "lg:lag"
 """The version's own rings, named ``kind:owner`` (these names also key ``Meta.rings``)."""
-RING_KINDS = frozenset({REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg"})
+JOINT_ROWS = "jr"
+"""Ring kind of a feature's joint reference rows (:mod:`detectors.joint`)."""
+RING_KINDS = frozenset({REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg", JOINT_ROWS})
 
 PREDICTIONS, LABELS = "p", "l"
 """The label join's two waiting stores."""
@@ -134,18 +137,6 @@ def group(kind: str) -> str:
 def parse_group(field: str) -> str | None:
     """The alert kind of a group field, None for any other field."""
     return field[2:] if field.startswith("g:") else None
-
-
-def joint_rows(index: int, feature: str) -> str:
-    return f"jr:{index}:{feature}"
-
-
-def parse_joint_rows(field: str) -> tuple[int, str] | None:
-    """(chunk index, feature) of a joint reference rows field, None for any other field."""
-    if not field.startswith("jr:"):
-        return None
-    index, _, feature = field[3:].partition(":")
-    return int(index), feature
 
 
 def joint_fit(detector: str) -> str:

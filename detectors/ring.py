@@ -58,6 +58,14 @@ class RingFields:
         self.chunks: dict[int, bytes] = {}
         self.chunk_fields: list[str] = []
 
+    def add(self, name: str, segment: bool, index: int, raw: bytes) -> None:
+        """One stored field (as :func:`~detectors.fields.parse_ring_field` parsed its name)."""
+        if segment:
+            self.segments[index] = raw
+        else:
+            self.chunks[index] = raw
+            self.chunk_fields.append(name)
+
     def load(self, ring: Ring, count: int) -> None:
         ring.load(self.segments, count, self.chunks, self.chunk_fields)
 
@@ -160,6 +168,13 @@ class Ring:
         self._full = False
         self._taken = count
         return new, dead
+
+    def drop(self, kind: str, owner: str) -> dict[str, bytes | None]:
+        """Deletions of every field the ring has stored (it is forgotten); the ring writes nothing more."""
+        out: dict[str, bytes | None] = dict.fromkeys(self._stale)
+        out.update({fields.ring_segment(kind, first, owner): None for first, _ in self._segs})
+        self._segs, self._stale, self._full, self._taken = [], [], False, self.count
+        return out
 
     def discard(self) -> None:
         """Forget what changed (the caller keeps no deltas, e.g. a replay without a store)."""

@@ -136,10 +136,5 @@ def _rings(stored: dict[str, bytes]) -> dict[str, dict[str, RingFields]]:
         parsed = fields.parse_ring_field(field)
         if parsed is not None:
             kind, segment, index, owner = parsed
-            ring = out.setdefault(owner, {}).setdefault(kind, RingFields())
-            if segment:
-                ring.segments[index] = raw
-            else:
-                ring.chunks[index] = raw
-                ring.chunk_fields.append(field)
+            out.setdefault(owner, {}).setdefault(kind, RingFields()).add(field, segment, index, raw)
     return out

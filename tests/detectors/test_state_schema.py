@@ -91,7 +91,7 @@ def test_the_version_1_fixture_keeps_rings_as_chunks() -> None:
     rings = [fields.parse_ring_field(name) for state in V1.values() for name in state]
     found = [r for r in rings if r is not None]
     assert found and not any(segment for _, segment, _, _ in found)
-    assert {kind for kind, _, _, _ in found} >= {"r", "v", "f", "t", "er", "ew", "et", "lg"}
+    assert {kind for kind, _, _, _ in found} >= {"r", "v", "f", "t", "er", "ew", "et", "lg", "jr"}
 
 
 @pytest.mark.parametrize("case", sorted(GEN.CASES))

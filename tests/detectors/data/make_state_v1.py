@@ -1,10 +1,10 @@
 """Writes state_v1.msgpack: the stored states (the union of every delta) of monitors in schema version 1.
 
 Version 1 kept each ring as fixed chunks of 128 raw values (``<ring>:<chunk>:<owner>``). The file
-was written once by the tree of git 9849a68 (main before ring segments), the way it can be written
+was written once by the tree of git 896e501 (main before ring segments), the way it can be written
 again from that tree::
 
-    git archive 9849a68 detectors tests/detectors/data | tar -x -C /tmp/v1
+    git archive 896e501 detectors tests/detectors/data | tar -x -C /tmp/v1
     cd /tmp && PYTHONPATH=/tmp/v1 <repo>/.venv/bin/python /tmp/v1/tests/detectors/data/make_state_v1.py
 
 (from outside the checkout, so that the old ``detectors`` is the one imported: it says which). The
