@@ -176,6 +176,8 @@ def canonical_state(monitor: Any) -> dict[str, bytes]:
              for kind, ring in ((fields.REF_VALUES, col.ref_ring), (fields.WINDOW_VALUES, col.values),
                                 (fields.WINDOW_FLAGS, col.flags))]
     rings += [(*fields.split_ring(name), ring) for name, ring in d.rings.items()]
+    joint = getattr(getattr(d, "joint", None), "rows", None)  # the multivariate detectors' reference rows
+    rings += [("jr", name, ring) for name, ring in (joint.rings.items() if joint is not None else ())]
     for kind, owner, ring in rings:
         item = ring.arr.itemsize
         for k in range(-(-ring.capacity // CHUNK)):

@@ -169,6 +169,15 @@ class Ring:
         self._taken = count
         return new, dead
 
+    def mark(self) -> tuple[int, list[tuple[int, int]], bool, list[str]]:
+        """What the ring knows about its stored segments (see :meth:`reset`)."""
+        return self._taken, list(self._segs), self._full, list(self._stale)
+
+    def reset(self, mark: tuple[int, list[tuple[int, int]], bool, list[str]]) -> None:
+        """Go back to a :meth:`mark`: a take whose result did not go to the store (a full snapshot) is forgotten."""
+        self._taken, segs, self._full, stale = mark
+        self._segs, self._stale = list(segs), list(stale)
+
     def drop(self, kind: str, owner: str) -> dict[str, bytes | None]:
         """Deletions of every field the ring has stored (it is forgotten); the ring writes nothing more."""
         out: dict[str, bytes | None] = dict.fromkeys(self._stale)

@@ -70,8 +70,12 @@ class VersionState:
         d.err_dirty = self._schema_due = False
 
     def full_state(self) -> dict[str, bytes]:
-        """Every state field (as if nothing had been taken before)."""
+        """Every state field (as if nothing had been taken before). The rings write their whole windows
+        without forgetting which segments the store holds, so later deltas still apply to it."""
         d = self.data
+        rings = [r for col in d.columns.values() for r in (col.ref_ring, col.values, col.flags)]
+        rings += [*d.rings.values(), *d.joint.rows.rings.values()]
+        marks = [ring.mark() for ring in rings]
         for col in d.columns.values():
             col.touch_all()
         for ring in d.rings.values():
@@ -80,7 +84,10 @@ class VersionState:
         self.policy.touch_all()
         d.joint.touch_all()
         d.err_dirty = self._schema_due = True
-        return {k: v for k, v in self.take_delta().items() if v is not None}
+        out = {k: v for k, v in self.take_delta().items() if v is not None}
+        for ring, mark in zip(rings, marks, strict=True):
+            ring.reset(mark)
+        return out
 
     def load(self, stored: dict[str, bytes]) -> None:
         """Rebuild from the union of deltas (nothing stored: a fresh version)."""

@@ -109,3 +109,24 @@ def test_arrays_encoded_together_are_encoded_as_alone(rows: list[list[float]]) -
 def test_a_constant_segment_has_no_value_bytes() -> None:
     raw = codec.encode_rows([np.full(1000, 2.5)])[0]
     assert len(raw) < 24 and codec.decode(raw, np.float64).tolist() == [2.5] * 1000
+
+
+def test_a_full_state_in_between_leaves_the_deltas_applying_to_the_store() -> None:
+    """full_state() right after a take writes every ring whole without the store seeing it: later deltas
+    must still be relative to what the store holds (the reference is sorted in place at its freeze, in
+    between). (Like every version before, full_state consumes what changed since the last take.)"""
+    from dw_streams import SMALL, stream
+
+    from detectors.monitor import ModelMonitor
+
+    m, stored = ModelMonitor("m", "v1", SMALL, b"k"), {}
+    evs = stream(1500, seed=4)
+    for i in range(0, len(evs), 70):  # the reference (300 events) fills over several deltas
+        m.process(evs[i : i + 70])
+        for name, value in m.take_delta().items():
+            if value is None:
+                stored.pop(name, None)
+            else:
+                stored[name] = value
+        m.full_state()
+    assert ModelMonitor.restore("m", "v1", SMALL, dict(stored), b"k").full_state() == m.full_state()
