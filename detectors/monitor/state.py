@@ -31,12 +31,16 @@ class VersionState:
         self.data, self.policy, self.secret = data, policy, secret
         self.refused: list[str] = []
         self._schema_due = True  # the stored fields do not hold this layout's version yet
+        self._meta_taken: bytes | None = None  # the scalars as last taken (None: unknown)
 
     def take_delta(self, segments: Segments | None = None) -> Delta:
         """State fields changed since the last call (None: delete the field); with ``segments``, the ring
         segments are added to the result when the caller calls ``segments.encode()``."""
         d = self.data
-        out: Delta = {fields.META: msgspec.msgpack.encode(self._meta_out())}
+        out: Delta = {}
+        meta = msgspec.msgpack.encode(self._meta_out())
+        if meta != self._meta_taken:  # unchanged for a version with no events since (many models, few events)
+            out[fields.META] = self._meta_taken = meta
         if self._schema_due:
             out[fields.SCHEMA] = fields.encode_schema()
             self._schema_due = False
@@ -68,6 +72,7 @@ class VersionState:
         self.policy.discard()
         d.joint.discard()
         d.err_dirty = self._schema_due = False
+        self._meta_taken = None
 
     def full_state(self) -> dict[str, bytes]:
         """Every state field (as if nothing had been taken before). The rings write their whole windows
@@ -84,6 +89,7 @@ class VersionState:
         self.policy.touch_all()
         d.joint.touch_all()
         d.err_dirty = self._schema_due = True
+        self._meta_taken = None
         out = {k: v for k, v in self.take_delta().items() if v is not None}
         for ring, mark in zip(rings, marks, strict=True):
             ring.reset(mark)

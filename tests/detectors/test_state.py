@@ -149,3 +149,17 @@ def test_odd_values_never_raise() -> None:
     assert ("n", "non_finite") in kinds or ("n", "type_change") in kinds
     m2 = ModelMonitor.restore("m", "v1", SMALL, m.full_state(), b"k")
     assert m2.full_state() == m.full_state()
+
+
+def test_a_version_without_events_since_the_last_take_writes_nothing() -> None:
+    """With many models a batch touches few of them: the others add no field (not even their scalars)."""
+    m = ModelMonitor("m", "v1", SMALL, b"k")
+    evs = stream(900, seed=3)
+    m.process(evs[:800])
+    assert m.take_delta()
+    assert m.take_delta() == {}
+    m.process(evs[800:])
+    delta = m.take_delta()
+    assert "m" in delta and "j" in delta
+    restored = ModelMonitor.restore("m", "v1", SMALL, m.full_state(), b"k")
+    assert restored.take_delta().keys() >= {"m", "j"} and restored.take_delta() == {}
