@@ -2,15 +2,17 @@
 
 A model version's state is a flat map of field name to bytes (in the live runtime one Redis
 hash per version; :mod:`pipeline.keys` builds the Redis keys around it). The fields, for schema
-version 2 (:data:`SCHEMA_VERSION`)::
+version 3 (:data:`SCHEMA_VERSION`)::
 
     schema                    the layout's schema version (msgpack int); absent: version 0
     m                         the version's scalars (Meta)
-    c:<column>                a column's scalars (ColumnMeta)
+    c:<column>                a column's scalars (ColumnMeta, with its calibration once frozen)
     rc:<column>               a categorical column's reference counts
     <ring>:@<first>:<owner>   one segment of a ring: the values from absolute position <first> on
                               (:mod:`detectors.codec`), ring kinds:
-                                r, v, f   a column's reference values, window values, window flags
+                                r, v, f   a column's reference values (numeric; categorical: each value's
+                                          category by first appearance), window values, window flags
+                                rf        a column's reference flags, in arrival order
                                 t         event times of the window (owner feat or out)
                                 er, ew, et  the error reference, error window, error event times (owner err)
                                 lg        recent ingest lags (owner lag)
@@ -29,11 +31,13 @@ version 2 (:data:`SCHEMA_VERSION`)::
 state without them reads as no group open and no joint rows yet, and the joint reference is then
 the next ``reference_size`` feature events.)
 
-and the engine's own scalars live in the field ``engine`` of its own key. Version 1 kept a ring
+and the engine's own scalars live in the field ``engine`` of its own key. Version 2 kept each ring
 as fixed chunks, ``<ring>:<chunk>:<owner>`` (raw array bytes of 128 values at a fixed place, a
-touched chunk rewritten whole); version 0 is version 1 without the ``schema`` field. Both are read
-as they are; the next delta writes each ring as one segment, deletes its chunks, and writes the
-version.
+touched chunk rewritten whole); version 1 had, besides, no ``rf`` ring and no calibration
+(:mod:`detectors.calibration`) in ``c:<column>``; version 0 is version 1 without the ``schema``
+field. All are read as they are (a column frozen without a calibration is calibrated as independent
+values: the order it was measured in is gone); the next delta writes each ring as one segment,
+deletes its chunks, and writes the version.
 
 >>> ring_segment("v", 300, "x:y"), parse_ring_field("v:@300:x:y"), parse_ring_field("c:x")
 ('v:@300:x:y', ('v', True, 300, 'x:y'), None)
@@ -46,7 +50,7 @@ version.
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
-(0, 2)
+(0, 3)
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ import msgspec
 
 from detectors.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump with any change of the layout, and teach the reader the older ones."""
 
 SCHEMA = "schema"
@@ -67,7 +71,7 @@ JOINT_META = "jm"
 """The joint reference rows' scalars (see :mod:`detectors.joint`)."""
 ENGINE = "engine"
 
-REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS = "r", "v", "f"
+REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS = "r", "rf", "v", "f"
 """Ring kinds of a column."""
 FEATURE_TIMES, OUTPUT_TIMES = "t:feat", "t:out"
 ERROR_REF, ERROR_WINDOW, ERROR_TIMES = "er:err", "ew:err", "et:err"
@@ -75,7 +79,8 @@ LAGS = "lg:lag"
 """The version's own rings, named ``kind:owner`` (these names also key ``Meta.rings``)."""
 JOINT_ROWS = "jr"
 """Ring kind of a feature's joint reference rows (:mod:`detectors.joint`)."""
-RING_KINDS = frozenset({REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg", JOINT_ROWS})
+RING_KINDS = frozenset({REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg",
+                        JOINT_ROWS})
 
 PREDICTIONS, LABELS = "p", "l"
 """The label join's two waiting stores."""

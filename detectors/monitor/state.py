@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 
 from detectors import fields
+from detectors.calibration import INDEPENDENT
 from detectors.column import ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.monitor.data import Meta, VersionData
@@ -78,7 +79,7 @@ class VersionState:
         """Every state field (as if nothing had been taken before). The rings write their whole windows
         without forgetting which segments the store holds, so later deltas still apply to it."""
         d = self.data
-        rings = [r for col in d.columns.values() for r in (col.ref_ring, col.values, col.flags)]
+        rings = [r for col in d.columns.values() for r in (col.ref_ring, col.ref_flags, col.values, col.flags)]
         rings += [*d.rings.values(), *d.joint.rows.rings.values()]
         marks = [ring.mark() for ring in rings]
         for col in d.columns.values():
@@ -124,6 +125,8 @@ class VersionState:
         d = self.data
         meta = msgspec.msgpack.decode(stored[fields.column_meta(name)], type=ColumnMeta)
         col = d.columns.get(name) or d.new_column(name, meta.role, meta.kind, meta.declared)
+        if d.meta.frozen and meta.calib is None:  # frozen before calibrations existed: its time order is gone
+            meta.calib = col.meta.calib or INDEPENDENT  # a baseline's column keeps the baseline's
         col.meta = meta
         col.load(rings, stored.get(fields.ref_counts(name)))
         d.columns[name] = col

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import msgspec
-import yaml
 
 from detectors.errors import ConfigError
 from pipeline.config.settings import Config, Secrets
@@ -88,10 +87,9 @@ def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
     except msgspec.ValidationError as exc:
         raise ConfigError(_key_from_error(str(exc)), str(exc)) from exc
     from detectors.registry import validate_settings  # local: the registry imports every detector
-
-    validate_settings(config.detection)
     from pipeline.config.forward import validate as validate_forward
 
+    validate_settings(config.detection)
     validate_forward(config.forward)
     return config
 
@@ -104,6 +102,8 @@ def load_config(path: str | Path | None, environ: dict[str, str] | None = None) 
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    import yaml  # only with a config file (a replay with the defaults never loads it)
+
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:

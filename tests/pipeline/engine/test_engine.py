@@ -197,12 +197,12 @@ _LINES = st.sampled_from([
 @given(st.lists(_LINES, max_size=12), st.sampled_from([60, 1 << 20]))
 def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_bytes: int) -> None:
     """read_log's one-loop edge gives the events, raw lines and dead letters (with line numbers) of
-    decode_logged called on each non-blank line."""
+    decode_logged called on each non-blank line, and all of them in file order (``items``)."""
     from pipeline.edge.logfile import _decode_lines
 
     dec = Decoder(max_bytes)
     batch = _decode_lines([line + b"\n" for line in lines], 10, dec)
-    want_events, want_raw, want_dead = [], [], []
+    want_events, want_raw, want_dead, want_items = [], [], [], []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -211,5 +211,8 @@ def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_byt
             want_events.append(item)
             want_raw.append(line)
         else:
-            want_dead.append(msgspec.structs.replace(item, offset=10 + i))
+            item = msgspec.structs.replace(item, offset=10 + i)
+            want_dead.append(item)
+        want_items.append(item)
     assert (batch.events, batch.raw, batch.dead) == (want_events, want_raw, want_dead)
+    assert list(batch.items) == want_items

@@ -1,11 +1,12 @@
-"""Writes state_v1.msgpack: the stored states (the union of every delta) of monitors in schema version 1.
+"""Writes state_v2.msgpack: the stored states (the union of every delta) of monitors in schema version 2.
 
-Version 1 kept each ring as fixed chunks of 128 raw values (``<ring>:<chunk>:<owner>``). The file
-was written once by the tree of git 896e501 (main before ring segments), the way it can be written
+Version 2 kept each ring as fixed chunks of 128 raw values (``<ring>:<chunk>:<owner>``). The file
+was written once by the tree of git 1b43a16 (main before ring segments), the way it can be written
 again from that tree::
 
-    git archive 896e501 detectors tests/detectors/data | tar -x -C /tmp/v1
-    cd /tmp && PYTHONPATH=/tmp/v1 <repo>/.venv/bin/python /tmp/v1/tests/detectors/data/make_state_v1.py
+    git archive 1b43a16 detectors tests/detectors/data | tar -x -C /tmp/v2
+    cp <repo>/tests/detectors/data/make_state_v2.py /tmp/v2/tests/detectors/data/
+    cd /tmp && PYTHONPATH=/tmp/v2 <repo>/.venv/bin/python /tmp/v2/tests/detectors/data/make_state_v2.py
 
 (from outside the checkout, so that the old ``detectors`` is the one imported: it says which). The
 cases, events and settings are those of make_state_v0.py; the state is what a store holds after a
@@ -24,7 +25,7 @@ from pathlib import Path
 import msgspec
 
 HERE = Path(__file__).parent
-OUT = HERE / "state_v1.msgpack"
+OUT = HERE / "state_v2.msgpack"
 _spec = importlib.util.spec_from_file_location("make_state_v0", HERE / "make_state_v0.py")
 assert _spec is not None and _spec.loader is not None
 V0 = importlib.util.module_from_spec(_spec)
