@@ -28,7 +28,7 @@ import numpy.typing as npt
 from detectors import fields
 from detectors.calibration import Calibration, calibrate_categorical, calibrate_numeric
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring
+from detectors.ring import Ring, RingFields, Segments
 from detectors.stream import StreamDetector
 from detectors.view import View
 
@@ -304,24 +304,23 @@ class Column:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def take(self, secret: bytes) -> dict[str, bytes | None]:
-        """Changed fields of this column since the last call."""
+    def take(self, secret: bytes, out: dict[str, bytes | None], segments: Segments) -> None:
+        """Add the fields of this column changed since the last call to ``out`` (its ring segments when
+        ``segments`` is encoded)."""
         name = self.meta.name
-        out: dict[str, bytes | None] = {}
         if self.dirty_meta:
             out[fields.column_meta(name)] = msgspec.msgpack.encode(self.meta)
         if self.dirty_counts:
             out[fields.ref_counts(name)] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()),
                                                                              self.cat_overflow))
-        out.update(self.ref_ring.take(fields.REF_VALUES, name))
-        out.update(self.ref_flags.take(fields.REF_FLAGS, name))
-        out.update(self.values.take(fields.WINDOW_VALUES, name))
-        out.update(self.flags.take(fields.WINDOW_FLAGS, name))
+        self.ref_ring.take(fields.REF_VALUES, name, out, segments)
+        self.ref_flags.take(fields.REF_FLAGS, name, out, segments)
+        self.values.take(fields.WINDOW_VALUES, name, out, segments)
+        self.flags.take(fields.WINDOW_FLAGS, name, out, segments)
         if self.dirty_stream:
             for det in self.stream:
                 out[fields.stream_snapshot(det.name, name)] = det.save(secret)
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
-        return out
 
     def discard(self) -> None:
         """Forget what changed since the last :meth:`take` without encoding it."""
@@ -335,15 +334,15 @@ class Column:
         for ring in (self.ref_ring, self.ref_flags, self.values, self.flags):
             ring.touch_all()
 
-    def load(self, chunks: dict[str, dict[int, bytes]], counts: bytes | None) -> None:
-        """Restore rings and category counts (the meta is already set); ``chunks`` by ring kind."""
+    def load(self, stored: dict[str, RingFields], counts: bytes | None) -> None:
+        """Restore rings and category counts (the meta is already set); ``stored``: ring fields by kind."""
         m = self.meta
         valid = m.ref_values if m.kind == "numeric" else min(m.ref_n - m.ref_missing - m.ref_badtype,
                                                              self.ref_ring.capacity)
-        self.ref_ring.load(chunks.get(fields.REF_VALUES, {}), valid)
-        self.ref_flags.load(chunks.get(fields.REF_FLAGS, {}), min(m.ref_n, self.ref_flags.capacity))
-        self.values.load(chunks.get(fields.WINDOW_VALUES, {}), m.n)
-        self.flags.load(chunks.get(fields.WINDOW_FLAGS, {}), m.n)
+        for kind, ring, count in ((fields.REF_VALUES, self.ref_ring, valid),
+                                  (fields.REF_FLAGS, self.ref_flags, min(m.ref_n, self.ref_flags.capacity)),
+                                  (fields.WINDOW_VALUES, self.values, m.n), (fields.WINDOW_FLAGS, self.flags, m.n)):
+            stored.get(kind, RingFields()).load(ring, count)
         if counts is not None:
             rc = msgspec.msgpack.decode(counts, type=RefCounts)
             self.cat_counts = dict(rc.counts)

@@ -45,9 +45,9 @@ def _measured_state(state: dict[str, bytes]) -> dict[str, bytes]:
                    and msgspec.msgpack.decode(raw, type=ColumnMeta).kind == "categorical"}
     out = {}
     for name, raw in state.items():
-        ring = fields.parse_ring_chunk(name)
+        ring = fields.parse_ring_field(name)
         new_kind = ring is not None and ring[0] == fields.REF_FLAGS
-        order = ring is not None and ring[0] == fields.REF_VALUES and ring[2] in categorical
+        order = ring is not None and ring[0] == fields.REF_VALUES and ring[3] in categorical
         if not (new_kind or order):
             out[name] = raw
     return out
@@ -114,3 +114,46 @@ def test_a_state_of_an_unknown_schema_version_is_refused(raw: bytes) -> None:
     state = {**V0["defaults_open_incidents"], fields.SCHEMA: raw}
     with pytest.raises(StateError, match="schema version"):
         ModelMonitor.restore("m", "v1", GEN.settings("defaults_open_incidents"), state, GEN.SECRET)
+
+
+V2: dict[str, dict[str, bytes]] = msgspec.msgpack.decode((DATA / "state_v2.msgpack").read_bytes())
+
+
+def test_the_version_2_fixture_keeps_rings_as_chunks() -> None:
+    assert set(V2) == set(GEN.CASES) and all(fields.schema_of(state) == 2 for state in V2.values())
+    rings = [fields.parse_ring_field(name) for state in V2.values() for name in state]
+    found = [r for r in rings if r is not None]
+    assert found and not any(segment for _, segment, _, _ in found)
+    assert {kind for kind, _, _, _ in found} >= {"r", "v", "f", "t", "er", "ew", "et", "lg", "jr", "rf"}
+
+
+@pytest.mark.parametrize("case", sorted(GEN.CASES))
+def test_version_2_state_goes_on_like_the_uninterrupted_monitor(case: str) -> None:
+    """Restored from what the former code stored (chunked rings), a monitor gives the alerts and state of
+    one fed the same events without a break; its first delta replaces every chunk by segments."""
+    settings, cut, evs = GEN.settings(case), GEN.CASES[case]["cut"], GEN.events()
+    straight = ModelMonitor("m", "v1", settings, GEN.SECRET, baseline=GEN.baseline(case))
+    GEN.feed(straight, evs[:cut])
+    stored = dict(V2[case])
+    restored = ModelMonitor.restore("m", "v1", settings, dict(stored), GEN.SECRET, baseline=GEN.baseline(case))
+    assert restored.refused_snapshots == [], "stream snapshots refused: was river upgraded? regenerate the fixture"
+    delta = restored.take_delta()
+    chunks = {name for name in stored if _is_chunk(name)}
+    assert chunks and {name for name, v in delta.items() if v is None} >= chunks
+    assert fields.schema_of({k: v for k, v in delta.items() if v is not None}) == fields.SCHEMA_VERSION
+    for name, value in delta.items():  # the store after that commit: only segments left
+        if value is None:
+            stored.pop(name, None)
+        else:
+            stored[name] = value
+    assert not any(_is_chunk(name) for name in stored)
+    again = ModelMonitor.restore("m", "v1", settings, stored, GEN.SECRET, baseline=GEN.baseline(case))
+    later = evs[cut:]
+    alerts = GEN.feed(straight, later)
+    assert GEN.feed(restored, later) == alerts and GEN.feed(again, later) == alerts
+    assert restored.full_state() == straight.full_state() == again.full_state()
+
+
+def _is_chunk(name: str) -> bool:
+    parsed = fields.parse_ring_field(name)
+    return parsed is not None and not parsed[1]

@@ -44,14 +44,23 @@ def _run(events: list[Event], cuts: list[int]) -> tuple[list[bytes], dict[tuple[
     return alerts, stored
 
 
+def _decoded(stored: dict[tuple[str, str], dict[str, bytes]]) -> dict[tuple[str, str], dict[str, bytes]]:
+    """The state the stored fields hold, in one layout (each ring as one segment)."""
+    eng = Engine(SETTINGS)
+    eng.restore(stored)
+    assert eng.refused_snapshots == []
+    return {key: monitor.full_state() for key, monitor in eng.models.items()}
+
+
 def test_batch_splits_and_restores_change_nothing(tmp_path: Path) -> None:
     events = _events(tmp_path)
     whole, state = _run(events, [])
     assert whole, "the injected drift must raise alerts"
     cuts = sorted(random.Random(5).sample(range(1, len(events)), 40))
     split, split_state = _run(events, cuts)
-    # Across models the order within one batch follows the grouping; per model it is fixed.
-    assert sorted(split) == sorted(whole) and split_state == state
+    # Across models the order within one batch follows the grouping; per model it is fixed. Where the
+    # ring segments start depends on the batches; what the stored fields decode to does not.
+    assert sorted(split) == sorted(whole) and split_state != state and _decoded(split_state) == _decoded(state)
     # Restore from the stored fields halfway through, then go on.
     half = len(events) // 2
     first, stored = _run(events[:half], [])
