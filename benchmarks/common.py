@@ -354,13 +354,15 @@ class PrivateRedis:
     Started and stopped by pid; its data directory is temporary.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *extra: str, port: int | None = None) -> None:
+        """``extra``: more redis-server flags (``--replicaof H P``, ``--cluster-enabled yes``)."""
         import shutil
         import tempfile
 
         if not shutil.which("redis-server"):
             raise RuntimeError("redis-server is not installed (scripts/services.sh installs it)")
-        self.port = free_port()
+        self.port = port or free_port()
+        self.extra = extra
         self.dir = tempfile.mkdtemp(prefix="dw-bench-redis-")
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -370,7 +372,7 @@ class PrivateRedis:
 
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
-             "--appendonly", "yes", "--appendfsync", "everysec"],
+             "--appendonly", "yes", "--appendfsync", "everysec", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
@@ -394,6 +396,75 @@ class PrivateRedis:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedisCluster:
+    """A Redis Cluster of the benchmark's own: 3 masters + 3 replicas (redis-cli --cluster create), the
+    flags of scripts/redis_cluster.sh but a long node timeout (a loaded machine must not fail over in
+    the middle of a measurement). ``url`` is a seed; ``nodes`` the six servers."""
+
+    def __init__(self) -> None:
+        self.nodes = [PrivateRedis("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                   "--cluster-node-timeout", "15000", port=port) for port in _cluster_ports(6)]
+        self.url = self.nodes[0].url
+
+    def __enter__(self) -> PrivateRedisCluster:
+        import redis
+
+        try:
+            for node in self.nodes:
+                node.__enter__()
+            subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                            "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+            deadline = time.monotonic() + 60
+            while not all(_node_ready(redis.Redis(port=n.port)) for n in self.nodes):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the private Redis Cluster did not become ok within 60 s")
+                time.sleep(0.2)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for node in self.nodes:
+            node.__exit__()
+
+
+def _node_ready(client: Any) -> bool:
+    """The node sees the cluster ok and, when a replica, has finished its sync."""
+    repl = client.info("replication")
+    synced = repl["role"] != "slave" or repl.get("master_link_status") == "up"
+    return bool(client.cluster("info")["cluster_state"] == "ok" and synced)
+
+
+def _cluster_ports(n: int) -> list[int]:
+    """``n`` free ports whose cluster bus ports (+10000) are free too."""
+    import socket
+
+    out: list[int] = []
+    for port in range(21000, 55000, 7):
+        if len(out) == n:
+            break
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            out.append(port)
+        except OSError:
+            continue
+    return out
+
+
+def server_cpu_s(ports: Iterable[int]) -> float:
+    """CPU seconds (user + sys) the redis-servers on ``ports`` have used so far."""
+    import redis
+
+    total = 0.0
+    for port in ports:
+        info = redis.Redis(port=port).info("cpu")
+        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return total
 
 
 def commandstats(client: Any) -> dict[str, dict[str, float]]:

@@ -8,10 +8,15 @@ saving the digests before it and comparing after::
 
 Per workload (a log) and settings variant it records: every alert (all fields but ``emitted_at``),
 a hash of every batch's state delta (``take_delta()`` after each batch), every monitor's
-``full_state()`` at the end, and the replay summary. The state's schema-version field
+``full_state()`` at the end (its rings in one canonical form, :func:`canonical_state`, so a new
+encoding of the same values compares equal; the deltas are hashed as written, so there it shows),
+a hash of the states restored after every batch from what a store would hold (the union of the
+deltas so far), in the same canonical form (``stored_sha``: a new encoding of the deltas must decode
+to the very same states), and the replay summary. The state's schema-version field
 (``detectors.fields.SCHEMA``) is left out of the hashes: it names the layout, whose every other byte
-is hashed, so digests saved before the field existed still compare. ``compare`` prints the first difference of each
-kind and exits 1 when anything differs. ``--quick`` runs a subset (about a minute).
+is hashed, so digests saved before the field existed still compare. ``compare`` prints the differing
+alerts and the first difference of each other kind, and exits 1 when anything differs. ``--quick``
+runs a subset (about a minute).
 
 Workloads: the detection benchmark's drift and drift-free streams (``benchmarks.detection``), the
 throughput workload (``benchmarks.common.workload``), and an awkward log (dead letters naming their
@@ -38,6 +43,9 @@ from detectors.events import Alert, Event
 
 CACHE = Path(__file__).resolve().parent / "results" / "equality-logs"
 _enc = msgspec.json.Encoder(order="sorted")
+STORED_EVERY = 1
+"""Every this many batches, the stored state (the union of the deltas so far, as a store holds it) is
+restored into a fresh engine and its canonical states hashed into ``stored_sha`` (0: never)."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -152,9 +160,91 @@ def _hash_delta(h: Any, delta: dict[Any, dict[str, bytes | None]]) -> None:
             h.update(b"\x00" + name.encode() + b"\x01" + (b"<del>" if value is None else value))
 
 
-def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
-    """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
+CHUNK = 128
+"""Values per ring chunk of the canonical form (schema version 1's layout)."""
+
+
+def canonical_state(monitor: Any) -> dict[str, bytes]:
+    """A monitor's ``full_state()`` with every ring in one fixed form, whatever its encoding: the raw
+    chunks of ``CHUNK`` values at fixed places that schema version 1 stored (so digests saved before
+    ring segments still compare). Ring fields of any other layout are decoded away, i.e. taken from
+    the ring itself; every other field is hashed as stored."""
+    from detectors import fields
+
+    state = {name: value for name, value in monitor.full_state().items() if _ring(fields, name) is None}
+    d = monitor.data
+    rings = [(kind, col.name, ring) for col in d.columns.values()
+             for kind, ring in ((fields.REF_VALUES, col.ref_ring), ("rf", getattr(col, "ref_flags", None)),
+                                (fields.WINDOW_VALUES, col.values), (fields.WINDOW_FLAGS, col.flags))
+             if ring is not None]
+    rings += [(*fields.split_ring(name), ring) for name, ring in d.rings.items()]
+    joint = getattr(getattr(d, "joint", None), "rows", None)  # the multivariate detectors' reference rows
+    rings += [("jr", name, ring) for name, ring in (joint.rings.items() if joint is not None else ())]
+    perf = getattr(d, "perf", None)  # the performance state's rings (schema version 4)
+    rings += [(fields.PERF_RINGS[group], col, ring) for group, cols in (perf.rings.items() if perf else ())
+              for col, ring in cols.items()]
+    for kind, owner, ring in rings:
+        item = ring.arr.itemsize
+        for k in range(-(-ring.capacity // CHUNK)):
+            raw = ring.arr[k * CHUNK : (k + 1) * CHUNK].tobytes()
+            want = item * min(CHUNK, ring.capacity - k * CHUNK)  # an array allocated lazily: zeros beyond it
+            state[f"{kind}:{k}:{owner}"] = raw + bytes(want - len(raw))
+    return state
+
+
+def _ring(fields: Any, name: str) -> Any:
+    parse = getattr(fields, "parse_ring_field", None) or fields.parse_ring_chunk
+    return parse(name)
+
+
+def _apply(stored: dict[Any, dict[str, bytes]], delta: dict[Any, dict[str, bytes | None]]) -> None:
+    """What a store holds after the delta (a None value deletes the field)."""
+    for key, changed in delta.items():
+        fields = stored.setdefault(key, {})
+        for name, value in changed.items():
+            if value is None:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
+
+
+def _hash_states(h: Any, engine: Any) -> None:
     from detectors.fields import SCHEMA
+
+    for key in sorted(engine.models):
+        h.update(repr(key).encode())
+        for name, value in sorted(canonical_state(engine.models[key]).items()):
+            if name != SCHEMA:
+                h.update(b"\x00" + name.encode() + b"\x01" + value)
+
+
+class _DeltaHash:
+    """The replay's checkpoint: hashes every batch's state delta instead of storing it, applies it to
+    what a store would hold, and every STORED_EVERY batches hashes the canonical states restored from
+    that (``rebuild`` makes a fresh engine to restore into)."""
+
+    def __init__(self, rebuild: Any) -> None:
+        self.sha, self.stored_sha = hashlib.sha256(), hashlib.sha256()
+        self.batches = 0
+        self.stored: dict[Any, dict[str, bytes]] = {}
+        self.rebuild = rebuild
+
+    def commit(self, delta: Any, _lines_end: int) -> None:
+        self.batches += 1
+        _hash_delta(self.sha, delta)
+        _apply(self.stored, delta)
+        if STORED_EVERY and self.batches % STORED_EVERY == 0:
+            restored = self.rebuild()
+            restored.restore(self.stored)
+            assert not restored.refused_snapshots, restored.refused_snapshots
+            _hash_states(self.stored_sha, restored)
+
+
+def run_one(path: Path, variant: dict[str, Any], dead_letters: bool = True) -> dict[str, Any]:
+    """Replay ``path`` with the detection settings ``variant``; the digests of what it did.
+
+    ``dead_letters=False``: no dead letter is counted against its model (what replay did before
+    issue 11), to show that counting them is all that changed."""
     from pipeline.config import Secrets, parse_config
     from pipeline.edge.sinks import ListSink
     from pipeline.engine.build import build_engine
@@ -163,30 +253,21 @@ def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     config = parse_config({"detection": variant}, environ={})
     secrets = Secrets(snapshot_key=b"equality-oracle")
     engine = build_engine(config, secrets)
+    if not dead_letters:
+        engine.note_dead_letter = lambda _model, _reason: None  # type: ignore[method-assign]
     sink = ListSink()
-    deltas = hashlib.sha256()
-    batches = 0
-
-    def on_commit(eng: Any, _lines_end: int, _alerts: list[Alert]) -> None:
-        nonlocal batches
-        batches += 1
-        _hash_delta(deltas, eng.take_delta())
-
-    summary = replay(path, config, sink, secrets, engine=engine, on_commit=on_commit)
+    deltas = _DeltaHash(lambda: build_engine(config, secrets))
+    summary = replay(path, config, sink, secrets, engine=engine, checkpoint=deltas)
     rows = [_alert_row(a) for a in sink.alerts]
     states = hashlib.sha256()
-    for key in sorted(engine.models):
-        states.update(repr(key).encode())
-        for name, value in sorted(engine.models[key].full_state().items()):
-            if name == SCHEMA:
-                continue
-            states.update(b"\x00" + name.encode() + b"\x01" + value)
+    _hash_states(states, engine)
     return {
         "alerts": [_enc.encode(r).decode() for r in rows],
         "alerts_sha": hashlib.sha256(_enc.encode(rows)).hexdigest(),
-        "deltas_sha": deltas.hexdigest(),
-        "batches": batches,
+        "deltas_sha": deltas.sha.hexdigest(),
+        "batches": deltas.batches,
         "state_sha": states.hexdigest(),
+        "stored_sha": deltas.stored_sha.hexdigest(),
         "models": len(engine.models),
         "summary": msgspec.to_builtins(summary),
     }
@@ -209,13 +290,14 @@ def runs(quick: bool) -> Iterator[tuple[str, Path, dict[str, Any]]]:
             yield f"{name}@{vname}", logs[name], VARIANTS[vname]
 
 
-def collect(quick: bool, only: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def collect(quick: bool, only: str | None = None, log: Callable[[str], None] = print,
+            dead_letters: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, path, variant in runs(quick):
         if only and only not in name:
             continue
         t0 = time.perf_counter()
-        out[name] = run_one(path, variant)
+        out[name] = run_one(path, variant, dead_letters)
         r = out[name]
         log(f"  {name:60s} {len(r['alerts']):5d} alerts  {r['batches']:4d} batches  "
             f"{time.perf_counter() - t0:6.1f} s")
@@ -231,13 +313,13 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue
         a, b = old[name], new[name]
         if a["alerts_sha"] != b["alerts_sha"]:
-            first = next((i for i, (x, y) in enumerate(zip(a["alerts"], b["alerts"], strict=False)) if x != y),
-                         min(len(a["alerts"]), len(b["alerts"])))
-            diffs.append(f"{name}: alerts differ ({len(a['alerts'])} -> {len(b['alerts'])}), first at #{first}:\n"
-                         f"    old {a['alerts'][first] if first < len(a['alerts']) else '<none>'}\n"
-                         f"    new {b['alerts'][first] if first < len(b['alerts']) else '<none>'}")
-        for field in ("deltas_sha", "state_sha", "batches", "models", "summary"):
-            if a[field] != b[field]:
+            gone = [x for x in a["alerts"] if x not in b["alerts"]]
+            added = [y for y in b["alerts"] if y not in a["alerts"]]
+            diffs.append(f"{name}: alerts differ ({len(a['alerts'])} -> {len(b['alerts'])}): "
+                         f"{len(gone)} only in old, {len(added)} only in new"
+                         + "".join(f"\n    old {x}" for x in gone) + "".join(f"\n    new {y}" for y in added))
+        for field in ("deltas_sha", "state_sha", "stored_sha", "batches", "models", "summary"):
+            if field in a and field in b and a[field] != b[field]:
                 diffs.append(f"{name}: {field} differs: {a[field]} -> {b[field]}")
     return diffs
 
@@ -248,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", type=Path)
     p.add_argument("--quick", action="store_true", help="fewer seeds and shorter streams (about a minute)")
     p.add_argument("--only", help="only runs whose name contains this text")
+    p.add_argument("--no-dead-letter-count", action="store_true",
+                   help="count no dead letter against its model (replay before issue 11)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     if args.action == "save":
@@ -260,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.file} was saved {'with' if saved['quick'] else 'without'} --quick; use the same", file=sys.stderr)
         return 2
     old = saved["runs"] if not args.only else {k: v for k, v in saved["runs"].items() if args.only in k}
-    diffs = compare(old, collect(args.quick, args.only))
+    diffs = compare(old, collect(args.quick, args.only, dead_letters=not args.no_dead_letter_count))
     for d in diffs:
         print("DIFF", d)
     print(f"{len(old)} runs compared in {time.perf_counter() - t0:.0f} s: "

@@ -101,7 +101,7 @@ def _shard_progress(rig: LiveRig, client: Any, group: str) -> tuple[list[int], l
         pipe.get(keys.fence(shard))
     out = pipe.execute()
     return [sum(int(v) for v in out[2 * i]) for i in range(rig.partitions)], \
-        [int(out[2 * i + 1] or 0) for i in range(rig.partitions)]
+        [Keys.parse_fence(out[2 * i + 1])[0] for i in range(rig.partitions)]
 
 
 def _all_active_rate(shards: list[tuple[float, list[int], list[int]]], totals: list[int]) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 A model version's state is a flat map of field name to bytes (in the live runtime one Redis
 hash per version; :mod:`pipeline.keys` builds the Redis keys around it). The fields, for schema
-version 2 (:data:`SCHEMA_VERSION`)::
+version 4 (:data:`SCHEMA_VERSION`)::
 
     schema                    the layout's schema version (msgpack int); absent: version 0
     m                         the version's scalars (Meta)
-    c:<column>                a column's scalars (ColumnMeta)
+    c:<column>                a column's scalars (ColumnMeta, with its calibration once frozen)
     rc:<column>               a categorical column's reference counts
-    <ring>:<chunk>:<owner>    one chunk of a ring (raw array bytes), ring kinds:
-                                r, v, f   a column's reference values, window values, window flags
+    <ring>:@<first>:<owner>   one segment of a ring: the values from absolute position <first> on
+                              (:mod:`detectors.codec`), ring kinds:
+                                r, v, f   a column's reference values (numeric; categorical: each value's
+                                          category by first appearance), window values, window flags
+                                rf        a column's reference flags, in arrival order
                                 t         event times of the window (owner feat or out)
                                 er, ew, et  the error reference, error window, error event times (owner err)
                                 lg        recent ingest lags (owner lag)
@@ -27,29 +30,37 @@ version 2 (:data:`SCHEMA_VERSION`)::
     i:<kind>:<feature>        one incident's policy state (empty feature: none)
     g:<kind>                  the members of the open model-level incident of that kind (grouping)
     jm                        the multivariate detectors' joint reference rows: their scalars
-    jr:<chunk>:<feature>      one chunk of a feature's joint reference rows (float32; deleted once fitted)
+    jr:@<first>:<feature>     a segment of a feature's joint reference rows, a ring of float32
+                              (deleted once fitted; version 1: jr:<chunk>:<feature>, read)
     jf:<detector>             a multivariate detector's fitted model, or why it has none
 
 (``g``, ``jm``, ``jr`` and ``jf`` came with multivariate drift and grouping, within version 1: a
 state without them reads as no group open and no joint rows yet, and the joint reference is then
 the next ``reference_size`` feature events.)
 
-and the engine's own scalars live in the field ``engine`` of its own key. Version 0 is the
-layout of version 1 without the ``schema`` field; version 1 has no performance fields, no score in
-a waiting prediction and only (time, seq, error) per joined pair. Both are read as they are (the
-performance state starts afresh; pairs joined before the upgrade feed the error checks only), and
-the version is written with the next delta.
+and the engine's own scalars live in the field ``engine`` of its own key. Version 3 had no
+performance fields (``pr``, ``pw``, ``ps``, ``pf``, ``pfr``, ``pfm``), no score in a waiting
+prediction and only (time, seq, error) per joined pair; version 2 kept, besides, each ring as fixed
+chunks, ``<ring>:<chunk>:<owner>`` (raw array bytes of 128 values at a fixed place, a touched chunk
+rewritten whole); version 1 had, besides, no ``rf`` ring and no calibration
+(:mod:`detectors.calibration`) in ``c:<column>``; version 0 is version 1 without the ``schema``
+field. All are read as they are (the performance state starts afresh; pairs joined before the
+upgrade feed the error checks only; a column frozen without a calibration is calibrated as
+independent values: the order it was measured in is gone); the next delta writes each ring as one
+segment, deletes its chunks, and writes the version.
 
->>> ring_chunk("v", 3, "x:y"), parse_ring_chunk("v:3:x:y"), parse_ring_chunk("c:x")
-('v:3:x:y', ('v', 3, 'x:y'), None)
+>>> ring_segment("v", 300, "x:y"), parse_ring_field("v:@300:x:y"), parse_ring_field("c:x")
+('v:@300:x:y', ('v', True, 300, 'x:y'), None)
+>>> ring_chunk("v", 3, "x:y"), parse_ring_field("v:3:x:y")
+('v:3:x:y', ('v', False, 3, 'x:y'))
 >>> incident("data_drift", None), parse_incident("i:data_drift:")
 ('i:data_drift:', 'data_drift')
->>> group("data_drift"), parse_group("g:data_drift"), joint_rows(3, "x:y"), parse_joint_rows("jr:3:x:y")
-('g:data_drift', 'data_drift', 'jr:3:x:y', (3, 'x:y'))
+>>> group("data_drift"), parse_group("g:data_drift"), parse_ring_field(ring_segment(JOINT_ROWS, 0, "x:y"))
+('g:data_drift', 'data_drift', ('jr', True, 0, 'x:y'))
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
-(0, 2)
+(0, 4)
 """
 
 from __future__ import annotations
@@ -60,7 +71,7 @@ import msgspec
 
 from detectors.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 """Bump with any change of the layout, and teach the reader the older ones."""
 
 SCHEMA = "schema"
@@ -70,15 +81,18 @@ JOINT_META = "jm"
 """The joint reference rows' scalars (see :mod:`detectors.joint`)."""
 ENGINE = "engine"
 
-REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS = "r", "v", "f"
+REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS = "r", "rf", "v", "f"
 """Ring kinds of a column."""
 FEATURE_TIMES, OUTPUT_TIMES = "t:feat", "t:out"
 ERROR_REF, ERROR_WINDOW, ERROR_TIMES = "er:err", "ew:err", "et:err"
 LAGS = "lg:lag"
 """The version's own rings, named ``kind:owner`` (these names also key ``Meta.rings``)."""
+JOINT_ROWS = "jr"
+"""Ring kind of a feature's joint reference rows (:mod:`detectors.joint`)."""
 PERF_RINGS = {"ref": "pr", "labelled": "pw", "scored": "ps"}
 """Ring kinds of the performance state's three groups (owner: the column)."""
-RING_KINDS = frozenset({REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg", *PERF_RINGS.values()})
+RING_KINDS = frozenset({REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg",
+                        JOINT_ROWS, *PERF_RINGS.values()})
 PERF_META, PERF_REF, PERF_MEMO = "pf", "pfr", "pfm"
 
 PREDICTIONS, LABELS = "p", "l"
@@ -93,17 +107,24 @@ def ref_counts(column: str) -> str:
     return f"rc:{column}"
 
 
+def ring_segment(kind: str, first: int, owner: str) -> str:
+    return f"{kind}:@{first}:{owner}"
+
+
 def ring_chunk(kind: str, index: int, owner: str) -> str:
+    """A ring chunk of schema version 1 (read, then deleted)."""
     return f"{kind}:{index}:{owner}"
 
 
-def parse_ring_chunk(field: str) -> tuple[str, int, str] | None:
-    """(kind, chunk index, owner) of a ring chunk field, None for any other field."""
+def parse_ring_field(field: str) -> tuple[str, bool, int, str] | None:
+    """(kind, segment?, first position or version-1 chunk index, owner) of a ring field, None for any other."""
     kind, _, rest = field.partition(":")
     if kind not in RING_KINDS:
         return None
     index, _, owner = rest.partition(":")
-    return kind, int(index), owner
+    if index.startswith("@"):
+        return kind, True, int(index[1:]), owner
+    return kind, False, int(index), owner
 
 
 def split_ring(name: str) -> tuple[str, str]:
@@ -134,18 +155,6 @@ def group(kind: str) -> str:
 def parse_group(field: str) -> str | None:
     """The alert kind of a group field, None for any other field."""
     return field[2:] if field.startswith("g:") else None
-
-
-def joint_rows(index: int, feature: str) -> str:
-    return f"jr:{index}:{feature}"
-
-
-def parse_joint_rows(field: str) -> tuple[int, str] | None:
-    """(chunk index, feature) of a joint reference rows field, None for any other field."""
-    if not field.startswith("jr:"):
-        return None
-    index, _, feature = field[3:].partition(":")
-    return int(index), feature
 
 
 def joint_fit(detector: str) -> str:

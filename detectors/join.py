@@ -448,6 +448,7 @@ class LabelJoin:
         self.labels = WaitingStore(max_labels)
         self.c = JoinCounters(pred_cap=self.preds.capacity, label_cap=self.labels.capacity)
         self.joined: list[Joined] = []
+        self._taken: bytes | None = None  # the counters field as last taken (None: unknown)
 
     def nbytes(self) -> int:
         """Bytes of the preallocated waiting stores (independent of the stream)."""
@@ -513,22 +514,26 @@ class LabelJoin:
         out = self.preds.take(fields.PREDICTIONS)
         out.update(self.labels.take(fields.LABELS))
         self.c.pred_pos, self.c.label_pos = self.preds.next_pos, self.labels.next_pos
-        out[fields.JOIN] = msgspec.msgpack.encode((self.c, self.joined))
+        counters = msgspec.msgpack.encode((self.c, self.joined))
+        if counters != self._taken:  # a version without labels or events since: nothing to write
+            out[fields.JOIN] = self._taken = counters
         return out
 
     def discard(self) -> None:
         """Forget what changed since the last :meth:`take` (no delta wanted)."""
         self.preds.discard()
         self.labels.discard()
+        self._taken = None
 
     def touch_all(self) -> None:
         self.preds.touch_all()
         self.labels.touch_all()
+        self._taken = None
 
     def load(self, stored: dict[str, bytes]) -> None:
         if fields.JOIN in stored:
             self.c, joined = msgspec.msgpack.decode(stored[fields.JOIN], type=tuple[JoinCounters, list[list[Any]]])
-            # schema 1 stored (ts, seq, error) only: no score, classes unknown
+            # schema versions 0 to 3 stored (ts, seq, error) only: no score, classes unknown
             self.joined = [(j[0], j[1], j[2], *(j[3:] if len(j) == 6 else (None, None, None))) for j in joined]
         c = self.c
         found = _stored_records(stored)

@@ -43,7 +43,7 @@ import numpy.typing as npt
 from detectors import fields
 from detectors.column import numeric_values
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring
+from detectors.ring import Ring, RingFields
 
 FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
@@ -70,7 +70,7 @@ class JointRows:
         self.rings: dict[str, Ring] = {}
         self._ids: dict[str, dict[object, float]] = {}
         self.dirty_meta = False
-        self._released: list[str] = []
+        self._released: dict[str, Ring] = {}
 
     @property
     def full(self) -> bool:
@@ -144,7 +144,7 @@ class JointRows:
 
     def release(self) -> None:
         """Forget the rows (a detector was fitted on them); their stored fields are deleted at the next take."""
-        self._released = list(self.rings)
+        self._released = self.rings
         self.rings, self._ids = {}, {}
         self.meta.dropped = True
         self.dirty_meta = True
@@ -156,17 +156,18 @@ class JointRows:
         if self.dirty_meta:
             out[fields.JOINT_META] = msgspec.msgpack.encode(self.meta)
         for name, ring in self.rings.items():
-            out.update(ring.take("jr", name))  # fields.joint_rows(chunk, name)
-        chunks = -(-self.capacity // Ring(0).chunk)
-        for name in self._released:
-            out.update({fields.joint_rows(k, name): None for k in range(chunks)})
-        self._released = []
+            ring.take(fields.JOINT_ROWS, name, out)
+        for name, ring in self._released.items():
+            out.update(ring.drop(fields.JOINT_ROWS, name))
+        self._released = {}
         self.dirty_meta = False
         return out
 
     def discard(self) -> None:
         self.dirty_meta = False
-        self._released = []
+        for ring in self._released.values():
+            ring.drop(fields.JOINT_ROWS, "")
+        self._released = {}
         for ring in self.rings.values():
             ring.discard()
 
@@ -181,14 +182,14 @@ class JointRows:
         self.meta = msgspec.msgpack.decode(stored[fields.JOINT_META], type=RowsMeta)
         if self.meta.dropped:
             return
-        chunks: dict[str, dict[int, bytes]] = {}
+        found: dict[str, RingFields] = {}
         for key, raw in stored.items():
-            where = fields.parse_joint_rows(key)
-            if where is not None:
-                chunks.setdefault(where[1], {})[where[0]] = raw
+            where = fields.parse_ring_field(key)
+            if where is not None and where[0] == fields.JOINT_ROWS:
+                found.setdefault(where[3], RingFields()).add(key, where[1], where[2], raw)
         for name in self.meta.names:
             ring = self.rings[name] = Ring(self.capacity, dtype=np.float32)
-            ring.load(chunks.get(name, {}), self.meta.rows)
+            found.get(name, RingFields()).load(ring, self.meta.rows)
         self._ids = {name: {None: np.nan, **{v: float(i) for i, v in enumerate(cats)}}
                      for name, cats in self.meta.categories.items()}
 

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from detectors.auc import auc
 from detectors.band import window_variance
-from detectors.calibration import Calibration
+from detectors.isotonic import IsotonicCalibration
 from detectors.perf_metrics import METRICS, Cols, Metric
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,7 +75,7 @@ class PerformanceRef(msgspec.Struct):
     positives: int
     scored: int
     metrics: dict[str, RefMetric]
-    calibration: Calibration | None
+    calibration: IsotonicCalibration | None
     unarmed: dict[str, str]
     """Why a requested metric has no reference (it is not checked)."""
 
@@ -106,7 +106,7 @@ def build_reference(err: FloatArray, s: npt.NDArray[np.floating], label: IntArra
     cal = None
     if mode:
         target = y[ok] if mode == "positive_class" else (err[ok] == 0)
-        cal = Calibration.fit(s[ok], target.astype(np.float64))
+        cal = IsotonicCalibration.fit(s[ok], target.astype(np.float64))
     labelled: Cols = {"err": err, "s": s, "y": y}
     scored = scored_columns(s[ok], pred[ok] == positive, cal, mode) if cal is not None else {}
     ref = PerformanceRef(len(err), classes, mode, positive, int(y.sum()), int(ok.sum()), {}, cal, {})
@@ -123,7 +123,7 @@ def build_reference(err: FloatArray, s: npt.NDArray[np.floating], label: IntArra
     return ref
 
 
-def scored_columns(s: npt.NDArray[np.floating], positive: npt.NDArray[np.bool_], cal: Calibration,
+def scored_columns(s: npt.NDArray[np.floating], positive: npt.NDArray[np.bool_], cal: IsotonicCalibration,
                    mode: str) -> Cols:
     """The columns an estimate reads from scored predictions (``positive``: predicted the positive class;
     a calibration of being right counts every prediction as positive)."""

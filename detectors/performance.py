@@ -48,7 +48,7 @@ from detectors.events import AlertKind, Event, Target
 from detectors.join import Joined, class_code, coded_error, encode_value
 from detectors.perf_metrics import Cols, Source
 from detectors.perf_reference import NO_CLASS, PerformanceRef, build_reference
-from detectors.ring import Ring
+from detectors.ring import Ring, RingFields, Segments
 from detectors.settings import PerformanceSettings
 
 if TYPE_CHECKING:
@@ -186,8 +186,7 @@ class Performance:
         ring = self.rings.pop("ref")
         self.meta.caps.pop("ref", None)
         for col, r in ring.items():  # the gathered pairs are summarised: delete their fields
-            r.touch_all()
-            self._dropped.update(dict.fromkeys(r.take(fields.PERF_RINGS["ref"], col), None))
+            self._dropped.update(r.drop(fields.PERF_RINGS["ref"], col))
         err, s, lab, pred = (ring[c].ordered() for c, _ in _REF_COLS)
         self._summarise(err, s, lab, pred, classes)
 
@@ -291,13 +290,14 @@ class Performance:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def take(self) -> dict[str, bytes | None]:
-        """State fields changed since the last call (None: delete the field)."""
-        out = dict(self._dropped)
+    def take(self, out: dict[str, bytes | None], segments: Segments) -> None:
+        """State fields changed since the last call (None: delete the field), added to ``out``; the
+        rings' segments are added when the caller calls ``segments.encode()``."""
+        out.update(self._dropped)
         self._dropped = {}
         for group, ring in self.rings.items():
             for col, r in ring.items():
-                out.update(r.take(fields.PERF_RINGS[group], col))
+                r.take(fields.PERF_RINGS[group], col, out, segments)
         if self._dirty_meta:
             self.meta.counts = {g: next(iter(r.values())).count for g, r in self.rings.items()}
             out[fields.PERF_META] = msgspec.msgpack.encode(self.meta)
@@ -306,7 +306,6 @@ class Performance:
         if self._dirty_memo:
             out[fields.PERF_MEMO] = msgspec.msgpack.encode(self.memo)
         self._dirty_meta = self._dirty_ref = self._dirty_memo = False
-        return out
 
     def discard(self) -> None:
         self._dropped = {}
@@ -323,7 +322,21 @@ class Performance:
         self._dirty_ref = self.ref is not None
         self._dirty_memo = bool(self.memo)
 
-    def load(self, stored: dict[str, bytes]) -> None:
+    def mark(self) -> tuple[Any, ...]:
+        """What the state knows about the store (see :meth:`reset`)."""
+        rings = [(r, r.mark()) for ring in self.rings.values() for r in ring.values()]
+        return rings, dict(self._dropped), self._dirty_meta, self._dirty_ref, self._dirty_memo
+
+    def reset(self, mark: tuple[Any, ...]) -> None:
+        """Go back to a :meth:`mark`: a take whose result did not go to the store (a full snapshot) is
+        forgotten, deletions and changed scalars it held included."""
+        rings, dropped, self._dirty_meta, self._dirty_ref, self._dirty_memo = mark
+        for r, m in rings:
+            r.reset(m)
+        self._dropped = dropped
+
+    def load(self, stored: dict[str, bytes], rings: dict[str, dict[str, RingFields]]) -> None:
+        """Rebuild from the stored fields; ``rings``: their ring fields by owner, then kind."""
         if fields.PERF_META not in stored:
             return
         self.meta = msgspec.msgpack.decode(stored[fields.PERF_META], type=PerfMeta)
@@ -331,18 +344,20 @@ class Performance:
             self.ref = msgspec.msgpack.decode(stored[fields.PERF_REF], type=PerformanceRef)
         if fields.PERF_MEMO in stored:
             self.memo = msgspec.msgpack.decode(stored[fields.PERF_MEMO], type=dict[str, tuple[int, Score]])
-        chunks = _chunks(stored)
         for group, cap in list(self.meta.caps.items()):
             want = self.cfg.reference_size if group == "ref" else self.caps[group]
             ring, kind = self._allocate(group, want), fields.PERF_RINGS[group]
+            stored_rings = {col: rings.get(col, {}).get(kind, RingFields()) for col in ring}
             if cap != want:  # settings changed: that group starts afresh
-                self._dropped.update({fields.ring_chunk(kind, i, col): None
-                                      for col, parts in chunks.get(kind, {}).items() for i in parts})
+                for col, f in stored_rings.items():
+                    self._dropped.update(dict.fromkeys(f.chunk_fields))
+                    self._dropped.update({fields.ring_segment(kind, first, col): None for first in f.segments})
                 if group == "ref":
                     self.meta.taken = 0
+                self._dirty_meta = True
                 continue
             for col, r in ring.items():
-                r.load(chunks.get(kind, {}).get(col, {}), self.meta.counts.get(group, 0))
+                stored_rings[col].load(r, self.meta.counts.get(group, 0))
 
 
 class _Columns(dict[str, Any]):
@@ -360,15 +375,3 @@ class _Columns(dict[str, Any]):
 def _code(value: tuple[int, int, float]) -> int:
     code = class_code(*value)
     return NO_CLASS if code is None else code
-
-
-def _chunks(stored: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
-    """The performance rings' chunks by ring kind, column and chunk index."""
-    kinds = set(fields.PERF_RINGS.values())
-    out: dict[str, dict[str, dict[int, bytes]]] = {}
-    for name, raw in stored.items():
-        parsed = fields.parse_ring_chunk(name)
-        if parsed is not None and parsed[0] in kinds:
-            kind, index, col = parsed
-            out.setdefault(kind, {}).setdefault(col, {})[index] = raw
-    return out

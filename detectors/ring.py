@@ -1,17 +1,25 @@
-"""A fixed-capacity ring buffer kept as fixed-size chunks, so state deltas stay small.
+"""A fixed-capacity ring buffer, persisted as segments of the values appended since the last write.
 
-Only the chunks touched since the last :meth:`Ring.take` are emitted, so the
-bytes per state write are proportional to the values appended, never to the
-window size.
+Each :meth:`Ring.take` writes one segment: the values appended since the previous take, under the
+field :func:`~detectors.fields.ring_segment` named by the absolute position of its first value
+(compactly encoded by :mod:`detectors.codec`), and deletes the segments whose values have all been
+overwritten since. So the bytes per state write are those of the values appended (never a whole
+chunk around them, nor the window), and a restore places every stored value at its position.
+A last segment shorter than ``chunk`` values is rewritten together with the next one, which bounds
+the number of fields by about ``capacity / chunk`` however small the writes are.
 
 >>> r = Ring(5, chunk=2)
 >>> r.extend(np.arange(7.0))
 >>> r.ordered().tolist()
 [2.0, 3.0, 4.0, 5.0, 6.0]
->>> sorted(r.take("v", "x").keys())
-['v:0:x', 'v:1:x', 'v:2:x']
->>> r.take("v", "x")
-{}
+>>> sorted(r.take("v", "x"))
+['v:@2:x']
+>>> r.extend([7.0])
+>>> list(r.take("v", "x"))  # segment @2 holds 5 values, not fewer than a chunk: a new one
+['v:@7:x']
+>>> r.extend([8.0, 9.0, 10.0, 11.0])  # overwrites positions 2 to 6: segment @2 is dead
+>>> sorted((k, v is None) for k, v in r.take("v", "x").items())
+[('v:@2:x', True), ('v:@7:x', False)]
 """
 
 from __future__ import annotations
@@ -21,7 +29,45 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors import fields
+from detectors import codec, fields
+
+
+class Segments:
+    """Ring segments of one state write (of one model or many), encoded together: one vectorised pass
+    over all of them rather than numpy calls per ring."""
+
+    def __init__(self) -> None:
+        self._todo: list[tuple[dict[str, bytes | None], str, npt.NDArray[Any]]] = []
+
+    def add(self, out: dict[str, bytes | None], name: str, values: npt.NDArray[Any]) -> None:
+        """Encode ``values`` into ``out[name]`` at :meth:`encode`."""
+        self._todo.append((out, name, values))
+
+    def encode(self) -> None:
+        todo, self._todo = self._todo, []
+        for (out, name, _), raw in zip(todo, codec.encode_rows([v for _, _, v in todo]), strict=True):
+            out[name] = raw
+
+
+class RingFields:
+    """One ring's stored fields, gathered from a state: segments by first position, and the chunks of
+    schema version 1 by index with their field names."""
+
+    def __init__(self) -> None:
+        self.segments: dict[int, bytes] = {}
+        self.chunks: dict[int, bytes] = {}
+        self.chunk_fields: list[str] = []
+
+    def add(self, name: str, segment: bool, index: int, raw: bytes) -> None:
+        """One stored field (as :func:`~detectors.fields.parse_ring_field` parsed its name)."""
+        if segment:
+            self.segments[index] = raw
+        else:
+            self.chunks[index] = raw
+            self.chunk_fields.append(name)
+
+    def load(self, ring: Ring, count: int) -> None:
+        ring.load(self.segments, count, self.chunks, self.chunk_fields)
 
 
 class Ring:
@@ -34,7 +80,10 @@ class Ring:
         # so a process's memory would keep growing until every ring had wrapped once.
         self.arr = np.full(capacity, 0, dtype=dtype)
         self.count = 0
-        self._dirty: set[int] = set()
+        self._taken = 0  # values appended before the last take (persisted)
+        self._segs: list[tuple[int, int]] = []  # persisted segments (first, end position), oldest first
+        self._full = False  # the next take rewrites the whole window (after an in-place change)
+        self._stale: list[str] = []  # fields of a former layout to delete at the next take
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
@@ -58,19 +107,6 @@ class Ring:
             head = cap - start
             arr[start:] = vals[:head]
             arr[: n - head] = vals[head:]
-        self._mark(start, n)
-
-    def _mark(self, start: int, n: int) -> None:
-        c, cap = self.chunk, self.capacity
-        if start + n <= cap:
-            first, last = start // c, (start + n - 1) // c
-            if first == last:
-                self._dirty.add(first)
-            else:
-                self._dirty.update(range(first, last + 1))
-        else:
-            self._dirty.update(range(start // c, (cap - 1) // c + 1))
-            self._dirty.update(range((start + n - cap - 1) // c + 1))
 
     def ordered(self) -> npt.NDArray[Any]:
         """The retained values, oldest first (a copy)."""
@@ -79,27 +115,105 @@ class Ring:
         pos = self.count % self.capacity
         return np.concatenate((self.arr[pos:], self.arr[:pos]))
 
-    def take(self, kind: str, owner: str) -> dict[str, bytes | None]:
-        """Bytes of the chunks touched since the last call (fields :func:`~detectors.fields.ring_chunk`)."""
-        out: dict[str, bytes | None] = {}
-        for k in sorted(self._dirty):
-            out[fields.ring_chunk(kind, k, owner)] = self.arr[k * self.chunk : (k + 1) * self.chunk].tobytes()
-        self._dirty.clear()
+    def span(self, first: int, end: int) -> npt.NDArray[Any]:
+        """The values at absolute positions ``first`` to ``end`` (all retained), oldest first."""
+        cap = self.capacity
+        a = first % cap
+        b = a + (end - first)
+        return self.arr[a:b] if b <= cap else np.concatenate((self.arr[a:], self.arr[: b - cap]))
+
+    def take(self, kind: str, owner: str, out: dict[str, bytes | None] | None = None,
+             segments: Segments | None = None) -> dict[str, bytes | None]:
+        """The segment of the values appended since the last call and the deletions of dead segments
+        (fields :func:`~detectors.fields.ring_segment`), added to ``out`` (returned); with ``segments``
+        the segment is encoded later, together with others (:meth:`Segments.encode`)."""
+        out = {} if out is None else out
+        if self.count == self._taken and not self._full and not self._stale:
+            return out
+        new, dead = self._advance()
+        for name in self._stale:
+            out[name] = None
+        self._stale = []
+        for first in dead:
+            out[fields.ring_segment(kind, first, owner)] = None
+        if new is not None:
+            seg = segments if segments is not None else Segments()
+            seg.add(out, fields.ring_segment(kind, new[0], owner), self.span(*new))
+            if segments is None:
+                seg.encode()
+        return out
+
+    def _advance(self) -> tuple[tuple[int, int] | None, list[int]]:
+        """Move the bookkeeping to "everything persisted": (the segment to write, first positions of
+        the segments to delete)."""
+        count, cap, segs = self.count, self.capacity, self._segs
+        low = count - cap  # positions below this were overwritten
+        new: tuple[int, int] | None = None
+        dead: list[int] = []
+        if cap == 0:
+            pass
+        elif self._full:
+            new = (max(0, low), count) if count else None
+            dead = [first for first, _ in segs if new is None or first != new[0]]
+            segs[:] = [new] if new is not None else []
+        elif count > self._taken:
+            last = segs[-1] if segs else None
+            if last is not None and last[1] == self._taken and last[1] - last[0] < self.chunk and last[0] >= low:
+                new = segs[-1] = (last[0], count)  # the short last segment, rewritten longer
+            else:
+                new = (max(self._taken, low), count)
+                segs.append(new)
+            while segs[0][1] <= low:
+                dead.append(segs.pop(0)[0])
+        self._full = False
+        self._taken = count
+        return new, dead
+
+    def mark(self) -> tuple[int, list[tuple[int, int]], bool, list[str]]:
+        """What the ring knows about its stored segments (see :meth:`reset`)."""
+        return self._taken, list(self._segs), self._full, list(self._stale)
+
+    def reset(self, mark: tuple[int, list[tuple[int, int]], bool, list[str]]) -> None:
+        """Go back to a :meth:`mark`: a take whose result did not go to the store (a full snapshot) is forgotten."""
+        self._taken, segs, self._full, stale = mark
+        self._segs, self._stale = list(segs), list(stale)
+
+    def drop(self, kind: str, owner: str) -> dict[str, bytes | None]:
+        """Deletions of every field the ring has stored (it is forgotten); the ring writes nothing more."""
+        out: dict[str, bytes | None] = dict.fromkeys(self._stale)
+        out.update({fields.ring_segment(kind, first, owner): None for first, _ in self._segs})
+        self._segs, self._stale, self._full, self._taken = [], [], False, self.count
         return out
 
     def discard(self) -> None:
-        """Forget which chunks changed (the caller keeps no deltas, e.g. a replay without a store)."""
-        self._dirty.clear()
+        """Forget what changed (the caller keeps no deltas, e.g. a replay without a store)."""
+        self._advance()
+        self._stale = []
 
     def touch_all(self) -> None:
-        """Mark every chunk as changed (for a full snapshot)."""
-        self._dirty.update(range(-(-self.capacity // self.chunk)))
+        """Rewrite the whole window at the next take (for a full snapshot, or after an in-place change)."""
+        self._full = True
 
-    def load(self, chunks: dict[int, bytes], count: int) -> None:
-        """Rebuild from stored chunks and the appended count."""
-        self.count = count
-        for k, raw in chunks.items():
+    def load(self, segments: dict[int, bytes], count: int, chunks: dict[int, bytes] | None = None,
+             stale: list[str] | None = None) -> None:
+        """Rebuild from stored segments (by first position) and the appended count; ``chunks``: the
+        chunks of the former layout (schema version 1: raw arrays of ``chunk`` values at fixed places),
+        whose fields ``stale`` the next take deletes while it writes the window as a segment."""
+        self.count = self._taken = count
+        cap = self.capacity
+        for k, raw in (chunks or {}).items():
             part = np.frombuffer(raw, dtype=self.arr.dtype)
             lo = k * self.chunk
-            if lo < self.capacity:
-                self.arr[lo : lo + len(part)] = part[: self.capacity - lo]
+            if lo < cap:
+                self.arr[lo : lo + len(part)] = part[: cap - lo]
+        if chunks:
+            self._full = True
+        self._stale = list(stale or [])
+        self._segs = []
+        for first in sorted(segments):
+            vals = codec.decode(segments[first], self.arr.dtype)
+            end = first + len(vals)
+            self._segs.append((first, end))
+            a, b = max(first, count - cap), min(end, count)
+            if cap and a < b:
+                self.arr[np.arange(a, b) % cap] = vals[a - first : b - first]

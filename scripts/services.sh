@@ -14,7 +14,9 @@
 #   start-kafka | stop-kafka | restart-kafka
 #   start-redis | stop-redis | restart-redis
 #   start-alertmanager | stop-alertmanager
+#   start-redis-cluster | stop-redis-cluster
 #                   single-service control; data is kept across restarts
+#                   (start-redis-cluster also restarts a node that was killed)
 #   clean           down, then delete Kafka/Redis data (jars stay cached)
 #
 # The secured stack (`up --secure`, `env --secure`; `down` and `clean` stop it
@@ -36,7 +38,8 @@
 #   DW_KAFKA_PORT (19092), DW_KAFKA_CONTROLLER_PORT (DW_KAFKA_PORT+1),
 #   DW_REDIS_PORT (16379), DW_KAFKA_START_TIMEOUT (90 s),
 #   DW_KAFKA_VERSION (3.9.1); Alertmanager (built with Go where present, see
-#   scripts/alertmanager.sh): DW_ALERTMANAGER_PORT (19193).
+#   scripts/alertmanager.sh): DW_ALERTMANAGER_PORT (19193); Redis Cluster (see
+#   scripts/redis_cluster.sh): DW_REDIS_CLUSTER_PORT (17001, six ports), DW_REDIS_CLUSTER=off.
 #   DW_SECURE_KAFKA_PORT (19094), DW_SECURE_KAFKA_CONTROLLER_PORT (+1),
 #   DW_SECURE_KAFKA_EXPIRED_PORT (+2), DW_SECURE_REDIS_PORT (16380).
 #   If KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set to something other than the
@@ -495,6 +498,8 @@ stop_redis() { stop_pid "$REDIS_PID" "redis-server" redis 30 "$REDIS_PORTFILE"; 
 
 # shellcheck source=scripts/alertmanager.sh
 source "$ROOT/scripts/alertmanager.sh"
+# shellcheck source=scripts/redis_cluster.sh
+source "$ROOT/scripts/redis_cluster.sh"
 
 # --------------------------------------------------------------------------
 # The secured stack: SASL_SSL Kafka with ACLs, TLS Redis with ACL users
@@ -829,6 +834,7 @@ print_env() {
         printf 'export REDIS_URL=%s\n' "$OWN_REDIS"
     fi
     am_env
+    rc_env
 }
 
 cmd_up() {
@@ -847,6 +853,7 @@ cmd_up() {
             start_redis
         fi
         start_alertmanager
+        start_redis_cluster
         if ((secure)); then
             start_secure
         fi
@@ -862,6 +869,7 @@ cmd_down() {
     stop_kafka
     stop_redis
     stop_alertmanager
+    stop_redis_cluster
     if [[ -e "$SKAFKA_PID" || -e "$SREDIS_PID" ]]; then
         stop_secure
     fi
@@ -896,6 +904,7 @@ cmd_status() {
         echo "redis: down"; rc=1
     fi
     am_status || rc=1
+    rc_status || rc=1
     if [[ "${1:-}" == "--secure" ]]; then
         if skafka_running && port_open 127.0.0.1 "$SECURE_KAFKA_PORT"; then
             echo "secure kafka: up (pid $(read_pid "$SKAFKA_PID"), SASL_SSL $SECURE_BOOTSTRAP)"
@@ -915,6 +924,7 @@ cmd_clean() {
     cmd_down
     log "removing $KAFKA_DATA, $REDIS_DATA and $SECURE_HOME (cached jars are kept)"
     rm -rf "$KAFKA_DATA" "$REDIS_DATA" "$SECURE_HOME"
+    clean_redis_cluster
 }
 
 usage() {
@@ -939,6 +949,8 @@ main() {
         restart-redis) with_lock; stop_redis; start_redis ;;
         start-alertmanager) with_lock; start_alertmanager ;;
         stop-alertmanager) with_lock; stop_alertmanager ;;
+        start-redis-cluster) with_lock; start_redis_cluster ;;
+        stop-redis-cluster) with_lock; stop_redis_cluster ;;
         clean) cmd_clean ;;
         -h | --help | help) usage ;;
         *) usage; exit 2 ;;

@@ -21,6 +21,7 @@ sys.path.insert(0, str(TESTS / "pipeline"))
 
 from services import HOW as _HOW  # noqa: E402 - needs the path above
 from services import alertmanager_url as _alertmanager_url  # noqa: E402
+from services import redis_backend as _redis_backend  # noqa: E402
 from services import redis_url as _redis_url  # noqa: E402
 from services import service_address as _service_address  # noqa: E402
 
@@ -81,9 +82,10 @@ def _stacks(kafka: str, redis: str, workdir: Path, secure: object = None) -> Ite
     made: list[Stack] = []
 
     def make(partitions: int = 2, create: bool = True, alert_configs: dict[str, str] | None = None,
-             share_inputs: Stack | None = None, **overrides: object) -> Stack:
-        stack = Stack(kafka, redis, workdir, partitions=partitions, share_inputs=share_inputs,
-                      secure=secure, **overrides)  # type: ignore[arg-type]
+             share_inputs: Stack | None = None, backend: str = "redis", **overrides: object) -> Stack:
+        url, cluster = (_redis_backend(backend).url, True) if backend == "cluster" else (redis, False)
+        stack = Stack(kafka, url, workdir, partitions=partitions, share_inputs=share_inputs,
+                      secure=secure, cluster=cluster, **overrides)  # type: ignore[arg-type]
         made.append(stack)
         if create:
             stack.create_topics(alert_configs)
@@ -98,8 +100,9 @@ def _stacks(kafka: str, redis: str, workdir: Path, secure: object = None) -> Ite
 def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[object]:
     """Make isolated stacks (unique topics with N partitions, group id, Redis key prefix, config file).
 
-    ``stack_factory(partitions=2, **config_overrides)``; overrides use ``__`` for nesting,
-    e.g. ``runtime__max_models=1``. Topics, keys and processes are cleaned up afterwards.
+    ``stack_factory(partitions=2, backend="redis", **config_overrides)``; ``backend="cluster"`` keeps
+    the state in the Redis Cluster; overrides use ``__`` for nesting, e.g. ``runtime__max_models=1``.
+    Topics, keys and processes are cleaned up afterwards.
     """
     yield from _stacks(kafka_bootstrap, redis_url, tmp_path)
 

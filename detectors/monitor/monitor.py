@@ -33,6 +33,7 @@ from detectors.monitor.ingest import Ingest
 from detectors.monitor.state import Delta, VersionState
 from detectors.monitor.version_checks import HEALTH
 from detectors.policy import Policy
+from detectors.ring import Segments
 from detectors.settings import DetectionSettings
 from detectors.trace import Tracer, Tracing
 
@@ -143,9 +144,10 @@ class ModelMonitor:
         """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
         self.data.meta.dead += 1
 
-    def take_delta(self) -> Delta:
-        """State fields changed since the last call (None: delete the field)."""
-        return self.state.take_delta()
+    def take_delta(self, segments: Segments | None = None) -> Delta:
+        """State fields changed since the last call (None: delete the field); see :meth:`VersionState.take_delta`
+        for ``segments`` (a caller taking many versions' deltas encodes their ring segments together)."""
+        return self.state.take_delta(segments)
 
     def discard_delta(self) -> None:
         """Like :meth:`take_delta` with the result thrown away, without encoding anything."""

@@ -14,10 +14,12 @@ import msgspec
 import numpy as np
 
 from detectors import fields
+from detectors.calibration import INDEPENDENT
 from detectors.column import ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.monitor.data import Meta, VersionData
 from detectors.policy import Policy
+from detectors.ring import RingFields, Segments
 from detectors.stream import StreamDetector
 
 Delta = dict[str, bytes | None]
@@ -30,20 +32,29 @@ class VersionState:
         self.data, self.policy, self.secret = data, policy, secret
         self.refused: list[str] = []
         self._schema_due = True  # the stored fields do not hold this layout's version yet
+        self._meta_taken: bytes | None = None  # the scalars as last taken (None: unknown)
 
-    def take_delta(self) -> Delta:
-        """State fields changed since the last call (None: delete the field)."""
+    def take_delta(self, segments: Segments | None = None) -> Delta:
+        """State fields changed since the last call (None: delete the field); with ``segments``, the ring
+        segments are added to the result when the caller calls ``segments.encode()``."""
         d = self.data
-        out: Delta = {fields.META: msgspec.msgpack.encode(self._meta_out())}
+        out: Delta = {}
+        meta = msgspec.msgpack.encode(self._meta_out())
+        if meta != self._meta_taken:  # unchanged for a version with no events since (many models, few events)
+            out[fields.META] = self._meta_taken = meta
         if self._schema_due:
             out[fields.SCHEMA] = fields.encode_schema()
             self._schema_due = False
+        seg = segments if segments is not None else Segments()
         for col in d.columns.values():
-            out.update(col.take(self.secret))
+            col.take(self.secret, out, seg)
         for name, ring in d.rings.items():
-            out.update(ring.take(*fields.split_ring(name)))
+            kind, owner = fields.split_ring(name)
+            ring.take(kind, owner, out, seg)
+        d.perf.take(out, seg)
+        if segments is None:
+            seg.encode()
         out.update(d.join.take())
-        out.update(d.perf.take())
         out.update(self.policy.take())
         out.update(d.joint.take())
         if d.err_dirty:
@@ -64,10 +75,16 @@ class VersionState:
         self.policy.discard()
         d.joint.discard()
         d.err_dirty = self._schema_due = False
+        self._meta_taken = None
 
     def full_state(self) -> dict[str, bytes]:
-        """Every state field (as if nothing had been taken before)."""
+        """Every state field (as if nothing had been taken before). The rings write their whole windows
+        without forgetting which segments the store holds, so later deltas still apply to it."""
         d = self.data
+        rings = [r for col in d.columns.values() for r in (col.ref_ring, col.ref_flags, col.values, col.flags)]
+        rings += [*d.rings.values(), *d.joint.rows.rings.values()]
+        marks = [ring.mark() for ring in rings]
+        perf_mark = d.perf.mark()
         for col in d.columns.values():
             col.touch_all()
         for ring in d.rings.values():
@@ -77,7 +94,12 @@ class VersionState:
         self.policy.touch_all()
         d.joint.touch_all()
         d.err_dirty = self._schema_due = True
-        return {k: v for k, v in self.take_delta().items() if v is not None}
+        self._meta_taken = None
+        out = {k: v for k, v in self.take_delta().items() if v is not None}
+        for ring, mark in zip(rings, marks, strict=True):
+            ring.reset(mark)
+        d.perf.reset(perf_mark)
+        return out
 
     def load(self, stored: dict[str, bytes]) -> None:
         """Rebuild from the union of deltas (nothing stored: a fresh version)."""
@@ -86,14 +108,14 @@ class VersionState:
         self._schema_due = fields.schema_of(stored) < fields.SCHEMA_VERSION
         d = self.data
         d.meta = msgspec.msgpack.decode(stored[fields.META], type=Meta)
-        chunks = _chunks(stored)
+        rings = _rings(stored)
         for name, ring in d.rings.items():
             kind, owner = fields.split_ring(name)
-            ring.load(chunks.get(owner, {}).get(kind, {}), d.meta.rings.get(name, 0))
+            rings.get(owner, {}).get(kind, RingFields()).load(ring, d.meta.rings.get(name, 0))
         for name in d.meta.features + d.meta.outputs:
-            self._load_column(name, stored, chunks.get(name, {}))
+            self._load_column(name, stored, rings.get(name, {}))
         d.join.load(stored)
-        d.perf.load(stored)
+        d.perf.load(stored, rings)
         self.policy.load(stored)
         d.joint.load(stored)
         d.reserve_spaces()
@@ -105,12 +127,14 @@ class VersionState:
         d.meta.rings = {name: ring.count for name, ring in d.rings.items()}
         return d.meta
 
-    def _load_column(self, name: str, stored: dict[str, bytes], chunks: dict[str, dict[int, bytes]]) -> None:
+    def _load_column(self, name: str, stored: dict[str, bytes], rings: dict[str, RingFields]) -> None:
         d = self.data
         meta = msgspec.msgpack.decode(stored[fields.column_meta(name)], type=ColumnMeta)
         col = d.columns.get(name) or d.new_column(name, meta.role, meta.kind, meta.declared)
+        if d.meta.frozen and meta.calib is None:  # frozen before calibrations existed: its time order is gone
+            meta.calib = col.meta.calib or INDEPENDENT  # a baseline's column keeps the baseline's
         col.meta = meta
-        col.load(chunks, stored.get(fields.ref_counts(name)))
+        col.load(rings, stored.get(fields.ref_counts(name)))
         d.columns[name] = col
         if d.meta.frozen and col.ref is None:
             d.freeze_column(col)
@@ -127,12 +151,12 @@ class VersionState:
             det.rebuild(retained)
 
 
-def _chunks(stored: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
-    """Ring chunks by owner name, then ring kind, then chunk index."""
-    out: dict[str, dict[str, dict[int, bytes]]] = {}
+def _rings(stored: dict[str, bytes]) -> dict[str, dict[str, RingFields]]:
+    """Ring fields by owner name, then ring kind."""
+    out: dict[str, dict[str, RingFields]] = {}
     for field, raw in stored.items():
-        parsed = fields.parse_ring_chunk(field)
+        parsed = fields.parse_ring_field(field)
         if parsed is not None:
-            kind, index, owner = parsed
-            out.setdefault(owner, {}).setdefault(kind, {})[index] = raw
+            kind, segment, index, owner = parsed
+            out.setdefault(owner, {}).setdefault(kind, RingFields()).add(field, segment, index, raw)
     return out

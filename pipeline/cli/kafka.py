@@ -30,7 +30,8 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
 def run_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
     from pipeline.kafka.preflight import preflight
-    from pipeline.live.runner import Limits, run_consumer
+    from pipeline.live.runner import Limits
+    from pipeline.live.service import run_consumer
 
     config = load_config(args.config)
     secrets = load_secrets(require_snapshot_key=True)

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--label-column", default=None,
                     help="column holding the outcome (with --prediction-column): its rows become the performance "
                          "reference")
+    bb.add_argument("--ignore", default="", help="comma-separated columns that are not features (ids, timestamps, "
+                                                 "outcomes)")
 
     from pipeline.cli.alerts import add_parser as add_alerts
     from pipeline.cli.kafka import add_parsers as add_kafka

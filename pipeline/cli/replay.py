@@ -12,9 +12,8 @@ from detectors.errors import DriftwireError
 from pipeline.config import load_config, load_secrets
 from pipeline.edge.alerts import encode_alert
 from pipeline.edge.sinks import AlertSink, JsonlSink, ListSink
+from pipeline.engine.build import build_engine
 from pipeline.replay.replay import replay
-from pipeline.replay.synth import SynthSpec, write_log
-from pipeline.telemetry.logs import get_logger
 from pipeline.telemetry.progress import progress_for_file
 
 
@@ -29,21 +28,23 @@ def replay_cmd(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     secrets = load_secrets(require_snapshot_key=bool(args.redis))
     sink: AlertSink = JsonlSink(args.alerts_out) if args.alerts_out else ListSink()
-    engine = None
-    on_commit, start_line = None, 0
+    engine = build_engine(config, secrets)
+    checkpoint, start_line = None, 0
     if args.redis:
-        from pipeline.replay.redis_replay import redis_engine
+        from pipeline.replay.redis_replay import redis_checkpoint
 
-        engine = redis_engine(args.redis, config, secrets, path)
-        on_commit, start_line = engine.on_commit, engine.start_line
+        checkpoint = redis_checkpoint(args.redis, config, secrets, path)
+        start_line = checkpoint.resume(engine)
     with progress_for_file(path, "replay") as advance:
-        summary = replay(
-            path, config, sink, secrets, on_batch=advance, engine=engine, on_commit=on_commit, start_line=start_line
-        )
+        summary = replay(path, config, sink, engine=engine, checkpoint=checkpoint, start_line=start_line,
+                         on_batch=lambda batch, _step: advance(batch.lines_end))
     sink.close()
-    log = get_logger("driftwire.replay")
-    for model, version, text in summary.notices:
-        log.info("detector_not_armed", model=model, model_version=version, detail=text)
+    if summary.notices:  # a replay loads no logging library unless there is a line to write
+        from pipeline.telemetry.logs import get_logger
+
+        log = get_logger("driftwire.replay")
+        for model, version, text in summary.notices:
+            log.info("detector_not_armed", model=model, model_version=version, detail=text)
     if isinstance(sink, ListSink) and not args.quiet:
         for alert in sink.alerts:
             sys.stdout.write(encode_alert(alert).decode() + "\n")
@@ -57,6 +58,8 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
 
 def generate_cmd(args: argparse.Namespace) -> int:
+    from pipeline.replay.synth import SynthSpec, write_log
+
     spec = SynthSpec(
         events=args.events, models=args.models, drift_at=args.drift_at, drift_until=args.drift_until, seed=args.seed
     )

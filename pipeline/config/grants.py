@@ -40,8 +40,11 @@ INPUT_SETTINGS = {"features": "kafka.topics.features", "prediction": "kafka.topi
 
 # Every command RedisStore sends, and every command its Lua scripts call (Redis checks a
 # script's calls against the caller's ACL). redis-py adds AUTH (always allowed) at connect.
-REDIS_CLIENT_COMMANDS = ("ping", "multi", "exec", "incr", "hgetall", "smembers", "evalsha", "script|load")
-REDIS_SCRIPT_COMMANDS = ("get", "hgetall", "hset", "hdel", "exists", "sadd", "srem", "incrby", "del")
+# WAIT follows a commit with redis.min_replicas_acked; CLUSTER SLOTS is how the cluster client
+# (redis.cluster) learns which node holds which slot.
+REDIS_CLIENT_COMMANDS = ("ping", "hgetall", "evalsha", "script|load", "wait", "cluster|slots")
+REDIS_SCRIPT_COMMANDS = ("get", "set", "hgetall", "smembers", "hset", "hdel", "hlen", "sadd", "srem", "scard",
+                         "incrby")
 REDIS_COMMANDS = tuple(dict.fromkeys(REDIS_CLIENT_COMMANDS + REDIS_SCRIPT_COMMANDS))
 
 

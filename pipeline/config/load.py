@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 import msgspec
-import yaml
 
 from detectors.errors import ConfigError
+from pipeline.config.redis_url import redis_target
 from pipeline.config.settings import Config, Secrets
 
 # Environment variables that override connection settings: env name -> dotted key.
@@ -32,11 +32,25 @@ ENV_OVERRIDES = {
     "DRIFTWIRE_KAFKA_SSL_CAFILE": "kafka.ssl_cafile",
     "REDIS_URL": "redis.url",
     "DRIFTWIRE_REDIS_USERNAME": "redis.username",
+    "DRIFTWIRE_REDIS_CLUSTER": "redis.cluster",
+    "DRIFTWIRE_REDIS_NODES": "redis.nodes",
 }
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _env_value(name: str, value: str) -> object:
+    """An override's value in the type of its key (the environment only holds strings)."""
+    if name == "DRIFTWIRE_REDIS_CLUSTER":
+        if value.strip().lower() not in _FLAGS:
+            raise ConfigError(name, f"expected true or false, got {value!r}")
+        return _FLAGS[value.strip().lower()]
+    if name == "DRIFTWIRE_REDIS_NODES":
+        return [node.strip() for node in value.split(",") if node.strip()]
+    return value
 _SECRET_KEYS = re.compile(r"password|secret|snapshot_key", re.I)
 
 
-def _set_dotted(tree: dict[str, object], dotted: str, value: str) -> None:
+def _set_dotted(tree: dict[str, object], dotted: str, value: object) -> None:
     node = tree
     *parents, leaf = dotted.split(".")
     for part in parents:
@@ -82,17 +96,17 @@ def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     for name, dotted in ENV_OVERRIDES.items():
         if env.get(name):
-            _set_dotted(tree, dotted, env[name])
+            _set_dotted(tree, dotted, _env_value(name, env[name]))
     try:
         config = msgspec.convert(tree, Config, str_keys=True)
     except msgspec.ValidationError as exc:
         raise ConfigError(_key_from_error(str(exc)), str(exc)) from exc
     from detectors.registry import validate_settings  # local: the registry imports every detector
-
-    validate_settings(config.detection)
     from pipeline.config.forward import validate as validate_forward
 
+    validate_settings(config.detection)
     validate_forward(config.forward)
+    redis_target(config.redis)
     return config
 
 
@@ -104,6 +118,8 @@ def load_config(path: str | Path | None, environ: dict[str, str] | None = None) 
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    import yaml  # only with a config file (a replay with the defaults never loads it)
+
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -15,6 +15,7 @@ from pipeline.config.forward import ForwardSettings
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class Topics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -83,6 +84,21 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Prefix of every Redis key driftwire writes."""
     socket_timeout_s: float = 5.0
     """Redis socket timeout in seconds."""
+    cluster: bool = False
+    """The url (and redis.nodes) are seed nodes of a Redis Cluster, reached with redis-py's cluster
+    client; every shard's keys share one hash slot (env DRIFTWIRE_REDIS_CLUSTER=true)."""
+    nodes: tuple[str, ...] = ()
+    """More cluster seed nodes as host:port, tried when the url's node is down (env DRIFTWIRE_REDIS_NODES,
+    comma-separated)."""
+    min_replicas_acked: NonNegativeInt = 0
+    """A commit (and a claim) counts only once this many replicas hold it (Redis WAIT after the write);
+    one not acknowledged in replica_ack_timeout_ms is retried. 0: asynchronous replication, a failover
+    can lose recent commits, which the consumer then detects and re-processes."""
+    replica_ack_timeout_ms: Positive = 1000
+    """How long a commit waits for redis.min_replicas_acked replicas."""
+    verify_idle_s: NonNegativeSeconds = 5.0
+    """An idle shard checks this often that the store still holds its last commit (a failover can roll
+    recent writes back while nothing is written); 0 turns it off."""
 
 
 class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -11,11 +11,13 @@ from pipeline.edge.decode import DeadLetter, Decoder
 
 
 class LogBatch:
-    """One batch of a log: decoded events with their raw lines, and dead letters."""
+    """One batch of a log: its lines decoded in file order (``items``: events and dead letters; the
+    very ``events`` list when there is no dead letter), the events with their raw lines, the dead letters."""
 
-    __slots__ = ("dead", "events", "lines_end", "raw")
+    __slots__ = ("dead", "events", "items", "lines_end", "raw")
 
     def __init__(self) -> None:
+        self.items: Sequence[Event | DeadLetter] = ()
         self.events: list[Event] = []
         self.raw: list[bytes] = []
         self.dead: list[DeadLetter] = []
@@ -51,12 +53,14 @@ def _decode_lines(lines: list[bytes], first_lineno: int, decoder: Decoder) -> Lo
     kept = [raw for line in lines if (raw := line.rstrip(b"\r\n")) and not raw.isspace()]
     batch.events, bad = decoder.decode_logged_many(kept)
     if not bad:
-        batch.raw = kept
+        batch.raw, batch.items = kept, batch.events
         return batch
     where = [i for i, line in enumerate(lines) if (raw := line.rstrip(b"\r\n")) and not raw.isspace()]
-    refused = {pos for pos, _ in bad}
-    batch.raw = [raw for pos, raw in enumerate(kept) if pos not in refused]
-    batch.dead = [_with_line(letter, first_lineno + where[pos]) for pos, letter in bad]
+    dead = {pos: _with_line(letter, first_lineno + where[pos]) for pos, letter in bad}
+    batch.raw = [raw for pos, raw in enumerate(kept) if pos not in dead]
+    batch.dead = list(dead.values())
+    events = iter(batch.events)
+    batch.items = [dead[pos] if pos in dead else next(events) for pos in range(len(kept))]
     return batch
 
 

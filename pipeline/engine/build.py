@@ -3,12 +3,14 @@ Redis) builds it here from the configuration, so none can build it differently."
 
 from __future__ import annotations
 
+from detectors.trace import Tracer
 from pipeline.config import Config, Secrets
 from pipeline.engine.engine import Engine
 
 
-def build_engine(config: Config, secrets: Secrets | None) -> Engine:
-    """The engine for ``config``: detection settings, the model cap, baseline files, the snapshot key."""
+def build_engine(config: Config, secrets: Secrets | None, tracer: Tracer | None = None) -> Engine:
+    """The engine for ``config``: detection settings, the model cap, baseline files, the snapshot key;
+    ``tracer`` observes every evaluation (:mod:`detectors.trace`; the report draws it)."""
     from pipeline.config.baselines import load_baselines
 
     return Engine(
@@ -16,4 +18,5 @@ def build_engine(config: Config, secrets: Secrets | None) -> Engine:
         secret=(secrets.snapshot_key if secrets else b""),
         max_models=config.runtime.max_models,
         baselines=load_baselines(config),
+        tracer=tracer,
     )

@@ -18,6 +18,7 @@ from detectors.baseline import Baseline
 from detectors.events import Alert, Event
 from detectors.fields import ENGINE as ENGINE_FIELD
 from detectors.monitor import ModelMonitor, stall_warning
+from detectors.ring import Segments
 from detectors.settings import DetectionSettings
 from detectors.trace import Tracer
 from pipeline.state.store import Delta, ModelKey
@@ -211,12 +212,14 @@ class Engine:
     def take_delta(self) -> dict[ModelKey, Delta]:
         """State changes since the last call, per model, plus the engine's own."""
         out: dict[ModelKey, Delta] = {}
+        segments = Segments()  # every model's ring segments encoded in one pass
         for key, monitor in self.models.items():
-            delta: Delta = monitor.take_delta()
+            delta: Delta = monitor.take_delta(segments)
             for stale in self._resets.pop(key, ()):
                 delta.setdefault(stale, None)
-            if delta:
-                out[key] = delta
+            out[key] = delta
+        segments.encode()
+        out = {key: delta for key, delta in out.items() if delta}
         if self._dirty_engine:
             out[ENGINE_KEY] = {ENGINE_FIELD: msgspec.msgpack.encode(self._state)}
             self._dirty_engine = False

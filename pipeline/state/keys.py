@@ -3,7 +3,7 @@
 All keys of one shard share one Redis Cluster hash tag, ``{<group>:<shard>}``, so the
 commit script touches a single slot::
 
-    <prefix>:{<group>:<shard>}:fence        string  owner epoch (INCR on claim)
+    <prefix>:{<group>:<shard>}:fence        string  "<epoch>:<owner token>" (set on claim)
     <prefix>:{<group>:<shard>}:offsets      hash    "topic:partition" -> next offset
     <prefix>:{<group>:<shard>}:models       set     "<model>:<version>" members (escaped)
     <prefix>:{<group>:<shard>}:outbox       hash    seq -> encoded alert
@@ -12,6 +12,9 @@ commit script touches a single slot::
 
 The fields inside a ``state:`` hash (and the engine's own field) are named by
 :mod:`detectors.fields`, the one vocabulary of persisted state, with its schema version.
+
+The fence names the owner, not only its epoch: a claim that a failover loses lets the next
+claim draw the same epoch number again, and the random token keeps the two owners apart.
 
 The group, model and version are escaped (``%``, ``:``, ``{``, ``}`` and control
 characters become ``%XX``), so no name can open or close the hash tag early or make
@@ -105,6 +108,17 @@ class Keys:
     def pattern(self, shard: int) -> str:
         """A SCAN pattern matching every key of the shard (glob characters escaped)."""
         return re.sub(r"([*?\[\]\\])", r"\\\1", self._key(shard, "")) + "*"
+
+    @staticmethod
+    def parse_fence(value: bytes | str | None) -> tuple[int, str]:
+        """(epoch, owner token) of a stored fence; a bare number (an older layout) has no token.
+
+        >>> Keys.parse_fence(b"12:9f3a"), Keys.parse_fence("7"), Keys.parse_fence(None)
+        ((12, '9f3a'), (7, ''), (0, ''))
+        """
+        text = value.decode() if isinstance(value, bytes) else (value or "")
+        epoch, _, owner = text.partition(":")
+        return (int(epoch) if epoch.isdigit() else 0), owner
 
     @staticmethod
     def member(model: str, version: str) -> str:

@@ -13,6 +13,10 @@ Protocol for a consumer that owns a shard:
 4. :class:`FencedError` means another owner took the shard: drop in-memory state, stop writing.
    :class:`StoreUnavailable` means retry the *same* commit with backoff; if the reply of an
    earlier attempt was lost, the retry returns ``"already_applied"``.
+5. :class:`StateRolledBack` means the store lost writes this owner made (a failover promoted a
+   replica that had not received them): its fence or offsets are *behind* this owner's. Drop the
+   in-memory state and claim the shard again; the events after the stored offsets are processed
+   again, so state, offsets and outbox stay in step.
 
 :class:`MemoryStore` (this module) and :class:`pipeline.state.redis_store.RedisStore` have the same semantics.
 """
@@ -56,6 +60,48 @@ class FencedError(DriftwireError):
 
 class OffsetConflict(FencedError):
     """The stored offsets are neither the expected ones nor the commit's next ones."""
+
+
+class StateRolledBack(DriftwireError):
+    """The store holds less than this owner wrote (its fence or offsets went back): claim again."""
+
+    def __init__(self, shard: int, detail: str, stored: Mapping[str, int] | None = None) -> None:
+        super().__init__(f"shard {shard}: the store rolled back: {detail}")
+        self.shard = shard
+        self.stored = dict(stored) if stored is not None else None
+
+
+def fence_error(shard: int, epoch: int, stored_epoch: int) -> FencedError | StateRolledBack:
+    """What a commit with ``epoch`` meets when the stored fence is another: a newer owner, or a
+    fence that went back below this owner's epoch (the claim itself was lost).
+
+    >>> type(fence_error(0, 5, 6)).__name__, type(fence_error(0, 5, 5)).__name__, type(fence_error(0, 5, 4)).__name__
+    ('FencedError', 'FencedError', 'StateRolledBack')
+    """
+    if stored_epoch < epoch:
+        return StateRolledBack(shard, f"the fence is at epoch {stored_epoch}, behind this owner's {epoch}")
+    other = " (another claim of the same number)" if stored_epoch == epoch else ""
+    return FencedError(f"shard {shard}: fenced (epoch {epoch}, current owner epoch {stored_epoch}{other})")
+
+
+def offsets_error(shard: int, stored: Mapping[str, int], expected: Mapping[str, int],
+                  next_offsets: Mapping[str, int]) -> OffsetConflict | StateRolledBack:
+    """Stored offsets that are neither the expected nor the next ones: behind the expected ones
+    (no stored partition past its expected offset, one before it) is a rollback; else a conflict.
+
+    >>> type(offsets_error(0, {"t:0": 3}, {"t:0": 5}, {"t:0": 9})).__name__
+    'StateRolledBack'
+    >>> type(offsets_error(0, {}, {"t:0": 5}, {"t:0": 9})).__name__
+    'StateRolledBack'
+    >>> type(offsets_error(0, {"t:0": 7}, {"t:0": 5}, {"t:0": 9})).__name__
+    'OffsetConflict'
+    """
+    if all(tp in expected and off <= expected[tp] for tp, off in stored.items()) and any(
+            stored.get(tp, 0) < off for tp, off in expected.items()):
+        return StateRolledBack(shard, f"stored offsets {dict(stored)} are behind the expected {dict(expected)}",
+                               stored)
+    return OffsetConflict(f"shard {shard}: stored offsets {dict(stored)} are neither the expected "
+                          f"{dict(expected)} nor the next {dict(next_offsets)}")
 
 
 class StoreUnavailable(DriftwireError):
@@ -165,10 +211,7 @@ class MemoryStore:
         if s.offsets != dict(expected):
             if s.offsets == dict(next_offsets):
                 return "already_applied"
-            raise OffsetConflict(
-                f"shard {shard}: stored offsets {s.offsets} are neither the expected {expected} "
-                f"nor the next {next_offsets}"
-            )
+            raise offsets_error(shard, s.offsets, expected, next_offsets)
         for key, fields in delta.items():
             stored = s.models.setdefault(key, {})
             for name, value in fields.items():
@@ -196,4 +239,4 @@ class MemoryStore:
 
 def _check_fence(shard: int, current: int, epoch: int) -> None:
     if current != epoch:
-        raise FencedError(f"shard {shard}: fenced (epoch {epoch}, current owner epoch {current})")
+        raise fence_error(shard, epoch, current)

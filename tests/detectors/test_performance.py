@@ -171,8 +171,14 @@ def test_the_gathered_reference_is_summarised_and_its_fields_deleted() -> None:
     assert m.data.perf.ref is not None
     assert not [k for k in stored if k.startswith("pr:")] and any(k.startswith("pr:") for k in deleted)
     assert len(stored["pfr"]) < 2_000 and any(k.startswith(("pw:", "ps:")) for k in stored)
-    mine = ("pf", "pw:", "ps:", "pr:")
-    assert {k for k in stored if k.startswith(mine)} == {k for k in m.full_state() if k.startswith(mine)}
+    # what a store holds (the windows as segments, written as they grew) restores the very same state
+    again = ModelMonitor.restore("m", "v1", SETTINGS, dict(stored))
+    assert again.full_state() == m.full_state()
+    assert sum(k.startswith("pw:@") for k in stored) > len(again.data.perf.rings["labelled"])  # several each
+    more = stream(5_500, 8, flip=(4_500, 5_500, 0.4))[len(events):]
+    alerts = m.process(more)
+    assert again.process(more) == alerts and again.full_state() == m.full_state()
+    assert [a for a in alerts if a.kind == "concept_drift"]  # the restored windows see the flip as the original
 
 
 def test_a_baseline_with_labels_is_the_performance_reference_from_the_first_event() -> None:

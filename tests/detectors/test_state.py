@@ -80,19 +80,29 @@ def test_label_before_prediction_joins_when_the_prediction_arrives() -> None:
 
 
 def test_memory_bounded_by_windows_not_stream_length() -> None:
-    """Everything but the label-join maps is bounded by windows; those by horizon and max_pending."""
-    small = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 500}}, DetectionSettings)
+    """Everything but the label-join maps is bounded by windows; those by horizon and max_pending.
+
+    Rings store only the values they hold, so the state grows until every window is full (the error
+    window fills last here, near event 5000; the performance windows before) and stays flat from then on."""
+    perf = {n: {"windows": [100, 200]} for n in ("accuracy", "roc_auc", "mae", "estimated_accuracy",
+                                                 "estimated_roc_auc")}
+    small = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 500, "window_size": 500},
+                             "performance": {"reference_size": 500}, "params": perf}, DetectionSettings)
     m = ModelMonitor("m", "v1", small, b"k")
-    evs = stream(6000, seed=2)
+    evs = stream(9000, seed=2)
 
     def size() -> tuple[int, int]:
         state = m.full_state()
-        return sum(len(v) for k, v in state.items() if not k.startswith(("pc:", "lc:"))), \
+        # the label join's field holds the pairs joined since the last evaluation (at most eval_every)
+        assert len(m.data.join.joined) <= small.eval_every
+        return sum(len(v) for k, v in state.items() if not k.startswith(("pc:", "lc:")) and k != "j"), \
             sum(len(split_chunk(0, v)) for k, v in state.items() if k.startswith("pc:"))
 
-    m.process(evs[:3000])
+    m.process(evs[:5500])
     a, pa = size()
-    m.process(evs[3000:])
+    assert len(m.data.rings["ew:err"]) == 500
+    assert {g: len(r["ts"]) for g, r in m.data.perf.rings.items()} == {"labelled": 200, "scored": 200}
+    m.process(evs[5500:])
     b, pb = size()
     assert b < a * 1.02, (a, b)
     assert pa <= 500 and pb <= 500 and m.data.join.c.evicted_predictions > 0
@@ -144,3 +154,17 @@ def test_odd_values_never_raise() -> None:
     assert ("n", "non_finite") in kinds or ("n", "type_change") in kinds
     m2 = ModelMonitor.restore("m", "v1", SMALL, m.full_state(), b"k")
     assert m2.full_state() == m.full_state()
+
+
+def test_a_version_without_events_since_the_last_take_writes_nothing() -> None:
+    """With many models a batch touches few of them: the others add no field (not even their scalars)."""
+    m = ModelMonitor("m", "v1", SMALL, b"k")
+    evs = stream(900, seed=3)
+    m.process(evs[:800])
+    assert m.take_delta()
+    assert m.take_delta() == {}
+    m.process(evs[800:])
+    delta = m.take_delta()
+    assert "m" in delta and "j" in delta
+    restored = ModelMonitor.restore("m", "v1", SMALL, m.full_state(), b"k")
+    assert restored.take_delta().keys() >= {"m", "j"} and restored.take_delta() == {}

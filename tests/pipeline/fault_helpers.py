@@ -25,6 +25,8 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+from redis.exceptions import RedisClusterException
+from services import Backend
 
 if TYPE_CHECKING:
     from secure_stack import SecureServices
@@ -45,12 +47,15 @@ class Stack:
     """Unique topics / group / key prefix for one test, and the commands that use them."""
 
     def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2,
-                 share_inputs: Stack | None = None, secure: SecureServices | None = None, **overrides: Any) -> None:
+                 share_inputs: Stack | None = None, secure: SecureServices | None = None, cluster: bool = False,
+                 **overrides: Any) -> None:
         """``share_inputs``: read the input topics of another stack (read-only), with this
         stack's own group, key prefix, alert and dead-letter topics. ``secure``: the secured
         stack; driftwire then runs as its ``driftwire`` user with only what ``self.grants`` grants,
-        the stack's own reads, writes and clean-up run as ``admin``."""
+        the stack's own reads, writes and clean-up run as ``admin``. ``cluster``: ``redis_url`` is a
+        seed node of a Redis Cluster."""
         self.bootstrap, self.redis_url, self.workdir = bootstrap, redis_url, workdir
+        self.backend = Backend("cluster" if cluster else "redis", redis_url, cluster)
         self.uid = f"{int(time.time()) % 100000}-{uuid.uuid4().hex[:8]}"
         self.partitions = share_inputs.partitions if share_inputs else partitions
         self.topics = {
@@ -109,7 +114,8 @@ class Stack:
                 "max_poll_interval_ms": 30000,
                 "poll_timeout_ms": 100,
             },
-            "redis": {"url": self.redis_url, "key_prefix": self.prefix, "socket_timeout_s": 2.0},
+            "redis": {"url": self.redis_url, "key_prefix": self.prefix, "socket_timeout_s": 2.0,
+                      "cluster": self.backend.cluster, "nodes": list(self.backend.seeds())},
             "runtime": {"metrics_port": 0, "retry_initial_s": 0.2, "retry_max_s": 1.0},
             "detection": dict(DETECTION),
             "forward": {"group_id": self.forward_group, "dead_letter_topic": self.forward_dlq, "metrics_port": 0},
@@ -143,10 +149,9 @@ class Stack:
         with _suppress():
             self.admin.close()
         client = self.redis()
-        with _suppress():
-            keys = list(client.scan_iter(match=self.prefix + ":*", count=1000))
-            if keys:
-                client.delete(*keys)
+        with _suppress():  # one DEL per key: a cluster refuses a DEL of keys in several slots
+            for key in list(client.scan_iter(match=self.prefix + ":*", count=1000)):
+                client.delete(key)
         client.close()
 
     # -- driftwire commands -------------------------------------------------------------------
@@ -229,16 +234,18 @@ class Stack:
     def alerts(self) -> list[dict[str, Any]]:
         return [msgspec.json.decode(r.value) for r in self.read_topic(self.topics["alerts"])]
 
-    def redis(self) -> redis.Redis:
+    def redis(self) -> Any:
+        """A redis-py client of the stack's Redis (``admin`` on the secured stack, the cluster client
+        for a cluster)."""
         if self.secure is not None:
             return self.secure.redis_admin()
-        return redis.Redis.from_url(self.redis_url, socket_timeout=5)
+        return self.backend.client()
 
     def progress(self) -> int:
         """Messages whose effect is committed in Redis (the sum of the stored next offsets)."""
         try:
             return sum(sum(s["offsets"].values()) for s in self.stored().values())
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             return -1
 
     def total_inputs(self) -> int:
@@ -366,5 +373,6 @@ class _suppress:
 
     def __exit__(self, *exc: object) -> bool:
         return exc[0] is not None and issubclass(exc[0], (KafkaError, UnknownTopicOrPartitionError, OSError,
-                                                          redis.RedisError, subprocess.SubprocessError,
+                                                          redis.RedisError, RedisClusterException,
+                                                          subprocess.SubprocessError,
                                                           ProcessLookupError))

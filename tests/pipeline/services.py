@@ -10,6 +10,8 @@ import functools
 import os
 import subprocess
 from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -52,6 +54,77 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {redact_url(url)} is unreachable ({exc}); {HOW}")
     return url
+
+
+def redis_cluster_url() -> str:
+    """The local Redis Cluster's seed URL (DW_REDIS_CLUSTER_URL, from scripts/services.sh).
+
+    Not configured (``DW_REDIS_CLUSTER=off``): skipped, but fails under CI; configured but not
+    answering: fails, like the single Redis.
+    """
+    from redis.cluster import RedisCluster
+    from redis.exceptions import RedisClusterException, RedisError
+
+    url = os.environ.get("DW_REDIS_CLUSTER_URL") or script_env().get("DW_REDIS_CLUSTER_URL")
+    if not url:
+        missing(f"no Redis Cluster (DW_REDIS_CLUSTER_URL): scripts/services.sh up starts one; {HOW}")
+    try:
+        client = RedisCluster.from_url(url, socket_timeout=3)
+        client.ping()
+        client.close()
+    except (RedisError, RedisClusterException) as exc:
+        pytest.fail(f"Redis Cluster at {url} is unreachable ({exc}); {HOW}")
+    return str(url)
+
+
+class Backend(NamedTuple):
+    """A Redis to keep state in: the single server or the cluster."""
+
+    name: str
+    url: str
+    cluster: bool
+
+    def seeds(self) -> tuple[str, ...]:
+        """More seed nodes of the cluster: the five ports after the URL's, where scripts/redis_cluster.sh
+        puts the other nodes (after a failover test killed the URL's node, they still answer)."""
+        port = urlsplit(self.url).port or 6379
+        return tuple(f"127.0.0.1:{p}" for p in range(port + 1, port + 6)) if self.cluster else ()
+
+    def settings(self, **kw: Any) -> Any:
+        from pipeline.config import RedisSettings
+
+        return RedisSettings(url=self.url, cluster=self.cluster, nodes=self.seeds(), **kw)
+
+    def client(self) -> Any:
+        """A plain redis-py client (the cluster client for the cluster) for reading back and cleaning up."""
+        import redis
+        from redis.cluster import ClusterNode, RedisCluster
+
+        if self.cluster:
+            parts = urlsplit(self.url)
+            nodes = [ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379)]
+            nodes += [ClusterNode("127.0.0.1", int(seed.rsplit(":", 1)[1])) for seed in self.seeds()]
+            return RedisCluster(startup_nodes=nodes, socket_timeout=5)
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def purge(self, prefix: str) -> None:
+        """Delete every key under ``prefix`` (one DEL per key: a cluster refuses keys of several slots)."""
+        client = self.client()
+        try:
+            for key in list(client.scan_iter(match=prefix + ":*", count=1000)):
+                client.delete(key)
+        finally:
+            client.close()
+
+
+BACKENDS = ("redis", "cluster")
+
+
+def redis_backend(name: str) -> Backend:
+    """``redis`` (REDIS_URL) or ``cluster`` (DW_REDIS_CLUSTER_URL); fails or skips as their getters do."""
+    if name == "cluster":
+        return Backend(name, redis_cluster_url(), True)
+    return Backend(name, redis_url(), False)
 
 
 def missing(what: str) -> None:

@@ -1,6 +1,7 @@
 """One alert end to end, for real: produce -> run (real Kafka, real Redis) -> alert topic -> tail;
 the same log through replay gives the same alerts; malformed messages land on the DLQ; record
-writes the topics back to the log format."""
+writes the topics back to the log format. The first test runs with the state in the single Redis
+and again in the Redis Cluster."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 from fault_helpers import Stack, log_events, produce_raw, split_log, without_emitted_at
+from services import BACKENDS
 
 from pipeline.replay.synth import SynthSpec, write_log
 
@@ -41,6 +43,12 @@ def replayed(e2e_log: Path, tmp_path_factory: pytest.TempPathFactory) -> list[di
                     "--alerts-out", str(out), "--quiet"], cwd=REPO, env=env, check=True, timeout=120,
                    capture_output=True)
     return [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+
+
+@pytest.fixture(params=BACKENDS)
+def stack(request: pytest.FixtureRequest, stack_factory: Any) -> Stack:
+    """A stack with its state in the single Redis, then one with it in the Redis Cluster."""
+    return stack_factory(backend=request.param)  # type: ignore[no-any-return]
 
 
 def _run(stack: Stack, *extra: str) -> Any:

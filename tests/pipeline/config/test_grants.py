@@ -15,7 +15,7 @@ from redis import exceptions as redis_errors
 from pipeline.config import RedisSettings, parse_config
 from pipeline.config.grants import REDIS_SCRIPT_COMMANDS, kafka_acls_lines, kafka_grants, redis_rule
 from pipeline.config.refusals import explain_kafka, explain_redis, tls_reason
-from pipeline.state.redis_store import ACK_LUA, COMMIT_LUA
+from pipeline.state.redis_store import ACK_LUA, CLAIM_LUA, COMMIT_LUA
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
 SECURE = parse_config({"kafka": {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
@@ -32,7 +32,7 @@ def test_the_readme_states_exactly_the_grants_of_run_and_the_redis_rule() -> Non
 
 
 def test_the_redis_rule_allows_every_command_of_the_scripts_and_only_those() -> None:
-    called = set(re.findall(r"redis\.call\('([A-Z]+)'", COMMIT_LUA + ACK_LUA))
+    called = set(re.findall(r"redis\.call\('([A-Z]+)'", COMMIT_LUA + ACK_LUA + CLAIM_LUA))
     called |= set(re.findall(r"call_chunked\('([A-Z]+)'", COMMIT_LUA))
     assert {c.lower() for c in called} == set(REDIS_SCRIPT_COMMANDS)
     rule = redis_rule("p").split()

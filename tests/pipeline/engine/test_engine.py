@@ -44,14 +44,23 @@ def _run(events: list[Event], cuts: list[int]) -> tuple[list[bytes], dict[tuple[
     return alerts, stored
 
 
+def _decoded(stored: dict[tuple[str, str], dict[str, bytes]]) -> dict[tuple[str, str], dict[str, bytes]]:
+    """The state the stored fields hold, in one layout (each ring as one segment)."""
+    eng = Engine(SETTINGS)
+    eng.restore(stored)
+    assert eng.refused_snapshots == []
+    return {key: monitor.full_state() for key, monitor in eng.models.items()}
+
+
 def test_batch_splits_and_restores_change_nothing(tmp_path: Path) -> None:
     events = _events(tmp_path)
     whole, state = _run(events, [])
     assert whole, "the injected drift must raise alerts"
     cuts = sorted(random.Random(5).sample(range(1, len(events)), 40))
     split, split_state = _run(events, cuts)
-    # Across models the order within one batch follows the grouping; per model it is fixed.
-    assert sorted(split) == sorted(whole) and split_state == state
+    # Across models the order within one batch follows the grouping; per model it is fixed. Where the
+    # ring segments start depends on the batches; what the stored fields decode to does not.
+    assert sorted(split) == sorted(whole) and split_state != state and _decoded(split_state) == _decoded(state)
     # Restore from the stored fields halfway through, then go on.
     half = len(events) // 2
     first, stored = _run(events[:half], [])
@@ -188,12 +197,12 @@ _LINES = st.sampled_from([
 @given(st.lists(_LINES, max_size=12), st.sampled_from([60, 1 << 20]))
 def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_bytes: int) -> None:
     """read_log's one-loop edge gives the events, raw lines and dead letters (with line numbers) of
-    decode_logged called on each non-blank line."""
+    decode_logged called on each non-blank line, and all of them in file order (``items``)."""
     from pipeline.edge.logfile import _decode_lines
 
     dec = Decoder(max_bytes)
     batch = _decode_lines([line + b"\n" for line in lines], 10, dec)
-    want_events, want_raw, want_dead = [], [], []
+    want_events, want_raw, want_dead, want_items = [], [], [], []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -202,12 +211,16 @@ def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_byt
             want_events.append(item)
             want_raw.append(line)
         else:
-            want_dead.append(msgspec.structs.replace(item, offset=10 + i))
+            item = msgspec.structs.replace(item, offset=10 + i)
+            want_dead.append(item)
+        want_items.append(item)
     assert (batch.events, batch.raw, batch.dead) == (want_events, want_raw, want_dead)
+    assert list(batch.items) == want_items
 
 
 def test_a_baseline_built_with_labels_arms_the_performance_checks_from_the_first_event(tmp_path: Path) -> None:
-    """CSV cells: predictions and labels 0/1 read as numbers (1.0 is the class 1), scores as numbers."""
+    """CSV columns typed as a whole: predictions and labels 0/1 as integers (outputs: no warning), scores as
+    numbers."""
     train = tmp_path / "train.csv"
     rows = ["x,p,s,y"] + [f"{i % 7},{i % 2},{0.2 + 0.6 * (i % 2)},{(i % 2) if i % 10 else 1 - i % 2}"
                           for i in range(400)]
@@ -216,7 +229,7 @@ def test_a_baseline_built_with_labels_arms_the_performance_checks_from_the_first
     res = subprocess.run([sys.executable, "-m", "pipeline.cli", "baseline", "build", str(train), "--model", "m",
                           "--version", "v1", "--out", str(out), "--prediction-column", "p", "--score-column", "s",
                           "--label-column", "y"], capture_output=True, text=True, check=False)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
     from pipeline.config.baselines import load_baselines
 
     baseline = load_baselines(parse_config({"baselines": {"m:v1": str(out)}}, environ={}))[("m", "v1")]

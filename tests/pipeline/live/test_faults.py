@@ -9,7 +9,7 @@ test reads them (read-only) with its own consumer group, Redis key prefix, alert
 dead-letter topic. Kafka record timestamps are therefore the same in every run, which
 matters because the detectors keep the broker-timestamp lag of recent events in state.
 
-Fault hooks (``DRIFTWIRE_FAULT``) are test-only; see :mod:`pipeline.live.runner`.
+Fault hooks (``DRIFTWIRE_FAULT``) are test-only; see :mod:`pipeline.live.faults`.
 """
 
 from __future__ import annotations
@@ -325,6 +325,30 @@ def test_sigterm_mid_stream_next_owner_reprocesses_nothing(run_stack: Stack, gol
     assert_matches_golden(run_stack, golden)
 
 
+def test_a_store_that_loses_every_write_of_a_running_shard_is_reprocessed_from_its_start(
+        run_stack: Stack, golden: Golden) -> None:
+    """A failover early in a shard's life can lose all of it: fence, offsets, state and outbox. The
+    consumer that wrote them sees the loss, finds no offsets where Kafka holds its own advisory
+    commits, and starts the shard again where its fresh claim had started (a new process could not
+    tell this from lost Redis data, and refuses: the test below)."""
+    from pipeline.state.keys import Keys
+
+    proc = run_stack.start("--idle-timeout", "8", "--timeout", "150", DRIFTWIRE_FAULT=SLOW)
+    wait_for(lambda: run_stack.stored()[0]["offsets"], 60, "a commit of shard 0", procs=[proc])
+    os.kill(proc.pid, signal.SIGSTOP)  # no commit between reading the shard's keys and deleting them
+    try:
+        client = run_stack.redis()
+        keys = list(client.scan_iter(match=Keys(run_stack.prefix, run_stack.group).pattern(0), count=1000))
+        client.delete(*keys)
+        client.close()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    finish(run_stack, proc)
+    assert any(e["partition"] == 0 for e in log_events(proc, "state_rolled_back"))
+    assert any(e["partition"] == 0 and e["stored"] == {} for e in log_events(proc, "reprocessing"))
+    assert_matches_golden(run_stack, golden)
+
+
 def test_kafka_offsets_without_redis_state_raise_state_lost(run_stack: Stack, golden: Golden) -> None:
     finish(run_stack, run_stack.start("--idle-timeout", "3"))
     client = run_stack.redis()
@@ -334,3 +358,105 @@ def test_kafka_offsets_without_redis_state_raise_state_lost(run_stack: Stack, go
     again = run_stack.cli("run", "--idle-timeout", "3", "--timeout", "60", check=False)
     assert again.returncode == 2, again.stderr[-2000:]
     assert "state lost for shard" in again.stderr and "refusing to restart detection from zero" in again.stderr
+
+
+class ClusterFailover(msgspec.Struct, kw_only=True):
+    stack: Any
+    proc: Any
+    failover: Any
+    master_port: int
+    lost: dict[str, int]
+    caught_up: float
+
+
+def cluster_failover(golden: Golden, stack_factory: Any, acked: int) -> ClusterFailover:
+    """Run a consumer against the Redis Cluster and kill -9 the master holding a busy shard after it
+    applied commits its replica never received (the replication link is cut first, so the loss is
+    certain rather than a race); the replica is promoted without them, the old master restarted (it
+    rejoins as the new master's replica); the consumer runs to the end. ``acked``: the consumer's
+    ``redis.min_replicas_acked``."""
+    from cluster_helpers import heal, kill_master_losing_writes, master_of, seed_port
+
+    from pipeline.state.keys import Keys
+
+    stack: Stack = stack_factory(share_inputs=golden.base, backend="cluster", kafka__max_poll_records=100,
+                                 redis__min_replicas_acked=acked)
+    base, keys = seed_port(stack.redis_url), Keys(stack.prefix, stack.group)
+    master = master_of(base, keys.tag(0))
+    proc = stack.start("--idle-timeout", "10", "--timeout", "180", DRIFTWIRE_FAULT=SLOW)
+    wait_progress(stack, golden.total // 4)
+
+    def on_master() -> int:  # shard 0's progress as the master has it
+        return sum(int(v) for v in master.client().hvals(keys.offsets(0)))
+
+    lost: dict[str, int] = {}
+
+    def unacknowledged(since: float) -> bool:  # with WAIT, the consumer retries the commit the replica lacks
+        return any("replicas acknowledged" in e.get("error", "") and e.get("partition") == 0
+                   and _wall(e) > since for e in log_events(proc, "waiting_on_fault"))
+
+    def applied_then_lost() -> None:
+        lost["from"], cut = on_master(), time.time()
+        wait_for(lambda: on_master() > lost["from"] or (acked and unacknowledged(cut)), 30,
+                 "a commit applied by the master", procs=[proc])
+        lost["to"] = on_master()
+
+    try:
+        fo = kill_master_losing_writes(base, master, applied_then_lost)
+        assert lost["to"] < golden.total, "the shard was done before the kill"
+        heal(stack.redis_url)
+        wait_for(lambda: stack.progress() == golden.total, 120, "the consumer to catch up", procs=[proc])
+        caught_up = time.time()
+        finish(stack, proc, timeout=120)
+    finally:
+        heal(stack.redis_url)
+    return ClusterFailover(stack=stack, proc=proc, failover=fo, master_port=master.port, lost=lost,
+                           caught_up=caught_up)
+
+
+def _wall(event: dict[str, Any]) -> float:
+    """The wall-clock time of a consumer's log event."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def test_redis_cluster_failover_that_loses_commits_is_reprocessed(golden: Golden, stack_factory: Any) -> None:
+    """Asynchronous replication: the promoted replica lacks commits the consumer saw acknowledged. The
+    consumer waits out the election, finds the shard's stored offsets behind what it wrote, claims the
+    shard again and re-processes from Kafka. State and alerts end equal to the golden run's."""
+    import json
+
+    run = cluster_failover(golden, stack_factory, acked=0)
+    rollbacks = log_events(run.proc, "state_rolled_back")
+    assert rollbacks and any(e["partition"] == 0 for e in rollbacks), "the lost commits went unnoticed"
+    first = next(e for e in rollbacks if e["partition"] == 0)
+    assert sum(first["stored"].values()) <= run.lost["from"], (first, run.lost)  # the replica may have lagged more
+    assert log_events(run.proc, "run_finished")[-1]["rollbacks"] >= 1
+    assert_matches_golden(run.stack, golden)
+
+    def since_cut(e: dict[str, Any] | float) -> float:
+        return round((e if isinstance(e, float) else _wall(e)) - run.failover.link_cut_at, 2)
+
+    claimed = next(e for e in log_events(run.proc, "shard_claimed") if since_cut(e) >= since_cut(first))
+    timeline = {"master": run.master_port, "replica": run.failover.replica.port, "lost_offsets": run.lost,
+                "link_cut_s": 0.0, "killed_s": since_cut(run.failover.killed_at),
+                "promoted_s": since_cut(run.failover.promoted_at), "rollback_detected_s": since_cut(first),
+                "reclaimed_s": since_cut(claimed), "caught_up_s": since_cut(run.caught_up)}
+    out = Path(__file__).resolve().parents[3] / "test-artifacts" / "cluster_failover.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(timeline, indent=2) + "\n")
+    print("failover timeline:", json.dumps(timeline))
+
+
+def test_redis_cluster_failover_with_wait_for_a_replica_reprocesses_nothing(golden: Golden,
+                                                                            stack_factory: Any) -> None:
+    """redis.min_replicas_acked: 1: the commits the master applied without its replica count as not
+    done, so the consumer keeps retrying them; after the failover they land on the promoted replica
+    (once the old master rejoins as its replica), and nothing rolls back."""
+    run = cluster_failover(golden, stack_factory, acked=1)
+    assert not log_events(run.proc, "state_rolled_back")
+    waits = [e["error"] for e in log_events(run.proc, "waiting_on_fault") if e.get("partition") == 0]
+    assert any("replicas acknowledged the write" in w for w in waits), waits[:5]
+    assert log_events(run.proc, "run_finished")[-1]["rollbacks"] == 0
+    assert_matches_golden(run.stack, golden)
