@@ -22,6 +22,7 @@ import msgspec
 from detectors.base import Score
 from detectors.events import Alert, AlertKind, Window
 from detectors.settings import PolicySettings
+from detectors.text import shown
 
 Key = tuple[str | None, AlertKind]
 At = tuple[str, float]
@@ -169,7 +170,7 @@ class Policy:
 
     def _alert(self, key: Key, st: Incident, status: str, top: Score, scores: list[Score], ev: At) -> Alert:
         feature, kind = key
-        subject = f"feature {feature}" if feature is not None else "model output" if kind == "prediction_drift" \
+        subject = f"feature {shown(feature)}" if feature is not None else "model output" if kind == "prediction_drift" \
             else "model version"
         if status == "resolved":
             message = f"{kind.replace('_', ' ')} on {subject} resolved: back within reference levels ({top.detector})"

@@ -47,6 +47,8 @@ class Meta(msgspec.Struct):
     dead: int = 0
     new_names: list[str] = []
     new_seen: dict[str, int] = {}
+    refused_features: int = 0
+    """Feature values refused (names over max_features or max_new_features_per_event), in all."""
     superseded: bool = False
     tick_level: int = 0
     rings: dict[str, int] = {}

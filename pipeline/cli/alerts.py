@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.errors import DriftwireError
+from pipeline.cli.args import at_least
 
 
 def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
     t.add_argument("--model", default=None, help="only this model")
     t.add_argument("--kind", default=None, help="only this kind (data_drift, concept_drift, ...)")
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
-    t.add_argument("--max-alerts", type=int, default=None)
+    t.add_argument("--max-alerts", type=at_least(1), default=None)
     t.add_argument("--timeout", type=float, default=None)
     f = asub.add_parser("forward", parents=[cfg], help="deliver alerts to Alertmanager and webhooks (config: forward)",
                         description="Subscribe to the alert topic in its own consumer group and deliver every alert "

@@ -49,10 +49,12 @@ def _names(text: str) -> list[str]:
 
 def baseline_cmd(args: argparse.Namespace) -> int:
     from detectors.baseline import build_baseline, encode_baseline
+    from pipeline.edge.outputs import refuse_overlap, write_atomic
 
     path = Path(args.train_file)
     if not path.is_file():
         raise UsageError(f"no such training file: {path}")
+    refuse_overlap(args.out, [path], "the baseline")
     baseline = build_baseline(
         _rows(path),
         args.model,
@@ -62,6 +64,6 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         score_column=args.score_column,
         prediction_column=args.prediction_column,
     )
-    Path(args.out).write_bytes(encode_baseline(baseline))
+    write_atomic(args.out, encode_baseline(baseline), "the baseline")
     print(f"wrote baseline for {args.model}:{args.version} to {args.out}")
     return 0

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from detectors.errors import DriftwireError
+from pipeline.cli.args import at_least
 
 
 def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", parents=[cfg], help="the long-running consumer: Kafka in, Redis state, alerts out",
                        description="Consume the input topics in the consumer group, keep state in Redis, "
                                    "publish alerts.")
-    r.add_argument("--max-events", type=int, default=None, help="stop after this many input messages")
+    r.add_argument("--max-events", type=at_least(1), default=None, help="stop after this many input messages")
     r.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     r.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without messages")
 
@@ -23,7 +24,7 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
 
     rec = sub.add_parser("record", parents=[cfg], help="write the input topics back to the log format")
     rec.add_argument("--out", required=True, metavar="LOG.jsonl")
-    rec.add_argument("--max-events", type=int, default=None)
+    rec.add_argument("--max-events", type=at_least(1), default=None)
     rec.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many seconds without messages")
 
 
@@ -59,18 +60,21 @@ def produce_cmd(args: argparse.Namespace) -> int:
     if summary.skipped:
         print(
             f"driftwire produce: skipped {summary.skipped} line(s) that are not JSON objects with a known "
-            f"'type' (first lines: {summary.skipped_lines})",
+            f"'type' or are over runtime.max_message_bytes (first lines: {summary.skipped_lines})",
             file=sys.stderr,
         )
     return 0
 
 
 def record_cmd(args: argparse.Namespace) -> int:
+    from pipeline.cli.files import config_files
     from pipeline.config import load_config, load_secrets
+    from pipeline.edge.outputs import refuse_overlap
     from pipeline.kafka.record import record_topics
     from pipeline.telemetry.progress import progress_counter
 
     config = load_config(args.config)
+    refuse_overlap(args.out, config_files(args.config, config), "the recorded log")
     with progress_counter("record") as advance:
         counts = record_topics(config, load_secrets(), args.out, args.max_events, args.idle_timeout, advance)
     print(

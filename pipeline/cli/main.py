@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from detectors.errors import DriftwireError
+from pipeline.cli.args import Parser, at_least
 
 # command -> (module, handler): handlers import lazily so `--help` stays fast.
 COMMANDS = {
@@ -23,10 +24,10 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="driftwire", description="Drift monitor for production ML models.")
+    p = Parser(prog="driftwire", description="Drift monitor for production ML models.")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cfg = argparse.ArgumentParser(add_help=False)
+    cfg = Parser(add_help=False)
     cfg.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
 
     r = sub.add_parser("replay", parents=[cfg], help="replay a recorded log through the engine (no Kafka, no Redis)",
@@ -38,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write a synthetic log with an injected drift (for demos and benchmarks)")
     g.add_argument("--out", required=True, metavar="LOG.jsonl")
-    g.add_argument("--events", type=int, default=10_000, help="prediction events (default 10000)")
-    g.add_argument("--models", type=int, default=1)
-    g.add_argument("--drift-at", type=int, default=None, help="event index where drift starts (default: none)")
-    g.add_argument("--drift-until", type=int, default=None, help="event index where drift ends (default: never)")
+    g.add_argument("--events", type=at_least(0), default=10_000, help="prediction events (default 10000)")
+    g.add_argument("--models", type=at_least(1), default=1, help="models the events are spread over (default 1)")
+    g.add_argument("--drift-at", type=at_least(0), default=None, help="event index where drift starts (default: none)")
+    g.add_argument("--drift-until", type=at_least(0), default=None,
+                   help="event index where drift ends (default: never)")
     g.add_argument("--seed", type=int, default=7)
 
     b = sub.add_parser("baseline", help="baseline files built from training data")

@@ -3,8 +3,9 @@ and rendered as one readable line, the one rendering every view uses (``driftwir
 tail`` and ``alerts show``, the report's marker titles).
 
 Colours (ANSI) only when asked: red for critical, yellow for warning, green
-for resolved. Every untrusted string is stripped of control characters, so a
-model or feature name cannot move the cursor or forge a second line.
+for resolved. Every untrusted string goes through :func:`detectors.text.escape`
+(control and bidi-override characters shown escaped), so a model or feature
+name cannot move the cursor, retitle the terminal or forge a second line.
 
 >>> from detectors.events import Alert, Window
 >>> a = Alert("id1", "firing", "data_drift", "critical", "fraud", "v3", "amount", "psi", 0.412, 0.25,
@@ -17,18 +18,17 @@ model or feature name cannot move the cursor or forge a second line.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import msgspec
 
 from detectors.events import Alert
+from detectors.text import escape, shown
 
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
 _DIM = "\x1b[2m"
 _COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "resolved": "\x1b[32m"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _encoder = msgspec.json.Encoder()
 
 
@@ -40,11 +40,6 @@ def stamp(alert: Alert) -> Alert:
     """Fill ``emitted_at``: the only field allowed to differ between two replays."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return msgspec.structs.replace(alert, emitted_at=now)
-
-
-def clean(text: str) -> str:
-    """Replace control characters (ESC, newlines, ...) in an untrusted string by spaces."""
-    return _CONTROL.sub(" ", text)
 
 
 def format_ts(ts: float) -> str:
@@ -60,8 +55,8 @@ def _number(x: float | None) -> str:
 
 def _evidence(alert: Alert) -> str:
     if alert.statistic is None:
-        return clean(alert.detector)
-    text = f"{clean(alert.detector)}={_number(alert.statistic)}"
+        return escape(alert.detector)
+    text = f"{escape(alert.detector)}={_number(alert.statistic)}"
     if alert.threshold is not None:
         op = ">" if alert.status == "firing" else "vs"
         text += f" {op} {_number(alert.threshold)}"
@@ -71,17 +66,17 @@ def _evidence(alert: Alert) -> str:
 def render_alert(alert: Alert, color: bool) -> str:
     """Render ``alert`` as one line; ``color`` adds ANSI colours by severity and status."""
     status = alert.status.upper()
-    who = clean(f"{alert.model}:{alert.model_version}")
+    who = f"{shown(alert.model)}:{shown(alert.model_version)}"
     parts = [
         format_ts(alert.event_ts),
         f"{status:<8}",
         f"{alert.severity:<8}",
         f"{alert.kind:<16}",
         who,
-        clean(alert.feature) if alert.feature else "-",
+        shown(alert.feature) if alert.feature else "-",
         _evidence(alert),
-        clean(alert.message) + (f" → {clean(alert.suggested_action)}" if alert.suggested_action else ""),
-        f"id={clean(alert.alert_id)}",  # an incident's firing and resolved lines share it
+        escape(alert.message) + (f" → {escape(alert.suggested_action)}" if alert.suggested_action else ""),
+        f"id={escape(alert.alert_id)}",  # an incident's firing and resolved lines share it
     ]
     if not color:
         return "  ".join(parts)

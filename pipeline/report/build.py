@@ -37,6 +37,7 @@ from pipeline.config import Config, Secrets
 from pipeline.edge.alerts import render_alert
 from pipeline.edge.decode import Decoder
 from pipeline.edge.logfile import read_log
+from pipeline.edge.outputs import AtomicOutput
 from pipeline.edge.sinks import ListSink
 from pipeline.engine.engine import BatchResult, Engine
 from pipeline.replay.replay import ReplaySummary, replay
@@ -532,7 +533,16 @@ def _halves(on_batch: Callable[[int], None] | None) -> tuple[
 
 def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secrets | None = None,
                  on_batch: Callable[[int], None] | None = None) -> ReportResult:
-    """Replay ``log``, compute the report's series, and write one self-contained HTML file to ``out``."""
+    """Replay ``log``, compute the report's series, and write one self-contained HTML file to ``out``
+    (whole or not at all; a missing directory is refused before the log is read)."""
+    with AtomicOutput(out, "the report") as output:
+        page, result = _build(log, Path(out), config, secrets, on_batch)
+        output.write(page.encode("utf-8"))
+    return result
+
+
+def _build(log: str | Path, out: Path, config: Config, secrets: Secrets | None,
+           on_batch: Callable[[int], None] | None) -> tuple[str, ReportResult]:
     sink = ListSink()
     engine = RangeTap(config, secrets)
     first, second = _halves(on_batch)  # one progress bar over the log's lines: half of it per pass
@@ -548,7 +558,5 @@ def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secr
                 for key, data in sorted(models.items())]
     page = render_page(Path(log).name, summary, sink.alerts, sections, settings, summary.dead_letters,
                        baselines=bool(config.baselines))
-    out_path = Path(out)
-    out_path.write_text(page, encoding="utf-8")
     charts = [html.unescape(c) for c in re.findall(r'<figure class="chart" data-chart="([^"]*)"', page)]
-    return ReportResult(out_path, charts, incidents(sink.alerts), summary)
+    return page, ReportResult(out, charts, incidents(sink.alerts), summary)

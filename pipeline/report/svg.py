@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from detectors.text import escape
+
 PALETTE = ("#2563eb", "#9333ea", "#0d9488", "#db2777")
 WARN, CRIT, OK = "#d97706", "#dc2626", "#16a34a"
 
@@ -71,7 +73,9 @@ class Frame:
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """Text for HTML: control and bidi-override characters shown escaped (the one rule,
+    :func:`detectors.text.escape`), then HTML-escaped."""
+    return html.escape(escape(str(text)), quote=True)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
