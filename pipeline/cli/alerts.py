@@ -54,21 +54,13 @@ def tail_cmd(args: argparse.Namespace) -> int:
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    import msgspec
-
-    from detectors.events import Alert
-    from pipeline.edge.alerts import render_alert
+    from pipeline.edge.alerts import read_alerts, render_alert
 
     path = Path(args.file)
     if not path.is_file():
         raise DriftwireError(f"no such alerts file: {path}")
-    decoder = msgspec.json.Decoder(Alert)
+    alerts = read_alerts(path)
     color = sys.stdout.isatty()
-    with open(path, "rb") as fh:
-        try:
-            alerts = [decoder.decode(line) for line in fh if line.strip()]
-        except msgspec.DecodeError as exc:
-            raise DriftwireError(f"{path} is not an alerts file (JSON lines of alert events): {exc}") from exc
     print(f"{len(alerts)} alerts from {path}", file=sys.stderr)
     for alert in alerts:
         print(render_alert(alert, color))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from detectors.errors import DriftwireError
+from detectors.text import escape
 from pipeline.cli.args import Parser, at_least
 
 # command -> (module, handler): handlers import lazily so `--help` stays fast.
@@ -78,7 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except DriftwireError as exc:
-        print(f"driftwire: error: {exc}", file=sys.stderr)
+        print(f"driftwire: error: {escape(str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a file that vanished or cannot be read mid-way: one line naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"driftwire: error: {escape(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -19,9 +19,11 @@ name cannot move the cursor, retitle the terminal or forge a second line.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
+from detectors.errors import DriftwireError
 from detectors.events import Alert
 from detectors.text import escape, shown
 
@@ -30,10 +32,32 @@ _BOLD = "\x1b[1m"
 _DIM = "\x1b[2m"
 _COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "resolved": "\x1b[32m"}
 _encoder = msgspec.json.Encoder()
+MAX_ALERT_BYTES = 1 << 20
+"""Longest line of an alerts file read (alerts are a few KB; names in them are the events')."""
 
 
 def encode_alert(alert: Alert) -> bytes:
     return _encoder.encode(alert)
+
+
+def read_alerts(path: Path, max_bytes: int = MAX_ALERT_BYTES) -> list[Alert]:
+    """The alerts of an alerts file (``--alerts-out``), read line by line in bounded memory; a
+    line that is not an alert event is a one-line :class:`DriftwireError` naming its line."""
+    from pipeline.edge.lines import Oversize, iter_lines
+
+    decoder = msgspec.json.Decoder(Alert)
+    alerts: list[Alert] = []
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(iter_lines(fh, max_bytes), 1):
+            if type(line) is Oversize:
+                raise DriftwireError(f"{path}, line {lineno}: over {max_bytes} bytes: not an alerts file")
+            if line.strip():  # type: ignore[union-attr]
+                try:
+                    alerts.append(decoder.decode(line))  # type: ignore[arg-type]
+                except msgspec.DecodeError as exc:
+                    raise DriftwireError(f"{path}, line {lineno}: not an alert event ({escape(str(exc))}): "
+                                         "alerts files hold JSON lines of alert events") from exc
+    return alerts
 
 
 def stamp(alert: Alert) -> Alert:

@@ -48,10 +48,13 @@ class RedisReplayEngine(Engine):
     epoch: int
     start_line: int
     max_wait_s: float = 60.0
+    """How long a commit waits for Redis to come back (a blip mid-replay is ridden out)."""
+    start_wait_s: float = 15.0
+    """How long the start waits for Redis (nothing is done yet: a wrong URL fails soon)."""
 
     def attach(self, store: RedisStore) -> None:
         """Claim the shard, restore state, remember where to resume."""
-        snap = _retry(lambda: store.claim(SHARD), self.max_wait_s)
+        snap = _retry(lambda: store.claim(SHARD), self.start_wait_s)
         self.store, self.epoch = store, snap.epoch
         self.start_line = snap.offsets.get(LOG_PARTITION, 0)
         if snap.models:
@@ -87,19 +90,24 @@ def redis_engine(url: str, config: Config, secrets: Secrets, log_path: str | Pat
         baselines=load_baselines(config),
     )
     engine.max_wait_s = max(config.runtime.retry_max_s * 12, 10.0)
+    engine.start_wait_s = min(engine.max_wait_s, 15.0)
     engine.attach(store)
     return engine
 
 
 def _retry(fn: Callable[[], T], max_wait_s: float) -> T:
-    """Call ``fn``, retrying StoreUnavailable with backoff for up to ``max_wait_s``."""
-    delay, deadline = 0.2, time.monotonic() + max_wait_s
+    """Call ``fn``, retrying StoreUnavailable with backoff for up to ``max_wait_s``; then one
+    StoreUnavailable saying how long it tried (the command's one-line error)."""
+    delay, started = 0.2, time.monotonic()
+    deadline, attempts = started + max_wait_s, 0
     while True:
+        attempts += 1
         try:
             return fn()
         except StoreUnavailable as exc:
             if time.monotonic() + delay > deadline:
-                raise
+                raise StoreUnavailable(f"{exc} (gave up after {attempts} attempts in "
+                                       f"{time.monotonic() - started:.0f} s)") from exc
             log.warning("redis_unavailable_retrying", error=str(exc), retry_in_s=delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
