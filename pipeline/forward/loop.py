@@ -32,7 +32,7 @@ from pipeline.forward.incidents import Incidents
 from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import Failure, Item, Record, Stopping, Target
 from pipeline.kafka.client import KafkaUnavailable, client_settings
-from pipeline.kafka_source import RebalanceLog
+from pipeline.kafka.source import RebalanceLog
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.forward")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from forward_helpers import am_alerts, free_port
 from services import go_binary
-from test_dashboard import exercised_exposition, grouping_labels, metric_names
+from telemetry.test_dashboard import exercised_exposition, grouping_labels, metric_names
 
 from detectors.events import Alert, Window
 from pipeline.forward.alertmanager import Mapper, Posting
