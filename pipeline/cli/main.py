@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON lines to FILE")
     r.add_argument("--redis", metavar="URL", help="keep state in Redis at URL instead of in memory")
     r.add_argument("--quiet", action="store_true", help="print only the summary")
+    r.add_argument("--json", action="store_true",
+                   help="print only the summary, as one JSON object on stdout (lines, events, dead letters by "
+                        "reason: the edge's, model_cap, ts_out_of_range; alerts); alerts go to --alerts-out")
 
     g = sub.add_parser("generate", help="write a synthetic log with an injected drift (for demos and benchmarks)")
     g.add_argument("--out", required=True, metavar="LOG.jsonl")

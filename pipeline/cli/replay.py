@@ -38,16 +38,27 @@ def replay_cmd(args: argparse.Namespace) -> int:
         sink.discard()  # an interrupted replay leaves the former alerts file, never a truncated one
         raise
     sink.close()
+    if args.json:  # stdout carries the summary only: one JSON object for scripts
+        sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+        return 0
     if isinstance(sink, ListSink) and not args.quiet:
         for alert in sink.alerts:
             sys.stdout.write(encode_alert(alert).decode() + "\n")
-    print(
-        f"replayed {summary.lines} lines: {summary.events} events, "
-        f"{sum(summary.dead_letters.values())} dead letters {summary.dead_letters or ''}, "
-        f"{summary.alerts} alerts ({summary.firing} firing, {summary.resolved} resolved)",
-        file=sys.stderr,
-    )
+    print(human_summary(summary), file=sys.stderr)
     return 0
+
+
+def human_summary(summary: ReplaySummary) -> str:
+    """The replay's one summary line: every line accounted for, refusals by reason.
+
+    >>> print(human_summary(ReplaySummary(lines=10, events=7, dead_letters={"not_json": 1, "model_cap": 2})))
+    replayed 10 lines: 7 events, 3 dead letters (model_cap 2, not_json 1), 0 alerts (0 firing, 0 resolved)
+    """
+    dead = summary.dead_letters
+    why = " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(dead.items())) + ")" if dead else ""
+    refused = f", {summary.features_refused} feature values refused" if summary.features_refused else ""
+    return (f"replayed {summary.lines} lines: {summary.events} events, {sum(dead.values())} dead letters{why}"
+            f"{refused}, {summary.alerts} alerts ({summary.firing} firing, {summary.resolved} resolved)")
 
 
 def _replay(args: argparse.Namespace, path: Path, config: Config, secrets: Secrets, sink: AlertSink) -> ReplaySummary:

@@ -107,6 +107,10 @@ class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Consumer lag (messages) above which /readyz reports not ready."""
     metrics_max_series: Positive = 5000
     """Cap on drift-statistic gauge series; overflow is counted, not exported."""
+    event_time_skew_s: PositiveSeconds = 30 * 86400.0
+    """Events whose ts lies further than this from their model version's own latest event time
+    (and, live, ahead of the wall clock) are dead-lettered (ts_out_of_range) and move no clock;
+    ten in a row that agree with each other move it (a model back after a longer silence)."""
     memory_budget_mb: Positive = 2048
     """Memory the model versions of one shard may take (MiB). Settings under which one model
     version could need more are refused at start, naming the key."""

@@ -50,13 +50,13 @@ def read_alerts(path: Path, max_bytes: int = MAX_ALERT_BYTES) -> list[Alert]:
     with open(path, "rb") as fh:
         for lineno, line in enumerate(iter_lines(fh, max_bytes), 1):
             if type(line) is Oversize:
-                raise DriftwireError(f"{path}, line {lineno}: over {max_bytes} bytes: not an alerts file")
+                raise DriftwireError(f"{path} is not an alerts file: line {lineno} is over {max_bytes} bytes")
             if line.strip():  # type: ignore[union-attr]
                 try:
                     alerts.append(decoder.decode(line))  # type: ignore[arg-type]
                 except msgspec.DecodeError as exc:
-                    raise DriftwireError(f"{path}, line {lineno}: not an alert event ({escape(str(exc))}): "
-                                         "alerts files hold JSON lines of alert events") from exc
+                    raise DriftwireError(f"{path} is not an alerts file: line {lineno} is not an alert event "
+                                         f"({escape(str(exc))})") from exc
     return alerts
 
 

@@ -38,6 +38,9 @@ Reason = Literal[
     "non_finite",
     "too_deep",
     "unknown_type",
+    # Not the edge's: the engine refused a decoded event.
+    "model_cap",
+    "ts_out_of_range",
 ]
 
 

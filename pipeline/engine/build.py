@@ -4,11 +4,13 @@ Redis) builds it here from the configuration, so none can build it differently."
 from __future__ import annotations
 
 from pipeline.config import Config, Secrets
+from pipeline.engine.clock import TimeGuard
 from pipeline.engine.engine import Engine
 
 
-def build_engine(config: Config, secrets: Secrets | None) -> Engine:
-    """The engine for ``config``: detection settings, the model cap, baseline files, the snapshot key."""
+def build_engine(config: Config, secrets: Secrets | None, live: bool = False) -> Engine:
+    """The engine for ``config``: detection settings, the model cap, baseline files, the snapshot key,
+    the event-time guard (``live``: also bounded by the wall clock)."""
     from pipeline.config.baselines import load_baselines
 
     return Engine(
@@ -16,4 +18,10 @@ def build_engine(config: Config, secrets: Secrets | None) -> Engine:
         secret=(secrets.snapshot_key if secrets else b""),
         max_models=config.runtime.max_models,
         baselines=load_baselines(config),
+        time_guard=time_guard(config, live),
     )
+
+
+def time_guard(config: Config, live: bool) -> TimeGuard:
+    skew = config.runtime.event_time_skew_s
+    return TimeGuard.live(skew) if live else TimeGuard(skew)

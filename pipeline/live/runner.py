@@ -360,7 +360,7 @@ class Runner:
         self._component("redis", True)
         if not snap.offsets:
             check_state_lost(shard, snap, self.source.committed(shard))
-        engine = build_engine(self.config, self.secrets)
+        engine = build_engine(self.config, self.secrets, live=True)
         engine.restore(snap.models)
         if engine.refused_snapshots:
             self.log.error("snapshots_refused", partition=shard, refused=[f"{m}/{v}:{f}" for (m, v), f in
@@ -421,8 +421,8 @@ class Runner:
             if start < stop:
                 result = run.engine.process(decoded[start:stop])
                 alerts.extend(result.alerts)
-                for pos in result.rejected:
-                    self._dead(pending, items[start + pos], "model_cap", "model cap reached: event refused")
+                for pos, reason, detail in zip(result.rejected, result.reasons, result.details, strict=True):
+                    self._dead(pending, items[start + pos], reason, detail)
 
         # Events go to the engine in runs between dead letters (note_dead_letter lands at its
         # place whatever the batching); list-at-a-time, as dead letters are rare.
@@ -454,9 +454,10 @@ class Runner:
         key = item.key.decode("utf-8", "replace") if item.key is not None else None
         letter = DeadLetter(reason, detail, item.value, None, item.tp.topic, item.tp.partition, item.offset, key)  # type: ignore[arg-type]
         pending.dead.append((letter, item.key))
-        self.summary.model_cap += 1
-        if self.metrics is not None:
-            self.metrics.model_cap_overflow(1)
+        if reason == "model_cap":
+            self.summary.model_cap += 1
+            if self.metrics is not None:
+                self.metrics.model_cap_overflow(1)
 
     def _count(self, items: list[Item], dead: list[int], pending: Pending, alerts: list[Alert]) -> None:
         """``dead``: the positions of the dead letters in ``items``."""

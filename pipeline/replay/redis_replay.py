@@ -19,6 +19,7 @@ from msgspec.structs import replace
 
 from detectors.events import Alert
 from pipeline.config import Config, Secrets
+from pipeline.engine.build import time_guard
 from pipeline.engine.engine import Engine
 from pipeline.state.redis_store import RedisStore
 from pipeline.state.store import StoreUnavailable
@@ -88,6 +89,7 @@ def redis_engine(url: str, config: Config, secrets: Secrets, log_path: str | Pat
         secret=secrets.snapshot_key,
         max_models=config.runtime.max_models,
         baselines=load_baselines(config),
+        time_guard=time_guard(config, live=False),
     )
     engine.max_wait_s = max(config.runtime.retry_max_s * 12, 10.0)
     engine.start_wait_s = min(engine.max_wait_s, 15.0)

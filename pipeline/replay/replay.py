@@ -18,13 +18,19 @@ from pipeline.engine.engine import Engine
 
 
 class ReplaySummary(msgspec.Struct):
+    """Every line of the log accounted for: ``events`` went through the detectors, ``dead_letters``
+    (by reason) did not: refused at the edge, by the model cap or by the event-time guard."""
+
     lines: int = 0
     events: int = 0
     dead_letters: dict[str, int] = {}
     rejected: int = 0
+    """Of the dead letters, those the engine refused (model cap, event-time guard)."""
     alerts: int = 0
     firing: int = 0
     resolved: int = 0
+    features_refused: int = 0
+    """Feature values refused by the per-event cap on new names and by max_features (not events)."""
 
 
 def replay(
@@ -55,7 +61,8 @@ def replay(
         if on_commit is None:
             engine.discard_delta()  # replay keeps live objects; no delta is wanted
         _count(summary, result.alerts)
-        summary.events += len(batch.events)
+        dead.update(result.reasons)  # refused by the engine (model cap, event-time guard): dead letters too
+        summary.events += len(batch.events) - len(result.rejected)
         summary.rejected += len(result.rejected)
         summary.lines = batch.lines_end
         sink.send(result.alerts)
@@ -64,6 +71,7 @@ def replay(
         if on_batch is not None:
             on_batch(batch.lines_end)
     summary.dead_letters = dict(dead)
+    summary.features_refused = sum(m.data.meta.refused_features for m in engine.models.values())
     return summary
 
 

@@ -39,6 +39,7 @@ from pipeline.edge.decode import Decoder
 from pipeline.edge.logfile import read_log
 from pipeline.edge.outputs import AtomicOutput
 from pipeline.edge.sinks import ListSink
+from pipeline.engine.build import time_guard
 from pipeline.engine.engine import BatchResult, Engine
 from pipeline.replay.replay import ReplaySummary, replay
 from pipeline.report.series import (
@@ -483,7 +484,8 @@ class RangeTap(Engine):
         from pipeline.config.baselines import load_baselines
 
         super().__init__(config.detection, secret=(secrets.snapshot_key if secrets else b""),
-                         max_models=config.runtime.max_models, baselines=load_baselines(config))
+                         max_models=config.runtime.max_models, baselines=load_baselines(config),
+                         time_guard=time_guard(config, live=False))
         self.ranges: dict[ModelKey, tuple[float, float]] = {}
 
     def process(self, batch: Sequence[Event]) -> BatchResult:

@@ -93,8 +93,12 @@ def fmt_num(v: float) -> str:
 
 
 def fmt_time(ts: float, span: float = 0.0) -> str:
-    """Event time in UTC, as precise as a chart spanning ``span`` seconds needs (``span < 0``: full)."""
-    d = datetime.fromtimestamp(ts, UTC)
+    """Event time in UTC, as precise as a chart spanning ``span`` seconds needs (``span < 0``: full);
+    a time no calendar holds (beyond years 1 to 9999) is shown as the number it is."""
+    try:
+        d = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"ts={ts:g}"
     if span < 0:
         return d.strftime("%Y-%m-%d %H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     if span > 2 * 86400:

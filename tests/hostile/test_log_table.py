@@ -128,4 +128,4 @@ def test_replay_of_a_log_with_an_oversize_line_goes_on(tmp_path: Path, capsys: p
     path = write_lines(tmp_path / "log.jsonl", lines)
     ran = run_cli(["replay", str(path), "--quiet"], capsys)
     assert ran.code == 0
-    assert "replayed 10 lines: 9 events, 1 dead letters {'oversize': 1}" in ran.err
+    assert "replayed 10 lines: 9 events, 1 dead letters (oversize 1)" in ran.err
