@@ -122,9 +122,10 @@ ROWS = [
     Row("negative retry delay", ["replay", LOG, "--config", "{d}/c.yaml"], "config key 'runtime.retry_initial_s'",
         files={"c.yaml": "runtime:\n  retry_initial_s: -1\n"}),
     # Files that are not what the command reads.
-    Row("alerts show on a log", ["alerts", "show", LOG], "{d}/log.jsonl is not an alerts file: line 1 is not an alert event"),
-    Row("alerts show on binary junk", ["alerts", "show", "{d}/junk"], "{d}/junk is not an alerts file: line 1 is not an alert event",
-        files={"junk": bytes(range(256)) * 4}),
+    Row("alerts show on a log", ["alerts", "show", LOG],
+        "{d}/log.jsonl is not an alerts file: line 1 is not an alert event"),
+    Row("alerts show on binary junk", ["alerts", "show", "{d}/junk"],
+        "{d}/junk is not an alerts file: line 1 is not an alert event", files={"junk": bytes(range(256)) * 4}),
 ]
 
 

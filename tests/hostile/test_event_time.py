@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from hostile_helpers import log_lines, run_cli, write_lines
 
+from detectors.errors import ConfigError
 from detectors.events import Event
 from detectors.settings import DetectionSettings
 from pipeline.config import parse_config
@@ -149,5 +150,5 @@ def test_the_skew_is_a_setting() -> None:
     engine = build_engine(cfg, None)
     result = engine.process(_events([("m", 100.0), ("m", 105.0), ("m", 120.0), ("m", 111.0)]))
     assert result.rejected == [2] and "is 15 s from its clock 105" in result.details[0]
-    with pytest.raises(Exception, match="runtime.event_time_skew_s"):
+    with pytest.raises(ConfigError, match=r"runtime\.event_time_skew_s"):
         parse_config({"runtime": {"event_time_skew_s": 0}}, environ={})
