@@ -21,21 +21,51 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+FIRST = 16
+"""Values the first allocation of a ring holds (then it doubles)."""
+_EMPTY: dict[str, npt.NDArray[Any]] = {}
+
+
+def _empty(dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """One shared empty array per dtype: a ring that holds nothing costs no array of its own."""
+    key = np.dtype(dtype).str
+    arr = _EMPTY.get(key)
+    if arr is None:
+        arr = _EMPTY[key] = np.zeros(0, dtype=dtype)
+    return arr
+
 
 class Ring:
-    """The last ``capacity`` values appended, in a numpy array allocated and written at construction."""
+    """The last ``capacity`` values appended, in a numpy array that grows with them.
+
+    A ring costs nothing until its first value: its array is allocated (and written, so its
+    pages are committed at once) in whole chunks, doubling as values arrive, up to ``capacity``;
+    its size depends only on how many values were appended, so rings fed alike stay alike. A model
+    version that has seen a few events therefore holds a few chunks, not every window in full.
+    """
+
+    __slots__ = ("_dirty", "arr", "capacity", "chunk", "count")
 
     def __init__(self, capacity: int, dtype: npt.DTypeLike = np.float64, chunk: int = 128) -> None:
         self.capacity = capacity
         self.chunk = chunk
-        # Written in full now: np.zeros pages would be committed one by one as the ring fills,
-        # so a process's memory would keep growing until every ring had wrapped once.
-        self.arr = np.full(capacity, 0, dtype=dtype)
+        self.arr = _empty(dtype)
         self.count = 0
         self._dirty: set[int] = set()
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
+
+    def _grow(self, needed: int) -> None:
+        """Make room for the first ``needed`` positions: the size is a function of ``needed`` alone
+        (a power of two from :data:`FIRST` on, at most ``capacity``), so two rings that saw as many
+        values have arrays of one size whatever the batches were (and a restored ring too)."""
+        size = len(self.arr)
+        if needed <= size:
+            return
+        grown = np.full(min(self.capacity, max(FIRST, 1 << (needed - 1).bit_length())), 0, dtype=self.arr.dtype)
+        grown[:size] = self.arr
+        self.arr = grown
 
     def extend(self, values: npt.ArrayLike) -> None:
         """Append values (oldest first), overwriting the oldest when full."""
@@ -45,6 +75,9 @@ class Ring:
         if n == 0 or cap == 0:
             self.count += n
             return
+        if self.count + n > len(arr) and len(arr) < cap:
+            self._grow(min(self.count + n, cap))
+            arr = self.arr
         self.count += n
         if n > cap:
             vals, n = vals[-cap:], cap
@@ -81,8 +114,13 @@ class Ring:
         """Bytes of the chunks touched since the last call, keyed ``kind:index:name``."""
         kind, _, name = prefix.partition(":")
         out: dict[str, bytes | None] = {}
+        arr, item = self.arr, self.arr.itemsize
         for k in sorted(self._dirty):
-            out[f"{kind}:{k}:{name}"] = self.arr[k * self.chunk : (k + 1) * self.chunk].tobytes()
+            lo = k * self.chunk
+            raw = arr[lo : lo + self.chunk].tobytes()
+            want = item * min(self.chunk, self.capacity - lo)
+            # Past the array, the ring was never written: the zeros a full array holds there.
+            out[f"{kind}:{k}:{name}"] = raw if len(raw) == want else raw + bytes(want - len(raw))
         self._dirty.clear()
         return out
 
@@ -97,8 +135,10 @@ class Ring:
     def load(self, chunks: dict[int, bytes], count: int) -> None:
         """Rebuild from stored chunks and the appended count."""
         self.count = count
+        self._grow(min(count, self.capacity))  # positions past the count were never written: zeros
+        size = len(self.arr)
         for k, raw in chunks.items():
             part = np.frombuffer(raw, dtype=self.arr.dtype)
             lo = k * self.chunk
-            if lo < self.capacity:
-                self.arr[lo : lo + len(part)] = part[: self.capacity - lo]
+            if lo < size:
+                self.arr[lo : lo + len(part)] = part[: size - lo]

@@ -12,7 +12,10 @@ of its group's block memory.
 >>> d.add_feature("x", "numeric")
 >>> d.reserve_spaces()
 >>> sorted(d.columns), d.meta.features, sorted(d.spaces)
-(['x'], ['x'], [('feature', 'numeric')])
+(['x'], ['x'], [])
+>>> d.freeze()
+>>> sorted(d.spaces)
+[('feature', 'numeric')]
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
 
+VERSION_OVERHEAD = 40_000
+"""Bytes of a version's Python objects (detectors, policy, dicts): tracemalloc less the buffers."""
+COLUMN_OVERHEAD = 2_000
+"""Bytes of a column's Python objects (column, rings, metadata), measured the same way."""
+FROZEN_COLUMN_OVERHEAD = 8_000
+"""Bytes a column adds once its reference is frozen (reference, stream detectors, screening)."""
 Group = tuple[str, str]
 """A column group: (role, kind), e.g. ("feature", "numeric"); each group has its own detector list."""
 
@@ -70,6 +79,18 @@ class VersionData:
         self.err_dirty = False
         self.spaces: dict[Group, BlockSpace] = {}
 
+    def nbytes(self) -> int:
+        """Bytes this version holds now: its numpy buffers (rings, references, block spaces), the label
+        join's stores, and a fixed estimate for the Python objects of the version and of each column."""
+        n = VERSION_OVERHEAD + sum(r.arr.nbytes for r in self.rings.values()) + self.join.nbytes()
+        for col in self.columns.values():
+            n += COLUMN_OVERHEAD + col.ref_ring.arr.nbytes + col.values.arr.nbytes + col.flags.arr.nbytes
+            n += FROZEN_COLUMN_OVERHEAD if col.ref is not None else 0
+            ref = col.ref
+            if isinstance(ref, NumericRef):  # its sorted values are the ring's (counted above)
+                n += ref.edges.nbytes + ref.counts.nbytes
+        return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
+
     def groups(self) -> dict[Group, list[Column]]:
         """The columns of each group, in column order."""
         out: dict[Group, list[Column]] = {}
@@ -95,7 +116,10 @@ class VersionData:
         return col
 
     def reserve_spaces(self) -> None:
-        """Take each numeric group's block memory now (see :class:`BlockSpace`), sized by its columns."""
+        """Take each numeric group's block memory now (see :class:`BlockSpace`), sized by its columns,
+        once the reference is frozen: a version costs little until it has data."""
+        if not self.meta.frozen:
+            return
         rows: dict[Group, int] = {}
         for col in self.columns.values():
             if col.meta.kind == "numeric":
@@ -109,6 +133,7 @@ class VersionData:
     def freeze(self) -> None:
         """The reference phase ends: every column builds its reference and starts its stream detectors."""
         self.meta.frozen = True
+        self.reserve_spaces()
         for col in self.columns.values():
             self.freeze_column(col)
 
@@ -132,8 +157,8 @@ class VersionData:
             if out is not None:
                 self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, out, role == "prediction")
                 m.outputs.append("\x00" + role)
-        self.reserve_spaces()
         m.frozen = True
+        self.reserve_spaces()
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self.new_column(name, role, fb.kind, declared)

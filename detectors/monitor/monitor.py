@@ -128,6 +128,10 @@ class ModelMonitor:
         m.tick_level = score.level
         return self.policy.decide([((None, "pipeline_health"), score)], (event.event_id, event.ts), m.n_events)
 
+    def nbytes(self) -> int:
+        """Bytes this version holds now (see :meth:`VersionData.nbytes`); grows with data, up to its bounds."""
+        return self.data.nbytes()
+
     def note_dead_letter(self, reason: str) -> None:
         """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
         self.data.meta.dead += 1

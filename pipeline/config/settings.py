@@ -112,8 +112,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     (and, live, ahead of the wall clock) are dead-lettered (ts_out_of_range) and move no clock;
     ten in a row that agree with each other move it (a model back after a longer silence)."""
     memory_budget_mb: Positive = 2048
-    """Memory the model versions of one shard may take (MiB). Settings under which one model
-    version could need more are refused at start, naming the key."""
+    """Memory the model versions of one shard may hold (MiB): past it, new model versions are
+    refused (dead letters, reason model_budget) while the versions held go on. Settings under
+    which one model version alone could need more are refused at start, naming the key."""
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

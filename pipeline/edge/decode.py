@@ -40,6 +40,7 @@ Reason = Literal[
     "unknown_type",
     # Not the edge's: the engine refused a decoded event.
     "model_cap",
+    "model_budget",
     "ts_out_of_range",
 ]
 

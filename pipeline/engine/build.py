@@ -9,8 +9,8 @@ from pipeline.engine.engine import Engine
 
 
 def build_engine(config: Config, secrets: Secrets | None, live: bool = False) -> Engine:
-    """The engine for ``config``: detection settings, the model cap, baseline files, the snapshot key,
-    the event-time guard (``live``: also bounded by the wall clock)."""
+    """The engine for ``config``: detection settings, the model cap and memory budget, baseline files,
+    the snapshot key, the event-time guard (``live``: also bounded by the wall clock)."""
     from pipeline.config.baselines import load_baselines
 
     return Engine(
@@ -19,6 +19,7 @@ def build_engine(config: Config, secrets: Secrets | None, live: bool = False) ->
         max_models=config.runtime.max_models,
         baselines=load_baselines(config),
         time_guard=time_guard(config, live),
+        memory_budget=config.runtime.memory_budget_mb << 20,
     )
 
 

@@ -18,6 +18,7 @@ from detectors.baseline import Baseline
 from detectors.events import Alert, Event
 from detectors.monitor import ModelMonitor, stall_warning
 from detectors.settings import DetectionSettings
+from pipeline.engine.budget import Budget
 from pipeline.engine.clock import TimeGuard
 from pipeline.state.store import Delta, ModelKey
 
@@ -66,9 +67,11 @@ class Engine:
         max_models: int = 10_000,
         baselines: Mapping[ModelKey, Baseline] | None = None,
         time_guard: TimeGuard | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         self.settings = settings
         self.time_guard = time_guard
+        self.budget = Budget(memory_budget)
         self.secret = secret
         self.max_models = max_models
         self.baselines = dict(baselines or {})
@@ -92,6 +95,7 @@ class Engine:
             alerts = self._process_whole(batch, groups, rejected)
         else:
             alerts = self._process_ticked(batch, rejected)
+        self.budget.touched(groups)  # refused keys are not held: re-reading them finds nothing
         rejected.sort()
         return BatchResult(alerts, [r[0] for r in rejected], [r[1] for r in rejected], [r[2] for r in rejected])
 
@@ -214,10 +218,11 @@ class Engine:
         (``offset`` + position) of the refused ones' events go to ``rejected``, in order."""
         admitted: list[tuple[ModelKey, _Group]] = []
         for key, group in groups.items():
-            if key in self.models or self._admit(key):
+            refusal = None if key in self.models else self._admit(key)
+            if refusal is None:
                 admitted.append((key, group))
             else:
-                rejected += [(offset + p, "model_cap", MODEL_CAP_DETAIL) for p in group[1]]
+                rejected += [(offset + p, *refusal) for p in group[1]]
         return admitted
 
     def _advance_watermark(self, segment: Sequence[Event], offset: int, rejected: list[Refused]) -> None:
@@ -229,12 +234,17 @@ class Engine:
         if top is not None and (wm is None or top > wm):
             self._state.watermark = top
 
-    def _admit(self, key: ModelKey) -> bool:
+    def _admit(self, key: ModelKey) -> tuple[str, str] | None:
+        """Hold a new model version, or say why not (reason, detail): the model cap, the memory budget."""
         if len(self.models) >= self.max_models:
-            return False
+            return "model_cap", MODEL_CAP_DETAIL
+        refusal = self.budget.refusal(self.models)
+        if refusal is not None:
+            return "model_budget", refusal
         baseline = self.baselines.get(key)
-        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)
-        return True
+        monitor = self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)
+        self.budget.admitted(key, monitor)
+        return None
 
     def _tick(self, event: Event) -> list[Alert]:
         wm = self._state.watermark
@@ -284,6 +294,7 @@ class Engine:
         """
         self.models.clear()
         self.refused_snapshots.clear()
+        self.budget.forget()
         for key, fields in states.items():
             if key == ENGINE_KEY:
                 self._restore_engine(fields)
@@ -298,6 +309,7 @@ class Engine:
                 self._resets[key] = set(fields)
             self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
             self.models[key] = monitor
+        self.budget.touched(self.models)
 
     def _restore_engine(self, fields: Mapping[str, bytes]) -> None:
         try:

@@ -90,6 +90,7 @@ def redis_engine(url: str, config: Config, secrets: Secrets, log_path: str | Pat
         max_models=config.runtime.max_models,
         baselines=load_baselines(config),
         time_guard=time_guard(config, live=False),
+        memory_budget=config.runtime.memory_budget_mb << 20,
     )
     engine.max_wait_s = max(config.runtime.retry_max_s * 12, 10.0)
     engine.start_wait_s = min(engine.max_wait_s, 15.0)

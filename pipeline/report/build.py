@@ -485,7 +485,8 @@ class RangeTap(Engine):
 
         super().__init__(config.detection, secret=(secrets.snapshot_key if secrets else b""),
                          max_models=config.runtime.max_models, baselines=load_baselines(config),
-                         time_guard=time_guard(config, live=False))
+                         time_guard=time_guard(config, live=False),
+                         memory_budget=config.runtime.memory_budget_mb << 20)
         self.ranges: dict[ModelKey, tuple[float, float]] = {}
 
     def process(self, batch: Sequence[Event]) -> BatchResult:

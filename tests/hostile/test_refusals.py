@@ -41,3 +41,28 @@ def test_every_line_is_accounted_for_by_reason(tmp_path: Path, capsys: pytest.Ca
     assert summary["dead_letters"] == {"not_json": 1, "ts_out_of_range": 1, "model_cap": 1}
     assert summary["lines"] == 60 and summary["events"] == 60 - 1 - 3  # one blank line
     assert summary["features_refused"] == 25 - 10  # past the per-event cap of new feature names
+
+
+def test_past_the_memory_budget_new_versions_are_refused_and_counted(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A 20 MiB budget holds a few dozen versions of 20 features; the others' events are dead letters
+    (model_budget) while the versions held go on; what the held versions take stays under the budget."""
+    log = tmp_path / "many.jsonl"
+    write_log(SynthSpec(events=3000, models=300, label_share=0.0, seed=2), log)
+    (tmp_path / "c.yaml").write_text("runtime: {memory_budget_mb: 20}\n")
+    ran = run_cli(["replay", str(log), "--config", str(tmp_path / "c.yaml"), "--json"], capsys)
+    summary = json.loads(ran.out)
+    refused = summary["dead_letters"]["model_budget"]
+    assert set(summary["dead_letters"]) == {"model_budget"}
+    assert summary["events"] + refused == 3000 and summary["events"] % 10 == 0  # whole models: 10 events each
+    from pipeline.config import parse_config
+    from pipeline.edge.sinks import ListSink
+    from pipeline.engine.build import build_engine
+    from pipeline.replay.replay import replay
+
+    config = parse_config({"runtime": {"memory_budget_mb": 20}}, environ={})
+    engine = build_engine(config, None)
+    replay(log, config, ListSink(), engine=engine)
+    held = sum(m.nbytes() for m in engine.models.values())
+    assert len(engine.models) == summary["events"] // 10
+    assert 0.8 * (20 << 20) <= held <= 20 << 20, held
