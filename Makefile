@@ -20,12 +20,12 @@ demo: $(STAMP)
 	@$(BIN)/driftwire alerts show demo-alerts.jsonl
 	@echo "alerts: demo-alerts.jsonl   report: demo-report.html"
 
-## test: real Kafka and Redis from scripts/services.sh, then lint, types and pytest
+## test: real Kafka and Redis from scripts/services.sh (plain, and secured: SASL_SSL + ACLs, TLS Redis), then lint, types and pytest
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy detectors pipeline
 	scripts/ensure_chromium.sh >/dev/null
-	services="$$(scripts/services.sh up)" && eval "$$services" && $(BIN)/python -m pytest -q
+	services="$$(scripts/services.sh up --secure)" && eval "$$services" && $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/mypy detectors pipeline

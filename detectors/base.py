@@ -1,9 +1,11 @@
 """Shared vocabulary of detectors: what a check returns and how levels are graded.
 
-A detector's check returns a :class:`Score`: the statistic, the level it
-reached on its own thresholds (0 none, 1 warning, 2 critical), whether it is
-below its resolve level (hysteresis), and optionally a p-value that the alert
-policy adjusts across one evaluation before it decides.
+A detector's check returns a :class:`Score`: the statistic with its warning and
+critical bounds in its own units, the level it reached on them (0 none, 1
+warning, 2 critical), whether it is below its resolve level (hysteresis), and
+optionally a p-value that the alert policy adjusts across one evaluation before
+it decides. The evaluation trace (:mod:`detectors.trace`) records every Score
+as it is, so a check that fills these fields honestly is drawn with no more code.
 
 >>> grade(0.3, warning=0.2, critical=0.5, resolve=0.1)
 (1, 0.2, False)
@@ -32,6 +34,9 @@ ERROR: frozenset[str] = frozenset({"error"})
 QUALITY: frozenset[str] = frozenset({"quality"})
 HEALTH: frozenset[str] = frozenset({"health"})
 
+Direction = Literal["higher", "lower"]
+"""Which way a statistic gets worse (every statistic so far: higher)."""
+
 
 class Score(msgspec.Struct, kw_only=True):
     """One detector's finding at one evaluation."""
@@ -48,9 +53,16 @@ class Score(msgspec.Struct, kw_only=True):
     change_ts: float | None = None
     window: tuple[float | None, float | None, int] = (None, None, 0)
     warning: float | None = None
-    """The warning bound of the statistic (reported when the p-value holds a critical statistic at warning)."""
+    """The statistic's warning bound, in its own units (reported when the p-value holds a critical statistic at
+    warning; None: the check has no warning level)."""
+    critical: float | None = None
+    """The statistic's critical bound, in its own units (None: the check has no critical level)."""
+    direction: Direction = "higher"
+    """Which way the statistic gets worse: a level needs it at or beyond its bound in this direction."""
+    p_adjusted: float | None = None
+    """The p-value after the multiple-testing correction (set by :meth:`Policy.adjust`)."""
     column: str | None = None
-    """The monitored column the finding is about (used to add summaries when an alert fires)."""
+    """The monitored column of a windowed check (alerts carry summaries of its window)."""
 
 
 def grade(stat: float, warning: float, critical: float, resolve: float) -> tuple[int, float, bool]:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy.typing as npt
-from scipy import special
+
+from detectors.lazy import special
 
 Counts = Sequence[int] | Sequence[float] | npt.NDArray[Any]
 

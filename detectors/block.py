@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
+from detectors.lazy import special
 from detectors.reference import CategoricalRef, NumericRef
 
 FloatArray = npt.NDArray[np.float64]

@@ -50,7 +50,8 @@ class Chi2:
         v = math.sqrt(stat / (view.ref.m + int(win.sum())))
         level, bound, clear = grade(v, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=v, threshold=bound, warning=p.warning, level=level, clear=clear, p_value=pval,
+            detector=self.name, statistic=v, threshold=bound, warning=p.warning, critical=p.critical, level=level,
+            clear=clear, p_value=pval,
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"chi2": round(stat, 4), "dof": dof, "window_bins": np.asarray(win).tolist(),
                      "reference_bins": view.ref.counts.tolist()},

@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from detectors import fields
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.stream import StreamDetector
@@ -285,15 +286,16 @@ class Column:
         name = self.meta.name
         out: dict[str, bytes | None] = {}
         if self.dirty_meta:
-            out[f"c:{name}"] = msgspec.msgpack.encode(self.meta)
+            out[fields.column_meta(name)] = msgspec.msgpack.encode(self.meta)
         if self.dirty_counts:
-            out[f"rc:{name}"] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()), self.cat_overflow))
-        out.update(self.ref_ring.take(f"r:{name}"))
-        out.update(self.values.take(f"v:{name}"))
-        out.update(self.flags.take(f"f:{name}"))
+            out[fields.ref_counts(name)] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()),
+                                                                             self.cat_overflow))
+        out.update(self.ref_ring.take(fields.REF_VALUES, name))
+        out.update(self.values.take(fields.WINDOW_VALUES, name))
+        out.update(self.flags.take(fields.WINDOW_FLAGS, name))
         if self.dirty_stream:
             for det in self.stream:
-                out[f"d:{det.name}:{name}"] = det.save(secret)
+                out[fields.stream_snapshot(det.name, name)] = det.save(secret)
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
         return out
 
@@ -310,11 +312,11 @@ class Column:
             ring.touch_all()
 
     def load(self, chunks: dict[str, dict[int, bytes]], counts: bytes | None) -> None:
-        """Restore rings and category counts (the meta is already set)."""
+        """Restore rings and category counts (the meta is already set); ``chunks`` by ring kind."""
         m = self.meta
-        self.ref_ring.load(chunks.get("r", {}), m.ref_values)
-        self.values.load(chunks.get("v", {}), m.n)
-        self.flags.load(chunks.get("f", {}), m.n)
+        self.ref_ring.load(chunks.get(fields.REF_VALUES, {}), m.ref_values)
+        self.values.load(chunks.get(fields.WINDOW_VALUES, {}), m.n)
+        self.flags.load(chunks.get(fields.WINDOW_FLAGS, {}), m.n)
         if counts is not None:
             rc = msgspec.msgpack.decode(counts, type=RefCounts)
             self.cat_counts = dict(rc.counts)

@@ -19,9 +19,9 @@ import math
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from detectors.base import ERROR, Score, grade
+from detectors.lazy import special
 from detectors.view import ErrorView
 
 FloatArray = npt.NDArray[np.float64]
@@ -79,7 +79,8 @@ class ErrorRate:
         what = "error rate" if view.binary else "mean absolute error"
         ts = view.ts[-w:]
         return Score(
-            detector=self.name, statistic=rise, threshold=bound, warning=p.warning, level=level, clear=clear,
+            detector=self.name, statistic=rise, threshold=bound, warning=p.warning, critical=p.critical, level=level,
+            clear=clear,
             p_value=min(1.0, pval * len(sizes)), window=(float(ts.min()), float(ts.max()), w),
             change_ts=float(ts.min()) if level else None,
             details={"reference": round(mr, 6), "window": round(mw, 6), "metric": what, "window_errors": w},

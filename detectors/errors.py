@@ -17,3 +17,7 @@ class ConfigError(DriftwireError):
 
 class SnapshotError(DriftwireError):
     """A stored detector snapshot failed a check and was refused."""
+
+
+class StateError(DriftwireError):
+    """Stored state cannot be read (e.g. written by a newer layout); the version starts afresh."""

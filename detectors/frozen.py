@@ -61,7 +61,8 @@ class Frozen:
             return None
         level = 2 if view.run >= thr * self.params.critical_factor else int(view.run >= thr)
         return Score(
-            detector=self.name, statistic=float(view.run), threshold=float(thr), level=level,
+            detector=self.name, statistic=float(view.run), threshold=float(thr), warning=float(thr),
+            critical=float(thr * self.params.critical_factor), level=level,
             clear=view.run < thr, window=view.window(), details={"reference_distinct": ref.distinct},
             message=f"{self.subject} has repeated one value {view.run} times in a row",
         )

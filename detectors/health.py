@@ -73,8 +73,8 @@ class EventGap:
     def check(self, hv: HealthView) -> Score:
         p = self.params
         level, bound, clear = grade(hv.gap, p.warning, p.critical, p.warning / 2)
-        return Score(detector=self.name, statistic=hv.gap, threshold=bound, warning=p.warning, level=level, clear=clear,
-                     immediate=True, window=hv.window,
+        return Score(detector=self.name, statistic=hv.gap, threshold=bound, warning=p.warning, critical=p.critical,
+                     level=level, clear=clear, immediate=True, window=hv.window,
                      message=f"no events of this model version for {hv.gap:.0f} s of event time")
 
 
@@ -93,8 +93,8 @@ class EventLag:
             return None
         q = float(np.quantile(hv.lags, p.quantile))
         level, bound, clear = grade(q, p.warning, p.critical, p.warning / 2)
-        return Score(detector=self.name, statistic=q, threshold=bound, warning=p.warning,
-        level=level, clear=clear, window=hv.window,
+        return Score(detector=self.name, statistic=q, threshold=bound, warning=p.warning, critical=p.critical,
+                     level=level, clear=clear, window=hv.window,
                      details={"p50": float(np.median(hv.lags)), "max": float(hv.lags.max())},
                      message=f"p{p.quantile * 100:g} ingest lag is {q:.0f} s")
 
@@ -114,7 +114,7 @@ class DeadLetterRate:
         level, bound, clear = grade(rate, p.warning, p.critical, p.warning / 2)
         if hv.dead < p.min_count:
             level = 0
-        return Score(detector=self.name, statistic=rate, threshold=bound, warning=p.warning,
+        return Score(detector=self.name, statistic=rate, threshold=bound, warning=p.warning, critical=p.critical,
                      level=level, clear=clear, window=hv.window,
                      details={"dead_letters": hv.dead, "events": hv.events},
                      message=f"{rate:.1%} of this model's recent messages were dead-lettered")

@@ -37,6 +37,7 @@ from hashlib import blake2b
 
 import msgspec
 
+from detectors import fields
 from detectors.events import Event, Target
 
 BOOL, INT, FLOAT, STR = 0xF1, 0xF2, 0xF3, 0xF4
@@ -330,15 +331,16 @@ class WaitingStore:
         self.first = p
         return n
 
-    def take(self, prefix: str) -> dict[str, bytes | None]:
-        """Chunks changed since the last call: field ``prefix`` + chunk, its records or None (all empty)."""
+    def take(self, store: str) -> dict[str, bytes | None]:
+        """Chunks changed since the last call: field :func:`~detectors.fields.join_chunk` of ``store``, its
+        records or None (all empty)."""
         out: dict[str, bytes | None] = {name: None for name in sorted(self.stale)}
         self.stale.clear()
         record, cap = self.record, self.capacity
         for chunk in sorted({slot // CHUNK for slot in self.dirty}):
             first = chunk * CHUNK
             recs = [record(s) or _EMPTY for s in range(first, min(first + CHUNK, cap))]
-            out[f"{prefix}{chunk}"] = b"".join(recs) if any(r is not _EMPTY for r in recs) else None
+            out[fields.join_chunk(store, chunk)] = b"".join(recs) if any(r is not _EMPTY for r in recs) else None
         self.dirty.clear()
         return out
 
@@ -454,10 +456,10 @@ class LabelJoin:
         return out
 
     def take(self) -> dict[str, bytes | None]:
-        out = self.preds.take("pc:")
-        out.update(self.labels.take("lc:"))
+        out = self.preds.take(fields.PREDICTIONS)
+        out.update(self.labels.take(fields.LABELS))
         self.c.pred_pos, self.c.label_pos = self.preds.next_pos, self.labels.next_pos
-        out["j"] = msgspec.msgpack.encode((self.c, self.joined))
+        out[fields.JOIN] = msgspec.msgpack.encode((self.c, self.joined))
         return out
 
     def discard(self) -> None:
@@ -469,55 +471,58 @@ class LabelJoin:
         self.preds.touch_all()
         self.labels.touch_all()
 
-    def load(self, fields: dict[str, bytes]) -> None:
-        if "j" in fields:
+    def load(self, stored: dict[str, bytes]) -> None:
+        if fields.JOIN in stored:
             kind = tuple[JoinCounters, list[tuple[float, int, float]]]
-            self.c, joined = msgspec.msgpack.decode(fields["j"], type=kind)
+            self.c, joined = msgspec.msgpack.decode(stored[fields.JOIN], type=kind)
             self.joined = list(joined)
         c = self.c
-        for prefix, store, attr in (("p:", self.preds, "pred"), ("l:", self.labels, "label")):
-            records, legacy, per_slot = _stored_records(fields, prefix)
+        found = _stored_records(stored)
+        for name, store, attr in ((fields.PREDICTIONS, self.preds, "pred"), (fields.LABELS, self.labels, "label")):
+            records, legacy, per_slot = found[name]
             pos, cap = getattr(c, f"{attr}_pos"), getattr(c, f"{attr}_cap") or store.capacity
             if not legacy and cap == store.capacity and all(slot < cap for slot, _ in records):
                 store.load(records, pos)
                 # the former one-field-per-slot layout: delete those fields, write the chunks
-                store.stale.update(f"{prefix}{slot}" for slot in per_slot)
+                store.stale.update(fields.join_entry(name, slot) for slot in per_slot)
                 store.dirty.update(per_slot)
                 continue
             # Another capacity, or the former layout (a field per id): store the entries again, oldest first.
             rows = store.entries(records, pos, cap)
-            rows += [(pos + i, (key_hash(name[2:]), e.seq, e.ts, *encode_value(e.value)))
-                     for i, (name, e) in enumerate(sorted(legacy, key=lambda kv: kv[1].seq))]
+            rows += [(pos + i, (key_hash(key), e.seq, e.ts, *encode_value(e.value)))
+                     for i, (key, e) in enumerate(sorted(legacy, key=lambda kv: kv[1].seq))]
             evicted = sum(store.add(*args) is not None for _, args in sorted(rows, key=lambda r: r[0]))
             if attr == "pred":
                 c.evicted_predictions += evicted
             else:
                 c.evicted_labels += evicted
-            store.stale.update(name for name, _ in legacy)
-            store.stale.update(f"{prefix}{slot}" for slot in per_slot)
-            store.stale.update(f"{prefix[0]}c:{slot // CHUNK}" for slot, _ in records)
-            store.stale.difference_update(f"{prefix[0]}c:{slot // CHUNK}" for slot in store.dirty)
+            store.stale.update(fields.join_entry(name, key) for key, _ in legacy)
+            store.stale.update(fields.join_entry(name, slot) for slot in per_slot)
+            store.stale.update(fields.join_chunk(name, slot // CHUNK) for slot, _ in records)
+            store.stale.difference_update(fields.join_chunk(name, slot // CHUNK) for slot in store.dirty)
         c.pred_cap, c.label_cap = self.preds.capacity, self.labels.capacity
         c.pred_pos, c.label_pos = self.preds.next_pos, self.labels.next_pos
 
 
-def _stored_records(fields: dict[str, bytes],
-                    prefix: str) -> tuple[list[tuple[int, bytes]], list[tuple[str, Pending]], list[int]]:
-    """A store's stored entries: ``(slot, record)`` of every layout that has slots (chunks
-    ``pc:c``, and the former field per slot ``p:s``), the entries of the oldest layout (a field per
-    id), and the slots that came from per-slot fields."""
-    records: list[tuple[int, bytes]] = []
-    legacy: list[tuple[str, Pending]] = []
-    per_slot: list[int] = []
-    chunked = f"{prefix[0]}c:"
-    for name, raw in fields.items():
-        if name.startswith(chunked):
-            records += split_chunk(int(name[len(chunked):]) * CHUNK, raw)
-        elif name.startswith(prefix):
-            key = name[len(prefix):]
-            if raw and _SIZES.get(raw[0]) == len(raw) and key.isdigit():
-                records.append((int(key), raw))
-                per_slot.append(int(key))
-            else:
-                legacy.append((name, msgspec.msgpack.decode(raw, type=Pending)))
-    return records, legacy, per_slot
+_Stored = tuple[list[tuple[int, bytes]], list[tuple[str, Pending]], list[int]]
+
+
+def _stored_records(stored: dict[str, bytes]) -> dict[str, _Stored]:
+    """Each store's stored entries: ``(slot, record)`` of every layout that has slots (chunks
+    ``pc:c``, and the former field per slot ``p:s``), ``(id, entry)`` of the oldest layout (a field
+    per id), and the slots that came from per-slot fields."""
+    out: dict[str, _Stored] = {fields.PREDICTIONS: ([], [], []), fields.LABELS: ([], [], [])}
+    for name, raw in stored.items():
+        parsed = fields.parse_join(name)
+        if parsed is None:
+            continue
+        store, chunked, key = parsed
+        records, legacy, per_slot = out[store]
+        if chunked:
+            records += split_chunk(int(key) * CHUNK, raw)
+        elif raw and _SIZES.get(raw[0]) == len(raw) and key.isdigit():
+            records.append((int(key), raw))
+            per_slot.append(int(key))
+        else:
+            legacy.append((key, msgspec.msgpack.decode(raw, type=Pending)))
+    return out

@@ -55,7 +55,8 @@ class JS:
         level, thr, clear = grade(value, bound(p.warning), bound(p.critical), bound(p.resolve))
         n, m = int(win.sum()), ref.m
         return Score(
-            detector=self.name, statistic=value, threshold=thr, warning=bound(p.warning), level=level, clear=clear,
+            detector=self.name, statistic=value, threshold=thr, warning=bound(p.warning), critical=bound(p.critical),
+            level=level, clear=clear,
             p_value=divergence_pvalue(8 * math.log(2) * value * value * n * m / (n + m), len(win)),
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist()},

@@ -15,9 +15,9 @@ import math
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from detectors.base import NUMERIC, Score, grade
+from detectors.lazy import special
 from detectors.reference import NumericRef
 from detectors.view import View
 
@@ -83,7 +83,8 @@ class KS:
         level, bound, clear = grade(d, p.warning, p.critical, p.resolve)
         change = view.change_ts(change_index(ref.sorted, view.time_ordered()[0])) if level else None
         return Score(
-            detector=self.name, statistic=d, threshold=bound, warning=p.warning, level=level, clear=clear,
+            detector=self.name, statistic=d, threshold=bound, warning=p.warning, critical=p.critical, level=level,
+            clear=clear,
             p_value=ks_pvalue(d, len(w), ref.m), change_ts=change, window=view.window(),
             message=f"Kolmogorov-Smirnov distance to the reference is {d:.3f}",
         )

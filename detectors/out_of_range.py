@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-from scipy import special
 
 from detectors.base import QUALITY, Score, grade
+from detectors.lazy import special
 from detectors.reference import NumericRef
 from detectors.view import View
 
@@ -65,7 +65,7 @@ class OutOfRange:
         pval = float(special.bdtrc(k - 1, len(w), min(p.expected_factor / (ref.m + 1), 1.0))) if k else 1.0
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=rate, threshold=bound, warning=p.warning,
+            detector=self.name, statistic=rate, threshold=bound, warning=p.warning, critical=p.critical,
             level=level, clear=clear, p_value=pval,
             window=view.window(), change_ts=_first_outside(view, lo, hi) if level else None,
             details={"range": [lo, hi], "outside": k, "window_min": float(w.min()), "window_max": float(w.max())},

@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from typing import Literal, NamedTuple
 
 import msgspec
 
+from detectors import fields
 from detectors.base import Score
 from detectors.events import Alert, AlertKind, Window
 from detectors.settings import PolicySettings
@@ -27,6 +29,8 @@ from detectors.text import shown
 Key = tuple[str | None, AlertKind]
 At = tuple[str, float]
 """The event (id, event time) at which a decision is made."""
+Enrich = Callable[[Score], dict[str, object]]
+"""Extra details for a firing alert, from the score it is built from."""
 
 ACTIONS: dict[str, str] = {
     "data_drift": "investigate the upstream change; retrain if the new distribution is legitimate",
@@ -70,6 +74,30 @@ def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:
     return out
 
 
+def stamp(key: Key, at: At, label_at: At | None) -> At:
+    """The event a decision on ``key`` is stamped with: concept drift is revealed by the last label."""
+    return label_at if key[1] == "concept_drift" and label_at else at
+
+
+Decision = Literal["quiet", "held", "fired", "escalated", "open", "resolved", "screened"]
+"""What the policy made of a key at one decision (see :mod:`detectors.trace`)."""
+
+
+class Step(NamedTuple):
+    """The decision on one key and the score it was made on (the one an alert carries)."""
+
+    decision: Decision
+    top: Score
+
+
+def _decision(was_open: bool, out: list[Alert], is_open: bool, top: Score) -> Decision:
+    if out:
+        return "resolved" if out[0].status == "resolved" else "escalated" if was_open else "fired"
+    if is_open:
+        return "open"
+    return "held" if top.level else "quiet"
+
+
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
@@ -81,7 +109,7 @@ class Policy:
         self.model, self.version, self.cfg = model, version, settings
         self.state: dict[Key, Incident] = {}
         self.dirty: set[Key] = set()
-        self._enrich: Callable[[Score], dict[str, object]] | None = None
+        self._enrich: Enrich | None = None
 
     def adjust(self, findings: Sequence[tuple[Key, Score]], background: dict[str, list[float]] | None = None) -> None:
         """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them.
@@ -102,12 +130,17 @@ class Policy:
             if p_level < s.level and s.warning is not None:
                 s.threshold = s.warning
             s.level = min(s.level, p_level)
+            s.p_adjusted = padj
             s.clear = s.clear or padj > self.cfg.alpha_resolve
             s.details = {**s.details, "p_value": s.p_value, "p_adjusted": padj, "alpha": self.cfg.alpha}
 
     def decide(self, findings: Sequence[tuple[Key, Score]], at: At, n_events: int, label_at: At | None = None,
-               enrich: Callable[[Score], dict[str, object]] | None = None) -> list[Alert]:
-        """Update every incident with this evaluation's findings; the alerts it emits."""
+               enrich: Enrich | None = None, steps: dict[Key, Step] | None = None) -> list[Alert]:
+        """Update every incident with this evaluation's findings; the alerts it emits.
+
+        ``steps``, if given, receives what was decided for each key that had a say (a key whose
+        findings are all quiet and which holds no state has none: it stays ``quiet``).
+        """
         self._enrich = enrich
         by_key: dict[Key, list[Score]] = {}
         for key, s in findings:
@@ -119,14 +152,18 @@ class Policy:
             del by_key[key]
         alerts: list[Alert] = []
         for key, scores in by_key.items():
-            ev = label_at if key[1] == "concept_drift" and label_at else at
-            alerts.extend(self._step(key, scores, ev, n_events))
+            ev = stamp(key, at, label_at)
+            top = max(scores, key=lambda s: s.level)
+            was_open = steps is not None and self.is_open(key)
+            out = self._step(key, top, scores, ev, n_events)
+            alerts.extend(out)
+            if steps is not None:
+                steps[key] = Step(_decision(was_open, out, self.is_open(key), top), top)
         return alerts
 
-    def _step(self, key: Key, scores: list[Score], ev: At, n_events: int) -> list[Alert]:
+    def _step(self, key: Key, top: Score, scores: list[Score], ev: At, n_events: int) -> list[Alert]:
         st = self.state.get(key) or Incident()
         before = msgspec.structs.astuple(st)
-        top = max(scores, key=lambda s: s.level)
         out = self._open_or_wait(key, st, top, scores, ev, n_events) if not st.alert_id else \
             self._escalate_or_resolve(key, st, top, scores, ev, n_events)
         if msgspec.structs.astuple(st) != before or out:
@@ -193,7 +230,7 @@ class Policy:
         out: dict[str, bytes | None] = {}
         for key in sorted(self.dirty, key=lambda k: (k[0] or "", k[1])):
             st = self.state.get(key)
-            out[f"i:{key[1]}:{key[0] if key[0] is not None else ''}"] = \
+            out[fields.incident(key[1], key[0])] = \
                 None if st is None else msgspec.msgpack.encode([key[0], st])
         self.dirty.clear()
         return out
@@ -209,9 +246,9 @@ class Policy:
         st = self.state.get(key)
         return st is not None and bool(st.alert_id)
 
-    def load(self, fields: dict[str, bytes]) -> None:
-        for name, raw in fields.items():
-            if name.startswith("i:"):
-                kind = name.split(":", 2)[1]
+    def load(self, stored: dict[str, bytes]) -> None:
+        for name, raw in stored.items():
+            kind = fields.parse_incident(name)
+            if kind is not None:
                 feature, st = msgspec.msgpack.decode(raw, type=tuple[str | None, Incident])
                 self.state[(feature, kind)] = st  # type: ignore[index]

@@ -52,7 +52,8 @@ class PSI:
         level, bound, clear = grade(value, p.warning + noise, p.critical + noise, p.resolve + noise)
         n, m = int(win.sum()), ref.m
         return Score(
-            detector=self.name, statistic=value, threshold=bound, warning=p.warning + noise, level=level, clear=clear,
+            detector=self.name, statistic=value, threshold=bound, warning=p.warning + noise,
+            critical=p.critical + noise, level=level, clear=clear,
             p_value=divergence_pvalue(value * n * m / (n + m), len(win)),
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist()},

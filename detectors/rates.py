@@ -7,9 +7,8 @@
 
 from __future__ import annotations
 
-from scipy import special
-
 from detectors.base import Score, grade
+from detectors.lazy import special
 
 
 def rate_rise(
@@ -33,6 +32,7 @@ def rate_rise(
         level = 0
     clear = clear or k == 0
     return Score(
-        detector=name, statistic=rise, threshold=bound, warning=warning, level=level, clear=clear, p_value=pval,
+        detector=name, statistic=rise, threshold=bound, warning=warning, critical=critical, level=level, clear=clear,
+        p_value=pval,
         message="", details={"window_rate": round(rate, 6), "reference_rate": round(ref_rate, 6), "count": k},
     )

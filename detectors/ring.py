@@ -8,9 +8,9 @@ window size.
 >>> r.extend(np.arange(7.0))
 >>> r.ordered().tolist()
 [2.0, 3.0, 4.0, 5.0, 6.0]
->>> sorted(r.take("v:x").keys())
+>>> sorted(r.take("v", "x").keys())
 ['v:0:x', 'v:1:x', 'v:2:x']
->>> r.take("v:x")
+>>> r.take("v", "x")
 {}
 """
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from detectors import fields
 
 FIRST = 16
 """Values the first allocation of a ring holds (then it doubles)."""
@@ -110,9 +112,8 @@ class Ring:
         pos = self.count % self.capacity
         return np.concatenate((self.arr[pos:], self.arr[:pos]))
 
-    def take(self, prefix: str) -> dict[str, bytes | None]:
-        """Bytes of the chunks touched since the last call, keyed ``kind:index:name``."""
-        kind, _, name = prefix.partition(":")
+    def take(self, kind: str, owner: str) -> dict[str, bytes | None]:
+        """Bytes of the chunks touched since the last call (fields :func:`~detectors.fields.ring_chunk`)."""
         out: dict[str, bytes | None] = {}
         arr, item = self.arr, self.arr.itemsize
         for k in sorted(self._dirty):
@@ -120,7 +121,7 @@ class Ring:
             raw = arr[lo : lo + self.chunk].tobytes()
             want = item * min(self.chunk, self.capacity - lo)
             # Past the array, the ring was never written: the zeros a full array holds there.
-            out[f"{kind}:{k}:{name}"] = raw if len(raw) == want else raw + bytes(want - len(raw))
+            out[fields.ring_chunk(kind, k, owner)] = raw if len(raw) == want else raw + bytes(want - len(raw))
         self._dirty.clear()
         return out
 

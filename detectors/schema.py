@@ -43,7 +43,7 @@ class Schema:
             return None
         gone = view.missing == view.n
         return Score(
-            detector=self.name, statistic=view.missing_rate, threshold=1.0, level=2 if gone else 0,
+            detector=self.name, statistic=view.missing_rate, threshold=1.0, critical=1.0, level=2 if gone else 0,
             clear=not gone, window=view.window(), details={"reference_missing_rate": view.ref.missing_rate},
             message="the feature disappeared: it is absent from every recent event",
         )
@@ -53,6 +53,7 @@ class Schema:
         hit = seen >= self.params.new_min_count
         return Score(
             detector=self.name, statistic=float(seen), threshold=float(self.params.new_min_count),
+            warning=float(self.params.new_min_count),
             level=int(hit), clear=seen == 0, window=window,
             message=f"feature {shown(name)} appeared in {seen} recent events; the reference never had it",
         )

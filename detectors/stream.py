@@ -5,6 +5,11 @@ change was last detected. State is captured explicitly from the detectors'
 attributes (msgpack), except ADWIN's Rust window, which goes into a signed
 pickle envelope (:mod:`detectors.snapshot`).
 
+river is imported when a detector is built, not with this module: ADWIN (a default
+of the error stream) drives river's Rust window directly, which needs none of
+``river.drift`` (whose package imports KSWIN and with it ``scipy.stats``, most of a
+second); the other detectors import ``river.drift`` when the first one is built.
+
 >>> d = StreamDetector.create("page_hinkley", PageHinkleyParams())
 >>> d.update(np.r_[np.zeros(300), np.full(300, 5.0)]) is not None
 True
@@ -17,6 +22,7 @@ True
 from __future__ import annotations
 
 import collections
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +30,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from river import drift, stats
-from river.drift import binary
-from river.drift.binary import hddm_w
 
 from detectors.base import ERROR, NUMERIC
 from detectors.errors import SnapshotError
@@ -134,9 +137,18 @@ class HDDMWParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Level of a detection: 1 warning, 2 critical."""
 
 
-_NESTED: dict[str, type] = {
-    "Mean": stats.Mean, "Var": stats.Var, "EWMean": stats.EWMean, "SampleInfo": hddm_w.SampleInfo,
-}
+ADWIN_MAX_BUCKETS = 5
+ADWIN_MIN_WINDOW_LENGTH = 5
+"""``river.drift.ADWIN``'s defaults for what :class:`ADWINParams` does not set (the Rust window needs all)."""
+
+
+@functools.cache
+def _nested() -> dict[str, type]:
+    """The river statistics a captured detector may hold (importing river's statistics on first use)."""
+    from river import stats
+    from river.drift.binary import hddm_w
+
+    return {"Mean": stats.Mean, "Var": stats.Var, "EWMean": stats.EWMean, "SampleInfo": hddm_w.SampleInfo}
 
 
 def _capture(obj: object) -> Any:
@@ -152,7 +164,7 @@ def _capture(obj: object) -> Any:
     name = type(obj).__name__
     if name == "RsEWMean":
         return {"__rs__": list(obj.__getnewargs__()), "state": obj.__getstate__()}  # type: ignore[attr-defined]
-    if name in _NESTED or hasattr(obj, "__dict__"):
+    if name in _nested() or hasattr(obj, "__dict__"):
         return {"__cls__": name, **{k: _capture(v) for k, v in vars(obj).items() if not callable(v)}}
     raise SnapshotError(f"cannot capture {name}")
 
@@ -175,7 +187,7 @@ def _revive(data: Any, template: object = None) -> Any:
         rs: Any = type(template)(*data["__rs__"])
         rs.__setstate__(data["state"])
         return rs
-    cls = _NESTED.get(data["__cls__"])
+    cls = _nested().get(data["__cls__"])
     if cls is None:
         raise SnapshotError(f"class {data['__cls__']} is not allowed in a snapshot")
     obj: Any = object.__new__(cls)
@@ -250,40 +262,48 @@ class BinaryDetector(StreamDetector):
 
 
 class ADWINDetector(StreamDetector):
-    """ADWIN, driving river's Rust window directly (river resets it after a detection)."""
+    """ADWIN as river's Rust window (what ``river.drift.ADWIN`` wraps), replaced by a fresh one after a
+    detection as river's wrapper does."""
 
     kinds = NUMERIC | ERROR
 
     def update(self, values: FloatArray) -> int | None:
         det, last = self.det, None
-        upd = det._helper.update
+        upd = det.update
         for i, x in enumerate(values.tolist()):
             if upd(x):
                 last = i
-                self.last_width = int(det._helper.get_width())
-                det._reset()
-                upd = det._helper.update
+                self.last_width = int(det.get_width())
+                det = self.det = self._make()
+                upd = det.update
         return last
 
     def too_wide(self) -> bool:
-        return bool(self.det._helper.get_width() > self.max_width)
+        return bool(self.det.get_width() > self.max_width)
 
     def save(self, secret: bytes) -> bytes:
-        return seal(secret, self.name, self.det._helper)
+        return seal(secret, self.name, self.det)
 
     def load(self, blob: bytes, secret: bytes) -> None:
-        helper = unseal(secret, self.name, blob)
-        if type(helper).__name__ != "AdaptiveWindowing":
+        window = unseal(secret, self.name, blob)
+        if type(window).__name__ != "AdaptiveWindowing":
             raise SnapshotError(f"{self.name}: payload is not an ADWIN window")
-        self.det = self._make()
-        self.det._helper = helper
+        self.det = window
 
 
 def _factory(name: str, params: msgspec.Struct) -> Callable[[], Any]:
     kw = {k: v for k, v in msgspec.structs.asdict(params).items() if k not in ("severity", "max_width")}
+    if name == "adwin":
+        from river._river_rust.drift import AdaptiveWindowing
+
+        kw.update(max_buckets=ADWIN_MAX_BUCKETS, min_window_length=ADWIN_MIN_WINDOW_LENGTH)
+        return lambda: AdaptiveWindowing(**kw)
+    from river import drift
+    from river.drift import binary
+
     cls = {
-        "adwin": drift.ADWIN, "page_hinkley": drift.PageHinkley, "kswin": drift.KSWIN, "ddm": binary.DDM,
-        "eddm": binary.EDDM, "hddm_a": binary.HDDMA, "hddm_w": binary.HDDMW,
+        "page_hinkley": drift.PageHinkley, "kswin": drift.KSWIN, "ddm": binary.DDM, "eddm": binary.EDDM,
+        "hddm_a": binary.HDDMA, "hddm_w": binary.HDDMW,
     }[name]
     return lambda: cls(**kw)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-from scipy import special
 
 from detectors.base import CATEGORICAL, Score, grade
+from detectors.lazy import special
 from detectors.reference import CategoricalRef
 from detectors.view import View
 
@@ -52,7 +52,7 @@ class Unseen:
         pval = float(special.bdtrc(k - 1, len(w), ref.unseen_rate)) if k else 1.0
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=rate, threshold=bound, warning=p.warning,
+            detector=self.name, statistic=rate, threshold=bound, warning=p.warning, critical=p.critical,
             level=level, clear=clear, p_value=pval,
             window=view.window(),
             change_ts=view.change_ts(int(np.argmax(view.time_ordered()[0] == -1))) if level else None,

@@ -56,7 +56,8 @@ class Wasserstein:
         value = wasserstein1(view.values, ref.sorted) / ref.scale
         level, bound, clear = grade(value, p.warning, p.critical, p.resolve)
         return Score(
-            detector=self.name, statistic=value, threshold=bound, warning=p.warning, level=level, clear=clear,
+            detector=self.name, statistic=value, threshold=bound, warning=p.warning, critical=p.critical, level=level,
+            clear=clear,
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"reference": ref.summary, "window": summarize(view.values), "scale": ref.scale},
             message=f"Wasserstein distance is {value:.2f} reference spreads",

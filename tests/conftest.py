@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Kafka broker and Redis, and one isolated stack per test.
+"""Shared fixtures: the real Kafka broker and Redis (plain and secured), and one isolated stack per test.
 
 The services come from ``eval "$(scripts/services.sh up)"`` (``KAFKA_BOOTSTRAP_SERVERS``,
 ``REDIS_URL``); without those variables the script's own addresses are used. A test that
@@ -55,6 +55,16 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
+def e2e_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recorded log whose missing-rate drift (from event 1500 of 3000) fires an alert."""
+    from pipeline.replay.synth import SynthSpec, write_log
+
+    path = tmp_path_factory.mktemp("e2e") / "log.jsonl"
+    write_log(SynthSpec(events=3000, drift_at=1500, seed=11), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """The real Redis URL; fails (never skips) when Redis does not answer PING."""
     return _redis_url()
@@ -66,21 +76,15 @@ def alertmanager_url() -> str:
     return _alertmanager_url()
 
 
-@pytest.fixture
-def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[object]:
-    """Make isolated stacks (unique topics with N partitions, group id, Redis key prefix, config file).
-
-    ``stack_factory(partitions=2, **config_overrides)``; overrides use ``__`` for nesting,
-    e.g. ``runtime__max_models=1``. Topics, keys and processes are cleaned up afterwards.
-    """
+def _stacks(kafka: str, redis: str, workdir: Path, secure: object = None) -> Iterator[object]:
     from fault_helpers import Stack
 
     made: list[Stack] = []
 
     def make(partitions: int = 2, create: bool = True, alert_configs: dict[str, str] | None = None,
              share_inputs: Stack | None = None, **overrides: object) -> Stack:
-        stack = Stack(kafka_bootstrap, redis_url, tmp_path, partitions=partitions, share_inputs=share_inputs,
-                      **overrides)
+        stack = Stack(kafka, redis, workdir, partitions=partitions, share_inputs=share_inputs,
+                      secure=secure, **overrides)  # type: ignore[arg-type]
         made.append(stack)
         if create:
             stack.create_topics(alert_configs)
@@ -89,6 +93,32 @@ def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Itera
     yield make
     for stack in made:
         stack.cleanup()
+
+
+@pytest.fixture
+def stack_factory(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[object]:
+    """Make isolated stacks (unique topics with N partitions, group id, Redis key prefix, config file).
+
+    ``stack_factory(partitions=2, **config_overrides)``; overrides use ``__`` for nesting,
+    e.g. ``runtime__max_models=1``. Topics, keys and processes are cleaned up afterwards.
+    """
+    yield from _stacks(kafka_bootstrap, redis_url, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def secure_services() -> object:
+    """The secured stack (``services.sh up --secure``): fails under CI=true when it is down, else skips."""
+    from secure_stack import load
+
+    return load()
+
+
+@pytest.fixture
+def secure_stack_factory(secure_services: object, tmp_path: Path) -> Iterator[object]:
+    """Like ``stack_factory``, on the secured stack: driftwire runs as ``driftwire`` with only
+    what ``stack.grants`` grants (nothing until the test grants it)."""
+    yield from _stacks(secure_services.bootstrap, secure_services.redis_url, tmp_path,  # type: ignore[attr-defined]
+                       secure_services)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from detectors import fields
 from detectors.column import Column
 from detectors.monitor.data import Group, VersionData
 from detectors.monitor.findings import Findings, Window, add_stream_findings
@@ -35,7 +36,7 @@ class ColumnChecks:
         d = self.data
         if not d.meta.frozen:
             return
-        fts, ots = d.rings["t:feat"].ordered(), d.rings["t:out"].ordered()
+        fts, ots = d.rings[fields.FEATURE_TIMES].ordered(), d.rings[fields.OUTPUT_TIMES].ordered()
         for key, cols in d.groups().items():
             self._group(found, key, cols, fts if key[0] == "feature" else ots)
 
@@ -90,10 +91,26 @@ class ColumnChecks:
                 s.column = cols[i].name
                 found.add((feats[i], akind), s, cols[i].name)
                 found.views[cols[i].name] = view
+        if found.tracing:
+            _trace_screened(found, cols, feats, pairs, set(todo), views, ts)
         for i, col in enumerate(cols):
             if col.stream:
                 add_stream_findings(found, _drift_key(feats[i]), col.stream, col.meta.detections,
                                     _lazy_window(col, views.get(i), ts), col.name)
+
+
+def _trace_screened(found: Findings, cols: list[Column], feats: list[str | None], pairs: list[Pair],
+                    ran: set[tuple[int, int]], views: dict[int, View | None], ts: np.ndarray) -> None:
+    """Run the checks screening left out, for their trace records only."""
+    for i, col in enumerate(cols):
+        for d, (det, akind) in enumerate(pairs):
+            if (i, d) in ran:
+                continue
+            view = views[i] if i in views else views.setdefault(i, col.view(ts))
+            s = det.check(view) if view is not None else None
+            if s is not None:
+                s.column = col.name
+                found.screened.append(((feats[i], akind), s, col.name))
 
 
 def _drift_key(feature: str | None) -> Key:

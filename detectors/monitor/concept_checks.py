@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors import fields
 from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings, Hit, add_stream_findings
 from detectors.policy import Key
@@ -30,7 +31,8 @@ class ConceptChecks:
         errs = d.join.take_errors()
         hits = self._feed(errs) if errs else {}
         r = d.rings
-        view = ErrorView(r["er:err"].ordered(), r["ew:err"].ordered(), bool(d.join.c.binary), r["et:err"].ordered())
+        view = ErrorView(r[fields.ERROR_REF].ordered(), r[fields.ERROR_WINDOW].ordered(), bool(d.join.c.binary),
+                         r[fields.ERROR_TIMES].ordered())
         for det in d.checks.error_checks:
             s = det.check(view)
             if s is not None:
@@ -45,11 +47,11 @@ class ConceptChecks:
         d = self.data
         ts = np.array([e[0] for e in errs])
         vals = np.array([e[2] for e in errs])
-        ref = d.rings["er:err"]
+        ref = d.rings[fields.ERROR_REF]
         need = max(ref.capacity - ref.count, 0)
         ref.extend(vals[:need])
-        d.rings["ew:err"].extend(vals[need:])
-        d.rings["et:err"].extend(ts[need:])
+        d.rings[fields.ERROR_WINDOW].extend(vals[need:])
+        d.rings[fields.ERROR_TIMES].extend(ts[need:])
         d.err_dirty = True
         hits: dict[str, Hit] = {}
         for det in self._streams():

@@ -23,6 +23,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
+from detectors import fields
 from detectors.baseline import Baseline, FeatureBaseline
 from detectors.block import BlockSpace
 from detectors.checks import Checks
@@ -71,9 +72,9 @@ class VersionData:
         self.meta = Meta()
         self.columns: dict[str, Column] = {}
         c = settings.concept
-        self.rings = {"t:feat": Ring(settings.window_size), "t:out": Ring(settings.window_size),
-                      "er:err": Ring(c.reference_size), "ew:err": Ring(c.window_size), "et:err": Ring(c.window_size),
-                      "lg:lag": Ring(settings.health.lag_window)}
+        self.rings = {fields.FEATURE_TIMES: Ring(settings.window_size), fields.OUTPUT_TIMES: Ring(settings.window_size),
+                      fields.ERROR_REF: Ring(c.reference_size), fields.ERROR_WINDOW: Ring(c.window_size),
+                      fields.ERROR_TIMES: Ring(c.window_size), fields.LAGS: Ring(settings.health.lag_window)}
         self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
         self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
         self.err_dirty = False
@@ -112,7 +113,7 @@ class VersionData:
     def new_column(self, name: str, role: str, kind: str, declared: bool) -> Column:
         cfg = self.cfg
         col = Column(name, role, kind, cfg.reference_size, cfg.window_size, declared, cfg.categorical.max_categories)
-        col.ts_ring = self.rings["t:feat" if role == "feature" else "t:out"]
+        col.ts_ring = self.rings[fields.FEATURE_TIMES if role == "feature" else fields.OUTPUT_TIMES]
         return col
 
     def reserve_spaces(self) -> None:

@@ -8,7 +8,8 @@
    A new check is one more source in :func:`default_sources`.
 2. **Adjust.** :meth:`Policy.adjust` corrects the p-values of each alert kind together (with the
    screened-out ones) and caps levels by them.
-3. **Decide.** :meth:`Policy.decide` turns findings into incidents and alerts.
+3. **Decide.** :meth:`Policy.decide` turns findings into incidents and alerts; with a tracer,
+   every finding (and every check screening skipped) becomes a record (:mod:`detectors.trace`).
 4. **Restart** the counters kept since the last evaluation; expire waiting label-join entries.
 """
 
@@ -24,6 +25,7 @@ from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings, FindingSource
 from detectors.monitor.version_checks import HealthChecks, NewFeatures
 from detectors.policy import At, Policy
+from detectors.trace import Tracing
 
 S = TypeVar("S")
 
@@ -36,17 +38,23 @@ def default_sources(data: VersionData) -> list[FindingSource]:
 class Evaluation:
     """Runs the evaluation pipeline of one version over its sources and policy."""
 
-    def __init__(self, data: VersionData, policy: Policy, sources: Sequence[FindingSource]) -> None:
-        self.data, self.policy, self.sources = data, policy, list(sources)
+    def __init__(self, data: VersionData, policy: Policy, sources: Sequence[FindingSource],
+                 tracing: Tracing | None = None) -> None:
+        self.data, self.policy, self.sources, self.tracing = data, policy, list(sources), tracing
 
     def run(self, ev: Event) -> list[Alert]:
         """Evaluate at ``ev`` (the event that completed ``eval_every`` events); the alerts."""
-        found = Findings(self.policy.state)
+        tracing = self.tracing
+        found = Findings(self.policy.state, tracing=tracing is not None)
         for source in self.sources:
             source.collect(found)
         self.policy.adjust(found.items, found.background)
-        alerts = self.policy.decide(found.items, (ev.event_id, ev.ts), self.data.meta.n_events, self._label_at(),
-                                    found.enrich)
+        at, n = (ev.event_id, ev.ts), self.data.meta.n_events
+        if tracing is None:
+            alerts = self.policy.decide(found.items, at, n, self._label_at(), found.enrich)
+        else:
+            alerts = tracing.decide(self.policy, found.items, found.columns, at, n, self._label_at(), found.enrich)
+            tracing.screened(found.screened, at, n)
         self._restart()
         return alerts
 

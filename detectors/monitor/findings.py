@@ -85,12 +85,15 @@ def add_stream_findings(found: Findings, key: Key, dets: Sequence[StreamDetector
 
 
 def stream_score(det: StreamDetector, hit: Hit | None, window: Window) -> Score:
-    """A stream detector's finding."""
+    """A stream detector's finding: statistic 1 for a detection since the last evaluation, else 0; its
+    bound 1 is the warning or, for a detector of severity 2, the critical bound."""
+    warning, critical = 1.0, 1.0 if det.severity >= 2 else None
     if hit is None:
-        return Score(detector=det.name, statistic=0.0, threshold=None, level=0, clear=True, message="", window=window)
+        return Score(detector=det.name, statistic=0.0, threshold=None, warning=warning, critical=critical, level=0,
+                     clear=True, message="", window=window)
     return Score(
-        detector=det.name, statistic=1.0, threshold=None, level=det.severity, clear=False, immediate=True,
-        window=window, change_ts=hit[1], details={"detected_at_ts": hit[0]},
+        detector=det.name, statistic=1.0, threshold=None, warning=warning, critical=critical, level=det.severity,
+        clear=False, immediate=True, window=window, change_ts=hit[1], details={"detected_at_ts": hit[0]},
         message=f"{det.name} detected a change in the stream of values",
     )
 

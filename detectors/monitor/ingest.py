@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from detectors import fields
 from detectors.column import Column
 from detectors.events import Event
 from detectors.monitor.data import VersionData
@@ -92,7 +93,7 @@ class Ingest:
         m.superseded, m.tick_level = False, 0
         lags = [e.ingest_ts - e.ts for e in seg if e.ingest_ts is not None]
         if lags:
-            self.data.rings["lg:lag"].extend(lags)
+            self.data.rings[fields.LAGS].extend(lags)
 
     def _ingest_obs(self, obs: Sequence[Event], ref: bool, known: bool = False) -> None:
         d = self.data
@@ -104,7 +105,7 @@ class Ingest:
             ts = None
             if not ref:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
-                d.rings["t:feat"].extend(ts)
+                d.rings[fields.FEATURE_TIMES].extend(ts)
             values = self._feature_values(feats)  # type: ignore[arg-type]
             done = self._feed_clean_numeric(values, ref, ts)
             for name in d.meta.features:
@@ -169,7 +170,7 @@ class Ingest:
         ts = None
         if not ref:
             ts = np.fromiter((e.ts for e in pe), dtype=np.float64, count=len(pe))
-            d.rings["t:out"].extend(ts)
+            d.rings[fields.OUTPUT_TIMES].extend(ts)
         d.columns["\x00score"].feed([e.score for e in pe], ref, ts)
         d.columns["\x00prediction"].feed([e.prediction for e in pe], ref, ts)
 

@@ -31,8 +31,10 @@ from detectors.monitor.data import VersionData
 from detectors.monitor.evaluation import Evaluation, default_sources
 from detectors.monitor.ingest import Ingest
 from detectors.monitor.state import Delta, VersionState
+from detectors.monitor.version_checks import HEALTH
 from detectors.policy import Policy
 from detectors.settings import DetectionSettings
+from detectors.trace import Tracer, Tracing
 
 
 class ModelMonitor:
@@ -40,17 +42,19 @@ class ModelMonitor:
 
     ``data`` (:class:`VersionData`) is what the version holds, ``ingest`` feeds events into it,
     ``evaluation`` turns it into findings, policy decisions and alerts every ``eval_every`` events,
-    and ``state`` persists it.
+    and ``state`` persists it. A ``tracer`` receives a record per finding of every decision
+    (:mod:`detectors.trace`).
     """
 
     def __init__(self, model: str, version: str, settings: DetectionSettings, secret: bytes = b"",
-                 baseline: Baseline | None = None) -> None:
+                 baseline: Baseline | None = None, tracer: Tracer | None = None) -> None:
         self.model, self.version, self.cfg, self.secret = model, version, settings, secret
         self.checks = Checks(settings)
         self.data = VersionData(settings, self.checks)
         self.policy = Policy(model, version, settings.policy)
         self.ingest = Ingest(self.data)
-        self.evaluation = Evaluation(self.data, self.policy, default_sources(self.data))
+        self.tracing = Tracing(model, version, settings.policy, tracer) if tracer is not None else None
+        self.evaluation = Evaluation(self.data, self.policy, default_sources(self.data), self.tracing)
         self.state = VersionState(self.data, self.policy, secret)
         self.refused_snapshots = self.state.refused
         self.baseline = baseline
@@ -126,7 +130,10 @@ class ModelMonitor:
         if score.level <= m.tick_level:
             return []
         m.tick_level = score.level
-        return self.policy.decide([((None, "pipeline_health"), score)], (event.event_id, event.ts), m.n_events)
+        found, at = [(HEALTH, score)], (event.event_id, event.ts)
+        if self.tracing is not None:
+            return self.tracing.decide(self.policy, found, [None], at, m.n_events)
+        return self.policy.decide(found, at, m.n_events)
 
     def nbytes(self) -> int:
         """Bytes this version holds now (see :meth:`VersionData.nbytes`); grows with data, up to its bounds."""
@@ -150,9 +157,9 @@ class ModelMonitor:
 
     @classmethod
     def restore(cls, model: str, version: str, settings: DetectionSettings, fields: dict[str, bytes],
-                secret: bytes = b"", baseline: Baseline | None = None) -> ModelMonitor:
+                secret: bytes = b"", baseline: Baseline | None = None, tracer: Tracer | None = None) -> ModelMonitor:
         """A monitor rebuilt from the union of its deltas; refused snapshots are rebuilt and listed."""
-        m = cls(model, version, settings, secret, baseline)
+        m = cls(model, version, settings, secret, baseline, tracer)
         m.state.load(fields)
         return m
 

@@ -1,9 +1,11 @@
 """The persisted form of a version: deltas of what changed, the full state, and restoring from it.
 
-A delta maps field names to bytes (None: delete the field); the union of every delta taken is the
-full state, and :meth:`VersionState.load` rebuilds the version from it so it continues exactly
-where the original was. A stream detector snapshot that cannot be read is rebuilt from the
-retained raw window and listed in ``refused``.
+A delta maps field names (:mod:`detectors.fields`) to bytes (None: delete the field); the union of
+every delta taken is the full state, and :meth:`VersionState.load` rebuilds the version from it so
+it continues exactly where the original was. The schema version is written with the first delta
+(and again after restoring an older layout); a newer one than this code reads raises
+:class:`~detectors.errors.StateError`. A stream detector snapshot that cannot be read is rebuilt
+from the retained raw window and listed in ``refused``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
+from detectors import fields
 from detectors.column import ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.monitor.data import Meta, VersionData
@@ -26,20 +29,24 @@ class VersionState:
     def __init__(self, data: VersionData, policy: Policy, secret: bytes) -> None:
         self.data, self.policy, self.secret = data, policy, secret
         self.refused: list[str] = []
+        self._schema_due = True  # the stored fields do not hold this layout's version yet
 
     def take_delta(self) -> Delta:
         """State fields changed since the last call (None: delete the field)."""
         d = self.data
-        out: Delta = {"m": msgspec.msgpack.encode(self._meta_out())}
+        out: Delta = {fields.META: msgspec.msgpack.encode(self._meta_out())}
+        if self._schema_due:
+            out[fields.SCHEMA] = fields.encode_schema()
+            self._schema_due = False
         for col in d.columns.values():
             out.update(col.take(self.secret))
         for name, ring in d.rings.items():
-            out.update(ring.take(name))
+            out.update(ring.take(*fields.split_ring(name)))
         out.update(d.join.take())
         out.update(self.policy.take())
         if d.err_dirty:
             for det in d.err_stream:
-                out[f"d:{det.name}:"] = det.save(self.secret)
+                out[fields.stream_snapshot(det.name)] = det.save(self.secret)
             d.err_dirty = False
         return out
 
@@ -52,7 +59,7 @@ class VersionState:
             ring.discard()
         d.join.discard()
         self.policy.discard()
-        d.err_dirty = False
+        d.err_dirty = self._schema_due = False
 
     def full_state(self) -> dict[str, bytes]:
         """Every state field (as if nothing had been taken before)."""
@@ -63,61 +70,61 @@ class VersionState:
             ring.touch_all()
         d.join.touch_all()
         self.policy.touch_all()
-        d.err_dirty = True
+        d.err_dirty = self._schema_due = True
         return {k: v for k, v in self.take_delta().items() if v is not None}
 
-    def load(self, fields: dict[str, bytes]) -> None:
+    def load(self, stored: dict[str, bytes]) -> None:
         """Rebuild from the union of deltas (nothing stored: a fresh version)."""
-        if "m" not in fields:
+        if fields.META not in stored:
             return
+        self._schema_due = fields.schema_of(stored) < fields.SCHEMA_VERSION
         d = self.data
-        d.meta = msgspec.msgpack.decode(fields["m"], type=Meta)
-        chunks = _chunks(fields)
+        d.meta = msgspec.msgpack.decode(stored[fields.META], type=Meta)
+        chunks = _chunks(stored)
         for name, ring in d.rings.items():
-            kind, _, owner = name.partition(":")
+            kind, owner = fields.split_ring(name)
             ring.load(chunks.get(owner, {}).get(kind, {}), d.meta.rings.get(name, 0))
         for name in d.meta.features + d.meta.outputs:
-            self._load_column(name, fields, chunks.get(name, {}))
-        d.join.load(fields)
-        self.policy.load(fields)
+            self._load_column(name, stored, chunks.get(name, {}))
+        d.join.load(stored)
+        self.policy.load(stored)
         d.reserve_spaces()
         for det in d.err_stream:
-            self._load_stream(det, f"d:{det.name}:", fields, d.rings["er:err"].ordered())
+            self._load_stream(det, fields.stream_snapshot(det.name), stored, d.rings[fields.ERROR_REF].ordered())
 
     def _meta_out(self) -> Meta:
         d = self.data
         d.meta.rings = {name: ring.count for name, ring in d.rings.items()}
         return d.meta
 
-    def _load_column(self, name: str, fields: dict[str, bytes], chunks: dict[str, dict[int, bytes]]) -> None:
+    def _load_column(self, name: str, stored: dict[str, bytes], chunks: dict[str, dict[int, bytes]]) -> None:
         d = self.data
-        meta = msgspec.msgpack.decode(fields[f"c:{name}"], type=ColumnMeta)
+        meta = msgspec.msgpack.decode(stored[fields.column_meta(name)], type=ColumnMeta)
         col = d.columns.get(name) or d.new_column(name, meta.role, meta.kind, meta.declared)
         col.meta = meta
-        col.load(chunks, fields.get(f"rc:{name}"))
+        col.load(chunks, stored.get(fields.ref_counts(name)))
         d.columns[name] = col
         if d.meta.frozen and col.ref is None:
             d.freeze_column(col)
         for det in col.stream:
-            self._load_stream(det, f"d:{det.name}:{name}", fields, col.window_valid())
+            self._load_stream(det, fields.stream_snapshot(det.name, name), stored, col.window_valid())
 
-    def _load_stream(self, det: StreamDetector, field: str, fields: dict[str, bytes], retained: np.ndarray) -> None:
-        if field not in fields:
+    def _load_stream(self, det: StreamDetector, field: str, stored: dict[str, bytes], retained: np.ndarray) -> None:
+        if field not in stored:
             return
         try:
-            det.load(fields[field], self.secret)
+            det.load(stored[field], self.secret)
         except SnapshotError:
             self.refused.append(field)
             det.rebuild(retained)
 
 
-def _chunks(fields: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
-    """Ring chunks by owner name, then ring kind, then chunk index (fields ``kind:index:name``)."""
+def _chunks(stored: dict[str, bytes]) -> dict[str, dict[str, dict[int, bytes]]]:
+    """Ring chunks by owner name, then ring kind, then chunk index."""
     out: dict[str, dict[str, dict[int, bytes]]] = {}
-    for key, raw in fields.items():
-        kind, _, rest = key.partition(":")
-        if kind not in ("r", "v", "f", "t", "er", "ew", "et", "lg"):
-            continue
-        idx, _, name = rest.partition(":")
-        out.setdefault(name, {}).setdefault(kind, {})[int(idx)] = raw
+    for field, raw in stored.items():
+        parsed = fields.parse_ring_chunk(field)
+        if parsed is not None:
+            kind, index, owner = parsed
+            out.setdefault(owner, {}).setdefault(kind, {})[index] = raw
     return out

@@ -6,6 +6,7 @@ freeze and how often; the largest event-time gap, dead letters, events) and rece
 
 from __future__ import annotations
 
+from detectors import fields
 from detectors.health import HealthView
 from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings
@@ -25,7 +26,7 @@ class NewFeatures:
         schema, m = d.checks.schema, d.meta
         if not m.frozen or schema is None or not m.new_names:
             return
-        fts = d.rings["t:feat"].ordered()
+        fts = d.rings[fields.FEATURE_TIMES].ordered()
         window = (float(fts[0]) if len(fts) else None, float(fts[-1]) if len(fts) else None, len(fts))
         for name in m.new_names:
             found.add((name, "data_quality"), schema.new_feature(name, m.new_seen.get(name, 0), window))
@@ -39,7 +40,7 @@ class HealthChecks:
 
     def collect(self, found: Findings) -> None:
         m = self.data.meta
-        hv = HealthView(m.max_gap, self.data.rings["lg:lag"].ordered(), m.dead, m.since_eval,
+        hv = HealthView(m.max_gap, self.data.rings[fields.LAGS].ordered(), m.dead, m.since_eval,
                         (None, m.last_ts, m.since_eval))
         for det in self.data.checks.health:
             s = det.check(hv)

@@ -40,15 +40,21 @@ def alerts_cmd(args: argparse.Namespace) -> int:
 def forward_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
     from pipeline.forward.command import forward_cmd as run_forwarder
+    from pipeline.kafka.preflight import preflight
 
-    return run_forwarder(load_config(args.config), load_secrets(), args.timeout, args.idle_timeout)
+    config, secrets = load_config(args.config), load_secrets()
+    preflight(config, secrets, "alerts forward")
+    return run_forwarder(config, secrets, args.timeout, args.idle_timeout)
 
 
 def tail_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
+    from pipeline.kafka.preflight import preflight
     from pipeline.kafka.tail import tail_alerts
 
-    tail_alerts(load_config(args.config), load_secrets(), as_json=args.json, model=args.model, kind=args.kind,
+    config, secrets = load_config(args.config), load_secrets()
+    preflight(config, secrets, "alerts tail")
+    tail_alerts(config, secrets, as_json=args.json, model=args.model, kind=args.kind,
                 from_beginning=args.from_beginning, max_alerts=args.max_alerts, timeout=args.timeout)
     return 0
 

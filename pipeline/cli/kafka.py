@@ -30,11 +30,14 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
 
 def run_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
+    from pipeline.kafka.preflight import preflight
     from pipeline.live.runner import Limits, run_consumer
 
     config = load_config(args.config)
+    secrets = load_secrets(require_snapshot_key=True)
+    preflight(config, secrets, "run")
     limits = Limits(max_events=args.max_events, timeout=args.timeout, idle_timeout=args.idle_timeout)
-    summary = run_consumer(config, load_secrets(require_snapshot_key=True), limits)
+    summary = run_consumer(config, secrets, limits)
     print(
         f"driftwire run: {summary.messages} messages ({summary.events} events, {summary.dead_letters} dead letters, "
         f"{summary.model_cap} over the model cap), {summary.alerts} alerts, {summary.published} published, "
@@ -46,15 +49,17 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 def produce_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
+    from pipeline.kafka.preflight import preflight
     from pipeline.kafka.produce import produce_log
     from pipeline.telemetry.progress import progress_for_file
 
     path = Path(args.log)
     if not path.is_file():
         raise DriftwireError(f"no such log file: {path}")
-    config = load_config(args.config)
+    config, secrets = load_config(args.config), load_secrets()
+    preflight(config, secrets, "produce")
     with progress_for_file(path, "produce") as advance:
-        summary = produce_log(path, config, load_secrets(), on_progress=advance)
+        summary = produce_log(path, config, secrets, on_progress=advance)
     sent = ", ".join(f"{n} to {t}" for t, n in summary.sent.items())
     print(f"driftwire produce: sent {sum(summary.sent.values())} messages ({sent})", file=sys.stderr)
     if summary.skipped:
@@ -70,13 +75,15 @@ def record_cmd(args: argparse.Namespace) -> int:
     from pipeline.cli.files import config_files
     from pipeline.config import load_config, load_secrets
     from pipeline.edge.outputs import refuse_overlap
+    from pipeline.kafka.preflight import preflight
     from pipeline.kafka.record import record_topics
     from pipeline.telemetry.progress import progress_counter
 
-    config = load_config(args.config)
+    config, secrets = load_config(args.config), load_secrets()
     refuse_overlap(args.out, config_files(args.config, config), "the recorded log")
+    preflight(config, secrets, "record")
     with progress_counter("record") as advance:
-        counts = record_topics(config, load_secrets(), args.out, args.max_events, args.idle_timeout, advance)
+        counts = record_topics(config, secrets, args.out, args.max_events, args.idle_timeout, advance)
     print(
         f"driftwire record: wrote {counts['written']} events to {args.out}"
         + (f"; skipped {counts['skipped']} messages that are not JSON objects" if counts["skipped"] else ""),

@@ -16,8 +16,10 @@ import msgspec
 
 from detectors.baseline import Baseline
 from detectors.events import Alert, Event
+from detectors.fields import ENGINE as ENGINE_FIELD
 from detectors.monitor import ModelMonitor, stall_warning
 from detectors.settings import DetectionSettings
+from detectors.trace import Tracer
 from pipeline.engine.budget import Budget
 from pipeline.engine.clock import TimeGuard
 from pipeline.state.store import Delta, ModelKey
@@ -66,10 +68,12 @@ class Engine:
         secret: bytes = b"",
         max_models: int = 10_000,
         baselines: Mapping[ModelKey, Baseline] | None = None,
+        tracer: Tracer | None = None,
         time_guard: TimeGuard | None = None,
         memory_budget: int | None = None,
     ) -> None:
         self.settings = settings
+        self.tracer = tracer
         self.time_guard = time_guard
         self.budget = Budget(memory_budget)
         self.secret = secret
@@ -242,7 +246,7 @@ class Engine:
         if refusal is not None:
             return "model_budget", refusal
         baseline = self.baselines.get(key)
-        monitor = self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=baseline)
+        monitor = self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline, self.tracer)
         self.budget.admitted(key, monitor)
         return None
 
@@ -273,7 +277,7 @@ class Engine:
             if delta:
                 out[key] = delta
         if self._dirty_engine:
-            out[ENGINE_KEY] = {"engine": msgspec.msgpack.encode(self._state)}
+            out[ENGINE_KEY] = {ENGINE_FIELD: msgspec.msgpack.encode(self._state)}
             self._dirty_engine = False
         return out
 
@@ -301,10 +305,10 @@ class Engine:
                 continue
             try:
                 monitor = ModelMonitor.restore(
-                    key[0], key[1], self.settings, dict(fields), self.secret, baseline=self.baselines.get(key)
+                    key[0], key[1], self.settings, dict(fields), self.secret, self.baselines.get(key), self.tracer
                 )
             except Exception:  # any unreadable state means: rebuild, loudly
-                monitor = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline=self.baselines.get(key))
+                monitor = ModelMonitor(key[0], key[1], self.settings, self.secret, self.baselines.get(key), self.tracer)
                 self.refused_snapshots.append((key, "state"))
                 self._resets[key] = set(fields)
             self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
@@ -313,11 +317,11 @@ class Engine:
 
     def _restore_engine(self, fields: Mapping[str, bytes]) -> None:
         try:
-            self._state = msgspec.msgpack.decode(fields["engine"], type=_EngineState)
+            self._state = msgspec.msgpack.decode(fields[ENGINE_FIELD], type=_EngineState)
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
             self._state = _EngineState()
             self._dirty_engine = True
-            self.refused_snapshots.append((ENGINE_KEY, "engine"))
+            self.refused_snapshots.append((ENGINE_KEY, ENGINE_FIELD))
 
 
 def _joined(head: BatchResult, tail: BatchResult, cut: int) -> BatchResult:

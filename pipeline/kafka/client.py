@@ -15,6 +15,8 @@ from kafka.errors import KafkaError
 from detectors.errors import DriftwireError
 from detectors.events import StreamName
 from pipeline.config import Config, Secrets
+from pipeline.config.grants import Command
+from pipeline.config.refusals import kafka_error
 
 STREAMS: tuple[StreamName, ...] = ("features", "prediction", "label")
 
@@ -47,7 +49,7 @@ def client_settings(config: Config, secrets: Secrets) -> dict[str, Any]:
     return out
 
 
-def make_producer(config: Config, secrets: Secrets, **overrides: Any) -> KafkaProducer:
+def make_producer(config: Config, secrets: Secrets, command: Command = "run", **overrides: Any) -> KafkaProducer:
     """An idempotent producer with ``acks=all``; timeouts short enough to keep the loop responsive."""
     settings: dict[str, Any] = {
         "acks": "all",
@@ -62,20 +64,23 @@ def make_producer(config: Config, secrets: Secrets, **overrides: Any) -> KafkaPr
     try:
         return KafkaProducer(**settings)
     except KafkaError as exc:
-        raise KafkaUnavailable(f"cannot connect a producer to {config.kafka.bootstrap_servers}: {exc}") from exc
+        raise kafka_error(exc, config, command, KafkaUnavailable(
+            f"cannot connect a producer to {config.kafka.bootstrap_servers}: {exc}")) from exc
 
 
 def origin_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], wait_s: float = 15.0) -> KafkaConsumer:
+def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], command: Command,
+                      wait_s: float = 15.0) -> KafkaConsumer:
     """A consumer with no group (commits nothing, joins nothing) assigned every partition of ``topics``."""
     try:
         consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                  **client_settings(config, secrets))
     except KafkaError as exc:
-        raise KafkaUnavailable(f"cannot connect to {config.kafka.bootstrap_servers}: {exc}") from exc
+        raise kafka_error(exc, config, command, KafkaUnavailable(
+            f"cannot connect to {config.kafka.bootstrap_servers}: {exc}")) from exc
     tps: list[TopicPartition] = []
     deadline = time.monotonic() + wait_s
     for topic in topics:
@@ -94,3 +99,11 @@ def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], wait_
 def tp_key(tp: TopicPartition) -> str:
     """The store's name of a topic-partition: ``"topic:partition"``."""
     return f"{tp.topic}:{tp.partition}"
+
+
+def poll(consumer: KafkaConsumer, config: Config, command: Command, max_records: int | None = None) -> Any:
+    """``consumer.poll`` of a group-less consumer; a refusal becomes its line, other errors KafkaUnavailable."""
+    try:
+        return consumer.poll(timeout_ms=200, max_records=max_records)
+    except KafkaError as exc:
+        raise kafka_error(exc, config, command, KafkaUnavailable(f"poll failed: {exc!r}")) from exc

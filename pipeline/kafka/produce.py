@@ -8,9 +8,11 @@ from typing import Any
 
 import msgspec
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from detectors.events import StreamName
 from pipeline.config import Config, Secrets
+from pipeline.config.refusals import kafka_error
 from pipeline.edge.lines import Oversize, iter_lines
 from pipeline.kafka.client import KafkaUnavailable, make_producer, stream_topics
 
@@ -32,7 +34,7 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets,
     """
     topics = stream_topics(config)
     summary = ProduceSummary(sent={t: 0 for t in topics.values()})
-    producer = make_producer(config, secrets, max_block_ms=30_000, delivery_timeout_ms=60_000,
+    producer = make_producer(config, secrets, "produce", max_block_ms=30_000, delivery_timeout_ms=60_000,
                              request_timeout_ms=20_000, linger_ms=20, batch_size=256 * 1024)
     futures: list[Any] = []
     try:
@@ -44,25 +46,29 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets,
                     summary.skipped_lines.append(lineno + 1)
                 continue
             topic, key, value = routed
-            futures.append(producer.send(topic, value=value, key=key))
+            try:
+                futures.append(producer.send(topic, value=value, key=key))
+            except KafkaError as exc:
+                raise kafka_error(exc, config, "produce", KafkaUnavailable(f"cannot send to {topic}: {exc}")) from exc
             summary.sent[topic] += 1
             if len(futures) >= 10_000:
-                _wait_all(producer, futures)
+                _wait_all(producer, futures, config)
                 if on_progress is not None:
                     on_progress(lineno + 1)
-        _wait_all(producer, futures)
+        _wait_all(producer, futures, config)
     finally:
         producer.close(timeout=10)
     return summary
 
 
-def _wait_all(producer: KafkaProducer, futures: list[Any]) -> None:
+def _wait_all(producer: KafkaProducer, futures: list[Any], config: Config) -> None:
     try:
         producer.flush(timeout=60)
         for fut in futures:
             fut.get(timeout=30)
     except Exception as exc:
-        raise KafkaUnavailable(f"the broker did not acknowledge the produced messages: {exc!r}") from exc
+        raise kafka_error(exc, config, "produce", KafkaUnavailable(
+            f"the broker did not acknowledge the produced messages: {exc!r}")) from exc
     futures.clear()
 
 

@@ -34,6 +34,7 @@ from kafka.errors import KafkaError
 
 from detectors.events import Alert
 from pipeline.config import Config, Secrets
+from pipeline.config.refusals import kafka_error
 from pipeline.edge.alerts import encode_alert, stamp
 from pipeline.edge.decode import DeadLetter
 from pipeline.kafka.client import KafkaUnavailable, make_producer, origin_id
@@ -61,7 +62,7 @@ class Publisher:
             self._futures.append(self.producer.send(topic, value=value, key=key, headers=headers))
         except KafkaError as exc:
             self._reset()
-            raise KafkaUnavailable(f"cannot send to {topic}: {exc}") from exc
+            raise kafka_error(exc, self.config, "run", KafkaUnavailable(f"cannot send to {topic}: {exc}")) from exc
 
     def wait(self, timeout_s: float = 8.0) -> None:
         """Block until every pending send is acknowledged; raise :class:`KafkaUnavailable` otherwise."""
@@ -75,7 +76,8 @@ class Publisher:
                 fut.get(timeout=max(0.1, deadline - time.monotonic()))
         except (KafkaError, Exception) as exc:  # kafka-python also raises plain errors from futures
             self._reset()
-            raise KafkaUnavailable(f"broker did not acknowledge {len(futures)} message(s): {exc!r}") from exc
+            raise kafka_error(exc, self.config, "run", KafkaUnavailable(
+                f"broker did not acknowledge {len(futures)} message(s): {exc!r}")) from exc
 
     def _reset(self) -> None:
         self._futures = []

@@ -12,7 +12,7 @@ import msgspec
 from pipeline.config import Config, Secrets
 from pipeline.edge.decode import Decoder
 from pipeline.edge.outputs import AtomicOutput
-from pipeline.kafka.client import assigned_consumer, stream_topics
+from pipeline.kafka.client import assigned_consumer, poll, stream_topics
 from pipeline.kafka.merge import Merge
 from pipeline.kafka.workarounds import caught_up_fn
 
@@ -29,7 +29,7 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
     """
     topics = stream_topics(config)
     by_topic = {t: s for s, t in topics.items()}
-    consumer = assigned_consumer(config, secrets, list(topics.values()))
+    consumer = assigned_consumer(config, secrets, list(topics.values()), "record")
     consumer.seek_to_beginning()
     decoder = Decoder(config.runtime.max_message_bytes)
     merge = Merge(list(consumer.assignment()), by_topic)
@@ -39,7 +39,7 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
         # Ctrl-C ends a recording: the lines written so far are kept (each one is whole).
         with AtomicOutput(out, "the recorded log") as fh, contextlib.suppress(KeyboardInterrupt):
             while max_events is None or counts["written"] + counts["skipped"] < max_events:
-                polled = consumer.poll(timeout_ms=200, max_records=config.kafka.max_poll_records)
+                polled = poll(consumer, config, "record", max_records=config.kafka.max_poll_records)
                 for tp, records in polled.items():
                     merge.add(tp, records, decoder)
                     last = time.monotonic()

@@ -29,6 +29,7 @@ from kafka.errors import KafkaError
 from detectors.errors import ConfigError, DriftwireError
 from detectors.events import StreamName
 from pipeline.config import Config, Secrets
+from pipeline.config.refusals import kafka_error
 from pipeline.edge.decode import Decoder
 from pipeline.kafka.client import KafkaUnavailable, client_settings, stream_topics, tp_key
 from pipeline.kafka.merge import Item, Merge
@@ -105,7 +106,8 @@ class KafkaSource:
                 **client_settings(config, secrets),
             )
         except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot connect to Kafka at {k.bootstrap_servers}: {exc}") from exc
+            raise kafka_error(exc, config, "run", KafkaUnavailable(
+                f"cannot connect to Kafka at {k.bootstrap_servers}: {exc}")) from exc
         self.listener = RebalanceLog()
         self.merges: dict[int, Merge] = {}
         self.partitions = 0
@@ -146,7 +148,7 @@ class KafkaSource:
         try:
             polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
-            raise KafkaUnavailable(f"poll failed: {exc!r}") from exc
+            raise kafka_error(exc, self.config, "run", KafkaUnavailable(f"poll failed: {exc!r}")) from exc
         n: dict[str, int] = {}
         for tp, records in polled.items():
             n[tp.topic] = n.get(tp.topic, 0) + len(records)
@@ -248,7 +250,8 @@ class KafkaSource:
             try:
                 pos = self.consumer.position(tp, timeout_ms=timeout_ms)
             except KafkaError as exc:
-                raise KafkaUnavailable(f"cannot resolve the position of {tp_key(tp)}: {exc!r}") from exc
+                raise kafka_error(exc, self.config, "run", KafkaUnavailable(
+                    f"cannot resolve the position of {tp_key(tp)}: {exc!r}")) from exc
             if pos is None:
                 raise KafkaUnavailable(f"cannot resolve the position of {tp_key(tp)} (broker unavailable?)")
             starts[tp_key(tp)] = int(pos)
@@ -274,7 +277,8 @@ class KafkaSource:
             try:
                 out[tp_key(tp)] = self.consumer.committed(tp, timeout_ms=timeout_ms)
             except KafkaError as exc:
-                raise KafkaUnavailable(f"cannot read the committed offset of {tp_key(tp)}: {exc!r}") from exc
+                raise kafka_error(exc, self.config, "run", KafkaUnavailable(
+                    f"cannot read the committed offset of {tp_key(tp)}: {exc!r}")) from exc
         return out
 
     def set_paused(self, shard: int, paused: bool, bound: int) -> None:

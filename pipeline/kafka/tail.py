@@ -12,7 +12,7 @@ from kafka import KafkaConsumer
 from detectors.events import Alert
 from pipeline.config import Config, Secrets
 from pipeline.edge.alerts import render_alert
-from pipeline.kafka.client import assigned_consumer
+from pipeline.kafka.client import assigned_consumer, poll
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.kafka")
@@ -27,7 +27,7 @@ def tail_alerts(config: Config, secrets: Secrets, *, as_json: bool, model: str |
     in colour on a terminal."""
     write = out or _print
     color = out is None and sys.stdout.isatty()
-    consumer = assigned_consumer(config, secrets, [config.kafka.topics.alerts])
+    consumer = assigned_consumer(config, secrets, [config.kafka.topics.alerts], "alerts tail")
     if from_beginning:
         consumer.seek_to_beginning()
     else:
@@ -35,7 +35,7 @@ def tail_alerts(config: Config, secrets: Secrets, *, as_json: bool, model: str |
     shown = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        for raw, alert in _alerts(consumer, deadline):
+        for raw, alert in _alerts(consumer, config, deadline):
             if (model and alert.model != model) or (kind and alert.kind != kind):
                 continue
             write(raw.decode("utf-8", "replace") if as_json else render_alert(alert, color))
@@ -49,11 +49,11 @@ def tail_alerts(config: Config, secrets: Secrets, *, as_json: bool, model: str |
     return shown
 
 
-def _alerts(consumer: KafkaConsumer, deadline: float | None) -> Iterator[tuple[bytes, Alert]]:
+def _alerts(consumer: KafkaConsumer, config: Config, deadline: float | None) -> Iterator[tuple[bytes, Alert]]:
     """(raw value, alert) of each decodable message until ``deadline``; undecodable ones are logged."""
     decoder = msgspec.json.Decoder(Alert)
     while deadline is None or time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
+        for records in poll(consumer, config, "alerts tail").values():
             for rec in records:
                 try:
                     yield rec.value, decoder.decode(rec.value)

@@ -10,6 +10,9 @@ commit script touches a single slot::
     <prefix>:{<group>:<shard>}:outbox_seq   string  last outbox seq
     <prefix>:{<group>:<shard>}:state:<model>:<version>   hash  field -> bytes
 
+The fields inside a ``state:`` hash (and the engine's own field) are named by
+:mod:`detectors.fields`, the one vocabulary of persisted state, with its schema version.
+
 The group, model and version are escaped (``%``, ``:``, ``{``, ``}`` and control
 characters become ``%XX``), so no name can open or close the hash tag early or make
 two different (model, version) pairs collide.

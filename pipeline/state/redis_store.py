@@ -42,6 +42,7 @@ from redis.retry import Retry
 
 from detectors.errors import ConfigError, DriftwireError
 from pipeline.config import Config, RedisSettings, Secrets
+from pipeline.config.refusals import Refused, explain_redis
 from pipeline.state.keys import Keys
 from pipeline.state.store import CommitResult, FencedError, OffsetConflict, ShardSnapshot, StateDelta, StoreUnavailable
 
@@ -187,6 +188,7 @@ class RedisStore:
         self, settings: RedisSettings, secrets: Secrets, group: str, client: redis.Redis | None = None
     ) -> None:
         self.keys = Keys(settings.key_prefix, group)
+        self.settings = settings
         self.url = redact_url(settings.url)
         self.client = client if client is not None else make_client(settings, secrets)
         self._commit_sha = _sha1(COMMIT_LUA)
@@ -314,12 +316,19 @@ class RedisStore:
             return fn()
         except NoScriptError:
             raise
-        except (AuthenticationError, AuthorizationError) as exc:
-            raise StoreError(f"redis at {self.url} refused the credentials: {exc}") from exc
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis at {self.url} unavailable: {type(exc).__name__}: {exc}") from exc
         except RedisError as exc:
-            raise StoreError(f"redis at {self.url} refused a command: {exc}") from exc
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: RedisError) -> DriftwireError:
+        """Refused (a setting is wrong: see :mod:`pipeline.config.refusals`), unavailable (retried) or a store error."""
+        reason = explain_redis(exc, self.settings, self.url)
+        if reason is not None:
+            return Refused(reason)
+        if isinstance(exc, (AuthenticationError, AuthorizationError)):
+            return StoreError(f"redis at {self.url} refused the credentials: {exc}")
+        if isinstance(exc, _UNAVAILABLE):
+            return StoreUnavailable(f"redis at {self.url} unavailable: {type(exc).__name__}: {exc}")
+        return StoreError(f"redis at {self.url} refused a command: {exc}")
 
 
 def _sha1(source: str) -> str:

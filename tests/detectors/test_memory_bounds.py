@@ -109,6 +109,7 @@ def test_screening_a_subset_of_the_block_decides_like_checking_every_column() ->
 
 
 def test_rings_grow_by_count_alone_and_restore_to_the_same_size() -> None:
+    from detectors.fields import parse_ring_chunk, ring_chunk
     from detectors.ring import Ring
 
     one, many = Ring(2000), Ring(2000)
@@ -116,10 +117,11 @@ def test_rings_grow_by_count_alone_and_restore_to_the_same_size() -> None:
         one.extend([float(i)])
     many.extend(np.arange(300.0))
     assert len(one.arr) == len(many.arr) == 512 and one.ordered().tolist() == many.ordered().tolist()
-    state = {**one.take("v:x")}
+    state = one.take("v", "x")
     one.touch_all()
-    full = one.take("v:x")
-    assert len(full) == 16 and full["v:15:x"] == bytes(8 * 80)  # never written: zeros, nothing allocated
+    full = one.take("v", "x")
+    assert len(full) == 16 and full[ring_chunk("v", 15, "x")] == bytes(8 * 80)  # never written: zeros
+    assert len(one.arr) == 512  # ... and nothing allocated for them
     back = Ring(2000)
-    back.load({int(k.split(":")[1]): v for k, v in state.items() if v is not None}, 300)
+    back.load({parse_ring_chunk(k)[1]: v for k, v in state.items() if v is not None}, 300)  # type: ignore[index]
     assert len(back.arr) == 512 and back.ordered().tolist() == many.ordered().tolist()

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
@@ -25,6 +25,9 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+
+if TYPE_CHECKING:
+    from secure_stack import SecureServices
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT_KEY = "driftwire-test-snapshot-key"
@@ -42,9 +45,11 @@ class Stack:
     """Unique topics / group / key prefix for one test, and the commands that use them."""
 
     def __init__(self, bootstrap: str, redis_url: str, workdir: Path, partitions: int = 2,
-                 share_inputs: Stack | None = None, **overrides: Any) -> None:
+                 share_inputs: Stack | None = None, secure: SecureServices | None = None, **overrides: Any) -> None:
         """``share_inputs``: read the input topics of another stack (read-only), with this
-        stack's own group, key prefix, alert and dead-letter topics."""
+        stack's own group, key prefix, alert and dead-letter topics. ``secure``: the secured
+        stack; driftwire then runs as its ``driftwire`` user with only what ``self.grants`` grants,
+        the stack's own reads, writes and clean-up run as ``admin``."""
         self.bootstrap, self.redis_url, self.workdir = bootstrap, redis_url, workdir
         self.uid = f"{int(time.time()) % 100000}-{uuid.uuid4().hex[:8]}"
         self.partitions = share_inputs.partitions if share_inputs else partitions
@@ -64,7 +69,14 @@ class Stack:
         self.forward_group, self.forward_dlq = f"dwt-fwd-{self.uid}", f"dwt.{self.uid}.fdlq"
         self.owned.add(self.forward_dlq)
         self.prefix = f"dwt-{self.uid}"
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dw-test-admin", request_timeout_ms=15000)
+        self.secure = secure
+        self.kafka_kw: dict[str, Any] = secure.kafka_kw() if secure else {"bootstrap_servers": bootstrap}
+        self.admin = KafkaAdminClient(client_id="dw-test-admin", request_timeout_ms=15000, **self.kafka_kw)
+        self.grants = None
+        if secure is not None:
+            from secure_stack import Grants
+
+            self.grants = Grants(secure, self.admin, f"dwt-{self.uid}")
         self.config_path = workdir / f"config-{self.uid}.yaml"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.write_config(**overrides)
@@ -102,6 +114,11 @@ class Stack:
             "detection": dict(DETECTION),
             "forward": {"group_id": self.forward_group, "dead_letter_topic": self.forward_dlq, "metrics_port": 0},
         }
+        if self.secure is not None:
+            assert self.grants is not None
+            tree["kafka"].update(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                                 sasl_username="driftwire", ssl_cafile=self.secure.ca)
+            tree["redis"].update(username=self.grants.redis_user, ssl_ca_certs=self.secure.ca)
         for dotted, value in overrides.items():
             node = tree
             *parents, leaf = dotted.split("__")
@@ -109,6 +126,7 @@ class Stack:
                 node = node.setdefault(p, {})
             node[leaf] = value
         self.config_path.write_text(yaml.safe_dump(tree))
+        self.tree = tree
 
     def cleanup(self) -> None:
         for proc in self.procs:
@@ -117,11 +135,14 @@ class Stack:
                     os.kill(proc.pid, signal.SIGCONT)
                 proc.kill()
                 proc.wait(timeout=10)
+        if self.grants is not None:
+            with _suppress():
+                self.grants.revoke()
         with _suppress():
             self.admin.delete_topics(sorted(self.owned), timeout_ms=15000)
         with _suppress():
             self.admin.close()
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
+        client = self.redis()
         with _suppress():
             keys = list(client.scan_iter(match=self.prefix + ":*", count=1000))
             if keys:
@@ -134,6 +155,9 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWIRE_")}
         env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, REDIS_URL=self.redis_url, PYTHONPATH=str(REPO),
                    DRIFTWIRE_SNAPSHOT_KEY=SNAPSHOT_KEY, PYTHONUNBUFFERED="1")
+        if self.secure is not None and self.grants is not None:
+            env.update(DRIFTWIRE_KAFKA_SASL_PASSWORD=self.secure.app_password,
+                       DRIFTWIRE_REDIS_PASSWORD=self.grants.redis_password)
         env.update(extra)
         return env
 
@@ -164,14 +188,19 @@ class Stack:
         return proc
 
     def produce(self, log_path: Path) -> None:
-        self.cli("produce", str(log_path))
+        """``driftwire produce`` (on the secured stack as ``admin``: producing is not driftwire's job)."""
+        admin: dict[str, str] = {}
+        if self.secure is not None:
+            admin = {"DRIFTWIRE_KAFKA_SASL_USERNAME": "admin",
+                     "DRIFTWIRE_KAFKA_SASL_PASSWORD": self.secure.admin_password}
+        self.cli("produce", str(log_path), **admin)
 
     # -- reading back ---------------------------------------------------------------------------
 
     def read_topic(self, topic: str, timeout: float = 30) -> list[Any]:
         """Every record of ``topic`` (all partitions, from the beginning, up to the end offsets)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", client_id=f"dwt-read-{self.uid}")
+        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 client_id=f"dwt-read-{self.uid}", **self.kafka_kw)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -190,7 +219,7 @@ class Stack:
             consumer.close()
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        consumer = KafkaConsumer(group_id=None, **self.kafka_kw)
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
@@ -201,6 +230,8 @@ class Stack:
         return [msgspec.json.decode(r.value) for r in self.read_topic(self.topics["alerts"])]
 
     def redis(self) -> redis.Redis:
+        if self.secure is not None:
+            return self.secure.redis_admin()
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
     def progress(self) -> int:
@@ -230,6 +261,17 @@ class Stack:
                 out[shard] = {"models": models, "offsets": offsets, "outbox": client.hlen(keys.outbox(shard))}
         finally:
             client.close()
+        return out
+
+    def offsets_behind(self, streams: Iterable[str] = INPUTS) -> dict[str, tuple[int, int]]:
+        """Input partitions whose next offset stored in Redis is not their end offset: (stored, end)."""
+        stored, out = self.stored(), {}
+        for stream in streams:
+            topic = self.topics[stream]
+            for partition, end in self.end_offsets(topic).items():
+                have = stored[partition]["offsets"].get(f"{topic}:{partition}", 0)
+                if have != end:
+                    out[f"{topic}:{partition}"] = (have, end)
         return out
 
     def wait_exit(self, proc: subprocess.Popen[bytes], timeout: float = 120) -> int:

@@ -19,9 +19,9 @@ HOW = 'start them with: eval "$(scripts/services.sh up)"'
 
 @functools.cache
 def script_env() -> dict[str, str]:
-    """The addresses scripts/services.sh manages (its `env` command starts nothing)."""
+    """The addresses scripts/services.sh manages, the secured stack's too (`env` starts nothing)."""
     try:
-        out = subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "env"], capture_output=True,
+        out = subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "env", "--secure"], capture_output=True,
                              text=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return {}

@@ -21,14 +21,7 @@ CONTRACT = (*REQUIRED, "feature", "details", "change_ts", "statistic", "threshol
 
 
 @pytest.fixture(scope="module")
-def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("e2e") / "log.jsonl"
-    write_log(SynthSpec(events=3000, drift_at=1500, seed=11), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def replayed(log_file: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+def replayed(e2e_log: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """The same log through ``driftwire replay`` with the same detection settings (no Kafka, no Redis)."""
     import subprocess
     import sys
@@ -44,7 +37,7 @@ def replayed(log_file: Path, tmp_path_factory: pytest.TempPathFactory) -> list[d
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWIRE_")}
     env.update(PYTHONPATH=str(REPO), DRIFTWIRE_SNAPSHOT_KEY=SNAPSHOT_KEY)
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", str(log_file), "--config", str(cfg),
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", str(e2e_log), "--config", str(cfg),
                     "--alerts-out", str(out), "--quiet"], cwd=REPO, env=env, check=True, timeout=120,
                    capture_output=True)
     return [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
@@ -66,10 +59,10 @@ def _assert_contract(alert: dict[str, Any]) -> None:
         assert alert["feature"] and alert["statistic"] is not None and alert["threshold"] is not None
 
 
-def test_produce_run_alert_tail_replay_record(stack: Stack, log_file: Path, replayed: list[dict[str, Any]],
+def test_produce_run_alert_tail_replay_record(stack: Stack, e2e_log: Path, replayed: list[dict[str, Any]],
                                               tmp_path: Path) -> None:
-    stack.produce(log_file)
-    n_lines = len(log_file.read_bytes().splitlines())
+    stack.produce(e2e_log)
+    n_lines = len(e2e_log.read_bytes().splitlines())
     proc = _run(stack)
     finished = log_events(proc, "run_finished")[-1]
     assert finished["messages"] == n_lines and finished["dead_letters"] == 0
@@ -97,17 +90,13 @@ def test_produce_run_alert_tail_replay_record(stack: Stack, log_file: Path, repl
     assert alerts[0]["alert_id"] in readable.stdout and "FIRING" in readable.stdout
 
     # offsets: Redis holds the end of every input partition, Kafka's committed offsets follow
-    stored = stack.stored()
-    for stream in ("features", "prediction", "label"):
-        topic = stack.topics[stream]
-        for partition, end in stack.end_offsets(topic).items():
-            assert stored[partition]["offsets"].get(f"{topic}:{partition}", 0) == end
-    assert all(s["outbox"] == 0 for s in stored.values())
+    assert not stack.offsets_behind()
+    assert all(s["outbox"] == 0 for s in stack.stored().values())
 
     # record writes the topics back to the log format (same events, same order)
     out = tmp_path / "recorded.jsonl"
     stack.cli("record", "--out", str(out), "--idle-timeout", "3")
-    original = [msgspec.json.decode(line) for line in log_file.read_bytes().splitlines()]
+    original = [msgspec.json.decode(line) for line in e2e_log.read_bytes().splitlines()]
     recorded = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
     assert recorded == original
 
@@ -125,12 +114,12 @@ MALFORMED: list[tuple[str, bytes]] = [
 ]
 
 
-def test_malformed_messages_go_to_the_dlq_and_the_alert_still_fires(stack_factory: Any, log_file: Path,
+def test_malformed_messages_go_to_the_dlq_and_the_alert_still_fires(stack_factory: Any, e2e_log: Path,
                                                                      replayed: list[dict[str, Any]],
                                                                      tmp_path: Path) -> None:
     stack: Stack = stack_factory(runtime__max_message_bytes=4096)
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    split_log(log_file, 2000, first, second)
+    split_log(e2e_log, 2000, first, second)
     stack.produce(first)
     # mixed in the middle of the stream, on the model's partition (key = model) and keyless
     bad = [(stack.topics["prediction"], b"model-0", raw) for _, raw in MALFORMED]
@@ -157,11 +146,7 @@ def test_malformed_messages_go_to_the_dlq_and_the_alert_still_fires(stack_factor
     assert any(a["detector"] == "missing_rate" and a["feature"] == "num_1" and a["status"] == "firing"
                for a in alerts)
     # the offsets moved on past the malformed messages
-    stored = stack.stored()
-    for stream in ("prediction", "label"):
-        topic = stack.topics[stream]
-        for partition, end in stack.end_offsets(topic).items():
-            assert stored[partition]["offsets"].get(f"{topic}:{partition}", 0) == end
+    assert not stack.offsets_behind(("prediction", "label"))
 
 
 def test_security_settings_reach_every_kafka_client_and_secrets_are_not_logged() -> None:

@@ -19,13 +19,14 @@ from detectors.errors import ConfigError
 from detectors.events import Alert, Event
 from detectors.settings import DetectionSettings
 from pipeline.config import Config, RedisSettings, Secrets, parse_config
+from pipeline.config.refusals import Refused
 from pipeline.edge.sinks import ListSink
 from pipeline.engine.engine import ENGINE_KEY, Engine
 from pipeline.replay.redis_replay import redis_engine, replay_group
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.state.keys import Keys
-from pipeline.state.redis_store import COMMIT_LUA, RedisStore, StoreError, make_client, redact_url
+from pipeline.state.redis_store import COMMIT_LUA, RedisStore, make_client, redact_url
 from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
 
 pytestmark = pytest.mark.services
@@ -253,7 +254,7 @@ def test_wrong_password_is_refused_without_leaking_it(prefix: str) -> None:
     url = redis_url()
     settings = RedisSettings(url=url, key_prefix=prefix, username="no-such-user")
     store = RedisStore(settings, Secrets(redis_password="hunter2-secret"), "g")
-    with pytest.raises(StoreError, match="refused the credentials") as info:
+    with pytest.raises(Refused, match=r"refused the login of user 'no-such-user'.*DRIFTWIRE_REDIS_PASSWORD") as info:
         store.ping()
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(store.__dict__)

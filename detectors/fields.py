@@ -1,0 +1,142 @@
+"""The state vocabulary: every persisted field name, built and parsed here and nowhere else.
+
+A model version's state is a flat map of field name to bytes (in the live runtime one Redis
+hash per version; :mod:`pipeline.keys` builds the Redis keys around it). The fields, for schema
+version 1 (:data:`SCHEMA_VERSION`)::
+
+    schema                    the layout's schema version (msgpack int); absent: version 0
+    m                         the version's scalars (Meta)
+    c:<column>                a column's scalars (ColumnMeta)
+    rc:<column>               a categorical column's reference counts
+    <ring>:<chunk>:<owner>    one chunk of a ring (raw array bytes), ring kinds:
+                                r, v, f   a column's reference values, window values, window flags
+                                t         event times of the window (owner feat or out)
+                                er, ew, et  the error reference, error window, error event times (owner err)
+                                lg        recent ingest lags (owner lag)
+    j                         label-join counters and the errors joined since the last evaluation
+    pc:<chunk>, lc:<chunk>    waiting predictions, labels: 64 slots per field
+    p:<slot|id>, l:<slot|id>  waiting entries of the two former join layouts (read, then deleted)
+    d:<detector>:<column>     a stream detector's snapshot (empty column: the error stream's)
+    i:<kind>:<feature>        one incident's policy state (empty feature: none)
+
+and the engine's own scalars live in the field ``engine`` of its own key. Version 0 is the same
+layout without the ``schema`` field: it is read as it is, and the version is written with the
+next delta.
+
+>>> ring_chunk("v", 3, "x:y"), parse_ring_chunk("v:3:x:y"), parse_ring_chunk("c:x")
+('v:3:x:y', ('v', 3, 'x:y'), None)
+>>> incident("data_drift", None), parse_incident("i:data_drift:")
+('i:data_drift:', 'data_drift')
+>>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
+('pc:2', ('p', True, '2'), ('l', False, 'p17'))
+>>> schema_of({}), schema_of({SCHEMA: encode_schema()})
+(0, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from detectors.errors import StateError
+
+SCHEMA_VERSION = 1
+"""Bump with any change of the layout, and teach the reader the older ones."""
+
+SCHEMA = "schema"
+META = "m"
+JOIN = "j"
+ENGINE = "engine"
+
+REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS = "r", "v", "f"
+"""Ring kinds of a column."""
+FEATURE_TIMES, OUTPUT_TIMES = "t:feat", "t:out"
+ERROR_REF, ERROR_WINDOW, ERROR_TIMES = "er:err", "ew:err", "et:err"
+LAGS = "lg:lag"
+"""The version's own rings, named ``kind:owner`` (these names also key ``Meta.rings``)."""
+RING_KINDS = frozenset({REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg"})
+
+PREDICTIONS, LABELS = "p", "l"
+"""The label join's two waiting stores."""
+
+
+def column_meta(column: str) -> str:
+    return f"c:{column}"
+
+
+def ref_counts(column: str) -> str:
+    return f"rc:{column}"
+
+
+def ring_chunk(kind: str, index: int, owner: str) -> str:
+    return f"{kind}:{index}:{owner}"
+
+
+def parse_ring_chunk(field: str) -> tuple[str, int, str] | None:
+    """(kind, chunk index, owner) of a ring chunk field, None for any other field."""
+    kind, _, rest = field.partition(":")
+    if kind not in RING_KINDS:
+        return None
+    index, _, owner = rest.partition(":")
+    return kind, int(index), owner
+
+
+def split_ring(name: str) -> tuple[str, str]:
+    """(kind, owner) of one of the version's own rings (e.g. ``t:feat``)."""
+    kind, _, owner = name.partition(":")
+    return kind, owner
+
+
+def stream_snapshot(detector: str, column: str = "") -> str:
+    return f"d:{detector}:{column}"
+
+
+def incident(kind: str, feature: str | None) -> str:
+    return f"i:{kind}:{feature if feature is not None else ''}"
+
+
+def parse_incident(field: str) -> str | None:
+    """The alert kind of an incident field (its feature is stored in the value), None for any other."""
+    if not field.startswith("i:"):
+        return None
+    return field.split(":", 2)[1]
+
+
+def join_chunk(store: str, chunk: int) -> str:
+    return f"{store}c:{chunk}"
+
+
+def join_entry(store: str, key: str | int) -> str:
+    """A waiting entry of a former layout: one field per slot, or (older) per id."""
+    return f"{store}:{key}"
+
+
+def parse_join(field: str) -> tuple[str, bool, str] | None:
+    """(store, chunked, chunk number or former key) of a waiting-entry field, None for any other."""
+    head, sep, rest = field.partition(":")
+    if not sep:
+        return None
+    if head in (PREDICTIONS, LABELS):
+        return head, False, rest
+    if head in (PREDICTIONS + "c", LABELS + "c"):
+        return head[0], True, rest
+    return None
+
+
+def encode_schema() -> bytes:
+    return msgspec.msgpack.encode(SCHEMA_VERSION)
+
+
+def schema_of(fields: Mapping[str, bytes]) -> int:
+    """The schema version stored fields were written with; :class:`StateError` if it cannot be read."""
+    raw = fields.get(SCHEMA)
+    if raw is None:
+        return 0
+    try:
+        version = msgspec.msgpack.decode(raw, type=int)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise StateError(f"unreadable state schema version {raw!r}") from exc
+    if not 0 <= version <= SCHEMA_VERSION:
+        raise StateError(f"state schema version {version}: this driftwire reads versions 0 to {SCHEMA_VERSION}")
+    return version

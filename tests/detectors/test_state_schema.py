@@ -1,0 +1,76 @@
+"""The state's schema version: written, checked on restore, and state of the layout before it (version 0) still read."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import msgspec
+import pytest
+
+from detectors import fields
+from detectors.errors import StateError
+from detectors.monitor import ModelMonitor
+
+DATA = Path(__file__).parent / "data"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_state_v0", DATA / "make_state_v0.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+GEN = _generator()
+V0: dict[str, dict[str, bytes]] = msgspec.msgpack.decode((DATA / "state_v0.msgpack").read_bytes())
+
+
+def test_the_fixture_is_version_0_and_covers_every_kind_of_field() -> None:
+    assert set(V0) == set(GEN.CASES)
+    names = {name for state in V0.values() for name in state}
+    assert fields.SCHEMA not in names and all(fields.schema_of(state) == 0 for state in V0.values())
+    kinds = {name.split(":")[0] for name in names}
+    assert kinds >= {"m", "c", "rc", "r", "v", "f", "t", "er", "ew", "et", "lg", "j", "pc", "lc", "d", "i"}, kinds
+
+
+@pytest.mark.parametrize("case", sorted(GEN.CASES))
+def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str) -> None:
+    """Restored from bytes written by the former code, a monitor gives the alerts and state of one fed
+    the same events without a break."""
+    settings, cut, evs = GEN.settings(case), GEN.CASES[case]["cut"], GEN.events()
+    straight = ModelMonitor("m", "v1", settings, GEN.SECRET, baseline=GEN.baseline(case))
+    GEN.feed(straight, evs[:cut])
+    restored = ModelMonitor.restore("m", "v1", settings, dict(V0[case]), GEN.SECRET, baseline=GEN.baseline(case))
+    assert restored.refused_snapshots == [], "stream snapshots refused: was river upgraded? regenerate the fixture"
+    later = evs[cut:]
+    alerts = GEN.feed(straight, later)
+    assert GEN.feed(restored, later) == alerts and alerts  # every case still alerts after the cut
+    assert restored.full_state() == straight.full_state()
+
+
+def test_a_restored_version_0_state_is_upgraded_by_its_next_delta() -> None:
+    case = "defaults_open_incidents"
+    m = ModelMonitor.restore("m", "v1", GEN.settings(case), dict(V0[case]), GEN.SECRET)
+    assert m.take_delta()[fields.SCHEMA] == fields.encode_schema()
+    assert fields.SCHEMA not in m.take_delta()
+    again = ModelMonitor.restore("m", "v1", GEN.settings(case), m.full_state(), GEN.SECRET)
+    assert fields.SCHEMA not in again.take_delta()  # already stored with the current version
+
+
+def test_a_new_monitor_writes_its_schema_version_once() -> None:
+    m = ModelMonitor("m", "v1", GEN.settings("reference_phase"))
+    GEN.feed(m, GEN.events(200))
+    first, second = m.take_delta(), m.take_delta()
+    assert fields.schema_of(first) == fields.SCHEMA_VERSION and fields.SCHEMA not in second
+    assert fields.schema_of(m.full_state()) == fields.SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("raw", [msgspec.msgpack.encode(fields.SCHEMA_VERSION + 1), msgspec.msgpack.encode(-1),
+                                 b"\xc1", msgspec.msgpack.encode("1")])
+def test_a_state_of_an_unknown_schema_version_is_refused(raw: bytes) -> None:
+    state = {**V0["defaults_open_incidents"], fields.SCHEMA: raw}
+    with pytest.raises(StateError, match="schema version"):
+        ModelMonitor.restore("m", "v1", GEN.settings("defaults_open_incidents"), state, GEN.SECRET)
