@@ -5,8 +5,9 @@
 Same file, same run: (1) the ceiling, a plain loop that reads the log and decodes each line with
 a msgspec typed decoder of the wire structs, nothing else; (2) the edge, ``read_log`` with the
 pipeline's :class:`Decoder` (wire structs become ``Event`` objects, dead letters sorted out);
-(3) the full replay, default config and detectors, alerts counted and dropped. Medians of the
-repeats; a cProfile of one replay over a prefix of the log names the hot spots.
+(3) the full replay, default config and detectors, alerts counted and dropped; (4) the same with the
+multivariate detector and the grouping of incidents turned off (their cost is the ratio of (3) to
+(4)). Medians of the repeats; a cProfile of one replay over a prefix of the log names the hot spots.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def edge_decode(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def full_replay(path: Path, limit: int | None = None) -> tuple[int, float, int]:
-    """The replay engine with default config over ``path`` (or its first ``limit`` lines)."""
+def full_replay(path: Path, limit: int | None = None, joint: bool = True) -> tuple[int, float, int]:
+    """The replay engine with default config over ``path`` (or its first ``limit`` lines); ``joint``
+    False: without the multivariate detector and the grouping of incidents."""
+    from detectors.settings import GroupSettings, MultivariateSettings
     from pipeline.config import load_config
     from pipeline.replay.replay import replay
 
@@ -81,8 +84,14 @@ def full_replay(path: Path, limit: int | None = None) -> tuple[int, float, int]:
     if limit is not None:
         src = _prefix(path, limit)
     sink = _DropSink()
+    cfg = load_config(None, environ={})
+    if not joint:
+        d = cfg.detection
+        d = msgspec.structs.replace(d, multivariate=MultivariateSettings(detectors=[]),
+                                    policy=msgspec.structs.replace(d.policy, group=GroupSettings(min_features=0)))
+        cfg = msgspec.structs.replace(cfg, detection=d)
     t0 = time.perf_counter()
-    summary = replay(src, load_config(None, environ={}), sink)  # type: ignore[arg-type]
+    summary = replay(src, cfg, sink)  # type: ignore[arg-type]
     return summary.events, time.perf_counter() - t0, sink.count
 
 
@@ -101,8 +110,10 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
     """``budget_s``: start no further repeat once one more would end past it (at least one runs)."""
     banner(f"{NAME}: {events:,} events, {models} models, {repeats} repeats")
     path, lines = workload(events, models)
-    modes = {"decode_ceiling": decode_ceiling, "edge_decode": edge_decode, "replay": lambda p: full_replay(p)[:2]}
+    modes = {"decode_ceiling": decode_ceiling, "edge_decode": edge_decode, "replay": lambda p: full_replay(p)[:2],
+             "replay_no_joint": lambda p: full_replay(p, joint=False)[:2]}
     runs: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
     counts: dict[str, int] = {}
     t_start = time.perf_counter()
     for rep in range(repeats):
@@ -110,12 +121,17 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
         if rep and budget_s is not None and elapsed * (rep + 1) / rep > budget_s:
             print(f"   stopping after {rep} repeat(s): another would pass the {budget_s:.0f} s budget", flush=True)
             break
-        # Interleaved, so a noisy neighbour hits every mode alike.
-        for mode, fn in modes.items():
-            n, secs = fn(path)
+        # Interleaved, so a noisy neighbour hits every mode alike; the two replays swap places every
+        # other repeat, and their CPU seconds are kept too (less moved by neighbours than wall time).
+        order = list(modes) if rep % 2 == 0 else ["decode_ceiling", "edge_decode", "replay_no_joint", "replay"]
+        for mode in order:
+            cpu0 = time.process_time()
+            n, secs = modes[mode](path)
+            cpu[mode].append(time.process_time() - cpu0)
             counts[mode] = n
             runs[mode].append(n / secs)
-            print(f"   repeat {rep + 1}: {mode:15s} {n:>9,} events {secs:7.2f} s {n / secs:>10,.0f} ev/s", flush=True)
+            print(f"   repeat {rep + 1}: {mode:15s} {n:>9,} events {secs:7.2f} s {n / secs:>10,.0f} ev/s "
+                  f"(CPU {cpu[mode][-1]:.2f} s)", flush=True)
     med = {m: median(v) for m, v in runs.items()}
     profile = _profile(path, min(profile_events, lines))
     result = {
@@ -125,6 +141,9 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
         "median_events_per_s": med,
         "ratio_replay_to_ceiling": ratio(med["replay"], med["decode_ceiling"]),
         "ratio_replay_to_edge": ratio(med["replay"], med["edge_decode"]),
+        "ratio_replay_to_no_joint": ratio(med["replay"], med["replay_no_joint"]),
+        "ratio_replay_to_no_joint_cpu": ratio(median(cpu["replay_no_joint"]), median(cpu["replay"])),
+        "cpu_s": cpu,
         "target_events_per_s": TARGET_EPS,
         "target_met": med["replay"] >= TARGET_EPS,
         "alerts_in_profiled_prefix": profile.pop("alerts"),
@@ -158,9 +177,13 @@ def _print(r: dict[str, Any]) -> None:
         ("decode ceiling (msgspec, read+decode)", med["decode_ceiling"], 1.0),
         ("edge decode (read_log -> Events)", med["edge_decode"], ratio(med["edge_decode"], med["decode_ceiling"])),
         ("replay (engine, default detectors)", med["replay"], r["ratio_replay_to_ceiling"]),
+        ("replay, no multivariate, no grouping", med["replay_no_joint"],
+         ratio(med["replay_no_joint"], med["decode_ceiling"])),
     ]
     print()
     print(table(["mode", "median ev/s", "x ceiling"], rows))
+    print(f"\nreplay / replay without multivariate and grouping: {r['ratio_replay_to_no_joint']} "
+          f"(by CPU seconds: {r['ratio_replay_to_no_joint_cpu']})")
     print(f"\nreplay target >= {TARGET_EPS:,} ev/s: {'MET' if r['target_met'] else 'MISSED'}"
           f" ({r['workload']['lines']:,} lines, {r['repeats']} repeats)")
     print("\nhot spots (cProfile, replay of", f"{r['profile']['lines']:,} lines, by own time):")

@@ -19,9 +19,9 @@ from typing import Literal
 
 import msgspec
 
-Kind = Literal["numeric", "categorical", "error", "quality", "health"]
+Kind = Literal["numeric", "categorical", "error", "quality", "health", "joint"]
 """What a detector consumes: a numeric or categorical column, the error stream,
-column data-quality counters, or the stream's health."""
+column data-quality counters, the stream's health, or the features jointly."""
 
 Family = Literal["drift", "quality", "output", "error", "health"]
 """Which alert kind a detector's findings map to (drift becomes data_drift on
@@ -33,6 +33,7 @@ COLUMN: frozenset[str] = frozenset({"numeric", "categorical"})
 ERROR: frozenset[str] = frozenset({"error"})
 QUALITY: frozenset[str] = frozenset({"quality"})
 HEALTH: frozenset[str] = frozenset({"health"})
+JOINT: frozenset[str] = frozenset({"joint"})
 
 Direction = Literal["higher", "lower"]
 """Which way a statistic gets worse (every statistic so far: higher)."""

@@ -18,6 +18,14 @@ version 1 (:data:`SCHEMA_VERSION`)::
     p:<slot|id>, l:<slot|id>  waiting entries of the two former join layouts (read, then deleted)
     d:<detector>:<column>     a stream detector's snapshot (empty column: the error stream's)
     i:<kind>:<feature>        one incident's policy state (empty feature: none)
+    g:<kind>                  the members of the open model-level incident of that kind (grouping)
+    jm                        the multivariate detectors' joint reference rows: their scalars
+    jr:<chunk>:<feature>      one chunk of a feature's joint reference rows (float32; deleted once fitted)
+    jf:<detector>             a multivariate detector's fitted model, or why it has none
+
+(``g``, ``jm``, ``jr`` and ``jf`` came with multivariate drift and grouping, within version 1: a
+state without them reads as no group open and no joint rows yet, and the joint reference is then
+the next ``reference_size`` feature events.)
 
 and the engine's own scalars live in the field ``engine`` of its own key. Version 0 is the same
 layout without the ``schema`` field: it is read as it is, and the version is written with the
@@ -27,6 +35,8 @@ next delta.
 ('v:3:x:y', ('v', 3, 'x:y'), None)
 >>> incident("data_drift", None), parse_incident("i:data_drift:")
 ('i:data_drift:', 'data_drift')
+>>> group("data_drift"), parse_group("g:data_drift"), joint_rows(3, "x:y"), parse_joint_rows("jr:3:x:y")
+('g:data_drift', 'data_drift', 'jr:3:x:y', (3, 'x:y'))
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
@@ -47,6 +57,8 @@ SCHEMA_VERSION = 1
 SCHEMA = "schema"
 META = "m"
 JOIN = "j"
+JOINT_META = "jm"
+"""The joint reference rows' scalars (see :mod:`detectors.joint`)."""
 ENGINE = "engine"
 
 REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS = "r", "v", "f"
@@ -101,6 +113,31 @@ def parse_incident(field: str) -> str | None:
     if not field.startswith("i:"):
         return None
     return field.split(":", 2)[1]
+
+
+def group(kind: str) -> str:
+    return f"g:{kind}"
+
+
+def parse_group(field: str) -> str | None:
+    """The alert kind of a group field, None for any other field."""
+    return field[2:] if field.startswith("g:") else None
+
+
+def joint_rows(index: int, feature: str) -> str:
+    return f"jr:{index}:{feature}"
+
+
+def parse_joint_rows(field: str) -> tuple[int, str] | None:
+    """(chunk index, feature) of a joint reference rows field, None for any other field."""
+    if not field.startswith("jr:"):
+        return None
+    index, _, feature = field[3:].partition(":")
+    return int(index), feature
+
+
+def joint_fit(detector: str) -> str:
+    return f"jf:{detector}"
 
 
 def join_chunk(store: str, chunk: int) -> str:

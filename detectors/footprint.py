@@ -6,8 +6,9 @@ at start, naming it, instead of being accepted and failing at the first event. T
 are upper estimates of the numpy and join buffers (the dominant terms), per element:
 
 * each tracked column (``max_features`` features plus score and prediction): 8 bytes per
-  reference value and 8 of the reference block's keys; per window value 8 (values), 1 (flags)
-  and 12 (the block's three rank rows of int32);
+  reference value, 8 of the reference block's keys and 4 of the multivariate fit's rows (float32,
+  released after the fit); per window value 8 (values), 1 (flags) and 12 (the block's three rank
+  rows of int32);
 * the version's time rings (features and outputs) 8 bytes per window value, the error rings
   8 per reference error and 16 per window error, the ingest-lag ring 8 per value;
 * the label join: about 64 bytes per waiting prediction or label (record and index).
@@ -15,7 +16,7 @@ are upper estimates of the numpy and join buffers (the dominant terms), per elem
 >>> from detectors.settings import DetectionSettings
 >>> sizes = version_bytes(DetectionSettings())
 >>> max(sizes, key=sizes.__getitem__), sum(sizes.values()) // 2**20
-('detection.reference_size', 8)
+('detection.reference_size', 10)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def version_bytes(s: DetectionSettings) -> dict[str, int]:
     """Upper estimate of one model version's buffers in bytes, by the setting that sizes each part."""
     cols, c = columns(s), s.concept
     return {
-        "detection.reference_size": cols * 16 * s.reference_size,
+        "detection.reference_size": cols * 20 * s.reference_size,
         "detection.window_size": (cols * 21 + 16) * s.window_size,
         "detection.concept.reference_size": 8 * c.reference_size,
         "detection.concept.window_size": 16 * c.window_size,

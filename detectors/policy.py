@@ -2,7 +2,9 @@
 
 One incident per (model, version, feature, kind): it opens with one
 ``firing`` alert, may escalate once with a ``firing`` alert of higher
-severity and the same id, and closes with one ``resolved`` alert.
+severity and the same id, and closes with one ``resolved`` alert. Features
+drifting together are one model-level incident (feature None): the grouping
+step (:mod:`detectors.grouping`) re-keys their findings before the decision.
 
 >>> from detectors.settings import PolicySettings
 >>> adjust_pvalues([0.01, 0.04, 0.03], "bh")
@@ -23,6 +25,7 @@ import msgspec
 from detectors import fields
 from detectors.base import Score
 from detectors.events import Alert, AlertKind, Window
+from detectors.grouping import Grouping
 from detectors.settings import PolicySettings
 from detectors.text import shown
 
@@ -109,7 +112,17 @@ class Policy:
         self.model, self.version, self.cfg = model, version, settings
         self.state: dict[Key, Incident] = {}
         self.dirty: set[Key] = set()
+        self.grouping = Grouping(settings.group)
         self._enrich: Enrich | None = None
+
+    def watched(self) -> set[Key]:
+        """Keys whose checks must run at every evaluation: incident states and members of open groups."""
+        return set(self.state) | self.grouping.watched() if self.grouping.groups else set(self.state)
+
+    def cooling(self, key: Key, n_events: int) -> bool:
+        """Whether ``key``'s incident resolved less than ``cooldown_events`` ago."""
+        st = self.state.get(key)
+        return st is not None and not st.alert_id and n_events < st.cooldown_until
 
     def adjust(self, findings: Sequence[tuple[Key, Score]], background: dict[str, list[float]] | None = None) -> None:
         """Correct one evaluation's p-values together per alert kind, then cap levels and clear flags by them.
@@ -139,9 +152,11 @@ class Policy:
         """Update every incident with this evaluation's findings; the alerts it emits.
 
         ``steps``, if given, receives what was decided for each key that had a say (a key whose
-        findings are all quiet and which holds no state has none: it stays ``quiet``).
+        findings are all quiet and which holds no state has none: it stays ``quiet``); a feature
+        whose findings went to a group's incident gets that incident's decision.
         """
         self._enrich = enrich
+        findings = self.grouping.route(findings, self, n_events)
         by_key: dict[Key, list[Score]] = {}
         for key, s in findings:
             if s.level or key in self.state:
@@ -158,7 +173,10 @@ class Policy:
             out = self._step(key, top, scores, ev, n_events)
             alerts.extend(out)
             if steps is not None:
-                steps[key] = Step(_decision(was_open, out, self.is_open(key), top), top)
+                steps[key] = Step(_decision(was_open, out, self.is_open(key), top), self.grouping.source(top))
+        if steps is not None:
+            steps.update({member: steps[group] for member, group in self.grouping.routed.items() if group in steps})
+        self.grouping.settle(alerts)
         return alerts
 
     def _step(self, key: Key, top: Score, scores: list[Score], ev: At, n_events: int) -> list[Alert]:
@@ -233,14 +251,17 @@ class Policy:
             out[fields.incident(key[1], key[0])] = \
                 None if st is None else msgspec.msgpack.encode([key[0], st])
         self.dirty.clear()
+        out.update(self.grouping.take())
         return out
 
     def discard(self) -> None:
         """Forget which incidents changed (no delta wanted)."""
         self.dirty.clear()
+        self.grouping.discard()
 
     def touch_all(self) -> None:
         self.dirty.update(self.state)
+        self.grouping.touch_all()
 
     def is_open(self, key: Key) -> bool:
         st = self.state.get(key)
@@ -252,3 +273,4 @@ class Policy:
             if kind is not None:
                 feature, st = msgspec.msgpack.decode(raw, type=tuple[str | None, Incident])
                 self.state[(feature, kind)] = st  # type: ignore[index]
+        self.grouping.load(stored)

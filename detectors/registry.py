@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from detectors.base import CATEGORICAL, COLUMN, ERROR, HEALTH, NUMERIC, QUALITY
+from detectors.base import CATEGORICAL, COLUMN, ERROR, HEALTH, JOINT, NUMERIC, QUALITY
 from detectors.chi2 import Chi2, Chi2Params
 from detectors.error_rate import ErrorRate, ErrorRateParams
 from detectors.errors import ConfigError
@@ -39,6 +39,7 @@ from detectors.health import (
 from detectors.js import JS, JSParams
 from detectors.ks import KS, KSParams
 from detectors.missing import MissingRate, MissingRateParams
+from detectors.multivariate import PCAReconstruction, PCAReconstructionParams
 from detectors.non_finite import NonFinite, NonFiniteParams
 from detectors.out_of_range import OutOfRange, OutOfRangeParams
 from detectors.psi import PSI, PSIParams
@@ -99,6 +100,7 @@ _ENTRIES: tuple[Entry, ...] = (
     Entry("event_gap", HEALTH, EventGapParams, EventGap),
     Entry("event_lag", HEALTH, EventLagParams, EventLag),
     Entry("dead_letter_rate", HEALTH, DeadLetterParams, DeadLetterRate),
+    Entry("pca_reconstruction", JOINT, PCAReconstructionParams, PCAReconstruction),
 )
 
 
@@ -155,6 +157,7 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
     ("prediction.class_detectors", "categorical"),
     ("concept.detectors", "error"),
     ("health.detectors", "health"),
+    ("multivariate.detectors", "joint"),
 )
 
 
@@ -198,6 +201,8 @@ def _check_numbers(s: DetectionSettings) -> None:
                         "concept.horizon_s": s.concept.horizon_s}.items():
         if not number >= 0:
             raise ConfigError(f"detection.{key}", "must not be negative")
+    if s.policy.group.min_features == 1 or s.policy.group.min_features < 0 or s.policy.group.span_events < 0:
+        raise ConfigError("detection.policy.group", "need min_features 0 (no grouping) or at least 2, span_events >= 0")
     if not 0 < s.policy.alpha < 1 or not 0 < s.policy.alpha_critical <= s.policy.alpha:
         raise ConfigError("detection.policy.alpha", "need 0 < alpha_critical <= alpha < 1")
     overlap = set(s.categorical_features) & set(s.numeric_features)

@@ -41,7 +41,8 @@ def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: Detecti
     if det.name in res:
         usable = _usable(det, cols, cfg, drift, cache)
         p = res[det.name]
-        run = (p <= cfg.policy.alpha) & usable if must is None else ((p <= cfg.policy.alpha) | must) & usable
+        level = screen_level(cfg)
+        run = (p <= level) & usable if must is None else ((p <= level) | must) & usable
         return np.flatnonzero(run), p[~run & usable].tolist()
     if must is None and ("screened", det.name) in cache:
         return cache[("screened", det.name)]  # type: ignore[no-any-return]
@@ -53,6 +54,16 @@ def screen_rows(det: Any, cols: Sequence[Any], res: dict[str, Any], cfg: Detecti
     return out
 
 
+def screen_level(cfg: DetectionSettings) -> float:
+    """Raw p-value at or below which a test must run: the policy's alpha (no adjusted p-value can be smaller
+    than its raw one), or, with grouping, alpha_resolve: a finding in the hysteresis band (adjusted p at or
+    below alpha_resolve) may join a forming group (see detectors/grouping.py)."""
+    g = cfg.policy.group
+    if g.kinds and g.min_features >= 2:
+        return max(cfg.policy.alpha, cfg.policy.alpha_resolve)
+    return cfg.policy.alpha
+
+
 def screen_tests(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings,
                  must: Bools | None, drift: bool, cache: dict[Any, Any]) -> tuple[list[tuple[int, int]], list[float]]:
     """:func:`screen_rows` of several detectors named in ``res`` at once (fewer numpy calls): the
@@ -62,7 +73,7 @@ def screen_tests(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], 
     if usable is None:
         usable = cache[key] = np.array([_usable(det, cols, cfg, drift, cache) for det in dets])
     p = np.array([res[det.name] for det in dets])
-    run = p <= cfg.policy.alpha
+    run = p <= screen_level(cfg)
     if must is not None:
         run |= must
     run &= usable

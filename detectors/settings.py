@@ -23,6 +23,18 @@ from typing import Any, Literal
 import msgspec
 
 
+class GroupSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When features drifting together become one model-level incident (see detectors/grouping.py)."""
+
+    kinds: list[Literal["data_drift", "data_quality"]] = msgspec.field(
+        default_factory=lambda: ["data_drift", "data_quality"])
+    """Alert kinds whose per-feature findings are grouped (empty: none)."""
+    min_features: int = 2
+    """Features starting to drift in one evaluation that form one incident (0: no grouping)."""
+    span_events: int = 1000
+    """Events after a model-level incident opened during which further drifting features join it."""
+
+
 class PolicySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How decisions become incidents."""
 
@@ -40,6 +52,8 @@ class PolicySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Adjusted p-value above which a p-value test counts as clear (hysteresis)."""
     correction: Literal["bh", "bonferroni", "none"] = "bh"
     """Multiple-testing correction across one evaluation's p-values of one alert kind (BH or Bonferroni)."""
+    group: GroupSettings = GroupSettings()
+    """Several features of one version drifting together: one incident (feature null) naming them all."""
 
 
 class NumericSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -97,6 +111,13 @@ class ConceptSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Labels waiting for their prediction (arrived first), bounded and allocated the same way."""
 
 
+class MultivariateSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Detectors of the features jointly (model-level data_drift)."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["pca_reconstruction"])
+    """Multivariate drift detectors (registry names), fitted on the version's first reference_size feature events."""
+
+
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Pipeline-health detectors of the stream itself."""
 
@@ -143,6 +164,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     """Detectors of the model's outputs (score, predicted class)."""
     concept: ConceptSettings = ConceptSettings()
     """Label join and concept-drift detectors."""
+    multivariate: MultivariateSettings = MultivariateSettings()
+    """Detectors of the features jointly."""
     health: HealthSettings = HealthSettings()
     """Pipeline-health detectors."""
     policy: PolicySettings = PolicySettings()

@@ -17,11 +17,14 @@ backslashes included, is left as it was.
 'xxxxxxxxx…'
 >>> shown("a\\nb")
 'a\\\\nb'
+>>> listed(["x", "y\\x1b", "z"], most=2)
+'x, y\\\\x1b and 1 more'
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 NAME_LIMIT = 80
 """Characters of a name (after escaping) shown in a sentence; longer ones end in an ellipsis."""
@@ -53,3 +56,9 @@ def shorten(text: str, limit: int = NAME_LIMIT) -> str:
 def shown(name: str, limit: int = NAME_LIMIT) -> str:
     """A name as a sentence shows it: escaped, then shortened."""
     return shorten(escape(name[: limit * 6 + 1]), limit)  # no escape yields over 6 characters
+
+
+def listed(names: Sequence[str], most: int) -> str:
+    """Up to ``most`` names as a sentence shows them (each :func:`shown`), and how many more there are."""
+    head = ", ".join(shown(str(n)) for n in names[:most])
+    return head + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -2,7 +2,10 @@
 
 Run: ``.venv/bin/python -m benchmarks.detection.run [--seeds 5] [--clean-seeds 3] [--clean-n 20000]``.
 Prints a table per scenario and writes ``benchmarks/results/detection.json``.
-Delays and rates count prediction events (each label event is extra traffic on top).
+Delays and rates count prediction events (each label event is extra traffic on top). ``inc`` is the median
+number of incidents opened after the change (the pages a user got), ``names P/R`` the precision and recall
+of the features the first incident of the right kind named, where a scenario moves several (``page``: on
+its first page; ``names``: over the incident, members that joined it later included).
 """
 
 from __future__ import annotations
@@ -11,22 +14,27 @@ import argparse
 import json
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
-from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, prediction_index
+import benchmarks.detection.streams_multivariate  # noqa: F401  (registers its streams)
+from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, Stream, prediction_index
 from detectors.events import Alert, Event
+from detectors.grouping import Group
 from detectors.monitor import ModelMonitor
 from detectors.settings import DetectionSettings
 
+NAME_FIGURES = ("first_page_names_precision", "first_page_names_recall", "names_precision", "names_recall")
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "detection.json"
 
 
-def replay(events: list[Event], settings: DetectionSettings, batch: int = 500) -> list[Alert]:
+def replay(events: list[Event], settings: DetectionSettings, batch: int = 500,
+           monitors: dict[tuple[str, str], ModelMonitor] | None = None) -> list[Alert]:
     """Drive monitors like the engine: route batches by (model, version), tick on watermark advances."""
-    monitors: dict[tuple[str, str], ModelMonitor] = {}
+    monitors = {} if monitors is None else monitors
     watermark = float("-inf")
     out: list[Alert] = []
     for b in range(0, len(events), batch):
@@ -52,11 +60,14 @@ def run_drift(name: str, seed: int, settings: DetectionSettings, n: int, change:
     pos = dict(zip((e.event_id for e in stream.events), prediction_index(stream.events), strict=True))
     at = {e.event_id: i for i, e in enumerate(stream.events)}
     change_at = next(i for i, e in enumerate(stream.events) if e.stream == "prediction" and pos[e.event_id] == change)
-    alerts = [a for a in replay(stream.events, settings) if a.status == "firing"]
+    monitors: dict[tuple[str, str], ModelMonitor] = {}
+    every = replay(stream.events, settings, monitors=monitors)
+    alerts = [a for a in every if a.status == "firing"]
     right = [a for a in alerts if a.kind == stream.kind and pos[a.event_id] >= change]
     early = [a for a in alerts if pos[a.event_id] < change]
     first = right[0] if right else None
-    return {
+    after = [a for a in alerts if pos[a.event_id] >= change]
+    return incident_figures(stream, first, every, after, list(monitors.values())) | {
         "scenario": name, "seed": seed, "detected": first is not None,
         "delay": pos[first.event_id] - change if first else None,
         "delay_all_events": at[first.event_id] - change_at if first else None,
@@ -64,6 +75,34 @@ def run_drift(name: str, seed: int, settings: DetectionSettings, n: int, change:
         "detector": first.detector if first else None, "false_before_change": len(early),
         "kinds_after": sorted({a.kind for a in alerts if pos[a.event_id] >= change}),
     }
+
+
+def incident_figures(stream: Stream, first: Alert | None, every: list[Alert], after: list[Alert],
+                     monitors: list[ModelMonitor]) -> dict[str, object]:
+    """Pages after the change (incidents opened, firing events) and, where the scenario names the features
+    it moved, the precision and recall of the names the first right-kind incident gave: on its first page,
+    and over the incident (its events, plus the members that joined it silently if it is still open)."""
+    out: dict[str, object] = {"incidents": len({a.alert_id for a in after}), "pages": len(after)}
+    want = stream.meta.get("features")
+    if want is not None and first is not None:
+        named = {str(f) for a in every if a.alert_id == first.alert_id for f in _names(a)}
+        if first.feature is None:
+            named |= {f for m in monitors if m.policy.is_open((None, first.kind))
+                      for f in m.policy.grouping.groups.get(first.kind, Group(0)).members}
+        out |= _pr("first_page_", set(map(str, _names(first))), set(want)) | _pr("", named, set(want))  # type: ignore[arg-type]
+    return out
+
+
+def _pr(prefix: str, named: set[str], want: set[str]) -> dict[str, float]:
+    hit = len(named & want)
+    return {f"{prefix}names_precision": hit / len(named) if named else 0.0, f"{prefix}names_recall": hit / len(want)}
+
+
+def _names(a: Alert) -> list[object]:
+    if a.feature is not None:
+        return [a.feature]
+    found = (a.details or {}).get("features")
+    return list(found) if isinstance(found, list) else []
 
 
 def run_clean(name: str, seed: int, settings: DetectionSettings, n: int) -> dict[str, object]:
@@ -87,7 +126,9 @@ def summarize(drift: list[dict[str, object]], clean: list[dict[str, object]]) ->
                      "max_delay": max(delays) if delays else None,
                      "median_delay_all_events": statistics.median(all_delays) if all_delays else None,
                      "detectors": sorted({str(r["detector"]) for r in runs if r["detector"]}),
-                     "false_before_change": sum(int(r["false_before_change"]) for r in runs)})  # type: ignore[call-overload]
+                     "false_before_change": sum(int(r["false_before_change"]) for r in runs),  # type: ignore[call-overload]
+                     "median_incidents": statistics.median([int(r["incidents"]) for r in runs]) if runs else None,  # type: ignore[call-overload]
+                     **{k: _mean([r.get(k) for r in runs]) for k in NAME_FIGURES}})
     req = [r for r in drift if r["scenario"] in REQUIRED]
     req_delays = [int(r["delay"]) for r in req if r["detected"]]  # type: ignore[call-overload]
     req_all = [int(r["delay_all_events"]) for r in req if r["detected"]]  # type: ignore[call-overload]
@@ -100,20 +141,28 @@ def summarize(drift: list[dict[str, object]], clean: list[dict[str, object]]) ->
         "median_delay_required": statistics.median(req_delays) if req_delays else None,
         "median_delay_required_all_events": statistics.median(req_all) if req_all else None,
         "clean_predictions": preds, "clean_events_with_labels": events, "clean_false_alarms": false,
+        "clean_false_alarms_by_detector": dict(Counter(str(a).split("/")[2] for c in clean for a in c["alerts"])),  # type: ignore[attr-defined]
         "false_alarms_per_100k_predictions": false / preds * 1e5 if preds else None,
         "false_alarms_per_100k_events": false / events * 1e5 if events else None,
         "clean_streams": [{k: v for k, v in c.items() if k != "alerts"} | {"alerts": c["alerts"][:5]} for c in clean],
     }
 
 
+def _mean(xs: list[object]) -> float | None:
+    vals = [float(x) for x in xs if x is not None]  # type: ignore[arg-type]
+    return sum(vals) / len(vals) if vals else None
+
+
 def print_table(summary: dict[str, object]) -> None:
     head = f"{'scenario':32} {'req':>3} {'detected':>9} {'feature':>8} {'median':>7} {'max':>6} {'all-ev':>6}"
-    print(f"{head}  detectors")
+    print(f"{head} {'inc':>3} {'page P/R':>9} {'names P/R':>9}  detectors")
     for r in summary["scenarios"]:  # type: ignore[attr-defined]
         print(f"{r['scenario']:32} {'yes' if r['required'] else 'no':>3} {r['detected']:>4}/{r['runs']:<4} "
               f"{r['feature_ok']:>4}/{r['runs']:<3} {r['median_delay'] if r['median_delay'] is not None else '-':>7} "
               f"{r['max_delay'] if r['max_delay'] is not None else '-':>6} "
-              f"{r['median_delay_all_events'] if r['median_delay_all_events'] is not None else '-':>6}  "
+              f"{r['median_delay_all_events'] if r['median_delay_all_events'] is not None else '-':>6} "
+              f"{r['median_incidents'] if r['median_incidents'] is not None else '-':>3} "
+              f"{_names_pr(r, 'first_page_'):>9} {_names_pr(r):>9}  "
               f"{','.join(r['detectors'])}")
     print()
     for c in summary["clean_streams"]:  # type: ignore[attr-defined]
@@ -125,7 +174,13 @@ def print_table(summary: dict[str, object]) -> None:
           f"({summary['median_delay_required_all_events']} events counting label events too)")
     print(f"drift-free: {summary['clean_false_alarms']} false alarms over {summary['clean_predictions']} predictions "
           f"= {summary['false_alarms_per_100k_predictions']:.2f} per 100k predictions "
-          f"({summary['false_alarms_per_100k_events']:.2f} per 100k events incl. labels)")
+          f"({summary['false_alarms_per_100k_events']:.2f} per 100k events incl. labels); "
+          f"by detector (of the page): {summary['clean_false_alarms_by_detector']}")
+
+
+def _names_pr(r: dict[str, object], prefix: str = "") -> str:
+    p, q = r.get(f"{prefix}names_precision"), r.get(f"{prefix}names_recall")
+    return "-" if p is None or q is None else f"{p:.2f}/{q:.2f}"
 
 
 def main() -> None:

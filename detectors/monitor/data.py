@@ -29,6 +29,7 @@ from detectors.block import BlockSpace
 from detectors.checks import Checks
 from detectors.column import Column
 from detectors.join import LabelJoin
+from detectors.joint_models import JointModels
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
@@ -79,10 +80,12 @@ class VersionData:
         self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
         self.err_dirty = False
         self.spaces: dict[Group, BlockSpace] = {}
+        self.joint = JointModels(checks.joint, settings)
 
     def nbytes(self) -> int:
-        """Bytes this version holds now: its numpy buffers (rings, references, block spaces), the label
-        join's stores, and a fixed estimate for the Python objects of the version and of each column."""
+        """Bytes this version holds now: its numpy buffers (rings, references, block spaces, the rows the
+        multivariate fit collects), the label join's stores, and a fixed estimate for the Python objects
+        of the version and of each column."""
         n = VERSION_OVERHEAD + sum(r.arr.nbytes for r in self.rings.values()) + self.join.nbytes()
         for col in self.columns.values():
             n += COLUMN_OVERHEAD + col.ref_ring.arr.nbytes + col.values.arr.nbytes + col.flags.arr.nbytes
@@ -90,6 +93,7 @@ class VersionData:
             ref = col.ref
             if isinstance(ref, NumericRef):  # its sorted values are the ring's (counted above)
                 n += ref.edges.nbytes + ref.counts.nbytes
+        n += sum(r.arr.nbytes for r in self.joint.rows.rings.values())  # the multivariate fit's rows
         return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
 
     def groups(self) -> dict[Group, list[Column]]:

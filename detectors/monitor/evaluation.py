@@ -3,12 +3,14 @@
 1. **Find.** Each finding source adds its ``(key, Score)`` findings, in this order:
    :class:`~detectors.monitor.column_checks.ColumnChecks` (every column's windowed and stream
    detectors, screened by group), :class:`~detectors.monitor.version_checks.NewFeatures` (names
-   the reference never had), :class:`~detectors.monitor.concept_checks.ConceptChecks` (joined
-   errors) and :class:`~detectors.monitor.version_checks.HealthChecks` (gaps, lag, dead letters).
+   the reference never had), :class:`~detectors.monitor.joint_checks.JointChecks` (the features
+   together), :class:`~detectors.monitor.concept_checks.ConceptChecks` (joined errors) and
+   :class:`~detectors.monitor.version_checks.HealthChecks` (gaps, lag, dead letters).
    A new check is one more source in :func:`default_sources`.
 2. **Adjust.** :meth:`Policy.adjust` corrects the p-values of each alert kind together (with the
    screened-out ones) and caps levels by them.
-3. **Decide.** :meth:`Policy.decide` turns findings into incidents and alerts; with a tracer,
+3. **Decide.** :meth:`Policy.decide` turns findings into incidents and alerts (features drifting
+   together into one: :mod:`detectors.grouping`); with a tracer,
    every finding (and every check screening skipped) becomes a record (:mod:`detectors.trace`).
 4. **Restart** the counters kept since the last evaluation; expire waiting label-join entries.
 """
@@ -23,6 +25,7 @@ from detectors.monitor.column_checks import ColumnChecks
 from detectors.monitor.concept_checks import ConceptChecks
 from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings, FindingSource
+from detectors.monitor.joint_checks import JointChecks
 from detectors.monitor.version_checks import HealthChecks, NewFeatures
 from detectors.policy import At, Policy
 from detectors.trace import Tracing
@@ -32,7 +35,7 @@ S = TypeVar("S")
 
 def default_sources(data: VersionData) -> list[FindingSource]:
     """The finding sources of a version, in the order their findings reach the policy."""
-    return [ColumnChecks(data), NewFeatures(data), ConceptChecks(data), HealthChecks(data)]
+    return [ColumnChecks(data), NewFeatures(data), JointChecks(data), ConceptChecks(data), HealthChecks(data)]
 
 
 class Evaluation:
@@ -45,7 +48,7 @@ class Evaluation:
     def run(self, ev: Event) -> list[Alert]:
         """Evaluate at ``ev`` (the event that completed ``eval_every`` events); the alerts."""
         tracing = self.tracing
-        found = Findings(self.policy.state, tracing=tracing is not None)
+        found = Findings(self.policy.watched(), tracing=tracing is not None)
         for source in self.sources:
             source.collect(found)
         self.policy.adjust(found.items, found.background)

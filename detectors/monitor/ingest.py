@@ -107,6 +107,8 @@ class Ingest:
                 ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
                 d.rings[fields.FEATURE_TIMES].extend(ts)
             values = self._feature_values(feats)  # type: ignore[arg-type]
+            if d.joint.collecting:
+                d.joint.feed(values, d.columns, len(fe))
             done = self._feed_clean_numeric(values, ref, ts)
             for name in d.meta.features:
                 if name not in done:

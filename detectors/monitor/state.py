@@ -44,6 +44,7 @@ class VersionState:
             out.update(ring.take(*fields.split_ring(name)))
         out.update(d.join.take())
         out.update(self.policy.take())
+        out.update(d.joint.take())
         if d.err_dirty:
             for det in d.err_stream:
                 out[fields.stream_snapshot(det.name)] = det.save(self.secret)
@@ -59,6 +60,7 @@ class VersionState:
             ring.discard()
         d.join.discard()
         self.policy.discard()
+        d.joint.discard()
         d.err_dirty = self._schema_due = False
 
     def full_state(self) -> dict[str, bytes]:
@@ -70,6 +72,7 @@ class VersionState:
             ring.touch_all()
         d.join.touch_all()
         self.policy.touch_all()
+        d.joint.touch_all()
         d.err_dirty = self._schema_due = True
         return {k: v for k, v in self.take_delta().items() if v is not None}
 
@@ -88,6 +91,7 @@ class VersionState:
             self._load_column(name, stored, chunks.get(name, {}))
         d.join.load(stored)
         self.policy.load(stored)
+        d.joint.load(stored)
         d.reserve_spaces()
         for det in d.err_stream:
             self._load_stream(det, fields.stream_snapshot(det.name), stored, d.rings[fields.ERROR_REF].ordered())

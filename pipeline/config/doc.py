@@ -82,6 +82,8 @@ def _list_items(tp: Any, indent: int) -> list[str]:
     members = typing.get_args(typing.get_args(tp)[0]) or typing.get_args(tp)
     lines = []
     for cls in members:
+        if not isinstance(cls, type):
+            continue  # a list of literals (e.g. policy.group.kinds): nothing to show
         info = msgspec.inspect.type_info(cls)
         if not isinstance(info, msgspec.inspect.StructType) or info.tag is None:
             continue

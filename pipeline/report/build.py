@@ -145,15 +145,26 @@ class ModelView:
         return self.data.x_range
 
     def alerts_where(self, feature: str | None = None, kinds: Iterable[str] = ()) -> list[Alert]:
+        """Alerts of ``kinds`` about ``feature`` (its own, or a grouped or multivariate one naming it)."""
         ks = set(kinds)
-        return [a for a in self.alerts if (feature is None or a.feature == feature) and (not ks or a.kind in ks)]
+        return [a for a in self.alerts
+                if (feature is None or feature in named_features(a)) and (not ks or a.kind in ks)]
+
+
+def named_features(a: Alert) -> list[str]:
+    """The feature of a per-feature alert; those a model-level (grouped, multivariate) alert names."""
+    if a.feature is not None:
+        return [a.feature]
+    names = (a.details or {}).get("features")
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def fired_features(view: ModelView) -> list[str]:
+    """Features with a data-drift or data-quality alert, their own or a grouped one (whose resolve names all)."""
     seen: list[str] = []
     for a in view.alerts:
-        if a.feature and a.status == "firing" and a.feature not in seen and a.kind in ("data_drift", "data_quality"):
-            seen.append(a.feature)
+        if a.kind in ("data_drift", "data_quality") and (a.status == "firing" or a.feature is None):
+            seen.extend(n for n in named_features(a) if n not in seen)
     return seen
 
 
@@ -357,10 +368,11 @@ def incidents_table(incs: Sequence[Incident]) -> str:
         resolved = fmt_time(i.resolved.event_ts, -1) if i.resolved else "<b>still firing</b>"
         stat = "" if i.peak is None else fmt_num(i.peak)
         thresh = "" if a.threshold is None else fmt_num(a.threshold)
+        named = ", ".join(named_features(i.resolved or a)) if a.feature is None else ""
         rows.append(
             f'<tr class="{esc(i.severity)}"><td>{esc(fmt_time(a.event_ts, -1))}</td><td>{resolved}</td>'
             f"<td>{esc(i.severity)}</td><td>{esc(a.kind)}</td><td>{esc(a.model)}:{esc(a.model_version)}</td>"
-            f"<td>{esc(a.feature or '—')}</td><td>{esc(a.detector)}</td><td>{stat}</td><td>{thresh}</td>"
+            f"<td>{esc(a.feature or named or '—')}</td><td>{esc(a.detector)}</td><td>{stat}</td><td>{thresh}</td>"
             f'<td>{esc(a.message)}</td><td>{esc(a.suggested_action)}</td></tr>')
     return f'<table class="incidents"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 

@@ -126,10 +126,16 @@ def test_data_quality_type_change_and_schema() -> None:
             feats["x0"] = "oops" if i % 10 == 0 else feats["x0"]
             feats["new_one"] = 1.0
         bad.append(Event(e.stream, e.event_id, e.model, e.ts, e.model_version, feats, e.prediction, e.score))
-    alerts = replay(bad)
-    got = {(a.feature, a.detector) for a in alerts if a.kind == "data_quality" and a.status == "firing"}
+    apart = msgspec.structs.replace(SMALL, policy=msgspec.structs.replace(
+        SMALL.policy, group=msgspec.structs.replace(SMALL.policy.group, min_features=0)))
+    got = {(a.feature, a.detector) for a in replay(bad, apart) if a.kind == "data_quality" and a.status == "firing"}
     assert ("x0", "type_change") in got
     assert ("new_one", "schema") in got
+    # With the default grouping the two break together: one incident naming both, each with its evidence.
+    grouped = [a for a in replay(bad) if a.kind == "data_quality" and a.status == "firing"]
+    assert len({a.alert_id for a in grouped}) == 1 and grouped[0].feature is None, [a.detector for a in grouped]
+    evidence = grouped[-1].details["evidence"]  # type: ignore[index]
+    assert evidence["x0"]["detector"] == "type_change" and evidence["new_one"]["detector"] == "schema"
 
 
 def test_frozen_feature() -> None:

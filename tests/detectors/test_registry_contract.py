@@ -15,7 +15,8 @@ from detectors.registry import REGISTRY, effective_params
 from detectors.settings import DetectionSettings
 
 SECTIONS = {"numeric": ("numeric", "detectors"), "categorical": ("categorical", "detectors"),
-            "quality": ("quality", "detectors"), "error": ("concept", "detectors"), "health": ("health", "detectors")}
+            "quality": ("quality", "detectors"), "error": ("concept", "detectors"), "health": ("health", "detectors"),
+            "joint": ("multivariate", "detectors")}
 
 
 def settings_for(name: str) -> DetectionSettings:
@@ -24,11 +25,14 @@ def settings_for(name: str) -> DetectionSettings:
         "numeric": {"detectors": []}, "categorical": {"detectors": []}, "quality": {"detectors": []},
         "prediction": {"score_detectors": [], "class_detectors": []},
         "concept": {"detectors": [], "reference_size": 200, "window_size": 200}, "health": {"detectors": []},
+        "multivariate": {"detectors": []},
     }
     kinds = REGISTRY[name].kinds
     if name == "constant_output":
         raw["prediction"] = {"score_detectors": [name], "class_detectors": [name]}
-    for kind in ("numeric", "categorical", "quality", "error", "health"):
+    if "joint" in kinds:  # the test reference (300 events) is below the default min_rows
+        raw["params"] = {name: {"min_rows": 200}}
+    for kind in ("numeric", "categorical", "quality", "error", "health", "joint"):
         if kind in kinds:
             section, key = SECTIONS[kind]
             raw[section][key] = [name]
@@ -78,11 +82,12 @@ def test_registry_entry_contract(name: str) -> None:
     assert msgspec.convert(effective_params(settings, name), REGISTRY[name].params) == params_before
     m = ModelMonitor("m", "v1", settings)
     m.process(EVENTS[:700])
-    for det in [*m.checks.health, *m.checks.error_checks, *(d for v in m.checks.windowed.values() for d in v)]:
+    for det in [*m.checks.health, *m.checks.error_checks, *m.checks.joint,
+                *(d for v in m.checks.windowed.values() for d in v)]:
         assert det.params == msgspec.convert(effective_params(settings, det.name), REGISTRY[det.name].params)
 
 
 def test_every_entry_declares_kinds_and_params() -> None:
     for name, e in REGISTRY.items():
         assert e.name == name and e.kinds and e.params.__doc__
-        assert e.kinds <= {"numeric", "categorical", "error", "quality", "health"}
+        assert e.kinds <= {"numeric", "categorical", "error", "quality", "health", "joint"}

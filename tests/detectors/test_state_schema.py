@@ -48,7 +48,14 @@ def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str) -> No
     later = evs[cut:]
     alerts = GEN.feed(straight, later)
     assert GEN.feed(restored, later) == alerts and alerts  # every case still alerts after the cut
-    assert restored.full_state() == straight.full_state()
+    # Version 0 states hold no joint reference rows (the multivariate detectors came later): a restored
+    # one collects them from the events after the cut, so those fields alone may differ.
+    assert _without_joint(restored.full_state()) == _without_joint(straight.full_state())
+    assert fields.JOINT_META in restored.full_state()
+
+
+def _without_joint(state: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in state.items() if k != fields.JOINT_META and not k.startswith(("jr:", "jf:"))}
 
 
 def test_a_restored_version_0_state_is_upgraded_by_its_next_delta() -> None:

@@ -23,6 +23,8 @@ from pipeline.report.build import (
     Settings,
     build_report,
     incidents,
+    incidents_table,
+    named_features,
     psi,
 )
 from pipeline.report.series import ColumnCurves, RowSeries, scheduled
@@ -213,6 +215,16 @@ def test_incidents_pair_firing_escalation_and_resolve() -> None:
     assert [i.first.alert_id for i in incs] == ["a1", "b"]
     assert incs[0].severity == "critical" and incs[0].peak == 0.9 and incs[0].resolved is not None
     assert incs[1].resolved is None
+
+
+def test_grouped_incidents_name_their_features_and_the_resolve_names_the_late_joiners() -> None:
+    firing = alert(feature=None, details={"features": ["x3", "x4"]}, message="2 features drifted together")
+    resolved = alert(feature=None, status="resolved", details={"features": ["x3", "x4", "x5"]})
+    assert named_features(firing) == ["x3", "x4"] and named_features(alert()) == ["x"]
+    assert named_features(alert(feature=None, kind="concept_drift")) == []
+    html = incidents_table(incidents([firing, resolved]))
+    assert "<td>x3, x4, x5</td>" in html
+    assert "<td>x3, x4</td>" in incidents_table(incidents([firing]))
 
 
 # -- the command line ---------------------------------------------------------------------------------
