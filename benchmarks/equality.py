@@ -10,8 +10,9 @@ Per workload (a log) and settings variant it records: every alert (all fields bu
 a hash of every batch's state delta (``take_delta()`` after each batch), every monitor's
 ``full_state()`` at the end, and the replay summary. The state's schema-version field
 (``detectors.fields.SCHEMA``) is left out of the hashes: it names the layout, whose every other byte
-is hashed, so digests saved before the field existed still compare. ``compare`` prints the first difference of each
-kind and exits 1 when anything differs. ``--quick`` runs a subset (about a minute).
+is hashed, so digests saved before the field existed still compare. ``compare`` prints the differing
+alerts and the first difference of each other kind, and exits 1 when anything differs. ``--quick``
+runs a subset (about a minute).
 
 Workloads: the detection benchmark's drift and drift-free streams (``benchmarks.detection``), the
 throughput workload (``benchmarks.common.workload``), and an awkward log (dead letters naming their
@@ -152,8 +153,23 @@ def _hash_delta(h: Any, delta: dict[Any, dict[str, bytes | None]]) -> None:
             h.update(b"\x00" + name.encode() + b"\x01" + (b"<del>" if value is None else value))
 
 
-def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
-    """Replay ``path`` with the detection settings ``variant``; the digests of what it did."""
+class _DeltaHash:
+    """The replay's checkpoint: hashes every batch's state delta instead of storing it."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.batches = 0
+
+    def commit(self, delta: Any, _lines_end: int) -> None:
+        self.batches += 1
+        _hash_delta(self.sha, delta)
+
+
+def run_one(path: Path, variant: dict[str, Any], dead_letters: bool = True) -> dict[str, Any]:
+    """Replay ``path`` with the detection settings ``variant``; the digests of what it did.
+
+    ``dead_letters=False``: no dead letter is counted against its model (what replay did before
+    issue 11), to show that counting them is all that changed."""
     from detectors.fields import SCHEMA
     from pipeline.config import Secrets, parse_config
     from pipeline.edge.sinks import ListSink
@@ -163,16 +179,11 @@ def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     config = parse_config({"detection": variant}, environ={})
     secrets = Secrets(snapshot_key=b"equality-oracle")
     engine = build_engine(config, secrets)
+    if not dead_letters:
+        engine.note_dead_letter = lambda _model, _reason: None  # type: ignore[method-assign]
     sink = ListSink()
-    deltas = hashlib.sha256()
-    batches = 0
-
-    def on_commit(eng: Any, _lines_end: int, _alerts: list[Alert]) -> None:
-        nonlocal batches
-        batches += 1
-        _hash_delta(deltas, eng.take_delta())
-
-    summary = replay(path, config, sink, secrets, engine=engine, on_commit=on_commit)
+    deltas = _DeltaHash()
+    summary = replay(path, config, sink, secrets, engine=engine, checkpoint=deltas)
     rows = [_alert_row(a) for a in sink.alerts]
     states = hashlib.sha256()
     for key in sorted(engine.models):
@@ -184,8 +195,8 @@ def run_one(path: Path, variant: dict[str, Any]) -> dict[str, Any]:
     return {
         "alerts": [_enc.encode(r).decode() for r in rows],
         "alerts_sha": hashlib.sha256(_enc.encode(rows)).hexdigest(),
-        "deltas_sha": deltas.hexdigest(),
-        "batches": batches,
+        "deltas_sha": deltas.sha.hexdigest(),
+        "batches": deltas.batches,
         "state_sha": states.hexdigest(),
         "models": len(engine.models),
         "summary": msgspec.to_builtins(summary),
@@ -209,13 +220,14 @@ def runs(quick: bool) -> Iterator[tuple[str, Path, dict[str, Any]]]:
             yield f"{name}@{vname}", logs[name], VARIANTS[vname]
 
 
-def collect(quick: bool, only: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def collect(quick: bool, only: str | None = None, log: Callable[[str], None] = print,
+            dead_letters: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, path, variant in runs(quick):
         if only and only not in name:
             continue
         t0 = time.perf_counter()
-        out[name] = run_one(path, variant)
+        out[name] = run_one(path, variant, dead_letters)
         r = out[name]
         log(f"  {name:60s} {len(r['alerts']):5d} alerts  {r['batches']:4d} batches  "
             f"{time.perf_counter() - t0:6.1f} s")
@@ -231,11 +243,11 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue
         a, b = old[name], new[name]
         if a["alerts_sha"] != b["alerts_sha"]:
-            first = next((i for i, (x, y) in enumerate(zip(a["alerts"], b["alerts"], strict=False)) if x != y),
-                         min(len(a["alerts"]), len(b["alerts"])))
-            diffs.append(f"{name}: alerts differ ({len(a['alerts'])} -> {len(b['alerts'])}), first at #{first}:\n"
-                         f"    old {a['alerts'][first] if first < len(a['alerts']) else '<none>'}\n"
-                         f"    new {b['alerts'][first] if first < len(b['alerts']) else '<none>'}")
+            gone = [x for x in a["alerts"] if x not in b["alerts"]]
+            added = [y for y in b["alerts"] if y not in a["alerts"]]
+            diffs.append(f"{name}: alerts differ ({len(a['alerts'])} -> {len(b['alerts'])}): "
+                         f"{len(gone)} only in old, {len(added)} only in new"
+                         + "".join(f"\n    old {x}" for x in gone) + "".join(f"\n    new {y}" for y in added))
         for field in ("deltas_sha", "state_sha", "batches", "models", "summary"):
             if a[field] != b[field]:
                 diffs.append(f"{name}: {field} differs: {a[field]} -> {b[field]}")
@@ -248,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", type=Path)
     p.add_argument("--quick", action="store_true", help="fewer seeds and shorter streams (about a minute)")
     p.add_argument("--only", help="only runs whose name contains this text")
+    p.add_argument("--no-dead-letter-count", action="store_true",
+                   help="count no dead letter against its model (replay before issue 11)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     if args.action == "save":
@@ -260,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.file} was saved {'with' if saved['quick'] else 'without'} --quick; use the same", file=sys.stderr)
         return 2
     old = saved["runs"] if not args.only else {k: v for k, v in saved["runs"].items() if args.only in k}
-    diffs = compare(old, collect(args.quick, args.only))
+    diffs = compare(old, collect(args.quick, args.only, dead_letters=not args.no_dead_letter_count))
     for d in diffs:
         print("DIFF", d)
     print(f"{len(old)} runs compared in {time.perf_counter() - t0:.0f} s: "

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import alert_latency, batch_cost, live_throughput, memory, replay_throughput, scale_out
+from benchmarks import alert_latency, batch_cost, live_throughput, memory, replay_throughput, scale_out, startup
 from benchmarks.common import (
     RESULTS,
     banner,
@@ -41,6 +41,7 @@ def plan(quick: bool) -> Plan:
             "scale_out": lambda: scale_out.run(100_000, 1),
             "alert_latency": lambda: alert_latency.run(None, 10, quick=True),
             "memory": lambda: memory.run(400_000, 40),
+            "startup": lambda: startup.run(7, 200),
         }
     # Live throughput runs on 400k events, not 1M, and scale-out on 200k: at the ~5-12k ev/s this
     # machine reaches (kafka-python's pure-Python CRC check alone takes half of it) the 1M runs would
@@ -52,6 +53,7 @@ def plan(quick: bool) -> Plan:
         "scale_out": lambda: scale_out.run(400_000, 2),
         "alert_latency": lambda: alert_latency.run(None, 20),
         "memory": lambda: memory.run(1_000_000, 100, live=True, replay=not runtime_available()[0]),
+        "startup": lambda: startup.run(15, 200),
     }
 
 
@@ -81,6 +83,13 @@ def headline(name: str, r: dict[str, Any]) -> tuple[str, str, str]:
         parts = [f"{k} {100 * r[k]['flatness']:.1f}%" for k in ("replay", "live")
                  if isinstance(r.get(k), dict) and r[k].get("flatness") is not None]
         return "RSS deviation " + ", ".join(parts), "within +-10%", verdict
+    if name == "startup":
+        c = r["commands"]
+        replay_s = next(v for k, v in c.items() if k.startswith("driftwire replay"))
+        return (f"replay of {r['lines']} lines {replay_s['median_wall_s']:.3f} s wall, "
+                f"{replay_s['median_cpu_s']:.3f} s CPU (python -c pass {c['python -c pass']['median_wall_s']:.3f} s)",
+                "<= 0.3 s",
+                "MET" if r["verdict"] == "met" else "MISSED")
     if name == "batch_cost":
         w = r["by_window"]
         return (", ".join(f"w{x['window_size']}: {x['round_trips_per_batch']['median']:.0f} rt, "

@@ -126,3 +126,12 @@ def test_every_pipeline_module_is_in_a_named_subpackage() -> None:
     loose = [name for name in module_names() if name.startswith("pipeline.") and name.count(".") == 1
              and name.split(".")[1] not in {*LAYERS, "cli"}]
     assert loose == []
+
+
+def test_only_the_service_installs_the_test_fault_hooks() -> None:
+    """Fault injection wraps the store from the service, guarded by DRIFTWIRE_FAULT; no other module imports it."""
+    graph = import_graph()
+    assert sorted(mod for mod, deps in graph.items() if "pipeline.live.faults" in deps) == ["pipeline.live.service"]
+    sources = {name: path.read_text() for name, path in module_names().items() if name.startswith("pipeline.")}
+    assert sorted(name for name, text in sources.items() if "DRIFTWIRE_FAULT" in text) == [
+        "pipeline.live.faults", "pipeline.live.runner", "pipeline.live.service"]  # the runner's docstring says where

@@ -26,6 +26,9 @@ from detectors.events import Alert, Event
 from detectors.grouping import Group
 from detectors.monitor import ModelMonitor
 from detectors.settings import DetectionSettings
+from pipeline.config import Config, Secrets
+from pipeline.engine.build import build_engine
+from pipeline.engine.drive import drive
 
 NAME_FIGURES = ("first_page_names_precision", "first_page_names_recall", "names_precision", "names_recall")
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "detection.json"
@@ -33,25 +36,15 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "detection.json"
 
 def replay(events: list[Event], settings: DetectionSettings, batch: int = 500,
            monitors: dict[tuple[str, str], ModelMonitor] | None = None) -> list[Alert]:
-    """Drive monitors like the engine: route batches by (model, version), tick on watermark advances."""
-    monitors = {} if monitors is None else monitors
-    watermark = float("-inf")
+    """The engine (its one constructor, its one driving loop) over ``events`` in batches of ``batch``;
+    ``monitors`` receives the engine's monitors at the end (their incidents and groups)."""
+    engine = build_engine(Config(detection=settings), Secrets(snapshot_key=b"bench"))
     out: list[Alert] = []
     for b in range(0, len(events), batch):
-        chunk = events[b : b + batch]
-        groups: dict[tuple[str, str], list[Event]] = {}
-        for ev in chunk:
-            groups.setdefault((ev.model, ev.model_version), []).append(ev)
-        for key, evs in groups.items():
-            mon = monitors.get(key)
-            if mon is None:
-                mon = monitors[key] = ModelMonitor(key[0], key[1], settings, secret=b"bench")
-            out.extend(mon.process(evs))
-        for ev in chunk:
-            if ev.ts > watermark:
-                watermark = ev.ts
-                for mon in monitors.values():
-                    out.extend(mon.tick(watermark, ev))
+        out += drive(engine, events[b : b + batch]).alerts
+        engine.discard_delta()
+    if monitors is not None:
+        monitors.update(engine.models)
     return out
 
 

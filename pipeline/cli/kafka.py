@@ -31,17 +31,19 @@ def add_parsers(sub: Any, cfg: argparse.ArgumentParser) -> None:
 def run_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
     from pipeline.kafka.preflight import preflight
-    from pipeline.live.runner import Limits, run_consumer
+    from pipeline.live.runner import Limits
+    from pipeline.live.service import run_consumer
 
     config = load_config(args.config)
     secrets = load_secrets(require_snapshot_key=True)
     preflight(config, secrets, "run")
     limits = Limits(max_events=args.max_events, timeout=args.timeout, idle_timeout=args.idle_timeout)
     summary = run_consumer(config, secrets, limits)
+    refused = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.refused.items()))
     print(
-        f"driftwire run: {summary.messages} messages ({summary.events} events, {summary.dead_letters} dead letters, "
-        f"{summary.model_cap} over the model cap), {summary.alerts} alerts, {summary.published} published, "
-        f"{summary.batches} batches; stopped on {summary.stop_reason}",
+        f"driftwire run: {summary.messages} messages ({summary.events} events, {summary.dead_letters} dead letters"
+        f"{f' of which refused by the engine: {refused}' if refused else ''}), {summary.alerts} alerts, "
+        f"{summary.published} published, {summary.batches} batches; stopped on {summary.stop_reason}",
         file=sys.stderr,
     )
     return 0

@@ -14,8 +14,8 @@ from pipeline.config import Config, Secrets, load_config, load_secrets
 from pipeline.edge.alerts import encode_alert
 from pipeline.edge.outputs import refuse_overlap
 from pipeline.edge.sinks import AlertSink, JsonlSink, ListSink
+from pipeline.engine.build import build_engine
 from pipeline.replay.replay import ReplaySummary, replay
-from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.telemetry.progress import progress_for_file
 
 
@@ -62,20 +62,21 @@ def human_summary(summary: ReplaySummary) -> str:
 
 
 def _replay(args: argparse.Namespace, path: Path, config: Config, secrets: Secrets, sink: AlertSink) -> ReplaySummary:
-    engine = None
-    on_commit, start_line = None, 0
+    engine = build_engine(config, secrets)
+    checkpoint, start_line = None, 0
     if args.redis:
-        from pipeline.replay.redis_replay import redis_engine
+        from pipeline.replay.redis_replay import redis_checkpoint
 
-        engine = redis_engine(args.redis, config, secrets, path)
-        on_commit, start_line = engine.on_commit, engine.start_line
+        checkpoint = redis_checkpoint(args.redis, config, secrets, path)
+        start_line = checkpoint.resume(engine)
     with progress_for_file(path, "replay") as advance:
-        return replay(
-            path, config, sink, secrets, on_batch=advance, engine=engine, on_commit=on_commit, start_line=start_line
-        )
+        return replay(path, config, sink, engine=engine, checkpoint=checkpoint, start_line=start_line,
+                      on_batch=lambda batch, _step: advance(batch.lines_end))
 
 
 def generate_cmd(args: argparse.Namespace) -> int:
+    from pipeline.replay.synth import SynthSpec, write_log
+
     spec = SynthSpec(
         events=args.events, models=args.models, drift_at=args.drift_at, drift_until=args.drift_until, seed=args.seed
     )

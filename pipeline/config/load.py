@@ -105,11 +105,10 @@ def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
     except msgspec.ValidationError as exc:
         raise ConfigError(_key_from_error(str(exc)), str(exc)) from exc
     from detectors.registry import validate_settings  # local: the registry imports every detector
+    from pipeline.config.forward import validate as validate_forward
 
     validate_settings(config.detection)
     _check_footprint(config)
-    from pipeline.config.forward import validate as validate_forward
-
     validate_forward(config.forward)
     return config
 

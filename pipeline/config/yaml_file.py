@@ -22,13 +22,12 @@ detectors.errors.ConfigError: config key '--config': bomb.yaml expands to more t
 from __future__ import annotations
 
 from pathlib import Path
-
-import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from typing import TYPE_CHECKING
 
 from detectors.errors import ConfigError
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
+if TYPE_CHECKING:
+    from yaml.nodes import Node
 MAX_CONFIG_BYTES = 256 * 1024
 """Largest config file read (the packaged defaults with every comment are about 12 KB)."""
 MAX_NODES = 100_000
@@ -52,7 +51,9 @@ def read_config_text(path: str | Path) -> str:
 
 def load_yaml(text: str, source: str | Path) -> object:
     """The YAML document in ``text`` (safe types only), its alias expansion bounded first."""
-    loader = _Loader(text)
+    import yaml  # only with a config file (a replay with the defaults never loads it)
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml's parser when PyYAML has it
     try:
         node = loader.get_single_node()
         if node is None:
@@ -75,6 +76,8 @@ def _expanded_size(node: Node, sizes: dict[int, int], open_: set[int], source: s
         return known
     if key in open_:
         raise ConfigError("--config", f"{source} has an alias inside its own anchor: not a driftwire config")
+    from yaml.nodes import MappingNode, SequenceNode
+
     open_.add(key)
     n = 1
     if isinstance(node, SequenceNode):

@@ -87,6 +87,21 @@ def _evidence(alert: Alert) -> str:
     return text
 
 
+def named_features(alert: Alert) -> list[str]:
+    """The feature of a per-feature alert; those a model-level (grouped, multivariate) alert names.
+
+    >>> from detectors.events import Window
+    >>> grouped = Alert("g", "firing", "data_drift", "warning", "m", "v", None, "group", 3.0, 1.0, "e", 1.0,
+    ...                 Window(0.0, 1.0, 9), "2 features drifted together", "", details={"features": ["x3", "x4"]})
+    >>> named_features(grouped)
+    ['x3', 'x4']
+    """
+    if alert.feature is not None:
+        return [alert.feature]
+    names = (alert.details or {}).get("features")
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
 def render_alert(alert: Alert, color: bool) -> str:
     """Render ``alert`` as one line; ``color`` adds ANSI colours by severity and status."""
     status = alert.status.upper()

@@ -77,7 +77,11 @@ _WIRE_BY_STREAM: dict[StreamName, type[Wire]] = {
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
-    """A message that did not decode or validate, with its original bytes."""
+    """A message that did not decode or validate, with its original bytes.
+
+    ``model``: the model the payload names, when it decoded far enough to tell (a line that
+    names its model and fails on another field); ``key``: the Kafka key (live only).
+    """
 
     reason: Reason
     detail: str
@@ -87,6 +91,39 @@ class DeadLetter(msgspec.Struct, frozen=True):
     partition: int | None = None
     offset: int | None = None
     key: str | None = None
+    model: str | None = None
+
+    @property
+    def counted_as(self) -> str | None:
+        """The model whose dead-letter rate this counts in: the one the payload names, else the
+        Kafka key (producers key by model name); None when neither tells.
+
+        >>> named = DeadLetter("wrong_type", "", b"", key="k", model="m")
+        >>> named.counted_as, DeadLetter("not_json", "", b"", key="k").counted_as
+        ('m', 'k')
+        """
+        return self.model if self.model is not None else self.key
+
+
+class _Named(msgspec.Struct):
+    """The one field of a payload that tells whose it is (other fields are not looked at)."""
+
+    model: NonEmpty
+
+
+_named = msgspec.json.Decoder(_Named)
+
+
+def named_model(raw: bytes) -> str | None:
+    """The model a payload that failed to decode names, if it is a JSON object with a string ``model``.
+
+    >>> named_model(b'{"model": "fraud", "ts": "not-a-time"}'), named_model(b"{not json")
+    ('fraud', None)
+    """
+    try:
+        return _named.decode(raw).model
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
 
 
 class Decoder:
@@ -138,13 +175,14 @@ class Decoder:
         self, dec: msgspec.json.Decoder[Wire], raw: bytes, stream: str | None, ingest_ts: float | None
     ) -> Event | DeadLetter:
         if len(raw) > self.max_bytes:
-            return DeadLetter("oversize", f"payload of {len(raw)} bytes exceeds {self.max_bytes}", raw, stream)
+            return DeadLetter("oversize", f"payload of {len(raw)} bytes exceeds {self.max_bytes}", raw, stream,
+                              model=named_model(raw))
         try:
             wire = dec.decode(raw)
         except msgspec.ValidationError as exc:
             if str(exc).startswith(_WIDE_INT):
                 return self._wide_ints(dec, raw, stream, ingest_ts)
-            return DeadLetter(_classify(str(exc)), str(exc), raw, stream)
+            return DeadLetter(_classify(str(exc)), str(exc), raw, stream, model=named_model(raw))
         except msgspec.DecodeError as exc:
             reason: Reason = "not_utf8" if _bad_utf8(raw) else "not_json"
             return DeadLetter(reason, str(exc), raw, stream)
@@ -152,18 +190,18 @@ class Decoder:
             return DeadLetter("too_deep", "JSON nesting too deep", raw, stream)
         return _to_event(wire, raw, stream, ingest_ts)
 
-
     def _wide_ints(self, dec: msgspec.json.Decoder[Wire], raw: bytes, stream: str | None,
                    ingest_ts: float | None) -> Event | DeadLetter:
         """An event with an integer beyond 64 bits: as a double where one can hold it (numeric
         features and absolute errors become doubles anyway); beyond a double: ``non_finite``."""
         obj, where = _widened(msgspec.json.decode(raw))
         if where:
-            return DeadLetter("non_finite", f"{where}: an integer beyond the range of a double", raw, stream)
+            return DeadLetter("non_finite", f"{where}: an integer beyond the range of a double", raw, stream,
+                              model=named_model(raw))
         try:
             wire = msgspec.convert(obj, type=dec.type)
         except msgspec.ValidationError as exc:
-            return DeadLetter(_classify(str(exc)), str(exc), raw, stream)
+            return DeadLetter(_classify(str(exc)), str(exc), raw, stream, model=named_model(raw))
         return _to_event(wire, raw, stream, ingest_ts)
 
 
@@ -222,12 +260,12 @@ def _to_event(wire: Wire, raw: bytes, stream: str | None, ingest_ts: float | Non
     if type(ts) is not float:
         ts = ts.timestamp() if isinstance(ts, datetime) else float(ts)
     if not isfinite(ts):
-        return DeadLetter("non_finite", "ts is not finite", raw, stream)
+        return DeadLetter("non_finite", "ts is not finite", raw, stream, model=wire.model)
     kind = type(wire)
     if kind is PredictionWire:
         pred = wire.prediction  # type: ignore[union-attr]
         if type(pred) is float and not isfinite(pred):
-            return DeadLetter("non_finite", "prediction is not finite", raw, stream)
+            return DeadLetter("non_finite", "prediction is not finite", raw, stream, model=wire.model)
         return Event(
             "prediction", wire.event_id, wire.model, ts, wire.model_version,
             wire.features, pred, wire.score, None, None, ingest_ts,  # type: ignore[union-attr]
@@ -235,7 +273,7 @@ def _to_event(wire: Wire, raw: bytes, stream: str | None, ingest_ts: float | Non
     if kind is LabelWire:
         label = wire.label  # type: ignore[union-attr]
         if type(label) is float and not isfinite(label):
-            return DeadLetter("non_finite", "label is not finite", raw, stream)
+            return DeadLetter("non_finite", "label is not finite", raw, stream, model=wire.model)
         return Event(
             "label", wire.event_id, wire.model, ts, wire.model_version,
             None, None, None, wire.prediction_id, label, ingest_ts,  # type: ignore[union-attr]

@@ -4,7 +4,7 @@ without being held whole)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -14,11 +14,13 @@ from pipeline.edge.lines import Line, Oversize, iter_lines
 
 
 class LogBatch:
-    """One batch of a log: decoded events with their raw lines, and dead letters."""
+    """One batch of a log: its lines decoded in file order (``items``: events and dead letters; the
+    very ``events`` list when there is no dead letter), the events with their raw lines, the dead letters."""
 
-    __slots__ = ("dead", "events", "lines_end", "raw")
+    __slots__ = ("dead", "events", "items", "lines_end", "raw")
 
     def __init__(self) -> None:
+        self.items: Sequence[Event | DeadLetter] = ()
         self.events: list[Event] = []
         self.raw: list[bytes] = []
         self.dead: list[DeadLetter] = []
@@ -57,12 +59,14 @@ def _decode_lines(lines: list[Line], first_lineno: int, decoder: Decoder) -> Log
     kept = [raw for line in lines if (raw := line.rstrip(b"\r")) and not raw.isspace()]  # type: ignore[union-attr]
     batch.events, bad = decoder.decode_logged_many(kept)
     if not bad:
-        batch.raw = kept
+        batch.raw, batch.items = kept, batch.events
         return batch
     where = [i for i, line in enumerate(lines) if (raw := line.rstrip(b"\r")) and not raw.isspace()]  # type: ignore[union-attr]
-    refused = {pos for pos, _ in bad}
-    batch.raw = [raw for pos, raw in enumerate(kept) if pos not in refused]
-    batch.dead = [_with_line(letter, first_lineno + where[pos]) for pos, letter in bad]
+    dead = {pos: _with_line(letter, first_lineno + where[pos]) for pos, letter in bad}
+    batch.raw = [raw for pos, raw in enumerate(kept) if pos not in dead]
+    batch.dead = list(dead.values())
+    events = iter(batch.events)
+    batch.items = [dead[pos] if pos in dead else next(events) for pos in range(len(kept))]
     return batch
 
 
@@ -71,17 +75,21 @@ def _with_oversize(lines: list[Line], first_lineno: int, decoder: Decoder) -> Lo
     place, the runs of lines between them are decoded as usual."""
     out, start = LogBatch(), 0
     cuts = [i for i, line in enumerate(lines) if type(line) is Oversize] + [len(lines)]
+    items: list[Event | DeadLetter] = []
     for cut in cuts:
         part = _decode_lines(lines[start:cut], first_lineno + start, decoder)
         out.events += part.events
         out.raw += part.raw
         out.dead += part.dead
+        items += part.items
         if cut < len(lines):
             over: Oversize = lines[cut]  # type: ignore[assignment]
             detail = (f"line of {over.size} bytes exceeds {decoder.max_bytes} "
                       f"(not read whole; its first {len(over.head)} kept)")
             out.dead.append(DeadLetter("oversize", detail, over.head, offset=first_lineno + cut))
+            items.append(out.dead[-1])
         start = cut + 1
+    out.items = items
     return out
 
 

@@ -3,14 +3,16 @@ Redis) builds it here from the configuration, so none can build it differently."
 
 from __future__ import annotations
 
+from detectors.trace import Tracer
 from pipeline.config import Config, Secrets
 from pipeline.engine.clock import TimeGuard
 from pipeline.engine.engine import Engine
 
 
-def build_engine(config: Config, secrets: Secrets | None, live: bool = False) -> Engine:
+def build_engine(config: Config, secrets: Secrets | None, tracer: Tracer | None = None, live: bool = False) -> Engine:
     """The engine for ``config``: detection settings, the model cap and memory budget, baseline files,
-    the snapshot key, the event-time guard (``live``: also bounded by the wall clock)."""
+    the snapshot key, the event-time guard (``live``: also bounded by the wall clock); ``tracer``
+    observes every evaluation (:mod:`detectors.trace`; the report draws it)."""
     from pipeline.config.baselines import load_baselines
 
     return Engine(
@@ -18,6 +20,7 @@ def build_engine(config: Config, secrets: Secrets | None, live: bool = False) ->
         secret=(secrets.snapshot_key if secrets else b""),
         max_models=config.runtime.max_models,
         baselines=load_baselines(config),
+        tracer=tracer,
         time_guard=time_guard(config, live),
         memory_budget=config.runtime.memory_budget_mb << 20,
     )

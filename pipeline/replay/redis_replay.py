@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 from msgspec.structs import replace
 
-from detectors.events import Alert
 from pipeline.config import Config, Secrets
-from pipeline.engine.build import time_guard
 from pipeline.engine.engine import Engine
 from pipeline.state.redis_store import RedisStore
-from pipeline.state.store import StoreUnavailable
+from pipeline.state.store import Delta, ModelKey, StoreUnavailable
 from pipeline.telemetry.logs import get_logger
 
 LOG_PARTITION = "log"
@@ -42,60 +40,44 @@ def replay_group(log_path: str | Path) -> str:
     return "replay:" + hashlib.sha256(resolved.encode()).hexdigest()[:16]
 
 
-class RedisReplayEngine(Engine):
-    """An :class:`Engine` that owns shard 0 of a log's group and commits after each batch."""
+class RedisCheckpoint:
+    """Shard 0 of a log's group in Redis: where a replay resumes, and where each batch is committed
+    (a :class:`~pipeline.replay.replay.Checkpoint`)."""
 
-    store: RedisStore
-    epoch: int
-    start_line: int
-    max_wait_s: float = 60.0
-    """How long a commit waits for Redis to come back (a blip mid-replay is ridden out)."""
-    start_wait_s: float = 15.0
-    """How long the start waits for Redis (nothing is done yet: a wrong URL fails soon)."""
+    def __init__(self, store: RedisStore, max_wait_s: float = 60.0, start_wait_s: float = 15.0) -> None:
+        self.store, self.max_wait_s = store, max_wait_s
+        self.start_wait_s = min(start_wait_s, max_wait_s)  # nothing is done yet at the start: a wrong URL fails soon
+        self.epoch = 0
+        self.line = 0  # the stored offset: the next commit expects it
 
-    def attach(self, store: RedisStore) -> None:
-        """Claim the shard, restore state, remember where to resume."""
-        snap = _retry(lambda: store.claim(SHARD), self.start_wait_s)
-        self.store, self.epoch = store, snap.epoch
-        self.start_line = snap.offsets.get(LOG_PARTITION, 0)
+    def resume(self, engine: Engine) -> int:
+        """Claim the shard, restore ``engine`` from it; the line to resume at."""
+        snap = _retry(lambda: self.store.claim(SHARD), self.start_wait_s)
+        self.epoch, self.line = snap.epoch, snap.offsets.get(LOG_PARTITION, 0)
         if snap.models:
-            self.restore(snap.models)
-            self.take_delta()  # restored state is already stored
-        for key, name in self.refused_snapshots:
+            engine.restore(snap.models)
+            engine.take_delta()  # restored state is already stored
+        for key, name in engine.refused_snapshots:
             log.warning("snapshot_refused", model=key[0], model_version=key[1], field=name)
-        log.info("replay_state_loaded", redis=store.url, resume_line=self.start_line, models=len(self.models))
+        log.info("replay_state_loaded", redis=self.store.url, resume_line=self.line, models=len(engine.models))
+        return self.line
 
-    def on_commit(self, engine: Engine, lines_end: int, alerts: list[Alert]) -> None:
+    def commit(self, delta: Mapping[ModelKey, Delta], lines_end: int) -> None:
         """Write the batch's delta and the new line offset in one atomic commit."""
-        expected = {LOG_PARTITION: self.start_line} if self.start_line else {}
-        delta = engine.take_delta()
+        expected = {LOG_PARTITION: self.line} if self.line else {}
         result = _retry(
             lambda: self.store.commit(SHARD, self.epoch, expected, {LOG_PARTITION: lines_end}, delta, []),
             self.max_wait_s,
         )
         if result == "already_applied":
             log.info("replay_commit_already_applied", line=lines_end)
-        self.start_line = lines_end
+        self.line = lines_end
 
 
-def redis_engine(url: str, config: Config, secrets: Secrets, log_path: str | Path) -> RedisReplayEngine:
-    """The replay engine for ``log_path`` with state in Redis at ``url`` (restored if present)."""
-    from pipeline.config.baselines import load_baselines
-
-    settings = replace(config.redis, url=url)
-    store = RedisStore(settings, secrets, replay_group(log_path))
-    engine = RedisReplayEngine(
-        config.detection,
-        secret=secrets.snapshot_key,
-        max_models=config.runtime.max_models,
-        baselines=load_baselines(config),
-        time_guard=time_guard(config, live=False),
-        memory_budget=config.runtime.memory_budget_mb << 20,
-    )
-    engine.max_wait_s = max(config.runtime.retry_max_s * 12, 10.0)
-    engine.start_wait_s = min(engine.max_wait_s, 15.0)
-    engine.attach(store)
-    return engine
+def redis_checkpoint(url: str, config: Config, secrets: Secrets, log_path: str | Path) -> RedisCheckpoint:
+    """The checkpoint of ``log_path``'s replay in Redis at ``url``."""
+    store = RedisStore(replace(config.redis, url=url), secrets, replay_group(log_path))
+    return RedisCheckpoint(store, max(config.runtime.retry_max_s * 12, 10.0))
 
 
 def _retry(fn: Callable[[], T], max_wait_s: float) -> T:

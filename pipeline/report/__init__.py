@@ -1,1 +1,3 @@
-"""The HTML drift report (:mod:`.build`), its series (:mod:`.series`) and inline SVG charts (:mod:`.svg`)."""
+"""The HTML drift report (:mod:`.build`): the engine's evaluation trace as series (:mod:`.trace`, :mod:`.curve`),
+the display-only parts (:mod:`.display`), the sections of a model (:mod:`.sections`), the page
+(:mod:`.page`) and inline SVG charts (:mod:`.svg`)."""

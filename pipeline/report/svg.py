@@ -25,6 +25,8 @@ class Line:
     xs: Sequence[float]
     ys: Sequence[float]
     color: str = PALETTE[0]
+    bound: bool = False
+    """A bound that changed over time (dashed, like a threshold line), not a series."""
 
 
 @dataclass
@@ -180,14 +182,15 @@ def line_chart(
                     f'fill="{h.color}">{esc(h.label)}</text>')
     for ln in lines:
         if any(math.isfinite(y) for y in ln.ys):
-            body.append(f'<path class="series" d="{_path(f, ln.xs, ln.ys)}" stroke="{ln.color}">'
-                        f"<title>{esc(ln.label)}</title></path>")
+            body.append(f'<path class="{"threshold" if ln.bound else "series"}" d="{_path(f, ln.xs, ln.ys)}" '
+                        f'stroke="{ln.color}"><title>{esc(ln.label)}</title></path>')
     for m in markers:
         x = f.x(m.ts)
         body.append(f'<g class="marker"><line x1="{x:.1f}" x2="{x:.1f}" y1="{f.top}" y2="{f.height - f.bottom}" '
                     f'stroke="{m.color}"/><path d="M{x - 4:.1f},{f.top} h8 l-4,6 z" fill="{m.color}"/>'
                     f"<title>{esc(m.title)}</title></g>")
-    legend = [(ln.label, ln.color, "line") for ln in lines] + [(h.label, h.color, "dash") for h in hlines]
+    legend = [(ln.label, ln.color, "dash" if ln.bound else "line") for ln in lines]
+    legend += [(h.label, h.color, "dash") for h in hlines]
     return _figure(chart_id, title, f, body, legend, note)
 
 

@@ -1,13 +1,17 @@
-"""structlog, configured once by the CLI: JSON lines off a terminal, console on one."""
+"""structlog, configured once by the CLI: JSON lines off a terminal, console on one.
+
+structlog (which brings rich and asyncio with it) is imported when the first logger is asked for,
+and the configuration is applied then: a command that logs nothing, a replay, never imports it.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 from detectors.text import escape
 
@@ -36,7 +40,26 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
+_pending: tuple[str, object] | None = None
+
+
 def configure(level: str = "info", stream: object = None) -> None:
+    """How to log (``stream``: default stderr); applied now if structlog is loaded, else with the first logger."""
+    global _pending
+    _pending = (level, stream)
+    if "structlog" in sys.modules:
+        _apply()
+
+
+def _apply() -> None:
+    global _pending
+    if _pending is None:
+        return
+    (level, stream), _pending = _pending, None
+    import logging
+
+    import structlog
+
     out = stream or _Stderr()
     on_tty = bool(getattr(out, "isatty", lambda: False)())
     renderer: structlog.types.Processor = (
@@ -58,4 +81,7 @@ def configure(level: str = "info", stream: object = None) -> None:
 
 
 def get_logger(name: str) -> structlog.types.FilteringBoundLogger:
+    import structlog
+
+    _apply()
     return structlog.get_logger(name)  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from alert_samples import make_alert as alert
+from samples import make_alert as alert
 
 from pipeline.cli import main
 from pipeline.edge.alerts import encode_alert, render_alert

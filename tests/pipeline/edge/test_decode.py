@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import typing
 
 import msgspec
@@ -188,3 +189,26 @@ def test_replay_survives_integers_of_any_size(tmp_path: typing.Any) -> None:
     log.write_text("\n".join(lines) + "\n")
     summary = replay(log, Config(), ListSink())
     assert summary.events == 2999 and summary.dead_letters == {"non_finite": 1}
+
+
+@pytest.mark.parametrize(("raw", "model"), [
+    (b'{"type":"prediction","event_id":"e","model":"m","ts":"not-a-time"}', "m"),
+    (b'{"type":"prediction","event_id":"e","model":"m","ts":1,"prediction":1,"score":"high"}', "m"),
+    (b'{"type":"features","event_id":"e","model":"m","ts":1e999,"features":{}}', "m"),
+    (b'{"type":"prediction","event_id":"e","model":"m","ts":1,"prediction":1e999}', "m"),
+    (b'{"type":"label","event_id":"l","model":"m","ts":1,"prediction_id":"p","label":%d}' % 10**400, "m"),
+    (b'{"type":"prediction","event_id":"e","model":5,"ts":1,"prediction":1}', None),
+    (b'{"type":"prediction","event_id":"e","model":"","ts":1,"prediction":1}', None),
+    (b'{"type":"prediction","model":"m","x":[[[[1]]]]', None),
+    (b"[1, 2]", None),
+])
+def test_a_dead_letter_knows_the_model_its_payload_names(raw: bytes, model: str | None) -> None:
+    """The model whose dead-letter rate a malformed line counts in, in replay (logged) and live (per stream)."""
+    logged = D.decode_logged(raw)
+    assert isinstance(logged, DeadLetter) and logged.model == model and logged.counted_as == model
+    typed = re.match(rb'\{"type":"(features|prediction|label)",', raw)
+    if typed:  # the same payload as a Kafka message of its stream (no type field)
+        live = D.decode(b"{" + raw[typed.end():], typed.group(1).decode())  # type: ignore[arg-type]
+        assert isinstance(live, DeadLetter) and live.model == model
+        keyed = msgspec.structs.replace(live, key="from-the-key")
+        assert keyed.counted_as == (model if model is not None else "from-the-key")

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from forward_helpers import am_alerts, free_port
+from promql_helpers import exercised_exposition, grouping_labels, metric_names
 from services import go_binary
-from telemetry.test_dashboard import exercised_exposition, grouping_labels, metric_names
 
 from detectors.events import Alert, Window
 from pipeline.forward.alertmanager import Mapper, Posting

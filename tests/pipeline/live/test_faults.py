@@ -9,7 +9,7 @@ test reads them (read-only) with its own consumer group, Redis key prefix, alert
 dead-letter topic. Kafka record timestamps are therefore the same in every run, which
 matters because the detectors keep the broker-timestamp lag of recent events in state.
 
-Fault hooks (``DRIFTWIRE_FAULT``) are test-only; see :mod:`pipeline.live.runner`.
+Fault hooks (``DRIFTWIRE_FAULT``) are test-only; see :mod:`pipeline.live.faults`.
 """
 
 from __future__ import annotations

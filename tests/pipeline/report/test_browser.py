@@ -99,12 +99,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 def test_every_chart_renders_without_console_errors(built: tuple[Path, list[str]], tmp_path: Path) -> None:
     browser = find_chromium()
     page, charts = built
-    features = [f"num_{i}" for i in range(15)] + [f"cat_{j}" for j in range(5)]
-    expected = {f"drift:model-0:v1:{f}" for f in features} | {
-        "error:model-0:v1", "prediction:model-0:v1", "events:model-0:v1", "quality:model-0:v1:num_1",
-        "dist:model-0:v1:num_1",
-    }
-    assert expected <= set(charts), sorted(expected - set(charts))
+    features = {f"num_{i}" for i in range(15)} | {f"cat_{j}" for j in range(5)}
+    assert {"overview:model-0:v1", "events:model-0:v1", "dist:model-0:v1:num_1"} <= set(charts), charts
+    assert "fired:model-0:v1:data_quality:num_1:missing_rate" in charts, charts
+    assert features <= {c.split(":")[4] for c in charts if c.startswith(("fired:", "series:"))}
     dom, console = dump(browser, tmp_path, page)
     assert console == [], "console output:\n" + "\n".join(console)
     attrs = body_attrs(dom)
@@ -133,7 +131,7 @@ def test_screenshot_is_saved_and_not_blank(built: tuple[Path, list[str]], tmp_pa
 def test_the_checks_catch_console_errors_and_empty_charts(tmp_path: Path) -> None:
     """The harness itself: a page with a console error and an empty chart must be caught."""
     browser = find_chromium()
-    from pipeline.report.build import SELF_CHECK
+    from pipeline.report.page import SELF_CHECK
 
     bad = tmp_path / "bad.html"
     bad.write_text(

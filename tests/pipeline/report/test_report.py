@@ -1,4 +1,5 @@
-"""The HTML report: content, self-containment, escaping, statistics, the CLI."""
+"""The HTML report: it draws the engine's own trace (every fired alert's statistic with the bound it
+crossed), its alerts are replay's alerts, it is self-contained and escaped; the command line."""
 
 from __future__ import annotations
 
@@ -8,28 +9,24 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from alert_samples import make_alert as alert
+from samples import make_alert as alert
 
 from detectors.events import Alert
+from detectors.trace import TraceRecord
 from pipeline.cli import main
 from pipeline.config import Config, parse_config
+from pipeline.edge.alerts import named_features
 from pipeline.edge.sinks import ListSink
+from pipeline.engine.build import build_engine
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
-from pipeline.report.build import (
-    SELF_CHECK,
-    Settings,
-    build_report,
-    incidents,
-    incidents_table,
-    named_features,
-    psi,
-)
-from pipeline.report.series import ColumnCurves, RowSeries, scheduled
+from pipeline.report.build import ReportResult, build_report
+from pipeline.report.page import SELF_CHECK, incidents, incidents_table
+from pipeline.report.trace import Series
 
 SMALL = {"detection": {"reference_size": 1000, "window_size": 300, "eval_every": 100}}
+KEY = ("model-0", "v1")
 
 
 def small_config() -> Config:
@@ -44,66 +41,89 @@ def drift_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def report(drift_log: Path) -> tuple[str, list[str], list[Alert]]:
+def report(drift_log: Path) -> tuple[str, ReportResult, list[Alert]]:
     out = drift_log.with_suffix(".html")
     result = build_report(drift_log, out, small_config())
     sink = ListSink()
     replay(drift_log, small_config(), sink)
-    return out.read_text(encoding="utf-8"), result.charts, sink.alerts
+    return out.read_text(encoding="utf-8"), result, sink.alerts
 
 
-# -- the report built from a drifting synthetic log ---------------------------------------------------
+def series_of(result: ReportResult, a: Alert) -> Series:
+    """The series an alert was built from."""
+    found = [s for s in result.series[(a.model, a.model_version)] if s.kind == a.kind and s.feature == a.feature
+             and s.detector == a.detector and a.event_id in s.alerted]
+    assert len(found) == 1, (a, found)
+    return found[0]
 
 
-def test_every_expected_chart_is_there(report: tuple[str, list[str], list[Alert]]) -> None:
-    _page, charts, alerts = report
-    features = [f"num_{i}" for i in range(15)] + [f"cat_{j}" for j in range(5)]
-    expected = {f"drift:model-0:v1:{f}" for f in features}
-    expected |= {"error:model-0:v1", "prediction:model-0:v1", "events:model-0:v1"}
-    fired = {a.feature for a in alerts if a.feature and a.status == "firing" and a.kind in ("data_drift",
-                                                                                              "data_quality")}
-    assert fired, "the synthetic drift should fire at least one per-feature alert"
-    expected |= {f"dist:model-0:v1:{f}" for f in fired}
-    expected |= {f"quality:model-0:v1:{a.feature}" for a in alerts if a.kind == "data_quality" and a.feature}
-    expected.add("quality:model-0:v1:num_1")  # 30% missing after the drift
-    assert expected <= set(charts), sorted(expected - set(charts))
-    assert len(charts) == len(set(charts))
+# -- the report draws what fired ----------------------------------------------------------------------
 
 
-def test_charts_are_not_empty(report: tuple[str, list[str], list[Alert]]) -> None:
-    page = report[0]
-    figures = re.findall(r'<figure class="chart" data-chart="([^"]*)">(.*?)</figure>', page, re.S)
-    assert figures
-    for chart_id, body in figures:
-        drawn = re.findall(r'<path class="series" d="([^"]*)"', body) + re.findall(r'<rect class="bar"', body)
-        assert drawn, f"{chart_id} draws nothing"
-        for d in re.findall(r'<path class="series" d="([^"]*)"', body):
-            assert d.startswith("M") and ("L" in d or "h" in d), chart_id
-            assert "nan" not in d and "inf" not in d, chart_id
+def test_every_firing_alert_has_a_chart_of_its_statistic_with_the_bound_it_crossed(
+        report: tuple[str, ReportResult, list[Alert]]) -> None:
+    _page, result, alerts = report
+    firing = [a for a in alerts if a.status == "firing"]
+    assert {a.kind for a in firing} >= {"data_drift", "data_quality", "concept_drift"}
+    for a in firing:
+        s = series_of(result, a)
+        assert f"fired:model-0:v1:{a.kind}:{s.subject}:{a.detector}" in result.charts
+        assert (a.event_ts, a.statistic) in zip(*s.stat.points(), strict=True), "the alert's point is drawn"
+        bounds = {s.warning.at(a.event_ts), s.critical.at(a.event_ts)}
+        assert a.threshold in bounds and a.statistic is not None and a.statistic >= a.threshold
 
 
-def test_drift_charts_show_thresholds_and_alert_markers(report: tuple[str, list[str], list[Alert]]) -> None:
-    page, _charts, alerts = report
-    body = re.search(r'data-chart="drift:model-0:v1:num_1">(.*?)</figure>', page, re.S)
-    assert body is not None
-    assert body.group(1).count('class="threshold"') == 2
-    n_alerts = sum(a.feature == "num_1" for a in alerts)
-    assert body.group(1).count('class="marker"') == n_alerts > 0
-    shift = re.search(r'data-chart="drift:model-0:v1:num_0">.*?<path class="series" d="([^"]*)"', page, re.S)
-    assert shift is not None  # the mean shift of num_0 shows as a PSI rise: its curve climbs (smaller y)
-    ys = [float(p.split(",")[1]) for p in re.findall(r"[ML]([\d.]+,[\d.]+)", shift.group(1))]
-    assert min(ys[-5:]) < min(ys[:3]) - 40
+def test_the_report_series_are_the_engine_trace(drift_log: Path, report: tuple[str, ReportResult, list[Alert]]) -> None:
+    """An independent run of the engine with a list as its tracer: the report holds the same statistics."""
+    records: list[TraceRecord] = []
+    replay(drift_log, small_config(), ListSink(), engine=build_engine(small_config(), None, tracer=records.append))
+    by_series: dict[tuple[object, ...], list[TraceRecord]] = {}
+    for r in records:
+        by_series.setdefault((r.kind, r.feature, r.column, r.detector), []).append(r)
+    got = {(s.kind, s.feature, s.column, s.detector): s for s in report[1].series[KEY]}
+    assert set(got) == set(by_series)
+    for key, recs in by_series.items():
+        s = got[key]
+        assert s.stat.count == len(recs) and s.stat.peak == max(r.statistic for r in recs), key
+        assert [s.warning.at(r.event_ts) for r in recs] == [r.warning for r in recs], key
 
 
-def test_incidents_table_matches_the_alerts(report: tuple[str, list[str], list[Alert]]) -> None:
-    page, _charts, alerts = report
+def test_the_report_alerts_are_the_replay_alerts(report: tuple[str, ReportResult, list[Alert]]) -> None:
+    page, result, alerts = report
+    assert [i.first.alert_id for i in result.incidents] == [i.first.alert_id for i in incidents(alerts)]
     table = re.search(r'<table class="incidents">.*?<tbody>(.*?)</tbody>', page, re.S)
-    assert table is not None
-    assert table.group(1).count("<tr") == len({a.alert_id for a in alerts})
+    assert table is not None and table.group(1).count("<tr") == len({a.alert_id for a in alerts})
     assert f"<b>{len({a.alert_id for a in alerts})}</b><span>incidents</span>" in page
 
 
-def test_the_page_is_self_contained(report: tuple[str, list[str], list[Alert]]) -> None:
+def test_fired_charts_show_both_bounds_and_their_alert_markers(report: tuple[str, ReportResult, list[Alert]]) -> None:
+    page, _result, alerts = report
+    a = next(a for a in alerts if a.detector == "missing_rate" and a.feature == "num_1")
+    body = re.search(r'data-chart="fired:model-0:v1:data_quality:num_1:missing_rate">(.*?)</figure>', page, re.S)
+    assert body is not None
+    assert body.group(1).count('class="threshold"') == 2  # warning and critical (constant bounds)
+    incident = [x for x in alerts if x.alert_id == a.alert_id]
+    assert body.group(1).count('class="marker"') == len(incident) >= 2  # fired ... resolved
+
+
+def test_every_chart_is_of_a_known_kind_and_draws_something(report: tuple[str, ReportResult, list[Alert]]) -> None:
+    page, result, _alerts = report
+    assert {c.split(":")[0] for c in result.charts} <= {"overview", "fired", "series", "dist", "events"}
+    assert len(result.charts) == len(set(result.charts))
+    figures = re.findall(r'<figure class="chart" data-chart="([^"]*)">(.*?)</figure>', page, re.S)
+    assert len(figures) == len(result.charts)
+    for chart_id, body in figures:
+        drawn = re.findall(r'<path class="series" d="([^"]*)"', body) + re.findall(r'<rect class="bar"', body)
+        assert drawn, f"{chart_id} draws nothing"
+        for d in re.findall(r'<path class="(?:series|threshold)" d="([^"]*)"', body):
+            assert d.startswith("M") and "nan" not in d and "inf" not in d, chart_id
+    features = [f"num_{i}" for i in range(15)] + [f"cat_{j}" for j in range(5)]
+    drawn_features = {c.split(":")[4] for c in result.charts if c.startswith(("fired:", "series:"))}
+    assert set(features) <= drawn_features  # every feature: what fired, or its closest detector
+    assert {"overview:model-0:v1", "events:model-0:v1", "dist:model-0:v1:num_1"} <= set(result.charts)
+
+
+def test_the_page_is_self_contained(report: tuple[str, ReportResult, list[Alert]]) -> None:
     page = report[0]
     assert page.startswith("<!DOCTYPE html>")
     for forbidden in ("http://", "https://", "<link", "@import", "url(", " src=", "<img", "<iframe"):
@@ -130,7 +150,8 @@ def test_untrusted_names_are_escaped(tmp_path: Path) -> None:
     page = out.read_text()
     assert evil_model not in page and "<svg onload" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert f"drift:{evil_model}:unknown:{evil_feature}" in result.charts  # ids survive a round trip
+    assert any(c.startswith(f"series:{evil_model}:unknown:") and f":{evil_feature}:" in c
+               for c in result.charts), result.charts  # ids survive a round trip
 
 
 @pytest.mark.parametrize("events", [0, 10, 1500])
@@ -145,64 +166,9 @@ def test_short_or_empty_logs_still_give_a_report(tmp_path: Path, events: int) ->
     page = out.read_text()
     assert page.endswith("</html>")
     if events:
-        assert "Too few events" in page or "No feature" in page
+        assert "Nothing fired." in page and "events:model-0:v1" in result.charts
     else:
         assert result.charts == [] and "not_json: 1" in page
-
-
-# -- statistics ---------------------------------------------------------------------------------------
-
-
-def settings(**kw: int) -> Settings:
-    base = Settings.from_config(Config())
-    for k, v in kw.items():
-        setattr(base, k, v)
-    return base
-
-
-def test_psi_is_zero_for_equal_and_large_for_shifted() -> None:
-    ref = np.array([100, 100, 100, 100])
-    assert psi(ref, np.array([[25, 25, 25, 25]]))[0] == pytest.approx(0.0)
-    assert psi(ref, np.array([[0, 0, 50, 50]]))[0] > 1.0
-
-
-def test_evaluation_points_follow_the_settings() -> None:
-    s = settings(reference=1000, window=300, every=100)
-    assert scheduled(0, 1250, s.first_end, s.every).tolist() == []
-    assert scheduled(0, 1650, s.first_end, s.every).tolist() == [1300, 1400, 1500, 1600]
-
-
-def stream_column(name: str, raw: list[object], s: Settings) -> tuple[ColumnCurves, list[float]]:
-    """One column streamed through the report's row series; its PSI curve's x values (row times)."""
-    series = RowSeries(s, None, {})
-    for i, v in enumerate(raw):
-        series.add(float(i), {name: v})  # type: ignore[dict-item]
-    series.finish()
-    assert series.columns is not None
-    col = series.columns[name]
-    return col, col.psi.points()[0]
-
-
-def test_column_stats_missing_rate_and_shift() -> None:
-    rng = np.random.default_rng(1)
-    raw: list[object] = [float(v) for v in rng.normal(0, 1, 1000)]
-    raw += [None if i % 4 == 0 else float(v) for i, v in enumerate(rng.normal(3, 1, 400))]
-    s = settings(reference=1000, window=200, every=100)
-    st, xs = stream_column("x", raw, s)
-    assert st.numeric and st.ref_missing == 0.0
-    assert xs == [1199.0, 1299.0, 1399.0]  # the time of each window's last row
-    assert st.missing_rate.points()[1] == pytest.approx([0.25, 0.25, 0.25])
-    assert min(st.psi.points()[1]) > 1.0
-    assert min(st.outside.points()[1]) > 0.1  # values above the reference max
-
-
-def test_categorical_columns_count_unseen_categories() -> None:
-    raw: list[object] = [*(["a", "b"] * 50), *(["a", "zz"] * 50)]
-    s = settings(reference=100, window=50, every=50)
-    st, _xs = stream_column("c", raw, s)
-    assert not st.numeric
-    assert st.outside.points()[1] == pytest.approx([0.5, 0.5])
-    assert min(st.psi.points()[1]) > 0.5
 
 
 def test_incidents_pair_firing_escalation_and_resolve() -> None:
@@ -225,6 +191,13 @@ def test_grouped_incidents_name_their_features_and_the_resolve_names_the_late_jo
     html = incidents_table(incidents([firing, resolved]))
     assert "<td>x3, x4, x5</td>" in html
     assert "<td>x3, x4</td>" in incidents_table(incidents([firing]))
+
+
+def test_progress_covers_the_log_once(drift_log: Path, tmp_path: Path) -> None:
+    seen: list[int] = []
+    build_report(drift_log, tmp_path / "r.html", small_config(), on_batch=seen.append)
+    lines = sum(1 for _ in drift_log.open("rb"))
+    assert seen == sorted(seen) and seen[-1] == lines and len(seen) == -(-lines // 2000)
 
 
 # -- the command line ---------------------------------------------------------------------------------
@@ -257,48 +230,3 @@ def test_cli_help_describes_the_report(capsys: pytest.CaptureFixture[str]) -> No
         main(["report", "--help"])
     out = capsys.readouterr().out
     assert "--out" in out and "offline" in out
-
-
-def test_model_section_with_engine_alerts_of_every_kind(drift_log: Path) -> None:
-    """Whatever detectors fire: prediction drift gets output distributions, unknown features are skipped."""
-    from pipeline.edge.decode import Decoder
-    from pipeline.edge.logfile import read_log
-    from pipeline.report.build import ModelView, RangeTap, model_section, stream_log
-
-    cfg = small_config()
-    rows = [ev for b in read_log(drift_log, Decoder(1 << 20)) for ev in b.events if ev.features is not None]
-    t = rows[2500].ts
-    alerts = [
-        alert(model="model-0", feature=None, kind="prediction_drift", detector="ks", event_ts=t, alert_id="p"),
-        alert(model="model-0", feature="num_0", detector="wasserstein", event_ts=t, alert_id="w"),
-        alert(model="model-0", feature="cat_2", detector="chi2", event_ts=t, alert_id="c"),
-        alert(model="model-0", feature="late_feature", kind="data_quality", detector="schema", event_ts=t,
-              alert_id="s"),
-        alert(model="model-0", feature=None, kind="concept_drift", detector="adwin", event_ts=t, alert_id="a"),
-        alert(model="model-0", feature=None, kind="pipeline_health", detector="event_gap", event_ts=t,
-              alert_id="g", statistic=None, threshold=None),
-    ]
-    engine = RangeTap(cfg, None)
-    replay(drift_log, cfg, ListSink(), engine=engine)
-    key = ("model-0", "v1")
-    data = stream_log(drift_log, cfg, Settings.from_config(cfg), engine.ranges, {key: alerts})[key]
-    html_ = model_section(ModelView(key, data, alerts, Settings.from_config(cfg)))
-    charts = set(re.findall(r'data-chart="([^"]*)"', html_))
-    for cid in ("dist:model-0:v1:score", "dist:model-0:v1:prediction", "dist:model-0:v1:num_0",
-                "dist:model-0:v1:cat_2"):
-        assert cid in charts, cid
-    assert "dist:model-0:v1:late_feature" not in charts
-    assert "current: 300 events from the first alert" in html_  # the window captured after the alert
-    for cid in ("error:model-0:v1", "events:model-0:v1", "prediction:model-0:v1", "drift:model-0:v1:num_0"):
-        body = html_.split(f'data-chart="{cid}"', 1)[1].split("</figure>", 1)[0]
-        assert 'class="marker"' in body, cid
-
-
-def test_long_series_are_thinned_keeping_peaks() -> None:
-    from pipeline.report.build import MAX_POINTS, thin
-
-    ys = [0.0] * 10_000
-    ys[7777] = 5.0
-    xs, ts = thin(list(range(10_000)), ys)
-    assert len(ts) <= MAX_POINTS and max(ts) == 5.0 and 7777 in xs
-    assert thin([1.0, 2.0], [3.0, 4.0]) == ([1.0, 2.0], [3.0, 4.0])

@@ -1,4 +1,6 @@
-"""RedisStore against the real Redis (REDIS_URL, from `eval "$(scripts/services.sh up)"`)."""
+"""RedisStore against the real Redis (REDIS_URL, from `eval "$(scripts/services.sh up)"`): what only Redis
+has (round trips, hash tags, scripts, connection faults, TLS settings, bytes per commit) and ``replay
+--redis``. The store contract itself, shared with MemoryStore, is tests/pipeline/state/test_contract.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import msgspec
@@ -20,14 +22,16 @@ from detectors.events import Alert, Event
 from detectors.settings import DetectionSettings
 from pipeline.config import Config, RedisSettings, Secrets, parse_config
 from pipeline.config.refusals import Refused
+from pipeline.edge.logfile import LogBatch
 from pipeline.edge.sinks import ListSink
-from pipeline.engine.engine import ENGINE_KEY, Engine
-from pipeline.replay.redis_replay import redis_engine, replay_group
+from pipeline.engine.build import build_engine
+from pipeline.engine.engine import Engine
+from pipeline.replay.redis_replay import RedisCheckpoint, redis_checkpoint, replay_group
 from pipeline.replay.replay import replay
 from pipeline.replay.synth import SynthSpec, write_log
 from pipeline.state.keys import Keys
 from pipeline.state.redis_store import COMMIT_LUA, RedisStore, make_client, redact_url
-from pipeline.state.store import FencedError, MemoryStore, OffsetConflict, StoreUnavailable
+from pipeline.state.store import Delta, FencedError, ModelKey, StoreUnavailable
 
 pytestmark = pytest.mark.services
 
@@ -63,18 +67,6 @@ def store(prefix: str) -> Iterator[RedisStore]:
     s.close()
 
 
-def test_fresh_claim_then_commit_then_claim(store: RedisStore) -> None:
-    snap = store.claim(0)
-    assert (snap.epoch, snap.offsets, snap.models, snap.outbox) == (1, {}, {}, [])
-    delta = {M: {"win": b"\x00\xff" * 10, "ref": b"r"}, ENGINE_KEY: {"engine": b"e"}}
-    assert store.commit(0, 1, {}, {"ml.features:0": 10, "ml.labels:0": 3}, delta, [b"a1", b"a2"]) == "applied"
-    again = store.claim(0)
-    assert again.epoch == 2
-    assert again.offsets == {"ml.features:0": 10, "ml.labels:0": 3}
-    assert again.models == {M: {"win": b"\x00\xff" * 10, "ref": b"r"}, ENGINE_KEY: {"engine": b"e"}}
-    assert again.outbox == [(1, b"a1"), (2, b"a2")]
-
-
 def test_claim_is_two_round_trips_and_commit_one(store: RedisStore) -> None:
     snap = store.claim(0)
     store.commit(0, snap.epoch, {}, {"t:0": 1}, {M: {"f": b"1"}, ("b", "v"): {"f": b"2"}}, [b"x"])
@@ -84,41 +76,6 @@ def test_claim_is_two_round_trips_and_commit_one(store: RedisStore) -> None:
     before = store.round_trips
     store.commit(0, snap.epoch + 1, {"t:0": 1}, {"t:0": 2}, {M: {"f": b"3"}}, [b"y"])
     assert store.round_trips - before == 1
-
-
-def test_stale_owner_is_fenced(prefix: str) -> None:
-    old, new = make_store(prefix), make_store(prefix)
-    a = old.claim(5)
-    b = new.claim(5)
-    assert b.epoch == a.epoch + 1
-    with pytest.raises(FencedError, match="fenced"):
-        old.commit(5, a.epoch, {}, {"t:5": 1}, {M: {"f": b"stale"}}, [b"stale alert"])
-    with pytest.raises(FencedError):
-        old.ack(5, a.epoch, [1])
-    # nothing of the refused commit landed; the new owner proceeds
-    assert new.commit(5, b.epoch, {}, {"t:5": 1}, {M: {"f": b"new"}}, []) == "applied"
-    snap = new.claim(5)
-    assert snap.models == {M: {"f": b"new"}} and snap.outbox == []
-
-
-def test_expected_offsets_are_checked(store: RedisStore) -> None:
-    e = store.claim(1).epoch
-    store.commit(1, e, {}, {"t:1": 5, "u:1": 2}, {M: {"f": b"1"}}, [])
-    for expected in ({"t:1": 4, "u:1": 2}, {"t:1": 5}, {}, {"t:1": 5, "u:1": 2, "v:1": 0}):
-        with pytest.raises(OffsetConflict):
-            store.commit(1, e, expected, {"t:1": 9, "u:1": 3}, {M: {"f": b"2"}}, [b"a"])
-    assert store.commit(1, e, {"t:1": 5, "u:1": 2}, {"t:1": 9, "u:1": 3}, {M: {"f": b"2"}}, []) == "applied"
-    snap = store.claim(1)
-    assert snap.offsets == {"t:1": 9, "u:1": 3} and snap.models == {M: {"f": b"2"}} and snap.outbox == []
-
-
-def test_retry_is_already_applied(store: RedisStore) -> None:
-    e = store.claim(0).epoch
-    args = (0, e, {}, {"t:0": 5}, {M: {"f": b"1", "gone": None}}, [b"alert"])
-    assert store.commit(*args) == "applied"
-    assert store.commit(*args) == "already_applied"
-    snap = store.claim(0)
-    assert snap.models == {M: {"f": b"1"}} and snap.outbox == [(1, b"alert")] and snap.offsets == {"t:0": 5}
 
 
 def test_lost_reply_then_retry_is_already_applied(store: RedisStore) -> None:
@@ -143,51 +100,25 @@ def test_lost_reply_then_retry_is_already_applied(store: RedisStore) -> None:
     assert snap.outbox == [(1, b"alert-1")]  # exactly once
 
 
-def test_outbox_append_and_ack_order(store: RedisStore) -> None:
-    e = store.claim(2).epoch
-    store.commit(2, e, {}, {"t:2": 1}, {}, [b"a", b"b"])
-    store.commit(2, e, {"t:2": 1}, {"t:2": 2}, {}, [b"c"])
-    assert store.outbox(2) == [(1, b"a"), (2, b"b"), (3, b"c")]
-    store.ack(2, e, [2])
-    assert store.outbox(2) == [(1, b"a"), (3, b"c")]
-    store.ack(2, e, [1, 3, 42])
-    assert store.outbox(2) == []
-    store.commit(2, e, {"t:2": 2}, {"t:2": 3}, {}, [b"d"])
-    assert store.outbox(2) == [(4, b"d")]  # seqs never go back, even after a drain
-    e2 = store.claim(2).epoch
-    assert store.claim(2).outbox == [(4, b"d")]
-    with pytest.raises(FencedError):
-        store.ack(2, e2, [4])  # e2 is stale: the second claim above fenced it
-
-
-def test_more_than_ten_outbox_entries_sort_numerically(store: RedisStore) -> None:
-    e = store.claim(0).epoch
-    alerts = [f"alert-{i}".encode() for i in range(25)]
-    store.commit(0, e, {}, {"t:0": 1}, {}, alerts)
-    assert [p for _, p in store.outbox(0)] == alerts
-
-
-def test_deletes_and_model_index(store: RedisStore) -> None:
+def test_the_model_index_follows_the_stored_models(store: RedisStore) -> None:
+    """Redis's own bookkeeping (the contract suite checks what a claim loads): a model whose last field is
+    deleted leaves the index set and its hash key is gone."""
     e = store.claim(0).epoch
     other = ("b", "v")
-    store.commit(0, e, {}, {"t:0": 1}, {M: {"a": b"1", "b": b"2"}, other: {"x": b"y"}}, [])
-    store.commit(0, e, {"t:0": 1}, {"t:0": 2}, {M: {"a": None, "never": None}}, [])
-    assert store.claim(0).models == {M: {"b": b"2"}, other: {"x": b"y"}}
-    e = store.claim(0).epoch
-    store.commit(0, e, {"t:0": 2}, {"t:0": 3}, {M: {"b": None}}, [])
-    assert store.claim(0).models == {other: {"x": b"y"}}
+    store.commit(0, e, {}, {"t:0": 1}, {M: {"b": b"2"}, other: {"x": b"y"}}, [])
+    store.commit(0, e, {"t:0": 1}, {"t:0": 2}, {M: {"b": None}}, [])
     members = store.client.smembers(store.keys.models(0))
     assert members == {Keys.member(*other).encode()}
     assert not store.client.exists(store.keys.state(0, *M))
 
 
-def test_weird_model_names_stay_in_one_slot_and_do_not_collide(prefix: str) -> None:
+def test_weird_model_names_stay_in_one_slot(prefix: str) -> None:
+    """Every key of a shard carries its one hash tag whatever the names (their round trip: the contract suite)."""
     store = make_store(prefix, group="grp}{:x")
     weird = [("a}b:c{", "v"), ("a", "b:c"), ("a:b", "c"), ("{x}", "}{"), ("", ""), ("é ünï\x00\n", "%3A")]
     e = store.claim(7).epoch
     delta = {key: {"f": repr(key).encode()} for key in weird}
     store.commit(7, e, {}, {"t:7": 1}, delta, [])  # type: ignore[arg-type]
-    assert store.claim(7).models == {key: {"f": repr(key).encode()} for key in weird}
     keys = _all_keys(store, 7)
     assert {_hash_tag(key) for key in keys} == {"grp%7D%7B%3Ax:7"}
     k = store.keys
@@ -208,28 +139,6 @@ def test_groups_and_shards_are_isolated(prefix: str) -> None:
     a.commit(0, a.claim(0).epoch, {}, {"t:0": 1}, {M: {"f": b"a"}}, [b"x"])
     assert b.claim(0).models == {} and a.claim(1).models == {}
     assert a.claim(0).models == {M: {"f": b"a"}}
-
-
-def test_large_field_values_and_many_fields(store: RedisStore) -> None:
-    e = store.claim(0).epoch
-    fields: dict[str, bytes | None] = {f"feat-{i}": bytes([i % 256]) * 100 for i in range(3000)}
-    fields["big"] = os.urandom(2_000_000)
-    store.commit(0, e, {}, {"t:0": 1}, {M: fields}, [])
-    assert store.claim(0).models[M] == fields
-
-
-def test_memory_and_redis_agree(store: RedisStore) -> None:
-    mem = MemoryStore()
-    steps = [
-        ({}, {"t:0": 3}, {M: {"a": b"1"}, ("z", "1"): {"q": b"w"}}, [b"1"]),
-        ({"t:0": 3}, {"t:0": 6}, {M: {"a": None, "b": b"2"}}, []),
-        ({"t:0": 6}, {"t:0": 9}, {("z", "1"): {"q": None}}, [b"2", b"3"]),
-    ]
-    er, em = store.claim(0).epoch, mem.claim(0).epoch
-    for exp, nxt, delta, alerts in steps:
-        assert store.commit(0, er, exp, nxt, delta, alerts) == mem.commit(0, em, exp, nxt, delta, alerts)  # type: ignore[arg-type]
-    r, m = store.claim(0), mem.claim(0)
-    assert (r.offsets, r.models, r.outbox) == (m.offsets, m.models, m.outbox)
 
 
 def test_script_reloaded_after_script_flush(store: RedisStore) -> None:
@@ -384,54 +293,62 @@ def test_redis_replay_matches_memory_replay_and_resumes_after_a_crash(
     config = _replay_config(prefix)
     # first run: crash after the 3rd committed batch
     first = ListSink()
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
-    assert engine.start_line == 0
+    engine, checkpoint, start = _resumed(config, drift_log)
+    assert start == 0
     batches = []
 
-    def crash_after_three(lines_end: int) -> None:
-        batches.append(lines_end)
+    def crash_after_three(batch: LogBatch, _step: object) -> None:
+        batches.append(batch.lines_end)
         if len(batches) == 3:
             raise _Crash
 
     with pytest.raises(_Crash):
-        replay(drift_log, config, first, on_batch=crash_after_three, engine=engine, on_commit=engine.on_commit)
-    engine.store.close()
+        replay(drift_log, config, first, on_batch=crash_after_three, engine=engine, checkpoint=checkpoint)
+    checkpoint.store.close()
 
     # second run: resumes at the committed line, restored from Redis
     second = ListSink()
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
-    assert engine.start_line == batches[-1] > 0
-    summary = replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    engine, checkpoint, start = _resumed(config, drift_log)
+    assert start == batches[-1] > 0
+    summary = replay(drift_log, config, second, engine=engine, checkpoint=checkpoint, start_line=start)
     assert summary.lines == sum(1 for _ in drift_log.open("rb"))
     assert _ids(first.alerts + second.alerts) == golden
 
     # third run: nothing left to do
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine, checkpoint, start = _resumed(config, drift_log)
     third = ListSink()
-    replay(drift_log, config, third, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    replay(drift_log, config, third, engine=engine, checkpoint=checkpoint, start_line=start)
     assert third.alerts == []
+
+
+def _resumed(config: Config, log: Path) -> tuple[Engine, RedisCheckpoint, int]:
+    """What ``driftwire replay --redis`` builds: the engine, its checkpoint, the line to resume at."""
+    engine = build_engine(config, Secrets())
+    checkpoint = redis_checkpoint(redis_url(), config, Secrets(), log)
+    return engine, checkpoint, checkpoint.resume(engine)
 
 
 def test_redis_replay_crash_before_commit_redelivers_at_least_once(
     prefix: str, drift_log: Path, golden: list[dict[str, object]]
 ) -> None:
     config = _replay_config(prefix)
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
+    engine, checkpoint, _ = _resumed(config, drift_log)
     commits = []
 
-    def crash_on_third(eng: Engine, lines_end: int, alerts: list[Alert]) -> None:
-        if len(commits) == 2:
-            raise _Crash  # alerts of batch 3 were sent, its state was not committed
-        commits.append(lines_end)
-        engine.on_commit(eng, lines_end, alerts)
+    class CrashOnThird:
+        def commit(self, delta: Mapping[ModelKey, Delta], lines_end: int) -> None:
+            if len(commits) == 2:
+                raise _Crash  # alerts of batch 3 were sent, its state was not committed
+            commits.append(lines_end)
+            checkpoint.commit(delta, lines_end)
 
     first = ListSink()
     with pytest.raises(_Crash):
-        replay(drift_log, config, first, engine=engine, on_commit=crash_on_third)
-    engine = redis_engine(redis_url(), config, Secrets(), drift_log)
-    assert engine.start_line == commits[-1]
+        replay(drift_log, config, first, engine=engine, checkpoint=CrashOnThird())
+    engine, checkpoint, start = _resumed(config, drift_log)
+    assert start == commits[-1]
     second = ListSink()
-    replay(drift_log, config, second, engine=engine, on_commit=engine.on_commit, start_line=engine.start_line)
+    replay(drift_log, config, second, engine=engine, checkpoint=checkpoint, start_line=start)
     got = {(a["alert_id"], a["status"], a["severity"]) for a in _ids(first.alerts + second.alerts)}
     want = {(a["alert_id"], a["status"], a["severity"]) for a in golden}
     assert got == want
@@ -439,11 +356,11 @@ def test_redis_replay_crash_before_commit_redelivers_at_least_once(
 
 def test_a_second_replay_of_the_same_log_fences_the_first(prefix: str, drift_log: Path) -> None:
     config = _replay_config(prefix)
-    a = redis_engine(redis_url(), config, Secrets(), drift_log)
-    b = redis_engine(redis_url(), config, Secrets(), drift_log)
+    a_engine, a, _ = _resumed(config, drift_log)
+    b_engine, b, _ = _resumed(config, drift_log)
     with pytest.raises(FencedError):
-        replay(drift_log, config, ListSink(), engine=a, on_commit=a.on_commit)
-    replay(drift_log, config, ListSink(), engine=b, on_commit=b.on_commit)
+        replay(drift_log, config, ListSink(), engine=a_engine, checkpoint=a)
+    replay(drift_log, config, ListSink(), engine=b_engine, checkpoint=b)
     assert replay_group(drift_log) == replay_group(drift_log.parent / ".." / drift_log.parent.name / drift_log.name)
 
 

@@ -1,4 +1,5 @@
-"""MemoryStore: the in-process StateStore, same semantics as RedisStore."""
+"""The store module's own parts (the state-lost check, the error root, the doctests) and the Redis key
+builder. The store contract, run against MemoryStore and RedisStore alike, is test_contract.py."""
 
 from __future__ import annotations
 
@@ -9,110 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pipeline.state.store as store_mod
-from pipeline.engine.engine import ENGINE_KEY
 from pipeline.state.keys import Keys, escape, unescape
 from pipeline.state.store import (
     FencedError,
-    MemoryStore,
     OffsetConflict,
     ShardSnapshot,
     StateLostError,
-    StateStore,
     StoreUnavailable,
     check_state_lost,
 )
 
 M = ("model-a", "v1")
-
-
-def _fresh() -> tuple[MemoryStore, ShardSnapshot]:
-    store = MemoryStore()
-    return store, store.claim(3)
-
-
-def test_memory_store_is_a_state_store() -> None:
-    store: StateStore = MemoryStore()
-    assert store.claim(0).epoch == 1
-
-
-def test_claim_fresh_shard_is_empty_and_bumps_fence() -> None:
-    store = MemoryStore()
-    first = store.claim(0)
-    assert first == ShardSnapshot(epoch=1, offsets={}, models={}, outbox=[])
-    assert store.claim(0).epoch == 2
-    assert store.claim(1).epoch == 1  # shards are independent
-
-
-def test_commit_then_claim_loads_everything() -> None:
-    store, snap = _fresh()
-    delta = {M: {"win": b"\x00\x01", "ref": b"r"}, ENGINE_KEY: {"engine": b"e"}}
-    assert store.commit(3, snap.epoch, {}, {"t:3": 10, "u:3": 4}, delta, [b"a1", b"a2"]) == "applied"
-    again = store.claim(3)
-    assert again.epoch == snap.epoch + 1
-    assert again.offsets == {"t:3": 10, "u:3": 4}
-    assert again.models == {M: {"win": b"\x00\x01", "ref": b"r"}, ENGINE_KEY: {"engine": b"e"}}
-    assert again.outbox == [(1, b"a1"), (2, b"a2")]
-
-
-def test_snapshot_is_a_copy() -> None:
-    store, snap = _fresh()
-    store.commit(3, snap.epoch, {}, {"t:3": 1}, {M: {"f": b"1"}}, [])
-    loaded = store.claim(3)
-    loaded.models[M]["f"] = b"mutated"
-    assert store.claim(3).models[M]["f"] == b"1"
-
-
-def test_stale_owner_is_fenced() -> None:
-    store, old = _fresh()
-    new = store.claim(3)
-    with pytest.raises(FencedError):
-        store.commit(3, old.epoch, {}, {"t:3": 1}, {M: {"f": b"x"}}, [b"a"])
-    with pytest.raises(FencedError):
-        store.ack(3, old.epoch, [1])
-    # nothing of the refused commit landed
-    assert store.claim(3).models == {}
-    assert store.commit(3, new.epoch + 1, {}, {"t:3": 1}, {}, []) == "applied"
-
-
-def test_expected_offsets_are_checked() -> None:
-    store, snap = _fresh()
-    store.commit(3, snap.epoch, {}, {"t:3": 5}, {M: {"f": b"1"}}, [])
-    with pytest.raises(OffsetConflict):
-        store.commit(3, snap.epoch, {"t:3": 4}, {"t:3": 9}, {M: {"f": b"2"}}, [])
-    assert issubclass(OffsetConflict, FencedError)
-    assert store.claim(3).models[M] == {"f": b"1"}
-
-
-def test_retry_after_lost_reply_is_already_applied_and_changes_nothing() -> None:
-    store, snap = _fresh()
-    args = (3, snap.epoch, {}, {"t:3": 5}, {M: {"f": b"1", "g": None}}, [b"alert"])
-    assert store.commit(*args) == "applied"
-    assert store.commit(*args) == "already_applied"
-    assert store.outbox(3) == [(1, b"alert")]
-    assert store.claim(3).models == {M: {"f": b"1"}}
-
-
-def test_none_deletes_fields_and_empty_models_disappear() -> None:
-    store, snap = _fresh()
-    store.commit(3, snap.epoch, {}, {"t:3": 1}, {M: {"a": b"1", "b": b"2"}}, [])
-    store.commit(3, snap.epoch, {"t:3": 1}, {"t:3": 2}, {M: {"a": None}}, [])
-    assert store.claim(3).models == {M: {"b": b"2"}}
-    snap = store.claim(3)
-    store.commit(3, snap.epoch, {"t:3": 2}, {"t:3": 3}, {M: {"b": None, "zz": None}}, [])
-    assert store.claim(3).models == {}
-
-
-def test_outbox_order_and_ack() -> None:
-    store, snap = _fresh()
-    store.commit(3, snap.epoch, {}, {"t:3": 1}, {}, [b"a", b"b"])
-    store.commit(3, snap.epoch, {"t:3": 1}, {"t:3": 2}, {}, [b"c"])
-    assert store.outbox(3) == [(1, b"a"), (2, b"b"), (3, b"c")]
-    store.ack(3, snap.epoch, [2])
-    assert store.outbox(3) == [(1, b"a"), (3, b"c")]
-    store.ack(3, snap.epoch, [1, 3, 99])  # unknown seqs are ignored
-    assert store.outbox(3) == []
-    store.commit(3, snap.epoch, {"t:3": 2}, {"t:3": 3}, {}, [b"d"])
-    assert store.outbox(3) == [(4, b"d")]  # seqs never go back
 
 
 def test_state_lost_check() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from alert_samples import make_alert
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
+from samples import make_alert
 
 from pipeline.telemetry.metrics import Metrics
 

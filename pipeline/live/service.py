@@ -1,0 +1,66 @@
+"""``driftwire run`` as a service: the store, the telemetry and its HTTP endpoints, the signals,
+and (only when ``DRIFTWIRE_FAULT`` is set, in tests) fault injection around the store."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+from pipeline.config import Config, Secrets
+from pipeline.live.faults import with_faults
+from pipeline.live.runner import Limits, Runner
+from pipeline.live.shard import RunSummary
+from pipeline.state.store import StateStore
+from pipeline.telemetry.logs import get_logger
+
+log = get_logger("driftwire.run")
+
+
+def run_consumer(config: Config, secrets: Secrets, limits: Limits,
+                 store_factory: Callable[[Config, Secrets], StateStore] | None = None) -> RunSummary:
+    """Build the store, metrics, health server and runner, and run until a limit or a signal."""
+    from pipeline.telemetry.exported import Exported
+    from pipeline.telemetry.health import Health, serve
+    from pipeline.telemetry.metrics import Metrics
+
+    if store_factory is None:
+        from pipeline.state.redis_store import RedisStore
+
+        store: StateStore = RedisStore.from_config(config, secrets)
+    else:
+        store = store_factory(config, secrets)
+    rt = config.runtime
+    telemetry = Exported(Metrics(max_series=rt.metrics_max_series), Health(max_lag=rt.max_lag_ready))
+    server = None
+    try:
+        if rt.metrics_port:  # 0 turns the endpoints off, as the setting says
+            server = serve(rt.metrics_host, rt.metrics_port, telemetry.metrics, telemetry.health)
+            log.info("http_listening", host=rt.metrics_host, port=server.server_address[1])
+    except OSError as exc:
+        log.warning("http_unavailable", host=rt.metrics_host, port=rt.metrics_port, error=str(exc))
+    faulty = with_faults(store, lambda: runner.source.consumer)  # the runner's current client, when asked
+    runner = Runner(config, secrets, faulty, limits, telemetry)
+    install_signals(runner)
+    try:
+        return runner.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+def install_signals(runner: Runner) -> None:
+    """SIGTERM / SIGINT stop the runner cleanly (a second one: at once); SIGUSR1 dumps every thread's stack."""
+    import faulthandler
+
+    def handler(signum: int, _frame: object) -> None:
+        if runner.stop_reason:
+            raise KeyboardInterrupt  # a second signal: stop now
+        runner.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`
