@@ -1,7 +1,12 @@
 """Baselines: a version's reference built from training rows instead of its first events.
 
-The runtime reads CSV, Parquet or JSONL into row mappings; this module is the
-pure part: rows in, a versioned struct out, JSON both ways.
+The runtime reads CSV, Parquet or JSONL into row mappings with their types
+(:mod:`pipeline.training`); this module is the pure part: rows in, a versioned
+struct out, JSON both ways. A baseline keeps its categories' types (booleans,
+integers, strings) as they will arrive in events, and a column whose values mix
+types (numbers and text, booleans and numbers) is refused, naming it: which of
+them the live events send cannot be known. :func:`expected_types` says which
+value types live events of a feature must have to be compared with it.
 
 >>> b = build_baseline([{"x": float(i), "c": "a" if i % 3 else "b"} for i in range(300)], "m", "v1")
 >>> sorted(b.features), b.features["x"].kind, b.features["c"].counts
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 import numpy as np
 
+from detectors.calibration import BADTYPE, MISSING, Calibration, calibrate_categorical, calibrate_numeric
 from detectors.column import CatValue, numeric_values
 from detectors.errors import DriftwireError
 
@@ -34,6 +40,8 @@ class FeatureBaseline(msgspec.Struct, frozen=True):
     values: list[float] = []
     counts: list[tuple[CatValue, int]] = []
     overflow: int = 0
+    calibration: Calibration | None = None
+    """Measured on the training rows in their order (None: a baseline from before calibrations; independent)."""
 
 
 class Baseline(msgspec.Struct, frozen=True):
@@ -48,13 +56,38 @@ class Baseline(msgspec.Struct, frozen=True):
     format: int = FORMAT
 
 
+_NUMBERS = frozenset({int, float})
+
+
 def _kind(name: str, vals: list[object], categorical: frozenset[str], numeric: frozenset[str]) -> str:
+    """The column's kind; a column of mixed types is refused unless declared categorical."""
+    types = {type(v) for v in vals if v is not None}
     if name in categorical:
         return "categorical"
     if name in numeric:
+        if not types <= _NUMBERS:
+            raise DriftwireError(f"column {name!r} is declared numeric but holds {_names(types - _NUMBERS)}")
         return "numeric"
-    first = next((v for v in vals if v is not None), None)
-    return "categorical" if isinstance(first, str | bool) else "numeric"
+    if len(types) > 1 and not types <= _NUMBERS:
+        raise DriftwireError(f"column {name!r} mixes {_names(types)}: declare it categorical or fix the file")
+    return "categorical" if types & {str, bool} else "numeric"
+
+
+def _names(types: Iterable[type]) -> str:
+    return " and ".join(sorted({bool: "booleans", int: "numbers", float: "numbers", str: "text"}.get(t, t.__name__)
+                               for t in types))
+
+
+def expected_types(fb: FeatureBaseline) -> frozenset[type]:
+    """Value types that live events of this feature must have to be compared with the baseline
+    (numbers for a numeric one, the types of its categories for a categorical one; empty: unknown).
+
+    >>> expected_types(column_baseline([True, False, None], "categorical")) == {bool}
+    True
+    """
+    if fb.kind == "numeric":
+        return _NUMBERS
+    return frozenset(type(k) for k, _ in fb.counts)
 
 
 def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_categories: int = 100,
@@ -63,25 +96,33 @@ def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_c
     missing = sum(v is None for v in vals)
     if kind == "numeric":
         arr, flags = numeric_values(vals)
+        calib = calibrate_numeric(arr[flags == 0], flags)
         valid = np.sort(arr[flags == 0])
         if len(valid) > max_sample:
             valid = np.quantile(valid, np.linspace(0, 1, max_sample))
         return FeatureBaseline("numeric", len(vals), missing, int((flags == 2).sum()), int((flags == 3).sum()),
-                               values=valid.tolist())
+                               values=valid.tolist(), calibration=calib)
     allowed = (str, bool, int, float) if declared else (str, bool)
     counts: dict[CatValue, int] = {}
-    overflow = bad = 0
-    for v in vals:
+    pos: dict[CatValue, int] = {}
+    codes: list[int] = []
+    flags = np.zeros(len(vals), dtype=np.int8)
+    overflow = 0
+    for i, v in enumerate(vals):
         if v is None:
-            continue
-        if not isinstance(v, allowed):
-            bad += 1
+            flags[i] = MISSING
+        elif not isinstance(v, allowed):
+            flags[i] = BADTYPE
         elif v in counts or len(counts) < max_categories:
             counts[v] = counts.get(v, 0) + 1
+            codes.append(pos.setdefault(v, len(pos)))
         else:
             overflow += 1
+            codes.append(-1)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    return FeatureBaseline("categorical", len(vals), missing, 0, bad, counts=ordered, overflow=overflow)
+    calib = calibrate_categorical(np.array(codes, dtype=np.int64), flags)
+    return FeatureBaseline("categorical", len(vals), missing, 0, int((flags == BADTYPE).sum()), counts=ordered,
+                           overflow=overflow, calibration=calib)
 
 
 def build_baseline(rows: Iterable[Mapping[str, object]], model: str, version: str, *,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from detectors.dependence import binomial_sf_rows
 from detectors.lazy import special
 from detectors.reference import CategoricalRef, NumericRef
 
@@ -43,9 +44,13 @@ def _pad(rows: Sequence[npt.NDArray[Any]], width: int, fill: float) -> FloatArra
 
 
 class BinnedRows:
-    """Chi-square, PSI and JS of window bin counts against padded reference bin counts."""
+    """Chi-square, PSI and JS of window bin counts against padded reference bin counts.
 
-    def __init__(self, ref_counts: Sequence[IntArray]) -> None:
+    ``inflation``: each row's integrated autocorrelation time (:mod:`detectors.calibration`),
+    which deflates its statistics before their p-values (None: 1 everywhere).
+    """
+
+    def __init__(self, ref_counts: Sequence[IntArray], inflation: FloatArray | None = None) -> None:
         width = max(len(c) for c in ref_counts)
         self.ref = _pad(ref_counts, width, 0.0)
         self.real = _pad([np.ones(len(c)) for c in ref_counts], width, 0.0) > 0
@@ -56,6 +61,7 @@ class BinnedRows:
         self.pr = self.ref / np.maximum(nr, 1)
         self.dof_k = np.maximum(self.k - 1, 1)
         self._nr, self._half_k = nr, 0.5 * k
+        self.inflation = None if inflation is None or bool((inflation == 1.0).all()) else inflation
 
     def tests(self, win: FloatArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi and js per row (as the per-column detectors compute them)."""
@@ -77,6 +83,8 @@ class BinnedRows:
         qw = w / np.maximum(nw, 1)
         mid = (pr + qw) / 2
         jsd = (_sum(special.rel_entr(pr, mid), axis=1) + _sum(special.rel_entr(qw, mid), axis=1)) / 2
+        if self.inflation is not None:
+            chi2, eff = chi2 / self.inflation, eff / self.inflation
         return {
             "chi2": special.chdtrc(dof, chi2),
             "psi": special.chdtrc(self.dof_k, psi * eff),
@@ -110,6 +118,7 @@ class NumericBlock:
         self.span = np.array([(r.hi - r.lo) or 1.0 for r in refs])
         self.row = np.arange(c, dtype=np.float64)[:, None] * GAP
         self.m = np.array([r.m for r in refs], dtype=np.float64)
+        self.inflation = np.array([r.calib.values for r in refs])
         self.start = np.concatenate(([0], np.cumsum([r.m for r in refs])[:-1]))
         keys = [self._key(r.sorted[None, :], i) for i, r in enumerate(refs)]
         total = sum(k.size for k in keys)
@@ -122,7 +131,7 @@ class NumericBlock:
         self.edgekeys = _pad([self._key(r.edges[None, :], i)[0] for i, r in enumerate(refs)], width, 0.0)
         self.edgekeys = np.where(_pad([np.ones(len(r.edges)) for r in refs], width, 0.0) > 0,
                                  self.edgekeys, self.row + 3.0)
-        self.binned = BinnedRows([r.counts for r in refs])
+        self.binned = BinnedRows([r.counts for r in refs], self.inflation)
         self.cache: dict[Any, Any] = {}
         self._inv_m = 1.0 / self.m[:, None]
         self._ks_consts: dict[int, tuple[Any, Any, Any]] = {}
@@ -162,7 +171,7 @@ class NumericBlock:
         consts = self._ks_consts.get(n)
         if consts is None:  # per window length: the steps i/n and (i+1)/n, the statistic's scale
             step = np.arange(n) * (1.0 / n)
-            consts = self._ks_consts[n] = (step, step + 1.0 / n, np.sqrt(n * self.m / (n + self.m)))
+            consts = self._ks_consts[n] = (step, step + 1.0 / n, np.sqrt(n * self.m / (n + self.m) / self.inflation))
         step, step_next, scale = consts
         inv_m = self._inv_m
         d = np.maximum(_max(step_next - upper * inv_m, axis=1), _max(lower * inv_m - step, axis=1))
@@ -276,7 +285,8 @@ class CategoricalBlock:
         self.width = max(nbins)
         self.nbins = nbins
         self.rate = np.array([r.unseen_rate for r in refs])
-        self.binned = BinnedRows([r.counts for r in refs])
+        self.inflation = np.array([r.calib.values for r in refs])
+        self.binned = BinnedRows([r.counts for r in refs], self.inflation)
         self.cache: dict[Any, Any] = {}
         # Where each padded cell of the window matrix comes from in the flat counts (total: an extra 0).
         cols = np.arange(self.width)
@@ -289,7 +299,7 @@ class CategoricalBlock:
         win = np.append(flat[: self.total], 0).astype(np.float64)[self.gather]
         out = self.binned.tests(win)
         k = (codes == -1).sum(axis=1)
-        out["unseen"] = np.where(k > 0, special.bdtrc(k - 1, n, self.rate), 1.0)
+        out["unseen"] = binomial_sf_rows(k, n, self.rate, self.inflation)
         return out
 
 

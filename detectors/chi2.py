@@ -1,5 +1,8 @@
 """Chi-square homogeneity test over reference bins (quantile bins or categories).
 
+The p-value is that of the statistic divided by the reference's integrated autocorrelation
+time (:mod:`detectors.calibration`; 1 for independent values).
+
 >>> from detectors.reference import CategoricalRef
 >>> from detectors.view import View
 >>> ref = CategoricalRef.build({"a": 500, "b": 500}, overflow=0, n_total=1000)
@@ -16,6 +19,8 @@ import numpy as np
 
 from detectors.base import COLUMN, Score, grade
 from detectors.binned import chi2_homogeneity
+from detectors.calibration import inflation_details
+from detectors.lazy import special
 from detectors.view import View
 
 
@@ -47,6 +52,9 @@ class Chi2:
             return None
         win = view.bins()
         stat, pval, dof = chi2_homogeneity(view.ref.counts, win)
+        c = view.ref.calib.values
+        if c != 1.0:
+            pval = float(special.chdtrc(dof, stat / c)) if dof else 1.0
         v = math.sqrt(stat / (view.ref.m + int(win.sum())))
         level, bound, clear = grade(v, p.warning, p.critical, p.resolve)
         return Score(
@@ -54,6 +62,6 @@ class Chi2:
             clear=clear, p_value=pval,
             window=view.window(), change_ts=view.start_ts if level else None,
             details={"chi2": round(stat, 4), "dof": dof, "window_bins": np.asarray(win).tolist(),
-                     "reference_bins": view.ref.counts.tolist()},
+                     "reference_bins": view.ref.counts.tolist(), **inflation_details(c)},
             message=f"bin frequencies differ from the reference (chi-square {stat:.1f}, {dof} dof, Cramer's V {v:.3f})",
         )

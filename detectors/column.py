@@ -1,9 +1,11 @@
 """One monitored series of a model version: a feature, the score, or the prediction.
 
-A column accumulates its reference until the version's reference freezes,
-then appends every value to fixed-size rings (values and a flag per value:
-0 valid, 1 missing, 2 non-finite, 3 wrong type), tracks the current run of
-identical values, and feeds its stream detectors.
+A column accumulates its reference until the version's reference freezes
+(its values and each value's flag in arrival order, so that the freeze can
+calibrate the tests on how the reference behaved over time, see
+:mod:`detectors.calibration`), then appends every value to fixed-size rings
+(values and a flag per value: 0 valid, 1 missing, 2 non-finite, 3 wrong type),
+tracks the current run of identical values, and feeds its stream detectors.
 
 >>> c = Column("x", "feature", "numeric", ref_capacity=4, window=3)
 >>> c.feed([1.0, None, 2.0], ref=True)
@@ -24,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors import fields
+from detectors.calibration import Calibration, calibrate_categorical, calibrate_numeric
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.stream import StreamDetector
@@ -55,6 +58,8 @@ class ColumnMeta(msgspec.Struct):
     run: int = 0
     run_value: CatValue | None = None
     detections: dict[str, tuple[float, float | None]] = {}
+    calib: Calibration | None = None
+    """Set when the reference freezes (part of the frozen reference, never measured again)."""
 
 
 class RefCounts(msgspec.Struct, array_like=True):
@@ -70,7 +75,11 @@ class Column:
     def __init__(self, name: str, role: str, kind: str, ref_capacity: int, window: int, declared: bool = False,
                  max_categories: int = 100) -> None:
         self.meta = ColumnMeta(name, role, kind, declared)
-        self.ref_ring = Ring(ref_capacity if kind == "numeric" else 0)  # categorical references are counts
+        # Numeric: the valid reference values; categorical: each valid value's category, by first appearance
+        # (the reference itself is counts; the order is kept for the calibration).
+        self.ref_ring = Ring(ref_capacity) if kind == "numeric" else Ring(ref_capacity, dtype=np.int32)
+        self.ref_flags = Ring(ref_capacity, dtype=np.int8)
+        self.cat_pos: dict[CatValue, int] = {}
         self.values = Ring(window)
         self.flags = Ring(window, dtype=np.int8)
         self.cat_counts: dict[CatValue, int] = {}
@@ -130,6 +139,10 @@ class Column:
         room = ring.capacity - ring.count
         if room > 0:
             ring.extend(arr[:room])
+        room = self.ref_flags.capacity - self.ref_flags.count
+        if room > 0:
+            self.ref_flags.extend(_ZERO_FLAGS[: min(room, len(arr))] if room <= len(_ZERO_FLAGS)
+                                  else np.zeros(min(room, len(arr)), np.int8))
         m.ref_values = ring.count
 
     def _feed_reference(self, arr: FloatArray, flags: npt.NDArray[np.int8]) -> None:
@@ -138,9 +151,10 @@ class Column:
         m.ref_missing += int(np.count_nonzero(flags == MISSING))
         m.ref_nonfinite += int(np.count_nonzero(flags == NONFINITE))
         m.ref_badtype += int(np.count_nonzero(flags == BADTYPE))
+        self.ref_flags.extend(flags[: max(self.ref_flags.capacity - self.ref_flags.count, 0)])
+        valid = arr[flags == OK]  # categorical: positions of first appearance
+        self.ref_ring.extend(valid[: max(self.ref_ring.capacity - self.ref_ring.count, 0)])
         if m.kind == "numeric":
-            valid = arr[flags == OK]
-            self.ref_ring.extend(valid[: self.ref_ring.capacity - self.ref_ring.count])
             m.ref_values = self.ref_ring.count
 
     def _categorical_values(self, vals: Sequence[object], ref: bool) -> tuple[FloatArray, npt.NDArray[np.int8]]:
@@ -154,10 +168,9 @@ class Column:
         if missing:
             flags[missing] = MISSING
         if ref:
-            for v in vals:
-                if v is not None:
-                    self._count(v)  # type: ignore[arg-type]
-            return np.zeros(n), flags
+            count = self._count
+            pos = [count(v) if v is not None else 0 for v in vals]  # type: ignore[arg-type]
+            return np.array(pos, dtype=np.float64), flags
         if not isinstance(self.ref, CategoricalRef):
             return np.zeros(n), flags
         get, unknown = self.ref.vocab.get, float(self.ref.k) if self.ref.overflow else -1.0
@@ -178,19 +191,23 @@ class Column:
             elif not isinstance(v, allowed):
                 flags[i] = BADTYPE
             elif ref:
-                self._count(v)
+                codes[i] = self._count(v)
             elif vocab is not None:
                 codes[i] = vocab.get(v, unknown)
         return codes, flags
 
-    def _count(self, v: CatValue) -> None:
+    def _count(self, v: CatValue) -> int:
+        """Count a reference value; its category's position of first appearance (-1: beyond the cap)."""
         self.dirty_counts = True
         if v in self.cat_counts:
             self.cat_counts[v] += 1
-        elif len(self.cat_counts) < self.max_categories:
+            return self.cat_pos[v]
+        if len(self.cat_counts) < self.max_categories:
             self.cat_counts[v] = 1
-        else:
-            self.cat_overflow += 1
+            pos = self.cat_pos[v] = len(self.cat_pos)
+            return pos
+        self.cat_overflow += 1
+        return -1
 
     def _track_run(self, valid: FloatArray, vals: Sequence[object], flags: npt.NDArray[np.int8],
                    all_ok: bool = False) -> None:
@@ -234,18 +251,23 @@ class Column:
     # ---- reference ----------------------------------------------------------------------------
 
     def freeze(self, bins: int, max_categories: int) -> None:
-        """Build the reference from what was accumulated."""
+        """Build the reference from what was accumulated, calibrated on its time order the first time
+        (a restored column keeps the calibration it was frozen with)."""
         m = self.meta
         if m.kind == "numeric":
             kept = self.ref_ring.arr[: len(self.ref_ring)]
+            if m.calib is None:
+                m.calib = calibrate_numeric(kept, self.ref_flags.ordered())
             if bool((kept[1:] < kept[:-1]).any()):  # the reference is kept once: sorted in its ring, stored again
                 kept.sort()
                 self.ref_ring.touch_all()
             self.ref = NumericRef.build(kept, n_total=m.ref_n, missing=m.ref_missing, nonfinite=m.ref_nonfinite,
-                                        badtype=m.ref_badtype, bins=bins, presorted=True)
+                                        badtype=m.ref_badtype, bins=bins, presorted=True, calib=m.calib)
         else:
+            if m.calib is None:
+                m.calib = calibrate_categorical(self.ref_ring.ordered(), self.ref_flags.ordered())
             self.ref = CategoricalRef.build(self.cat_counts, self.cat_overflow, n_total=m.ref_n,
-                                            missing=m.ref_missing, badtype=m.ref_badtype)
+                                            missing=m.ref_missing, badtype=m.ref_badtype, calib=m.calib)
         self.dirty_meta = True
 
     def window_valid(self) -> FloatArray:
@@ -270,6 +292,7 @@ class Column:
         ordered_ts = ts[-n:] if len(ts) >= n else None
         return View(self.ref, valid, n=n, missing=counts[MISSING], nonfinite=counts[NONFINITE],
                     badtype=counts[BADTYPE], run=self.meta.run, order=lambda: self._time_ordered(ordered_ts),
+                    flags=self.flags.ordered,
                     start_ts=float(ordered_ts[0]) if ordered_ts is not None else None,
                     end_ts=float(ts[-1]) if len(ts) else None)
 
@@ -291,6 +314,7 @@ class Column:
             out[fields.ref_counts(name)] = msgspec.msgpack.encode(RefCounts(list(self.cat_counts.items()),
                                                                              self.cat_overflow))
         out.update(self.ref_ring.take(fields.REF_VALUES, name))
+        out.update(self.ref_flags.take(fields.REF_FLAGS, name))
         out.update(self.values.take(fields.WINDOW_VALUES, name))
         out.update(self.flags.take(fields.WINDOW_FLAGS, name))
         if self.dirty_stream:
@@ -302,24 +326,28 @@ class Column:
     def discard(self) -> None:
         """Forget what changed since the last :meth:`take` without encoding it."""
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
-        for ring in (self.ref_ring, self.values, self.flags):
+        for ring in (self.ref_ring, self.ref_flags, self.values, self.flags):
             ring.discard()
 
     def touch_all(self) -> None:
         self.dirty_meta = self.dirty_stream = True
         self.dirty_counts = self.meta.kind == "categorical"
-        for ring in (self.ref_ring, self.values, self.flags):
+        for ring in (self.ref_ring, self.ref_flags, self.values, self.flags):
             ring.touch_all()
 
     def load(self, chunks: dict[str, dict[int, bytes]], counts: bytes | None) -> None:
         """Restore rings and category counts (the meta is already set); ``chunks`` by ring kind."""
         m = self.meta
-        self.ref_ring.load(chunks.get(fields.REF_VALUES, {}), m.ref_values)
+        valid = m.ref_values if m.kind == "numeric" else min(m.ref_n - m.ref_missing - m.ref_badtype,
+                                                             self.ref_ring.capacity)
+        self.ref_ring.load(chunks.get(fields.REF_VALUES, {}), valid)
+        self.ref_flags.load(chunks.get(fields.REF_FLAGS, {}), min(m.ref_n, self.ref_flags.capacity))
         self.values.load(chunks.get(fields.WINDOW_VALUES, {}), m.n)
         self.flags.load(chunks.get(fields.WINDOW_FLAGS, {}), m.n)
         if counts is not None:
             rc = msgspec.msgpack.decode(counts, type=RefCounts)
             self.cat_counts = dict(rc.counts)
+            self.cat_pos = {v: i for i, v in enumerate(self.cat_counts)}
             self.cat_overflow = rc.overflow
 
 

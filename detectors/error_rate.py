@@ -3,7 +3,11 @@
 A one-sided two-sample z-test (pooled for rates, Welch for absolute errors)
 asks whether recent errors are larger than the reference's. It scans a few
 recent window lengths (a change is seen soonest by a window about as long as
-the time since it) and Bonferroni-corrects over them.
+the time since it) and Bonferroni-corrects over them. Errors that come in
+stretches (inputs that wander make the model right or wrong for a while) widen
+the test's variance by the error reference's integrated autocorrelation time
+(:mod:`detectors.dependence`; 1 for independent errors), a pure function of the
+frozen error reference.
 
 >>> from detectors.view import ErrorView
 >>> ev = ErrorView(np.r_[np.zeros(900), np.ones(100)], np.r_[np.zeros(350), np.ones(150)], True, np.arange(500.0))
@@ -21,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.base import ERROR, Score, grade
+from detectors.calibration import inflation_details
+from detectors.dependence import integrated_time
 from detectors.lazy import special
 from detectors.view import ErrorView
 
@@ -42,8 +48,8 @@ class ErrorRateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Fewest joined errors in the reference needed to test."""
 
 
-def rise_pvalue(ref: FloatArray, win: FloatArray, binary: bool) -> float:
-    """One-sided p-value that the window's mean error exceeds the reference's."""
+def rise_pvalue(ref: FloatArray, win: FloatArray, binary: bool, inflation: float = 1.0) -> float:
+    """One-sided p-value that the window's mean error exceeds the reference's (variance times ``inflation``)."""
     n, m = len(win), len(ref)
     mw, mr = float(win.mean()), float(ref.mean())
     if binary:
@@ -53,7 +59,7 @@ def rise_pvalue(ref: FloatArray, win: FloatArray, binary: bool) -> float:
         var = float(win.var(ddof=1)) / n + float(ref.var(ddof=1)) / m
     if var <= 0:
         return 0.0 if mw > mr else 1.0
-    return float(special.ndtr(-(mw - mr) / math.sqrt(var)))
+    return float(special.ndtr(-(mw - mr) / math.sqrt(var * inflation)))
 
 
 class ErrorRate:
@@ -64,13 +70,22 @@ class ErrorRate:
 
     def __init__(self, params: ErrorRateParams) -> None:
         self.params = params
+        self._tau: tuple[bytes, float] = (b"", 1.0)
+
+    def _inflation(self, ref: FloatArray) -> float:
+        """The error reference's integrated autocorrelation time (kept while the reference stays the same)."""
+        key = ref.tobytes()
+        if key != self._tau[0]:
+            self._tau = (key, integrated_time(ref))
+        return self._tau[1]
 
     def check(self, view: ErrorView) -> Score | None:
         p, ref, values = self.params, view.ref, view.values
         sizes = [w for w in p.windows if w <= len(values)]
         if not sizes or len(ref) < p.min_count:
             return None
-        tested = [(rise_pvalue(ref, values[-w:], view.binary), w) for w in sizes]
+        c = self._inflation(ref)
+        tested = [(rise_pvalue(ref, values[-w:], view.binary, c), w) for w in sizes]
         pval, w = min(tested)
         win = values[-w:]
         mr, mw = float(ref.mean()), float(win.mean())
@@ -83,6 +98,7 @@ class ErrorRate:
             clear=clear,
             p_value=min(1.0, pval * len(sizes)), window=(float(ts.min()), float(ts.max()), w),
             change_ts=float(ts.min()) if level else None,
-            details={"reference": round(mr, 6), "window": round(mw, 6), "metric": what, "window_errors": w},
+            details={"reference": round(mr, 6), "window": round(mw, 6), "metric": what, "window_errors": w,
+                     **inflation_details(c)},
             message=f"{what} rose from {mr:.4g} to {mw:.4g} ({rise:+.0%}) over the last {w} labelled predictions",
         )

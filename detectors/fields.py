@@ -2,14 +2,16 @@
 
 A model version's state is a flat map of field name to bytes (in the live runtime one Redis
 hash per version; :mod:`pipeline.keys` builds the Redis keys around it). The fields, for schema
-version 1 (:data:`SCHEMA_VERSION`)::
+version 2 (:data:`SCHEMA_VERSION`)::
 
     schema                    the layout's schema version (msgpack int); absent: version 0
     m                         the version's scalars (Meta)
-    c:<column>                a column's scalars (ColumnMeta)
+    c:<column>                a column's scalars (ColumnMeta, with its calibration once frozen)
     rc:<column>               a categorical column's reference counts
     <ring>:<chunk>:<owner>    one chunk of a ring (raw array bytes), ring kinds:
-                                r, v, f   a column's reference values, window values, window flags
+                                r, v, f   a column's reference values (numeric; categorical: each value's
+                                          category by first appearance), window values, window flags
+                                rf        a column's reference flags, in arrival order
                                 t         event times of the window (owner feat or out)
                                 er, ew, et  the error reference, error window, error event times (owner err)
                                 lg        recent ingest lags (owner lag)
@@ -28,8 +30,10 @@ state without them reads as no group open and no joint rows yet, and the joint r
 the next ``reference_size`` feature events.)
 
 and the engine's own scalars live in the field ``engine`` of its own key. Version 0 is the same
-layout without the ``schema`` field: it is read as it is, and the version is written with the
-next delta.
+layout as version 1 without the ``schema`` field; version 1 had no ``rf`` ring and no calibration
+(:mod:`detectors.calibration`) in ``c:<column>``. Both are read as they are (a column frozen
+without a calibration is calibrated as independent values: the order it was measured in is gone),
+and the version is written with the next delta.
 
 >>> ring_chunk("v", 3, "x:y"), parse_ring_chunk("v:3:x:y"), parse_ring_chunk("c:x")
 ('v:3:x:y', ('v', 3, 'x:y'), None)
@@ -40,7 +44,7 @@ next delta.
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
-(0, 1)
+(0, 2)
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ import msgspec
 
 from detectors.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump with any change of the layout, and teach the reader the older ones."""
 
 SCHEMA = "schema"
@@ -61,13 +65,13 @@ JOINT_META = "jm"
 """The joint reference rows' scalars (see :mod:`detectors.joint`)."""
 ENGINE = "engine"
 
-REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS = "r", "v", "f"
+REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS = "r", "rf", "v", "f"
 """Ring kinds of a column."""
 FEATURE_TIMES, OUTPUT_TIMES = "t:feat", "t:out"
 ERROR_REF, ERROR_WINDOW, ERROR_TIMES = "er:err", "ew:err", "et:err"
 LAGS = "lg:lag"
 """The version's own rings, named ``kind:owner`` (these names also key ``Meta.rings``)."""
-RING_KINDS = frozenset({REF_VALUES, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg"})
+RING_KINDS = frozenset({REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg"})
 
 PREDICTIONS, LABELS = "p", "l"
 """The label join's two waiting stores."""

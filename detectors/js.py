@@ -16,6 +16,7 @@ import numpy as np
 
 from detectors.base import COLUMN, Score, grade
 from detectors.binned import divergence_pvalue, js_distance, psi_noise
+from detectors.calibration import inflation_details
 from detectors.view import View
 
 
@@ -46,7 +47,8 @@ class JS:
         if len(view.values) < p.min_count or ref.m < p.min_count:
             return None
         win = view.bins()
-        noise = psi_noise(len(win), int(win.sum()), ref.m) / (4 * math.log(2))
+        c = ref.calib.values  # dependent values: c times the noise, statistic deflated by c (calibration)
+        noise = psi_noise(len(win), int(win.sum()), ref.m) / (4 * math.log(2)) * c
 
         def bound(x: float) -> float:
             return math.sqrt(x * x + noise)
@@ -57,8 +59,9 @@ class JS:
         return Score(
             detector=self.name, statistic=value, threshold=thr, warning=bound(p.warning), critical=bound(p.critical),
             level=level, clear=clear,
-            p_value=divergence_pvalue(8 * math.log(2) * value * value * n * m / (n + m), len(win)),
+            p_value=divergence_pvalue(8 * math.log(2) * value * value * n * m / (n + m) / c, len(win)),
             window=view.window(), change_ts=view.start_ts if level else None,
-            details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist()},
+            details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist(),
+                     **inflation_details(c)},
             message=f"Jensen-Shannon distance to the reference is {value:.3f}",
         )

@@ -1,7 +1,9 @@
 """Two-sample Kolmogorov-Smirnov test of a numeric window against the reference.
 
 The statistic is exact (it equals ``scipy.stats.ks_2samp``); the p-value uses
-the asymptotic Kolmogorov distribution, which is slightly conservative.
+the asymptotic Kolmogorov distribution, which is slightly conservative, with the
+sample sizes divided by the reference's integrated autocorrelation time (see
+:mod:`detectors.calibration`): ``sqrt(n m / (n + m) / tau) D``.
 
 >>> ref = np.sort(np.array([1.0, 2.0, 3.0, 4.0]))
 >>> ks_statistic(ref, np.array([3.0, 4.0, 5.0, 6.0]))
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.base import NUMERIC, Score, grade
+from detectors.calibration import inflation_details
 from detectors.lazy import special
 from detectors.reference import NumericRef
 from detectors.view import View
@@ -47,9 +50,9 @@ def ks_statistic(ref_sorted: FloatArray, window: FloatArray, presorted: bool = F
     return float(max((step + 1.0 / n - upper).max(), (lower - step).max()))
 
 
-def ks_pvalue(d: float, n: int, m: int) -> float:
-    """Asymptotic two-sided p-value of D for samples of sizes n and m."""
-    return float(special.kolmogorov(math.sqrt(n * m / (n + m)) * d))
+def ks_pvalue(d: float, n: int, m: int, inflation: float = 1.0) -> float:
+    """Asymptotic two-sided p-value of D for samples of sizes n and m, each counting as ``1/inflation`` of that."""
+    return float(special.kolmogorov(math.sqrt(n * m / (n + m) / inflation) * d))
 
 
 def change_index(ref_sorted: FloatArray, window: FloatArray) -> int:
@@ -84,7 +87,7 @@ class KS:
         change = view.change_ts(change_index(ref.sorted, view.time_ordered()[0])) if level else None
         return Score(
             detector=self.name, statistic=d, threshold=bound, warning=p.warning, critical=p.critical, level=level,
-            clear=clear,
-            p_value=ks_pvalue(d, len(w), ref.m), change_ts=change, window=view.window(),
+            clear=clear, p_value=ks_pvalue(d, len(w), ref.m, ref.calib.values), change_ts=change,
+            window=view.window(), details=inflation_details(ref.calib.values),
             message=f"Kolmogorov-Smirnov distance to the reference is {d:.3f}",
         )

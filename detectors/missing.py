@@ -13,6 +13,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.calibration import MISSING
 from detectors.rates import rate_rise
 from detectors.view import View
 
@@ -43,8 +44,10 @@ class MissingRate:
         p = self.params
         if view.n < p.min_count:
             return None
+        c, starts = view.ref.calib.bursts(MISSING)
         s = rate_rise(self.name, k=view.missing, n=view.n, ref_rate=view.ref.missing_rate, ref_n=view.ref.n_total,
-                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=1)
+                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=1,
+                      inflation=c, bursts=(view.bursts(MISSING) if c != 1.0 else None, starts))
         s.message = f"missing rate rose to {view.missing_rate:.1%} (reference {view.ref.missing_rate:.1%})"
         s.window = view.window()
         s.change_ts = view.start_ts if s.level else None

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.calibration import NONFINITE
 from detectors.rates import rate_rise
 from detectors.view import View
 
@@ -43,9 +44,10 @@ class NonFinite:
         p = self.params
         if view.n == 0 or view.ref.kind != "numeric":
             return None
+        c, starts = view.ref.calib.bursts(NONFINITE)
         s = rate_rise(self.name, k=view.nonfinite, n=view.n, ref_rate=view.ref.nonfinite_rate,
                       ref_n=view.ref.n_total, warning=p.warning, critical=p.critical, resolve=p.resolve,
-                      min_count=p.min_count)
+                      min_count=p.min_count, inflation=c, bursts=(view.bursts(NONFINITE) if c != 1.0 else None, starts))
         s.message = f"{view.nonfinite} recent values are NaN or infinite"
         s.window = view.window()
         return s

@@ -225,6 +225,8 @@ class Policy:
 
     def _alert(self, key: Key, st: Incident, status: str, top: Score, scores: list[Score], ev: At) -> Alert:
         feature, kind = key
+        if feature is not None and feature.startswith("\x00"):  # a model-level incident of its own
+            feature = None
         subject = f"feature {shown(feature)}" if feature is not None else "model output" if kind == "prediction_drift" \
             else "model version"
         if status == "resolved":

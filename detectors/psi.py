@@ -1,7 +1,9 @@
 """Population stability index over reference bins, with a noise-aware threshold and a p-value.
 
 Two samples of one distribution over k bins already differ by about
-``(k-1)(1/n + 1/m)`` in PSI, so that noise is added to the configured levels.
+``(k-1)(1/n + 1/m)`` in PSI (times the reference's integrated autocorrelation time,
+:mod:`detectors.calibration`, when values depend on each other), so that noise is
+added to the configured levels; the p-value deflates the statistic by the same time.
 
 >>> from detectors.reference import CategoricalRef
 >>> from detectors.view import View
@@ -17,6 +19,7 @@ import numpy as np
 
 from detectors.base import COLUMN, Score, grade
 from detectors.binned import divergence_pvalue, psi, psi_noise
+from detectors.calibration import inflation_details
 from detectors.view import View
 
 
@@ -47,15 +50,17 @@ class PSI:
         if len(view.values) < p.min_count or ref.m < p.min_count:
             return None
         win = view.bins()
-        noise = 2 * psi_noise(len(win), int(win.sum()), ref.m)
+        c = ref.calib.values
+        noise = 2 * psi_noise(len(win), int(win.sum()), ref.m) * c
         value = psi(ref.counts, win)
         level, bound, clear = grade(value, p.warning + noise, p.critical + noise, p.resolve + noise)
         n, m = int(win.sum()), ref.m
         return Score(
             detector=self.name, statistic=value, threshold=bound, warning=p.warning + noise,
             critical=p.critical + noise, level=level, clear=clear,
-            p_value=divergence_pvalue(value * n * m / (n + m), len(win)),
+            p_value=divergence_pvalue(value * n * m / (n + m) / c, len(win)),
             window=view.window(), change_ts=view.start_ts if level else None,
-            details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist()},
+            details={"window_bins": np.asarray(win).tolist(), "reference_bins": ref.counts.tolist(),
+                     **inflation_details(c)},
             message=f"population stability index is {value:.3f}",
         )

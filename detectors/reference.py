@@ -20,6 +20,8 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from detectors.calibration import INDEPENDENT, Calibration
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 CatValue = str | bool | int | float
@@ -49,8 +51,9 @@ class NumericRef:
     kind = "numeric"
 
     def __init__(self, values: FloatArray, n_total: int, missing: int, nonfinite: int, badtype: int, bins: int,
-                 presorted: bool = False) -> None:
+                 presorted: bool = False, calib: Calibration = INDEPENDENT) -> None:
         self.sorted = values if presorted else np.sort(values)
+        self.calib = calib
         self.m = len(values)
         self.n_total = max(n_total, 1)
         self.missing_rate = missing / self.n_total
@@ -64,12 +67,13 @@ class NumericRef:
         self.scale = _scale(v)
         self.distinct, self.mode_freq = _mode(v)
         self.summary = summarize(v)
+        self.spread_integral, self.variance = _spread(v)
 
     @classmethod
     def build(cls, values: FloatArray, n_total: int, missing: int = 0, nonfinite: int = 0, badtype: int = 0,
-              bins: int = 10, presorted: bool = False) -> NumericRef:
+              bins: int = 10, presorted: bool = False, calib: Calibration = INDEPENDENT) -> NumericRef:
         """``presorted``: ``values`` are sorted already and are kept as they are (not copied)."""
-        return cls(np.asarray(values, dtype=np.float64), n_total, missing, nonfinite, badtype, bins, presorted)
+        return cls(np.asarray(values, dtype=np.float64), n_total, missing, nonfinite, badtype, bins, presorted, calib)
 
     def bin_counts(self, values: FloatArray) -> IntArray:
         """Counts of values per reference quantile bin."""
@@ -85,6 +89,14 @@ def _scale(v: FloatArray) -> float:
     if s <= 0:
         s = float(v.std())
     return s if s > 0 else 1.0
+
+
+def _spread(v: FloatArray) -> tuple[float, float]:
+    """``integral of sqrt(F (1 - F)) dx`` over the sorted values, and their variance (for Wasserstein's null)."""
+    if len(v) < 2:
+        return 0.0, 0.0
+    f = np.arange(1, len(v)) / len(v)
+    return float(np.sum(np.diff(v) * np.sqrt(f * (1.0 - f)))), float(v.var())
 
 
 def _mode(v: FloatArray) -> tuple[int, float]:
@@ -103,7 +115,9 @@ class CategoricalRef:
 
     kind = "categorical"
 
-    def __init__(self, counts: Mapping[CatValue, int], overflow: int, n_total: int, missing: int, badtype: int) -> None:
+    def __init__(self, counts: Mapping[CatValue, int], overflow: int, n_total: int, missing: int, badtype: int,
+                 calib: Calibration = INDEPENDENT) -> None:
+        self.calib = calib
         order = sorted(counts.items(), key=lambda kv: (-kv[1], type(kv[0]).__name__, str(kv[0])))
         self.vocab: dict[CatValue, int] = {k: i for i, (k, _) in enumerate(order)}
         self.names = [k for k, _ in order]
@@ -118,16 +132,17 @@ class CategoricalRef:
         self.code_counts = freq
         self.binmap = _binmap(freq)
         self.counts = np.bincount(self.binmap[1:], weights=freq, minlength=int(self.binmap.max()) + 1).astype(np.int64)
-        singletons = int((freq[:-1] == 1).sum())
-        self.unseen_rate = (singletons + 1) / (self.m + 2)
+        singletons = int((freq[:-1] == 1).sum()) if calib.single_runs < 0 else calib.single_runs
+        # Good-Turing over the reference's independent draws: m / tau of them, new categories in runs
+        self.unseen_rate = (singletons + 1) / (self.m / calib.values + 2)
         self.distinct = self.k
         self.mode_freq = float(freq.max()) / self.m if self.m else 1.0
         self.summary = self.top(freq)
 
     @classmethod
     def build(cls, counts: Mapping[CatValue, int], overflow: int, n_total: int, missing: int = 0,
-              badtype: int = 0) -> CategoricalRef:
-        return cls(counts, overflow, n_total, missing, badtype)
+              badtype: int = 0, calib: Calibration = INDEPENDENT) -> CategoricalRef:
+        return cls(counts, overflow, n_total, missing, badtype, calib)
 
     def bin_counts(self, codes: IntArray) -> IntArray:
         """Counts of codes per bin (frequent categories alone, the rest pooled)."""

@@ -1,5 +1,10 @@
 """Features appearing that the reference never had, or disappearing from every recent event.
 
+A feature whose reference is missing in long bursts may be absent from a whole window
+without any break: when the reference's missing rate r and the chance q that a missing
+value is followed by another (:mod:`detectors.calibration`) make such a window plausible,
+``r * q**(n - 1) >= rarity``, disappearance is left to the calibrated missing-rate test.
+
 >>> from detectors.reference import NumericRef
 >>> from detectors.view import View
 >>> ref = NumericRef.build(np.zeros(2000), n_total=2000)
@@ -26,6 +31,8 @@ class SchemaParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Window values needed before a feature can count as disappeared."""
     new_min_count: int = 1
     """Events carrying an unknown feature within the last evaluation that make it count as appeared."""
+    rarity: float = 1e-9
+    """Probability, under the reference's bursts of missing values, below which a window missing throughout counts."""
 
 
 class Schema:
@@ -39,7 +46,10 @@ class Schema:
 
     def check(self, view: View) -> Score | None:
         """A reference feature that is absent from the whole window has disappeared."""
-        if view.n < self.params.min_events or view.ref.missing_rate > 0.5:
+        ref = view.ref
+        if view.n < self.params.min_events or ref.missing_rate > 0.5:
+            return None
+        if ref.missing_rate * ref.calib.missing_repeat ** (view.n - 1) >= self.params.rarity:
             return None
         gone = view.missing == view.n
         return Score(

@@ -104,8 +104,8 @@ def _usable(det: Any, cols: Sequence[Any], cfg: DetectionSettings, drift: bool, 
 
 
 @functools.lru_cache(maxsize=4096)
-def _threshold(mode_freq: float, distinct: int, params: FrozenParams) -> float:
-    thr = run_threshold(mode_freq, params) if distinct > 1 else None
+def _threshold(mode_freq: float, distinct: int, params: FrozenParams, repeat: float, inflation: float) -> float:
+    thr = run_threshold(mode_freq, params, repeat, inflation) if distinct > 1 else None
     return float("inf") if thr is None else float(thr)
 
 
@@ -116,7 +116,8 @@ def _quality(det: Any, cols: Sequence[Any], res: dict[str, Any],
     if name in ("frozen", "constant_output"):
         thr = cache.get(("thr", name))
         if thr is None:
-            thr = cache[("thr", name)] = np.array([_threshold(c.ref.mode_freq, c.ref.distinct, det.params)
+            thr = cache[("thr", name)] = np.array([_threshold(c.ref.mode_freq, c.ref.distinct, det.params,
+                                                              c.ref.calib.repeat, c.ref.calib.values)
                                                   for c in cols])
         return np.array([c.meta.run for c in cols]) < thr, np.zeros(len(cols), dtype=bool), False
     fixed = cache.get(("q", name))

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.calibration import BADTYPE
 from detectors.rates import rate_rise
 from detectors.view import View
 
@@ -43,8 +44,10 @@ class TypeChange:
         p = self.params
         if view.n == 0:
             return None
+        c, starts = view.ref.calib.bursts(BADTYPE)
         s = rate_rise(self.name, k=view.badtype, n=view.n, ref_rate=view.ref.badtype_rate, ref_n=view.ref.n_total,
-                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=p.min_count)
+                      warning=p.warning, critical=p.critical, resolve=p.resolve, min_count=p.min_count,
+                      inflation=c, bursts=(view.bursts(BADTYPE) if c != 1.0 else None, starts))
         s.message = f"{view.badtype} recent values have a type the {view.ref.kind} feature did not have"
         s.window = view.window()
         return s

@@ -1,7 +1,9 @@
 """Rate of categories the reference never saw, against a Good-Turing expectation.
 
 The reference's share of categories seen once estimates how often a new one
-should appear; a binomial test asks whether the window sees more.
+should appear; a binomial test asks whether the window sees more. When values come in
+runs, categories are counted once per run and the counts are deflated by the
+reference's integrated autocorrelation time (:mod:`detectors.calibration`).
 
 >>> from detectors.reference import CategoricalRef
 >>> from detectors.view import View
@@ -16,7 +18,8 @@ import msgspec
 import numpy as np
 
 from detectors.base import CATEGORICAL, Score, grade
-from detectors.lazy import special
+from detectors.calibration import inflation_details
+from detectors.dependence import binomial_sf
 from detectors.reference import CategoricalRef
 from detectors.view import View
 
@@ -49,13 +52,13 @@ class Unseen:
             return None
         k = int(np.count_nonzero(w == -1))
         rate = k / len(w)
-        pval = float(special.bdtrc(k - 1, len(w), ref.unseen_rate)) if k else 1.0
+        pval = binomial_sf(k, len(w), ref.unseen_rate, ref.calib.values)
         level, bound, clear = grade(rate, p.warning, p.critical, p.resolve)
         return Score(
             detector=self.name, statistic=rate, threshold=bound, warning=p.warning, critical=p.critical,
             level=level, clear=clear, p_value=pval,
             window=view.window(),
             change_ts=view.change_ts(int(np.argmax(view.time_ordered()[0] == -1))) if level else None,
-            details={"unseen": k, "expected_rate": round(ref.unseen_rate, 6)},
+            details={"unseen": k, "expected_rate": round(ref.unseen_rate, 6), **inflation_details(ref.calib.values)},
             message=f"{rate:.1%} of recent values are categories the reference never saw",
         )

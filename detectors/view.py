@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from detectors.calibration import runs_of
 from detectors.reference import CategoricalRef, NumericRef
 
 
@@ -35,6 +36,7 @@ class View:
         start_ts: float | None = None,
         end_ts: float | None = None,
         order: Callable[[], tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]] | None = None,
+        flags: Callable[[], npt.NDArray[np.int8]] | None = None,
     ) -> None:
         self.ref = ref
         self.values = values
@@ -50,6 +52,7 @@ class View:
         self._sorted: npt.NDArray[Any] | None = None
         self._order = order
         self._ordered: tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None] | None = None
+        self._flags = flags
 
     @property
     def missing_rate(self) -> float:
@@ -80,6 +83,12 @@ class View:
         if self._ordered is None:
             self._ordered = self._order() if self._order is not None else (self.values, self.ts)
         return self._ordered
+
+    def bursts(self, flag: int) -> int | None:
+        """Runs of consecutive values with ``flag`` in the window, in time order (None: order unknown)."""
+        if self._flags is None:
+            return None
+        return runs_of(self._flags() == flag)
 
     def change_ts(self, index: int) -> float | None:
         """Event time of the ``index``-th valid window value in time order, where known."""

@@ -20,12 +20,15 @@ of its group's block memory.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import msgspec
 import numpy as np
 
 from detectors import fields
 from detectors.baseline import Baseline, FeatureBaseline
 from detectors.block import BlockSpace
+from detectors.calibration import INDEPENDENT
 from detectors.checks import Checks
 from detectors.column import Column
 from detectors.join import LabelJoin
@@ -40,6 +43,10 @@ COLUMN_OVERHEAD = 2_000
 """Bytes of a column's Python objects (column, rings, metadata), measured the same way."""
 FROZEN_COLUMN_OVERHEAD = 8_000
 """Bytes a column adds once its reference is frozen (reference, stream detectors, screening)."""
+MAX_UNKNOWN_NAMES = 50
+"""Names a baseline lacks noted before its check (a flood of names is refused, not kept)."""
+PREDICTION = "(prediction)"
+"""How a baseline disagreement names the model's prediction among the features (its column is ``\\x00prediction``)."""
 Group = tuple[str, str]
 """A column group: (role, kind), e.g. ("feature", "numeric"); each group has its own detector list."""
 
@@ -63,6 +70,10 @@ class Meta(msgspec.Struct):
     superseded: bool = False
     tick_level: int = 0
     rings: dict[str, int] = {}
+    baseline_types: dict[str, list[str]] = {}
+    """Value type names each feature arrived with before the baseline check (see baseline_check)."""
+    baseline_mismatch: list[list[str]] | None = None
+    """The baseline's disagreements with the events, decided once at the first evaluation (None: not yet)."""
 
 
 class VersionData:
@@ -80,6 +91,7 @@ class VersionData:
         self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
         self.err_dirty = False
         self.spaces: dict[Group, BlockSpace] = {}
+        self.baseline: Baseline | None = None
         self.joint = JointModels(checks.joint, settings)
 
     def nbytes(self) -> int:
@@ -97,11 +109,41 @@ class VersionData:
         return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
 
     def groups(self) -> dict[Group, list[Column]]:
-        """The columns of each group, in column order."""
+        """The columns of each group, in column order (without those a baseline disagreement set aside)."""
+        aside = self.set_aside()
         out: dict[Group, list[Column]] = {}
         for col in self.columns.values():
-            out.setdefault((col.meta.role, col.meta.kind), []).append(col)
+            if col.name not in aside:
+                out.setdefault((col.meta.role, col.meta.kind), []).append(col)
         return out
+
+    def set_aside(self) -> set[str]:
+        """Column names the baseline disagrees with (never compared with it)."""
+        rows = self.meta.baseline_mismatch
+        return {"\x00prediction" if r[0] == PREDICTION else r[0] for r in rows} if rows else set()
+
+    def note_types(self, feats: Sequence[Mapping[str, object]], predictions: Sequence[object]) -> None:
+        """Before the baseline check: the value types each feature (and the prediction) arrives with.
+        Names the baseline lacks are noted as new names are counted: at most
+        ``max_new_features_per_event`` of an event, :data:`MAX_UNKNOWN_NAMES` in all."""
+        seen, cap = self.meta.baseline_types, self.cfg.max_new_features_per_event
+        known = self.baseline.features if self.baseline is not None else {}
+        for f in feats:
+            fresh = 0
+            for name, v in f.items():
+                kinds = seen.get(name)
+                if kinds is None:
+                    if name not in known:
+                        fresh += 1
+                        if fresh > cap or len(seen) >= len(known) + MAX_UNKNOWN_NAMES:
+                            continue
+                    kinds = seen[name] = []
+                if type(v).__name__ not in kinds:
+                    kinds.append(type(v).__name__)
+        for v in predictions:
+            kinds = seen.setdefault(PREDICTION, [])
+            if type(v).__name__ not in kinds:
+                kinds.append(type(v).__name__)
 
     def add_feature(self, name: str, kind: str) -> None:
         self.columns[name] = self.new_column(name, "feature", kind, name in self.cfg.categorical_features)
@@ -153,6 +195,7 @@ class VersionData:
     def apply_baseline(self, b: Baseline) -> None:
         """The baseline is the reference: its columns start frozen."""
         cfg, m = self.cfg, self.meta
+        self.baseline = b
         for name, fb in b.features.items():
             if name in cfg.ignore_features or len(m.features) >= cfg.max_features:
                 continue
@@ -167,12 +210,15 @@ class VersionData:
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self.new_column(name, role, fb.kind, declared)
-        col.ref_ring = Ring(0)  # the baseline is the reference: nothing to accumulate (rings are written up front)
+        # the baseline is the reference: nothing to accumulate (rings are written up front)
+        col.ref_ring, col.ref_flags = Ring(0), Ring(0, dtype=np.int8)
+        col.meta.calib = calib = fb.calibration or INDEPENDENT
         if fb.kind == "numeric":
             col.ref = NumericRef.build(np.array(fb.values), fb.n_total, fb.missing, fb.nonfinite, fb.badtype,
-                                       self.cfg.numeric.bins)
+                                       self.cfg.numeric.bins, calib=calib)
         else:
-            col.ref = CategoricalRef.build(dict(fb.counts), fb.overflow, fb.n_total, fb.missing, fb.badtype)
+            col.ref = CategoricalRef.build(dict(fb.counts), fb.overflow, fb.n_total, fb.missing, fb.badtype,
+                                           calib=calib)
         self.attach_stream(col)
         return col
 

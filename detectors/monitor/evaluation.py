@@ -1,6 +1,8 @@
 """One evaluation of a model version, as a pipeline a reader can follow.
 
 1. **Find.** Each finding source adds its ``(key, Score)`` findings, in this order:
+   :class:`~detectors.monitor.baseline_check.BaselineCheck` (a baseline's disagreement with the
+   events, decided at the first evaluation, before any column is compared with the baseline),
    :class:`~detectors.monitor.column_checks.ColumnChecks` (every column's windowed and stream
    detectors, screened by group), :class:`~detectors.monitor.version_checks.NewFeatures` (names
    the reference never had), :class:`~detectors.monitor.joint_checks.JointChecks` (the features
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from detectors.events import Alert, Event
+from detectors.monitor.baseline_check import BaselineCheck
 from detectors.monitor.column_checks import ColumnChecks
 from detectors.monitor.concept_checks import ConceptChecks
 from detectors.monitor.data import VersionData
@@ -35,7 +38,8 @@ S = TypeVar("S")
 
 def default_sources(data: VersionData) -> list[FindingSource]:
     """The finding sources of a version, in the order their findings reach the policy."""
-    return [ColumnChecks(data), NewFeatures(data), JointChecks(data), ConceptChecks(data), HealthChecks(data)]
+    return [BaselineCheck(data), ColumnChecks(data), NewFeatures(data), JointChecks(data), ConceptChecks(data),
+            HealthChecks(data)]
 
 
 class Evaluation:

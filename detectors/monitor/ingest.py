@@ -72,6 +72,9 @@ class Ingest:
             if stream == "prediction" and e.prediction is not None:
                 predict(e)
         self._track_time(seg)
+        if d.baseline is not None and m.baseline_mismatch is None:
+            d.note_types([f for e in obs if (f := e.features) is not None],
+                         [e.prediction for e in obs if e.stream == "prediction"])
         if obs and not m.frozen:
             need = self.cfg.reference_size - m.ref_events
             self._ingest_obs(obs[:need], True, known)
@@ -173,8 +176,8 @@ class Ingest:
         if not ref:
             ts = np.fromiter((e.ts for e in pe), dtype=np.float64, count=len(pe))
             d.rings[fields.OUTPUT_TIMES].extend(ts)
-        d.columns["\x00score"].feed([e.score for e in pe], ref, ts)
-        d.columns["\x00prediction"].feed([e.prediction for e in pe], ref, ts)
+        for name in d.meta.outputs:  # a baseline may hold only one of the two
+            d.columns[name].feed([e.score for e in pe] if name == "\x00score" else [e.prediction for e in pe], ref, ts)
 
     def _discover(self, feats: list[dict[str, object]], ref: bool) -> None:
         d, cfg = self.data, self.cfg

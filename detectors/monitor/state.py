@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 
 from detectors import fields
+from detectors.calibration import INDEPENDENT
 from detectors.column import ColumnMeta
 from detectors.errors import SnapshotError
 from detectors.monitor.data import Meta, VersionData
@@ -105,6 +106,8 @@ class VersionState:
         d = self.data
         meta = msgspec.msgpack.decode(stored[fields.column_meta(name)], type=ColumnMeta)
         col = d.columns.get(name) or d.new_column(name, meta.role, meta.kind, meta.declared)
+        if d.meta.frozen and meta.calib is None:  # frozen before calibrations existed: its time order is gone
+            meta.calib = col.meta.calib or INDEPENDENT  # a baseline's column keeps the baseline's
         col.meta = meta
         col.load(chunks, stored.get(fields.ref_counts(name)))
         d.columns[name] = col

@@ -28,7 +28,10 @@ class NewFeatures:
             return
         fts = d.rings[fields.FEATURE_TIMES].ordered()
         window = (float(fts[0]) if len(fts) else None, float(fts[-1]) if len(fts) else None, len(fts))
+        reported = d.set_aside()  # names the baseline lacks are part of its disagreement, reported once
         for name in m.new_names:
+            if name in reported:
+                continue
             found.add((name, "data_quality"), schema.new_feature(name, m.new_seen.get(name, 0), window))
 
 

@@ -27,6 +27,7 @@ from pipeline.kafka.merge import Item
 from pipeline.kafka.publish import AlertPublisher, DeadLetterPublisher
 from pipeline.kafka.source import KafkaSource
 from pipeline.state.store import Delta, ModelKey, StateStore, check_state_lost
+from pipeline.telemetry.baseline import log_mismatches
 from pipeline.telemetry.protocol import Telemetry
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ class Shard:
             io.summary.published += len(alerts)
             io.log.info("alerts_published", partition=self.number, epoch=self.epoch, count=len(alerts),
                         ids=sorted({a.alert_id for a in alerts})[:20])
+            log_mismatches(alerts, io.log)
             io.telemetry.published(alerts)
         else:
             io.telemetry.published([])

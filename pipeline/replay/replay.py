@@ -23,6 +23,7 @@ from pipeline.engine.build import build_engine
 from pipeline.engine.drive import Step, drive
 from pipeline.engine.engine import Engine
 from pipeline.state.store import Delta, ModelKey
+from pipeline.telemetry.baseline import log_mismatches
 from pipeline.telemetry.logs import get_logger
 
 LOGGED_DEAD_LETTERS = 100
@@ -80,6 +81,7 @@ def replay(
         dead.update(letter.reason for _, letter in step.dead)
         dead.update(why for _, why, _ in step.refused)  # refused by the engine: dead letters too
         _count(summary, batch, step)
+        log_mismatches(step.alerts)
         sink.send(step.alerts)
         if checkpoint is None:
             engine.discard_delta()  # state lives in the engine's objects only; no delta is wanted

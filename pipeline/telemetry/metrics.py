@@ -78,6 +78,9 @@ class Metrics:
         self._store_err = Counter("driftwire_store_errors", "State store failures, by kind.", ["kind"], registry=r)
         self._client_restarts = Counter("driftwire_kafka_client_restarts",
                                         "Kafka consumer clients rebuilt by the watchdog after a stall.", registry=r)
+        self._baseline = Counter("driftwire_baseline_mismatches",
+                                 "Features whose names or types disagree with their version's baseline (reported "
+                                 "once, at the version's first evaluation).", registry=r)
         self._model_cap = Counter("driftwire_model_cap_overflow",
                                   "Events refused because the per-consumer model cap was reached.", registry=r)
 
@@ -129,6 +132,8 @@ class Metrics:
         """Count an alert event, track open incidents, and record its statistic."""
         self._alerts.labels(alert.status, alert.kind, alert.severity).inc()
         self._track_open(alert)
+        if alert.detector == "baseline" and alert.status == "firing" and alert.statistic is not None:
+            self._baseline.inc(alert.statistic)
         if alert.statistic is not None:
             self.statistic(alert.model, alert.model_version, alert.feature, alert.detector,
                            alert.statistic, alert.threshold)

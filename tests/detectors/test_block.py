@@ -175,3 +175,27 @@ def test_ranked_block_equals_the_sorting_block_bit_for_bit(seed: int, rows: int,
         n_m = np.sqrt(n * plain.m / (n + plain.m))
         d, p = plain.ks(np.sort(ring, axis=1))
         assert np.array_equal(p, special.kolmogorov(n_m * d))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_calibrated_blocks_match_calibrated_detectors(seed: int) -> None:
+    """Rows with their own integrated autocorrelation times (some 1): the same p-values as each detector's."""
+    from detectors.calibration import Calibration
+
+    rng = np.random.default_rng(seed)
+    cal = [Calibration(values=1.0), Calibration(values=7.5), Calibration(values=31.0, single_runs=2)]
+    nrefs = [NumericRef.build(rng.normal(size=800), n_total=800, calib=c) for c in cal]
+    w = np.stack([rng.normal(0.4 * i, size=300) for i in range(3)])
+    out = NumericBlock(nrefs).tests(w)
+    for i, ref in enumerate(nrefs):
+        for name in ("ks", "chi2", "psi", "js"):
+            s = make(name, {"min_count": 10}).check(View(ref, w[i], n=300))
+            assert out[name][i] == pytest.approx(s.p_value, rel=1e-9, abs=1e-300), (name, i)
+    crefs = [CategoricalRef.build({"a": 300, "b": 200, "c": 3, "d": 1}, overflow=0, n_total=504, calib=c)
+             for c in cal]
+    codes = np.stack([rng.choice([-1, 0, 1, 2, 3], size=250, p=[0.1, 0.3, 0.3, 0.2, 0.1]) for _ in range(3)])
+    out = CategoricalBlock(crefs).tests(codes)
+    for i, ref in enumerate(crefs):
+        for name in ("chi2", "psi", "js", "unseen"):
+            s = make(name, {"min_count": 10}).check(View(ref, codes[i], n=250))
+            assert out[name][i] == pytest.approx(s.p_value, rel=1e-9, abs=1e-300), (name, i)

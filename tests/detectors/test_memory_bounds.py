@@ -21,7 +21,9 @@ def test_numeric_references_are_kept_once_sorted_in_their_ring() -> None:
     col = m.data.columns["x1"]
     assert col.ref is not None and np.shares_memory(col.ref.sorted, col.ref_ring.arr)
     assert bool(np.all(np.diff(col.ref.sorted) >= 0)) and len(col.ref.sorted) == SMALL.reference_size
-    assert m.data.columns["c"].ref_ring.capacity == 0
+    cat = m.data.columns["c"]  # a categorical reference is counts; its ring keeps each value's category (4 bytes)
+    assert cat.ref_ring.arr.dtype == np.int32 and cat.ref_ring.capacity == SMALL.reference_size
+    assert cat.meta.calib is not None and col.meta.calib is not None
 
 
 def test_a_restored_frozen_reference_is_not_written_again() -> None:
@@ -72,9 +74,9 @@ def test_baseline_columns_allocate_no_reference_ring() -> None:
 
     rows = [{"x": float(i % 17), "c": "ab"[i % 2]} for i in range(500)]
     m = ModelMonitor("m", "v1", SMALL, baseline=build_baseline(rows, "m", "v1"))
-    assert all(col.ref_ring.capacity == 0 for col in m.data.columns.values())
+    assert all(col.ref_ring.capacity == col.ref_flags.capacity == 0 for col in m.data.columns.values())
     m.process(stream(400, seed=2, labels=False))
-    assert not any(k.startswith("r:") for k in m.full_state())
+    assert not any(k.startswith(("r:", "rf:")) for k in m.full_state())
 
 
 def test_block_memory_is_taken_at_the_freeze_and_reused_by_the_block() -> None:

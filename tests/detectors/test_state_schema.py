@@ -10,6 +10,8 @@ import msgspec
 import pytest
 
 from detectors import fields
+from detectors.calibration import INDEPENDENT
+from detectors.column import ColumnMeta
 from detectors.errors import StateError
 from detectors.monitor import ModelMonitor
 
@@ -36,10 +38,30 @@ def test_the_fixture_is_version_0_and_covers_every_kind_of_field() -> None:
     assert kinds >= {"m", "c", "rc", "r", "v", "f", "t", "er", "ew", "et", "lg", "j", "pc", "lc", "d", "i"}, kinds
 
 
+def _measured_state(state: dict[str, bytes]) -> dict[str, bytes]:
+    """A state without what the version 0 layout could not hold: the reference flags (``rf``) and the
+    arrival order of categorical references (``r`` of a categorical column), kept only to calibrate."""
+    categorical = {name.partition(":")[2] for name, raw in state.items() if name.startswith("c:")
+                   and msgspec.msgpack.decode(raw, type=ColumnMeta).kind == "categorical"}
+    out = {}
+    for name, raw in state.items():
+        ring = fields.parse_ring_chunk(name)
+        new_kind = ring is not None and ring[0] == fields.REF_FLAGS
+        order = ring is not None and ring[0] == fields.REF_VALUES and ring[2] in categorical
+        if not (new_kind or order):
+            out[name] = raw
+    return out
+
+
 @pytest.mark.parametrize("case", sorted(GEN.CASES))
-def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str) -> None:
+def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Restored from bytes written by the former code, a monitor gives the alerts and state of one fed
-    the same events without a break."""
+    the same events without a break, both calibrated as independent values: the former layout kept no
+    calibration, and a reference it froze is sorted, its order gone (a baseline keeps its own)."""
+    import detectors.column
+
+    for name in ("calibrate_numeric", "calibrate_categorical"):
+        monkeypatch.setattr(detectors.column, name, lambda *_: INDEPENDENT)
     settings, cut, evs = GEN.settings(case), GEN.CASES[case]["cut"], GEN.events()
     straight = ModelMonitor("m", "v1", settings, GEN.SECRET, baseline=GEN.baseline(case))
     GEN.feed(straight, evs[:cut])
@@ -50,12 +72,23 @@ def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str) -> No
     assert GEN.feed(restored, later) == alerts and alerts  # every case still alerts after the cut
     # Version 0 states hold no joint reference rows (the multivariate detectors came later): a restored
     # one collects them from the events after the cut, so those fields alone may differ.
-    assert _without_joint(restored.full_state()) == _without_joint(straight.full_state())
+    assert _measured_state(_without_joint(restored.full_state())) == \
+        _measured_state(_without_joint(straight.full_state()))
     assert fields.JOINT_META in restored.full_state()
 
 
 def _without_joint(state: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in state.items() if k != fields.JOINT_META and not k.startswith(("jr:", "jf:"))}
+
+
+@pytest.mark.parametrize("case", ["defaults_open_incidents", "baseline"])
+def test_a_reference_frozen_by_the_former_code_is_calibrated_as_independent(case: str) -> None:
+    restored = ModelMonitor.restore("m", "v1", GEN.settings(case), dict(V0[case]), GEN.SECRET,
+                                    baseline=GEN.baseline(case))
+    b = GEN.baseline(case)
+    for name, col in restored.data.columns.items():
+        want = b.features[name].calibration if b is not None and name in b.features else INDEPENDENT
+        assert col.meta.calib == want and col.ref is not None and col.ref.calib == want, name
 
 
 def test_a_restored_version_0_state_is_upgraded_by_its_next_delta() -> None:
