@@ -136,6 +136,10 @@ class ModelMonitor:
             return self.tracing.decide(self.policy, found, [None], at, m.n_events)
         return self.policy.decide(found, at, m.n_events)
 
+    def nbytes(self) -> int:
+        """Bytes this version holds now (see :meth:`VersionData.nbytes`); grows with data, up to its bounds."""
+        return self.data.nbytes()
+
     def note_dead_letter(self, reason: str) -> None:
         """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
         self.data.meta.dead += 1

@@ -15,11 +15,13 @@ def _names(text: str) -> list[str]:
 
 def baseline_cmd(args: argparse.Namespace) -> int:
     from detectors.baseline import build_baseline, encode_baseline
+    from pipeline.edge.outputs import refuse_overlap, write_atomic
     from pipeline.edge.training import read_rows
 
     path = Path(args.train_file)
     if not path.is_file():
         raise UsageError(f"no such training file: {path}")
+    refuse_overlap(args.out, [path], "the baseline")
     categorical, numeric = _names(args.categorical), _names(args.numeric)
     outputs_cat = [args.prediction_column] if args.prediction_column else []  # typed, never warned about
     outputs_num = [args.score_column] if args.score_column else []
@@ -35,6 +37,6 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         score_column=args.score_column,
         prediction_column=args.prediction_column,
     )
-    Path(args.out).write_bytes(encode_baseline(baseline))
+    write_atomic(args.out, encode_baseline(baseline), "the baseline")
     print(f"wrote baseline for {args.model}:{args.version} to {args.out}")
     return 0

@@ -16,8 +16,9 @@ def progress_for_file(path: Path, label: str) -> Iterator[Callable[[int], None]]
         return
     from rich.progress import Progress
 
-    with open(path, "rb") as fh:
-        total = sum(1 for _ in fh)
+    from pipeline.edge.lines import count_lines
+
+    total = count_lines(path)  # in chunks: a log with a huge line is not held whole
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.update(task, completed=n)

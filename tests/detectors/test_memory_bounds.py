@@ -1,4 +1,5 @@
-"""Per-model memory is allocated up front and bounded by configured sizes, not by the stream."""
+"""Per-model memory is bounded by configured sizes, not by the stream, and taken as data comes:
+a version that has seen a few events holds a few chunks, not every buffer in full."""
 
 from __future__ import annotations
 
@@ -78,13 +79,19 @@ def test_baseline_columns_allocate_no_reference_ring() -> None:
     assert not any(k.startswith(("r:", "rf:")) for k in m.full_state())
 
 
-def test_block_memory_is_taken_at_the_start_and_reused_by_the_block() -> None:
+def test_block_memory_is_taken_at_the_freeze_and_reused_by_the_block() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
-    m.process(evs[:40])  # still filling the reference
+    m.process(evs[:40])  # still filling the reference: nothing taken yet, rings hold a chunk
+    assert not m.data.spaces and not m.data.meta.frozen
+    assert all(len(c.values.arr) == 0 and len(c.ref_ring.arr) <= c.ref_ring.chunk for c in m.data.columns.values())
+    at = 40
+    while not m.data.meta.frozen:
+        m.process(evs[at : at + 10])
+        at += 10
     space = m.data.spaces[("feature", "numeric")]
     assert space.rows == 3 and space.keys.size == 3 * SMALL.reference_size
-    m.process(evs[40:])
+    m.process(evs[at:])
     blocks = m.evaluation.source(ColumnChecks).screen.blocks
     block = next(b for k, b in blocks.items() if isinstance(k, tuple) and k[0] == ("feature", "numeric"))
     assert np.shares_memory(block.refkeys, space.keys)  # type: ignore[union-attr]
@@ -101,3 +108,27 @@ def test_screening_a_subset_of_the_block_decides_like_checking_every_column() ->
     a = [(x.kind, x.feature, x.severity, x.status) for x in screened.process(evs)]
     b = [(x.kind, x.feature, x.severity, x.status) for x in plain.process(evs)]
     assert a == b and any(k == "data_drift" and f == "x1" for k, f, _, _ in a)
+
+
+def test_rings_grow_by_count_alone_and_restore_to_the_same_size() -> None:
+    from detectors.fields import ring_segment
+    from detectors.ring import Ring, RingFields
+
+    one, many = Ring(2000), Ring(2000)
+    for i in range(300):
+        one.extend([float(i)])
+    many.extend(np.arange(300.0))
+    assert len(one.arr) == len(many.arr) == 512 and one.ordered().tolist() == many.ordered().tolist()
+    state = one.take("v", "x")
+    assert list(state) == [ring_segment("v", 0, "x")]  # the values appended, never the unused room
+    one.touch_all()
+    full = one.take("v", "x")
+    assert list(full) == [ring_segment("v", 0, "x")] and full == state
+    assert len(one.arr) == 512  # a full rewrite allocates nothing for the unused room
+    stored = RingFields()
+    for name, raw in state.items():
+        assert raw is not None
+        stored.add(name, True, 0, raw)
+    back = Ring(2000)
+    stored.load(back, 300)
+    assert len(back.arr) == 512 and back.ordered().tolist() == many.ordered().tolist()
