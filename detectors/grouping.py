@@ -57,6 +57,7 @@ from detectors import fields
 from detectors.base import Score
 from detectors.events import Alert, AlertKind
 from detectors.settings import GroupSettings
+from detectors.text import listed
 
 Key = tuple[str | None, AlertKind]
 EXPLAINED = 0.5
@@ -255,7 +256,7 @@ def _merge(kind: str, group: Group, per: dict[str, list[Score]], joint: list[Sco
                                    "p_adjusted": j.details.get("p_adjusted"), "features": _named(j),
                                    "contributions": j.details.get("contributions", {})}
     verb = "drifted" if kind == "data_drift" else "broke"
-    names = ", ".join(ranked[:5]) + (f" and {len(ranked) - 5} more" if len(ranked) > 5 else "")
+    names = listed(ranked, most=5)
     changes = [s.change_ts for s in scores if s.change_ts is not None and s.level]
     return Score(
         detector=top.detector, statistic=top.statistic, threshold=top.threshold, warning=top.warning,

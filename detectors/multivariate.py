@@ -54,6 +54,7 @@ from detectors.pca import (
     standardize,
     standardizer,
 )
+from detectors.text import listed
 
 FloatArray = npt.NDArray[np.float64]
 NAMED_Z = 3.0
@@ -188,7 +189,7 @@ class PCAReconstruction:
                                                    float(ts[-1]) if ts is not None and len(ts) else None, len(errs)),
             change_ts=_change_ts(np.concatenate((errs[start:], errs[:start])), ts) if level else None,
             message=f"the features' joint distribution moved: PCA reconstruction error {ratio:.2f}x the "
-                    f"reference's (mostly {', '.join(map(str, names[:3]))})",  # type: ignore[index]
+                    f"reference's (mostly {listed(list(map(str, names[:3])), most=3)})",  # type: ignore[index]
         )
 
     def _ranked(self, model: Arrays, z: FloatArray) -> dict[str, object]:

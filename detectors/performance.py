@@ -62,6 +62,9 @@ _SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
 _SCORE, _PREDICTION, _TS = operator.attrgetter("score"), operator.attrgetter("prediction"), operator.attrgetter("ts")
 _POS_CACHE = 64
 """Distinct predicted values whose class is remembered (classes are few; a regression is never scored)."""
+CALIBRATION_BLOCK_BYTES = 72
+"""Bytes of one calibration block: its end and chance as Python floats in lists (2 x 32) and its end in
+the array the scored predictions are blocked with (8)."""
 
 
 
@@ -242,6 +245,7 @@ class Performance:
             s = self._finding(check, key in incidents)
             if s is not None:
                 out.append((key, s))
+        self._cols = {}  # the windows' ordered copies are not held between evaluations
         return out
 
     def _finding(self, check: BandCheck, open_incident: bool) -> Score | None:
@@ -258,6 +262,13 @@ class Performance:
             self.memo[check.name] = (seen, s)
             self._dirty_memo = True
         return s
+
+    def nbytes(self) -> int:
+        """Bytes held: the rings (the reference pairs being gathered, then the windows) and the reference's
+        calibration (its summary is a few hundred bytes more, in the version's fixed estimate)."""
+        n = sum(r.arr.nbytes for ring in self.rings.values() for r in ring.values())
+        cal = self.ref.calibration if self.ref is not None else None
+        return n + (CALIBRATION_BLOCK_BYTES * len(cal.values) if cal is not None else 0)
 
     def count(self, source: Source) -> int:
         ring = self.rings.get(source)

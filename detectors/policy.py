@@ -27,6 +27,7 @@ from detectors.base import Score
 from detectors.events import Alert, AlertKind, Window
 from detectors.grouping import Grouping
 from detectors.settings import PolicySettings
+from detectors.text import shown
 
 Key = tuple[str | None, AlertKind]
 At = tuple[str, float]
@@ -227,7 +228,7 @@ class Policy:
         feature, kind = key
         if feature is not None and feature.startswith("\x00"):  # a model-level incident of its own
             feature = None
-        subject = f"feature {feature}" if feature is not None else "model output" if kind == "prediction_drift" \
+        subject = f"feature {shown(feature)}" if feature is not None else "model output" if kind == "prediction_drift" \
             else "model version"
         if status == "resolved":
             message = f"{kind.replace('_', ' ')} on {subject} resolved: back within reference levels ({top.detector})"

@@ -201,10 +201,17 @@ def _check_numbers(s: DetectionSettings) -> None:
                 "concept.max_pending": s.concept.max_pending, "numeric.bins": s.numeric.bins - 1,
                 "performance.reference_size": s.performance.reference_size,
                 "policy.fire_after": s.policy.fire_after, "policy.resolve_after": s.policy.resolve_after,
-                "health.tick_every": s.health.tick_every}
+                "health.tick_every": s.health.tick_every, "health.lag_window": s.health.lag_window,
+                "concept.max_pending_labels": s.concept.max_pending_labels,
+                "categorical.max_categories": s.categorical.max_categories}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"detection.{key}", "must be at least 1 (bins at least 2)")
+    for key, number in {"max_features": s.max_features, "max_new_features_per_event": s.max_new_features_per_event,
+                        "policy.cooldown_events": s.policy.cooldown_events,
+                        "concept.horizon_s": s.concept.horizon_s}.items():
+        if not number >= 0:
+            raise ConfigError(f"detection.{key}", "must not be negative")
     if s.policy.group.min_features == 1 or s.policy.group.min_features < 0 or s.policy.group.span_events < 0:
         raise ConfigError("detection.policy.group", "need min_features 0 (no grouping) or at least 2, span_events >= 0")
     for name in s.performance.detectors + s.performance.estimators:

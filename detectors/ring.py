@@ -31,6 +31,19 @@ import numpy.typing as npt
 
 from detectors import codec, fields
 
+FIRST = 16
+"""Values the first allocation of a ring holds (then it doubles)."""
+_EMPTY: dict[str, npt.NDArray[Any]] = {}
+
+
+def _empty(dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """One shared empty array per dtype: a ring that holds nothing costs no array of its own."""
+    key = np.dtype(dtype).str
+    arr = _EMPTY.get(key)
+    if arr is None:
+        arr = _EMPTY[key] = np.zeros(0, dtype=dtype)
+    return arr
+
 
 class Segments:
     """Ring segments of one state write (of one model or many), encoded together: one vectorised pass
@@ -71,14 +84,22 @@ class RingFields:
 
 
 class Ring:
-    """The last ``capacity`` values appended, in a numpy array allocated and written at construction."""
+    """The last ``capacity`` values appended, in a numpy array that grows with them.
+
+    A ring costs nothing until its first value: its array is allocated (and written, so its
+    pages are committed at once) in whole chunks, doubling as values arrive, up to ``capacity``;
+    its size depends only on how many values were appended, so rings fed alike stay alike. A model
+    version that has seen a few events therefore holds a few chunks, not every window in full.
+    The array reaches ``capacity`` before the first value is overwritten, so positions modulo
+    ``capacity`` always fall inside it.
+    """
+
+    __slots__ = ("_full", "_segs", "_stale", "_taken", "arr", "capacity", "chunk", "count")
 
     def __init__(self, capacity: int, dtype: npt.DTypeLike = np.float64, chunk: int = 128) -> None:
         self.capacity = capacity
         self.chunk = chunk
-        # Written in full now: np.zeros pages would be committed one by one as the ring fills,
-        # so a process's memory would keep growing until every ring had wrapped once.
-        self.arr = np.full(capacity, 0, dtype=dtype)
+        self.arr = _empty(dtype)
         self.count = 0
         self._taken = 0  # values appended before the last take (persisted)
         self._segs: list[tuple[int, int]] = []  # persisted segments (first, end position), oldest first
@@ -88,6 +109,17 @@ class Ring:
     def __len__(self) -> int:
         return min(self.count, self.capacity)
 
+    def _grow(self, needed: int) -> None:
+        """Make room for the first ``needed`` positions: the size is a function of ``needed`` alone
+        (a power of two from :data:`FIRST` on, at most ``capacity``), so two rings that saw as many
+        values have arrays of one size whatever the batches were (and a restored ring too)."""
+        size = len(self.arr)
+        if needed <= size:
+            return
+        grown = np.full(min(self.capacity, max(FIRST, 1 << (needed - 1).bit_length())), 0, dtype=self.arr.dtype)
+        grown[:size] = self.arr
+        self.arr = grown
+
     def extend(self, values: npt.ArrayLike) -> None:
         """Append values (oldest first), overwriting the oldest when full."""
         arr = self.arr
@@ -96,6 +128,9 @@ class Ring:
         if n == 0 or cap == 0:
             self.count += n
             return
+        if self.count + n > len(arr) and len(arr) < cap:
+            self._grow(min(self.count + n, cap))
+            arr = self.arr
         self.count += n
         if n > cap:
             vals, n = vals[-cap:], cap
@@ -201,11 +236,13 @@ class Ring:
         whose fields ``stale`` the next take deletes while it writes the window as a segment."""
         self.count = self._taken = count
         cap = self.capacity
+        self._grow(min(count, cap))  # positions past the count were never written: zeros
+        size = len(self.arr)
         for k, raw in (chunks or {}).items():
             part = np.frombuffer(raw, dtype=self.arr.dtype)
             lo = k * self.chunk
-            if lo < cap:
-                self.arr[lo : lo + len(part)] = part[: cap - lo]
+            if lo < size:
+                self.arr[lo : lo + len(part)] = part[: size - lo]
         if chunks:
             self._full = True
         self._stale = list(stale or [])

@@ -20,6 +20,7 @@ import msgspec
 import numpy as np  # noqa: F401  (doctest)
 
 from detectors.base import QUALITY, Score
+from detectors.text import shown
 from detectors.view import View
 
 
@@ -64,5 +65,5 @@ class Schema:
             detector=self.name, statistic=float(seen), threshold=float(self.params.new_min_count),
             warning=float(self.params.new_min_count),
             level=int(hit), clear=seen == 0, window=window,
-            message=f"feature {name} appeared in {seen} recent events; the reference never had it",
+            message=f"feature {shown(name)} appeared in {seen} recent events; the reference never had it",
         )

@@ -164,7 +164,11 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     ignore_features: list[str] = []
     """Feature names never monitored."""
     max_features: int = 200
-    """Most features tracked per model version; further names are counted as schema changes only."""
+    """Most features tracked per model version; values of further names are refused and counted."""
+    max_new_features_per_event: int = 10
+    """Feature names one event may bring that its version's reference never had (each reported by the
+    schema check); further ones in that event are refused and counted, so one event naming thousands
+    of features cannot raise thousands of alerts."""
     numeric: NumericSettings = NumericSettings()
     """Detectors of numeric features."""
     categorical: CategoricalSettings = CategoricalSettings()

@@ -16,8 +16,9 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-# Test modules import their helpers (fault_helpers) as top-level modules.
+# Test modules import their helpers (fault_helpers, hostile_helpers) as top-level modules.
 sys.path.insert(0, str(TESTS / "pipeline"))
+sys.path.insert(0, str(TESTS / "hostile"))
 
 from services import HOW as _HOW  # noqa: E402 - needs the path above
 from services import alertmanager_url as _alertmanager_url  # noqa: E402

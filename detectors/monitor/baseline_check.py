@@ -27,6 +27,7 @@ from detectors.baseline import Baseline, expected_types
 from detectors.monitor.data import PREDICTION, VersionData
 from detectors.monitor.findings import Findings
 from detectors.policy import Key
+from detectors.text import shown
 
 BASELINE: Key = ("\x00baseline", "pipeline_health")
 """The incident of a baseline disagreement (model-level: its alerts carry ``feature`` null)."""
@@ -81,7 +82,7 @@ class BaselineCheck:
 def _score(rows: list[list[str]], d: VersionData) -> Score:
     fts = d.rings["t:feat"].ordered()
     window = (float(fts[0]) if len(fts) else None, float(fts[-1]) if len(fts) else None, len(fts))
-    said = "; ".join(f"{f}: baseline {b}, events {e}" for f, b, e in rows[:10])
+    said = "; ".join(f"{shown(f)}: baseline {b}, events {e}" for f, b, e in rows[:10])
     return Score(
         detector="baseline", statistic=float(len(rows)), threshold=1.0, warning=1.0, level=1, clear=False,
         immediate=True,

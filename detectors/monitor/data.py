@@ -13,7 +13,10 @@ of its group's block memory.
 >>> d.add_feature("x", "numeric")
 >>> d.reserve_spaces()
 >>> sorted(d.columns), d.meta.features, sorted(d.spaces)
-(['x'], ['x'], [('feature', 'numeric')])
+(['x'], ['x'], [])
+>>> d.freeze()
+>>> sorted(d.spaces)
+[('feature', 'numeric')]
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
 
+VERSION_OVERHEAD = 40_000
+"""Bytes of a version's Python objects (detectors, policy, dicts): tracemalloc less the buffers."""
+COLUMN_OVERHEAD = 2_000
+"""Bytes of a column's Python objects (column, rings, metadata), measured the same way."""
+FROZEN_COLUMN_OVERHEAD = 8_000
+"""Bytes a column adds once its reference is frozen (reference, stream detectors, screening)."""
+MAX_UNKNOWN_NAMES = 50
+"""Names a baseline lacks noted before its check (a flood of names is refused, not kept)."""
 PREDICTION = "(prediction)"
 """How a baseline disagreement names the model's prediction among the features (its column is ``\\x00prediction``)."""
 Group = tuple[str, str]
@@ -56,6 +67,8 @@ class Meta(msgspec.Struct):
     dead: int = 0
     new_names: list[str] = []
     new_seen: dict[str, int] = {}
+    refused_features: int = 0
+    """Feature values refused (names over max_features or max_new_features_per_event), in all."""
     superseded: bool = False
     tick_level: int = 0
     rings: dict[str, int] = {}
@@ -84,6 +97,21 @@ class VersionData:
         self.baseline: Baseline | None = None
         self.joint = JointModels(checks.joint, settings)
 
+    def nbytes(self) -> int:
+        """Bytes this version holds now: its numpy buffers (rings, references, block spaces, the rows the
+        multivariate fit collects), the label join's stores, the performance rings and calibration, and a
+        fixed estimate for the Python objects of the version and of each column."""
+        n = VERSION_OVERHEAD + sum(r.arr.nbytes for r in self.rings.values()) + self.join.nbytes()
+        n += self.perf.nbytes()
+        for col in self.columns.values():
+            n += COLUMN_OVERHEAD + col.ref_ring.arr.nbytes + col.values.arr.nbytes + col.flags.arr.nbytes
+            n += FROZEN_COLUMN_OVERHEAD if col.ref is not None else 0
+            ref = col.ref
+            if isinstance(ref, NumericRef):  # its sorted values are the ring's (counted above)
+                n += ref.edges.nbytes + ref.counts.nbytes
+        n += sum(r.arr.nbytes for r in self.joint.rows.rings.values())  # the multivariate fit's rows
+        return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
+
     def groups(self) -> dict[Group, list[Column]]:
         """The columns of each group, in column order (without those a baseline disagreement set aside)."""
         aside = self.set_aside()
@@ -99,11 +127,21 @@ class VersionData:
         return {"\x00prediction" if r[0] == PREDICTION else r[0] for r in rows} if rows else set()
 
     def note_types(self, feats: Sequence[Mapping[str, object]], predictions: Sequence[object]) -> None:
-        """Before the baseline check: the value types each feature (and the prediction) arrives with."""
-        seen = self.meta.baseline_types
+        """Before the baseline check: the value types each feature (and the prediction) arrives with.
+        Names the baseline lacks are noted as new names are counted: at most
+        ``max_new_features_per_event`` of an event, :data:`MAX_UNKNOWN_NAMES` in all."""
+        seen, cap = self.meta.baseline_types, self.cfg.max_new_features_per_event
+        known = self.baseline.features if self.baseline is not None else {}
         for f in feats:
+            fresh = 0
             for name, v in f.items():
-                kinds = seen.setdefault(name, [])
+                kinds = seen.get(name)
+                if kinds is None:
+                    if name not in known:
+                        fresh += 1
+                        if fresh > cap or len(seen) >= len(known) + MAX_UNKNOWN_NAMES:
+                            continue
+                    kinds = seen[name] = []
                 if type(v).__name__ not in kinds:
                     kinds.append(type(v).__name__)
         for v in predictions:
@@ -129,7 +167,10 @@ class VersionData:
         return col
 
     def reserve_spaces(self) -> None:
-        """Take each numeric group's block memory now (see :class:`BlockSpace`), sized by its columns."""
+        """Take each numeric group's block memory now (see :class:`BlockSpace`), sized by its columns,
+        once the reference is frozen: a version costs little until it has data."""
+        if not self.meta.frozen:
+            return
         rows: dict[Group, int] = {}
         for col in self.columns.values():
             if col.meta.kind == "numeric":
@@ -143,6 +184,7 @@ class VersionData:
     def freeze(self) -> None:
         """The reference phase ends: every column builds its reference and starts its stream detectors."""
         self.meta.frozen = True
+        self.reserve_spaces()
         for col in self.columns.values():
             self.freeze_column(col)
 
@@ -167,8 +209,8 @@ class VersionData:
             if out is not None:
                 self.columns["\x00" + role] = self._baseline_column("\x00" + role, role, out, role == "prediction")
                 m.outputs.append("\x00" + role)
-        self.reserve_spaces()
         m.frozen = True
+        self.reserve_spaces()
         if b.labelled is not None:
             self.perf.from_baseline(b.labelled)
 

@@ -44,6 +44,7 @@ class Ingest:
         self._num_cols: list[Column] = []
         self._feat_get: Any = None
         self._column_streams = any(data.checks.stream.values())
+        self._ignored = frozenset(data.cfg.ignore_features)
 
     def mergeable(self, seg: Sequence[Event]) -> bool:
         """Whether ``seg`` can be ingested at once with the result of any split: it names no new
@@ -187,15 +188,33 @@ class Ingest:
         keys = set().union(*feats)
         if keys.issubset(d.columns):
             return
-        for name in sorted(keys.difference(d.columns, cfg.ignore_features)):
-            if not ref:
-                self._count_new(name, sum(name in f for f in feats))
+        if ref:
+            for name in sorted(keys.difference(d.columns, cfg.ignore_features)):
+                first = next((f[name] for f in feats if f.get(name) is not None), None)
+                if first is None or len(d.meta.features) >= cfg.max_features:
+                    continue
+                d.add_feature(name, self._kind_of(name, first))
+            d.reserve_spaces()
+        self._unknown_names(feats, ref)
+
+    def _unknown_names(self, feats: list[dict[str, object]], ref: bool) -> None:
+        """Names that did not become columns, event by event: after the freeze, the first
+        ``max_new_features_per_event`` of an event are counted as new (the schema check reports
+        them), the rest are refused; in the reference, valued names beyond ``max_features`` are
+        refused. Refusals are counted (``refused_features``), so a flood of names is visible
+        without flooding the alerts."""
+        known, ignored, m = self.data.columns, self._ignored, self.data.meta
+        cap = self.cfg.max_new_features_per_event
+        for f in feats:
+            if f.keys() <= known.keys():
                 continue
-            first = next((f[name] for f in feats if f.get(name) is not None), None)
-            if first is None or len(d.meta.features) >= cfg.max_features:
+            unknown = [n for n in f if n not in known and n not in ignored]
+            if ref:
+                m.refused_features += sum(f[n] is not None for n in unknown)
                 continue
-            d.add_feature(name, self._kind_of(name, first))
-        d.reserve_spaces()
+            m.refused_features += max(len(unknown) - cap, 0)
+            for name in unknown[:cap]:
+                self._count_new(name, 1)
 
     def _kind_of(self, name: str, first: object) -> str:
         if name in self.cfg.categorical_features:

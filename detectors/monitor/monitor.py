@@ -140,6 +140,10 @@ class ModelMonitor:
         """What the runtime should log once (a performance check that cannot be armed), since the last call."""
         return self.data.perf.take_notices()
 
+    def nbytes(self) -> int:
+        """Bytes this version holds now (see :meth:`VersionData.nbytes`); grows with data, up to its bounds."""
+        return self.data.nbytes()
+
     def note_dead_letter(self, reason: str) -> None:
         """Count a dead-lettered message keyed to this model (judged at the next evaluation)."""
         self.data.meta.dead += 1

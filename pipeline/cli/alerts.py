@@ -10,6 +10,7 @@ from typing import Any, get_args
 
 from detectors.errors import DriftwireError
 from detectors.events import AlertKind
+from pipeline.cli.args import at_least
 
 
 def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
     t.add_argument("--kind", default=None, choices=get_args(AlertKind), metavar="KIND",
                    help=f"only this kind ({', '.join(get_args(AlertKind))})")
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
-    t.add_argument("--max-alerts", type=int, default=None)
+    t.add_argument("--max-alerts", type=at_least(1), default=None)
     t.add_argument("--timeout", type=float, default=None)
     f = asub.add_parser("forward", parents=[cfg], help="deliver alerts to Alertmanager and webhooks (config: forward)",
                         description="Subscribe to the alert topic in its own consumer group and deliver every alert "
@@ -61,21 +62,13 @@ def tail_cmd(args: argparse.Namespace) -> int:
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    import msgspec
-
-    from detectors.events import Alert
-    from pipeline.edge.alerts import render_alert
+    from pipeline.edge.alerts import read_alerts, render_alert
 
     path = Path(args.file)
     if not path.is_file():
         raise DriftwireError(f"no such alerts file: {path}")
-    decoder = msgspec.json.Decoder(Alert)
+    alerts = read_alerts(path)
     color = sys.stdout.isatty()
-    with open(path, "rb") as fh:
-        try:
-            alerts = [decoder.decode(line) for line in fh if line.strip()]
-        except msgspec.DecodeError as exc:
-            raise DriftwireError(f"{path} is not an alerts file (JSON lines of alert events): {exc}") from exc
     print(f"{len(alerts)} alerts from {path}", file=sys.stderr)
     for alert in alerts:
         print(render_alert(alert, color))

@@ -15,11 +15,13 @@ def _names(text: str) -> list[str]:
 
 def baseline_cmd(args: argparse.Namespace) -> int:
     from detectors.baseline import build_baseline, encode_baseline
+    from pipeline.edge.outputs import refuse_overlap, write_atomic
     from pipeline.edge.training import read_rows
 
     path = Path(args.train_file)
     if not path.is_file():
         raise UsageError(f"no such training file: {path}")
+    refuse_overlap(args.out, [path], "the baseline")
     categorical, numeric = _names(args.categorical), _names(args.numeric)
     outputs = [c for c in (args.prediction_column, args.label_column) if c]  # typed as they are, never warned about
     scores = [args.score_column] if args.score_column else []
@@ -36,6 +38,6 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         prediction_column=args.prediction_column,
         label_column=args.label_column,
     )
-    Path(args.out).write_bytes(encode_baseline(baseline))
+    write_atomic(args.out, encode_baseline(baseline), "the baseline")
     print(f"wrote baseline for {args.model}:{args.version} to {args.out}")
     return 0

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from detectors.errors import DriftwireError
+from detectors.text import escape
+from pipeline.cli.args import Parser, at_least
 
 # command -> (module, handler): handlers import lazily so `--help` stays fast.
 COMMANDS = {
@@ -23,10 +26,10 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="driftwire", description="Drift monitor for production ML models.")
+    p = Parser(prog="driftwire", description="Drift monitor for production ML models.")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cfg = argparse.ArgumentParser(add_help=False)
+    cfg = Parser(add_help=False)
     cfg.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
 
     r = sub.add_parser("replay", parents=[cfg], help="replay a recorded log through the engine (no Kafka, no Redis)",
@@ -35,13 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON lines to FILE")
     r.add_argument("--redis", metavar="URL", help="keep state in Redis at URL instead of in memory")
     r.add_argument("--quiet", action="store_true", help="print only the summary")
+    r.add_argument("--json", action="store_true",
+                   help="print only the summary, as one JSON object on stdout (lines, events, dead letters by "
+                        "reason: the edge's, model_cap, ts_out_of_range; alerts); alerts go to --alerts-out")
 
     g = sub.add_parser("generate", help="write a synthetic log with an injected drift (for demos and benchmarks)")
     g.add_argument("--out", required=True, metavar="LOG.jsonl")
-    g.add_argument("--events", type=int, default=10_000, help="prediction events (default 10000)")
-    g.add_argument("--models", type=int, default=1)
-    g.add_argument("--drift-at", type=int, default=None, help="event index where drift starts (default: none)")
-    g.add_argument("--drift-until", type=int, default=None, help="event index where drift ends (default: never)")
+    g.add_argument("--events", type=at_least(0), default=10_000, help="prediction events (default 10000)")
+    g.add_argument("--models", type=at_least(1), default=1, help="models the events are spread over (default 1)")
+    g.add_argument("--drift-at", type=at_least(0), default=None, help="event index where drift starts (default: none)")
+    g.add_argument("--drift-until", type=at_least(0), default=None,
+                   help="event index where drift ends (default: never)")
     g.add_argument("--seed", type=int, default=7)
 
     b = sub.add_parser("baseline", help="baseline files built from training data")
@@ -81,7 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except DriftwireError as exc:
-        print(f"driftwire: error: {exc}", file=sys.stderr)
+        print(f"driftwire: error: {escape(str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a file that vanished or cannot be read mid-way: one line naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"driftwire: error: {escape(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

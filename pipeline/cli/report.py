@@ -27,21 +27,20 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
 
 
 def report_cmd(args: argparse.Namespace) -> int:
+    from pipeline.cli.files import config_files
     from pipeline.config import load_config, load_secrets
+    from pipeline.edge.lines import count_lines
+    from pipeline.edge.outputs import refuse_overlap
     from pipeline.report.build import build_report
     from pipeline.telemetry.progress import progress_for_file
 
     log, out = Path(args.log), Path(args.out)
     if not log.is_file():
         raise ReportError(f"no such log file: {log}")
-    if not out.parent.is_dir():
-        raise ReportError(f"cannot write {out}: no such directory {out.parent}")
     config = load_config(args.config)
-    with progress_for_file(log, "report") as advance:
-        try:
-            result = build_report(log, out, config, load_secrets(), on_batch=advance)
-        except OSError as exc:
-            raise ReportError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    refuse_overlap(out, [log, *config_files(args.config, config)], "the report")
+    with progress_for_file(log, "report", count_lines) as advance:
+        result = build_report(log, out, config, load_secrets(), on_batch=advance)
     still = sum(i.resolved is None for i in result.incidents)
     print(f"wrote {out}: {len(result.charts)} charts, {len(result.incidents)} incidents ({still} still firing) "
           f"from {result.summary.events} events", file=sys.stderr)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
 from detectors.errors import ConfigError
+from detectors.footprint import columns, version_bytes
 from pipeline.config.redis_url import redis_target
 from pipeline.config.settings import Config, Secrets
+from pipeline.config.yaml_file import load_yaml, read_config_text
 
 # Environment variables that override connection settings: env name -> dotted key.
 ENV_OVERRIDES = {
@@ -62,12 +65,27 @@ def _set_dotted(tree: dict[str, object], dotted: str, value: object) -> None:
 
 
 def _refuse_secrets(tree: object, path: str = "") -> None:
+    """A file holding a secret is refused: a key named like one, or a URL with a password in it."""
     if isinstance(tree, dict):
         for key, value in tree.items():
             dotted = f"{path}.{key}" if path else str(key)
             if _SECRET_KEYS.search(str(key)):
                 raise ConfigError(dotted, "secrets are read from the environment only, never from a config file")
             _refuse_secrets(value, dotted)
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            _refuse_secrets(value, f"{path}[{i}]")
+    elif isinstance(tree, str) and "://" in tree and _url_password(tree):
+        raise ConfigError(path, "a URL with a password in it: passwords are read from the environment only "
+                                "(DRIFTWIRE_REDIS_PASSWORD for Redis, headers_from_env for webhooks), "
+                                "never from a config file")
+
+
+def _url_password(text: str) -> bool:
+    try:
+        return urlsplit(text.strip()).password is not None
+    except ValueError:  # not a URL after all (e.g. a bad port): not this check's business
+        return False
 
 
 def _key_from_error(msg: str) -> str:
@@ -105,26 +123,44 @@ def parse_config(tree: object, environ: dict[str, str] | None = None) -> Config:
     from pipeline.config.forward import validate as validate_forward
 
     validate_settings(config.detection)
+    _check_footprint(config)
     validate_forward(config.forward)
     redis_target(config.redis)
     return config
+
+
+def _check_footprint(config: Config) -> None:
+    """Refuse detection sizes under which one model version could outgrow the shard's memory budget.
+
+    >>> _check_footprint(parse_config({}, environ={}))
+    >>> parse_config({"detection": {"window_size": 10**9}}, environ={})
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: config key 'detection.window_size': one model version could need \
+3.9 TiB with it (202 columns: detection.max_features + 2), over runtime.memory_budget_mb (2048 MiB)
+    """
+    sizes = version_bytes(config.detection)
+    total, budget = sum(sizes.values()), config.runtime.memory_budget_mb << 20
+    if total > budget:
+        key = max(sizes, key=sizes.__getitem__)
+        raise ConfigError(key, f"one model version could need {_size(total)} with it ({columns(config.detection)} "
+                               f"columns: detection.max_features + 2), over runtime.memory_budget_mb "
+                               f"({config.runtime.memory_budget_mb} MiB)")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
 
 
 def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:
     """Load ``path`` (or the packaged defaults when None) into a validated Config."""
     if path is None:
         return parse_config({}, environ)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
-    import yaml  # only with a config file (a replay with the defaults never loads it)
-
-    try:
-        tree = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from exc
-    return parse_config(tree, environ)
+    return parse_config(load_yaml(read_config_text(path), path), environ)
 
 
 MIN_SNAPSHOT_KEY_BYTES = 16

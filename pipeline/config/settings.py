@@ -16,6 +16,10 @@ from pipeline.config.forward import ForwardSettings
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+MAX_MESSAGE_LIMIT = 64 << 20
+MessageBytes = Annotated[int, msgspec.Meta(gt=0, le=MAX_MESSAGE_LIMIT)]
 
 
 class Topics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -82,7 +86,7 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """CA bundle for rediss:// connections."""
     key_prefix: str = "dw"
     """Prefix of every Redis key driftwire writes."""
-    socket_timeout_s: float = 5.0
+    socket_timeout_s: PositiveSeconds = 5.0
     """Redis socket timeout in seconds."""
     cluster: bool = False
     """The url (and redis.nodes) are seed nodes of a Redis Cluster, reached with redis-py's cluster
@@ -102,22 +106,31 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    max_message_bytes: Positive = 1 << 20
-    """Messages larger than this are dead-lettered (reason oversize)."""
+    max_message_bytes: MessageBytes = 1 << 20
+    """Messages (and recorded-log lines) larger than this are dead-lettered (reason oversize), a
+    log's line without being read whole; at most 64 MiB."""
     max_models: Positive = 10_000
     """Most (model, version) pairs held per shard; events of more are dead-lettered (model_cap)."""
     metrics_host: str = "127.0.0.1"
     """Address of the /metrics, /healthz and /readyz endpoints (0.0.0.0 in containers)."""
-    metrics_port: int = 9108
+    metrics_port: Port = 9108
     """Port of the metrics and health endpoints; 0 turns them off."""
-    retry_initial_s: float = 0.2
+    retry_initial_s: PositiveSeconds = 0.2
     """First back-off delay when Redis or Kafka is unavailable."""
-    retry_max_s: float = 5.0
+    retry_max_s: PositiveSeconds = 5.0
     """Longest back-off delay."""
     max_lag_ready: Positive = 100_000
     """Consumer lag (messages) above which /readyz reports not ready."""
     metrics_max_series: Positive = 5000
     """Cap on drift-statistic gauge series; overflow is counted, not exported."""
+    event_time_skew_s: PositiveSeconds = 30 * 86400.0
+    """Events whose ts lies further than this from their model version's own latest event time
+    (and, live, ahead of the wall clock) are dead-lettered (ts_out_of_range) and move no clock;
+    ten in a row that agree with each other move it (a model back after a longer silence)."""
+    memory_budget_mb: Positive = 2048
+    """Memory the model versions of one shard may hold (MiB): past it, new model versions are
+    refused (dead letters, reason model_budget) while the versions held go on. Settings under
+    which one model version alone could need more are refused at start, naming the key."""
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -3,8 +3,9 @@ and rendered as one readable line, the one rendering every view uses (``driftwir
 tail`` and ``alerts show``, the report's marker titles).
 
 Colours (ANSI) only when asked: red for critical, yellow for warning, green
-for resolved. Every untrusted string is stripped of control characters, so a
-model or feature name cannot move the cursor or forge a second line.
+for resolved. Every untrusted string goes through :func:`detectors.text.escape`
+(control and bidi-override characters shown escaped), so a model or feature
+name cannot move the cursor, retitle the terminal or forge a second line.
 
 >>> from detectors.events import Alert, Window
 >>> a = Alert("id1", "firing", "data_drift", "critical", "fraud", "v3", "amount", "psi", 0.412, 0.25,
@@ -17,34 +18,52 @@ model or feature name cannot move the cursor or forge a second line.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
+from detectors.errors import DriftwireError
 from detectors.events import Alert
+from detectors.text import escape, shown
 
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
 _DIM = "\x1b[2m"
 _COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "resolved": "\x1b[32m"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _encoder = msgspec.json.Encoder()
+MAX_ALERT_BYTES = 1 << 20
+"""Longest line of an alerts file read (alerts are a few KB; names in them are the events')."""
 
 
 def encode_alert(alert: Alert) -> bytes:
     return _encoder.encode(alert)
 
 
+def read_alerts(path: Path, max_bytes: int = MAX_ALERT_BYTES) -> list[Alert]:
+    """The alerts of an alerts file (``--alerts-out``), read line by line in bounded memory; a
+    line that is not an alert event is a one-line :class:`DriftwireError` naming its line."""
+    from pipeline.edge.lines import Oversize, iter_lines
+
+    decoder = msgspec.json.Decoder(Alert)
+    alerts: list[Alert] = []
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(iter_lines(fh, max_bytes), 1):
+            if type(line) is Oversize:
+                raise DriftwireError(f"{path} is not an alerts file: line {lineno} is over {max_bytes} bytes")
+            if line.strip():  # type: ignore[union-attr]
+                try:
+                    alerts.append(decoder.decode(line))  # type: ignore[arg-type]
+                except msgspec.DecodeError as exc:
+                    raise DriftwireError(f"{path} is not an alerts file: line {lineno} is not an alert event "
+                                         f"({escape(str(exc))})") from exc
+    return alerts
+
+
 def stamp(alert: Alert) -> Alert:
     """Fill ``emitted_at``: the only field allowed to differ between two replays."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return msgspec.structs.replace(alert, emitted_at=now)
-
-
-def clean(text: str) -> str:
-    """Replace control characters (ESC, newlines, ...) in an untrusted string by spaces."""
-    return _CONTROL.sub(" ", text)
 
 
 def format_ts(ts: float) -> str:
@@ -60,8 +79,8 @@ def _number(x: float | None) -> str:
 
 def _evidence(alert: Alert) -> str:
     if alert.statistic is None:
-        return clean(alert.detector)
-    text = f"{clean(alert.detector)}={_number(alert.statistic)}"
+        return escape(alert.detector)
+    text = f"{escape(alert.detector)}={_number(alert.statistic)}"
     if alert.threshold is not None:
         op = ">" if alert.status == "firing" else "vs"
         text += f" {op} {_number(alert.threshold)}"
@@ -86,17 +105,17 @@ def named_features(alert: Alert) -> list[str]:
 def render_alert(alert: Alert, color: bool) -> str:
     """Render ``alert`` as one line; ``color`` adds ANSI colours by severity and status."""
     status = alert.status.upper()
-    who = clean(f"{alert.model}:{alert.model_version}")
+    who = f"{shown(alert.model)}:{shown(alert.model_version)}"
     parts = [
         format_ts(alert.event_ts),
         f"{status:<8}",
         f"{alert.severity:<8}",
         f"{alert.kind:<16}",
         who,
-        clean(alert.feature) if alert.feature else "-",
+        shown(alert.feature) if alert.feature else "-",
         _evidence(alert),
-        clean(alert.message) + (f" → {clean(alert.suggested_action)}" if alert.suggested_action else ""),
-        f"id={clean(alert.alert_id)}",  # an incident's firing and resolved lines share it
+        escape(alert.message) + (f" → {escape(alert.suggested_action)}" if alert.suggested_action else ""),
+        f"id={escape(alert.alert_id)}",  # an incident's firing and resolved lines share it
     ]
     if not color:
         return "  ".join(parts)

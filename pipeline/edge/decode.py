@@ -38,7 +38,10 @@ Reason = Literal[
     "non_finite",
     "too_deep",
     "unknown_type",
-    "model_cap",  # not the edge's: the runtime refused a decoded event because the model cap was reached
+    # Not the edge's: the engine refused a decoded event.
+    "model_cap",
+    "model_budget",
+    "ts_out_of_range",
 ]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from detectors.events import Alert
 from pipeline.edge.alerts import encode_alert, stamp
+from pipeline.edge.outputs import AtomicOutput
 
 
 class AlertSink(Protocol):
@@ -14,20 +15,27 @@ class AlertSink(Protocol):
 
     def close(self) -> None: ...
 
+    def discard(self) -> None: ...
+
 
 class JsonlSink:
-    """Writes alerts one per line; flushes after every batch so `tail -f` works."""
+    """Writes alerts one per line, atomically: the file appears (or replaces the former one)
+    at :meth:`close`; :meth:`discard` after a failure leaves the former one as it was. Flushed
+    after every batch, so the temporary file beside it shows progress."""
 
     def __init__(self, path: str | Path) -> None:
-        self._fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._out = AtomicOutput(path, "alerts")
 
     def send(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            self._fh.write(encode_alert(stamp(alert)) + b"\n")
-        self._fh.flush()
+        if alerts:
+            self._out.write(b"".join(encode_alert(stamp(alert)) + b"\n" for alert in alerts))
+            self._out.flush()
 
     def close(self) -> None:
-        self._fh.close()
+        self._out.commit()
+
+    def discard(self) -> None:
+        self._out.discard()
 
 
 class ListSink:
@@ -40,4 +48,7 @@ class ListSink:
         self.alerts.extend(stamp(a) for a in alerts)
 
     def close(self) -> None:
+        pass
+
+    def discard(self) -> None:
         pass

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from detectors.events import Alert, Event
 from pipeline.edge.decode import DeadLetter
-from pipeline.engine.engine import Engine
+from pipeline.engine.engine import Engine, Refused
 
 Decoded = Event | DeadLetter
 """What the edge makes of one message or log line."""
@@ -21,16 +21,22 @@ Decoded = Event | DeadLetter
 
 class Step:
     """What one batch did: its alerts, its dead letters with their positions in the batch, the
-    positions of the events the model cap refused (both go to the dead-letter topic live), and the
-    engine's notices, (model, version, text) to log once (a check that cannot be armed)."""
+    events the engine refused with their positions, reasons and details (the model cap, the memory
+    budget, the event-time guard; all go to the dead-letter topic live), and the engine's notices,
+    (model, version, text) to log once (a check that cannot be armed)."""
 
-    __slots__ = ("alerts", "dead", "notices", "rejected")
+    __slots__ = ("alerts", "dead", "notices", "refused")
 
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
         self.dead: list[tuple[int, DeadLetter]] = []
-        self.rejected: list[int] = []
+        self.refused: list[Refused] = []
         self.notices: list[tuple[str, str, str]] = []
+
+    @property
+    def rejected(self) -> list[int]:
+        """The positions of the refused events."""
+        return [pos for pos, _, _ in self.refused]
 
 
 def drive(engine: Engine, batch: Sequence[Decoded]) -> Step:
@@ -41,8 +47,8 @@ def drive(engine: Engine, batch: Sequence[Decoded]) -> Step:
     >>> ev = lambda model: Event("features", "e1", model, 1.0, features={"x": 1.0})
     >>> bad = DeadLetter("wrong_type", "score is text", b"{}", model="m")
     >>> step = drive(eng, [ev("m"), bad, ev("other"), ev("m")])
-    >>> [pos for pos, _ in step.dead], step.rejected, step.alerts
-    ([1], [2], [])
+    >>> [pos for pos, _ in step.dead], step.refused, step.alerts
+    ([1], [(2, 'model_cap', 'model cap reached: event refused')], [])
     """
     step = Step()
     if set(map(type, batch)) <= {Event}:  # the common case, in C: no dead letter
@@ -63,5 +69,6 @@ def _run(engine: Engine, events: Sequence[Event], offset: int, step: Step) -> No
     if events:
         result = engine.process(events)
         step.alerts += result.alerts
-        step.rejected += [offset + p for p in result.rejected] if offset else result.rejected
+        step.refused += [(offset + p, why, detail)
+                         for p, why, detail in zip(result.rejected, result.reasons, result.details, strict=True)]
         step.notices += result.notices

@@ -21,9 +21,14 @@ from detectors.monitor import ModelMonitor, stall_warning
 from detectors.ring import Segments
 from detectors.settings import DetectionSettings
 from detectors.trace import Tracer
+from pipeline.engine.budget import Budget
+from pipeline.engine.clock import TimeGuard
 from pipeline.state.store import Delta, ModelKey
 
 ENGINE_KEY: ModelKey = ("", "__engine__")
+MODEL_CAP_DETAIL = "model cap reached: event refused"
+Refused = tuple[int, str, str]
+"""A refused event: (batch position, reason, detail)."""
 _Group = tuple[list[Event], list[int]]
 """A model's events in a batch and their positions in it."""
 _ts = attrgetter("ts")
@@ -32,12 +37,18 @@ _ts = attrgetter("ts")
 class _EngineState(msgspec.Struct):
     events: int = 0
     watermark: float | None = None
+    jumps: dict[str, list[float]] = {}
+    """The event-time guard's pending runs of refusals, by version (see :mod:`.clock`)."""
 
 
 class BatchResult(msgspec.Struct):
     alerts: list[Alert]
     rejected: list[int]
-    """Positions in the batch of events refused because the model cap was hit."""
+    """Positions in the batch of the events the engine refused, in order."""
+    reasons: list[str] = []
+    """Why each was refused (``model_cap``, ``ts_out_of_range``), in the order of ``rejected``."""
+    details: list[str] = []
+    """A human detail for each, in the same order."""
     notices: list[tuple[str, str, str]] = []
     """(model, version, text) of what the runtime should log once, e.g. a check that cannot be armed."""
 
@@ -61,9 +72,13 @@ class Engine:
         max_models: int = 10_000,
         baselines: Mapping[ModelKey, Baseline] | None = None,
         tracer: Tracer | None = None,
+        time_guard: TimeGuard | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         self.settings = settings
         self.tracer = tracer
+        self.time_guard = time_guard
+        self.budget = Budget(memory_budget)
         self.secret = secret
         self.max_models = max_models
         self.baselines = dict(baselines or {})
@@ -76,16 +91,60 @@ class Engine:
 
     def process(self, batch: Sequence[Event]) -> BatchResult:
         """Process events in order; the split into batches never changes results."""
-        rejected: list[int] = []
         groups = _group(batch)
+        if self.time_guard is not None:
+            return self._process_guarded(batch, groups)
+        return self._process(batch, groups)
+
+    def _process(self, batch: Sequence[Event], groups: dict[ModelKey, _Group]) -> BatchResult:
+        rejected: list[Refused] = []
         if self._ticks_inert(batch, groups):
             alerts = self._process_whole(batch, groups, rejected)
         else:
             alerts = self._process_ticked(batch, rejected)
+        self.budget.touched(groups)  # refused keys are not held: re-reading them finds nothing
+        rejected.sort()
         notices = [(*key, text) for key in groups if key in self.models for text in self.models[key].take_notices()]
-        return BatchResult(alerts, rejected, notices)
+        return BatchResult(alerts, [r[0] for r in rejected], [r[1] for r in rejected], [r[2] for r in rejected],
+                           notices)
 
-    def _process_ticked(self, batch: Sequence[Event], rejected: list[int]) -> list[Alert]:
+    def _process_guarded(self, batch: Sequence[Event], groups: dict[ModelKey, _Group]) -> BatchResult:
+        """The batch less the events the event-time guard refuses (:mod:`.clock`): those are no
+        events of the shard at all (no tick, no watermark, no model admitted for them)."""
+        before = {k: list(v) for k, v in self._state.jumps.items()}
+        refused: list[Refused] = []
+        back: list[tuple[int, ModelKey, float]] = []
+        for key, (events, pos) in groups.items():
+            refused += self._judged(key, events, pos, back)
+        later = sorted(b for b in back if b[0] > 0)
+        if later:  # a clock moves back mid-batch: cut there (cuts change no result)
+            self._state.jumps = before
+            return _joined(self.process(batch[: later[0][0]]), self.process(batch[later[0][0] :]), later[0][0])
+        for _, key, ts in back:  # at the batch's first event: the run showed the clock was the outlier
+            self.models[key].data.meta.last_ts = ts
+        if self._state.jumps != before:
+            self._dirty_engine = True
+        if not refused:
+            return self._process(batch, groups)
+        out = {r[0] for r in refused}
+        kept = [i for i in range(len(batch)) if i not in out]
+        result = self._process([batch[i] for i in kept], _group([batch[i] for i in kept]))
+        moved = [(kept[p], why, detail) for p, why, detail in zip(result.rejected, result.reasons, result.details,
+                                                                  strict=True)]
+        return _with_refused(result, sorted(moved + refused))
+
+    def _judged(self, key: ModelKey, events: list[Event], pos: list[int],
+                back: list[tuple[int, ModelKey, float]]) -> list[Refused]:
+        """The guard's refusals among one version's events (batch positions); a clock moved back goes to ``back``."""
+        assert self.time_guard is not None
+        monitor = self.models.get(key)
+        clock = monitor.data.meta.last_ts if monitor is not None else None
+        _, refused, moved_back = self.time_guard.judge(_jump_key(key), events, clock, self._state.jumps)
+        if moved_back is not None:
+            back.append((pos[moved_back[0]], key, moved_back[1]))
+        return [(pos[i], "ts_out_of_range", why) for i, why in refused]
+
+    def _process_ticked(self, batch: Sequence[Event], rejected: list[Refused]) -> list[Alert]:
         alerts: list[Alert] = []
         every = self.settings.health.tick_every
         start = 0
@@ -130,7 +189,7 @@ class Engine:
         return all(m.tick_inert(hi, ticking.get(key[0])) for key, m in self.models.items())
 
     def _process_whole(self, batch: Sequence[Event], groups: dict[ModelKey, _Group],
-                       rejected: list[int]) -> list[Alert]:
+                       rejected: list[Refused]) -> list[Alert]:
         """The batch in one pass per model (its ticks are inert), alerts in the order tick segments give them."""
         every, e0, models = self.settings.health.tick_every, self._state.events, self.models
         admitted = self._admitted(groups, 0, rejected)
@@ -154,7 +213,7 @@ class Engine:
             self._dirty_engine = True
         return [a for _, alerts in found for a in alerts]
 
-    def _segment(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> list[Alert]:
+    def _segment(self, segment: Sequence[Event], offset: int, rejected: list[Refused]) -> list[Alert]:
         admitted = self._admitted(_group(segment), offset, rejected)
         self._advance_watermark(segment, offset, rejected)
         alerts: list[Alert] = []
@@ -163,34 +222,38 @@ class Engine:
         return alerts
 
     def _admitted(self, groups: dict[ModelKey, _Group], offset: int,
-                  rejected: list[int]) -> list[tuple[ModelKey, _Group]]:
+                  rejected: list[Refused]) -> list[tuple[ModelKey, _Group]]:
         """The groups of models held or admitted now (in first-event order); the batch positions
         (``offset`` + position) of the refused ones' events go to ``rejected``, in order."""
         admitted: list[tuple[ModelKey, _Group]] = []
-        refused: list[int] = []
         for key, group in groups.items():
-            if key in self.models or self._admit(key):
+            refusal = None if key in self.models else self._admit(key)
+            if refusal is None:
                 admitted.append((key, group))
             else:
-                refused += group[1]
-        rejected += sorted(offset + p for p in refused)
+                rejected += [(offset + p, *refusal) for p in group[1]]
         return admitted
 
-    def _advance_watermark(self, segment: Sequence[Event], offset: int, rejected: list[int]) -> None:
+    def _advance_watermark(self, segment: Sequence[Event], offset: int, rejected: list[Refused]) -> None:
         """Raise the watermark to the latest admitted event time (in stream order, like a running max)."""
-        refused = {i - offset for i in rejected if i >= offset}
+        refused = {r[0] - offset for r in rejected if r[0] >= offset}
         times = (ev.ts for i, ev in enumerate(segment) if i not in refused) if refused else (ev.ts for ev in segment)
         top = max(times, default=None)
         wm = self._state.watermark
         if top is not None and (wm is None or top > wm):
             self._state.watermark = top
 
-    def _admit(self, key: ModelKey) -> bool:
+    def _admit(self, key: ModelKey) -> tuple[str, str] | None:
+        """Hold a new model version, or say why not (reason, detail): the model cap, the memory budget."""
         if len(self.models) >= self.max_models:
-            return False
+            return "model_cap", MODEL_CAP_DETAIL
+        refusal = self.budget.refusal(self.models)
+        if refusal is not None:
+            return "model_budget", refusal
         baseline = self.baselines.get(key)
-        self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline, self.tracer)
-        return True
+        monitor = self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline, self.tracer)
+        self.budget.admitted(key, monitor)
+        return None
 
     def _tick(self, event: Event) -> list[Alert]:
         wm = self._state.watermark
@@ -242,6 +305,7 @@ class Engine:
         """
         self.models.clear()
         self.refused_snapshots.clear()
+        self.budget.forget()
         for key, fields in states.items():
             if key == ENGINE_KEY:
                 self._restore_engine(fields)
@@ -256,6 +320,7 @@ class Engine:
                 self._resets[key] = set(fields)
             self.refused_snapshots += [(key, name) for name in monitor.refused_snapshots]
             self.models[key] = monitor
+        self.budget.touched(self.models)
 
     def _restore_engine(self, fields: Mapping[str, bytes]) -> None:
         try:
@@ -264,6 +329,26 @@ class Engine:
             self._state = _EngineState()
             self._dirty_engine = True
             self.refused_snapshots.append((ENGINE_KEY, ENGINE_FIELD))
+
+
+def _joined(head: BatchResult, tail: BatchResult, cut: int) -> BatchResult:
+    """The result of a batch processed as two, ``tail`` starting at position ``cut``."""
+    return BatchResult(head.alerts + tail.alerts, head.rejected + [cut + p for p in tail.rejected],
+                       head.reasons + tail.reasons, head.details + tail.details, head.notices + tail.notices)
+
+
+def _with_refused(result: BatchResult, refused: list[Refused]) -> BatchResult:
+    return BatchResult(result.alerts, [r[0] for r in refused], [r[1] for r in refused], [r[2] for r in refused],
+                       result.notices)
+
+
+def _jump_key(key: ModelKey) -> str:
+    """A version's key in the engine state's string-keyed maps (unambiguous: the model's length first).
+
+    >>> _jump_key(("a:b", "c")) != _jump_key(("a", "b:c"))
+    True
+    """
+    return f"{len(key[0])}:{key[0]}{key[1]}"
 
 
 def _group(batch: Sequence[Event]) -> dict[ModelKey, _Group]:

@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 from detectors.events import StreamName
 from pipeline.config import Config, Secrets
 from pipeline.config.refusals import kafka_error
+from pipeline.edge.lines import Oversize, iter_lines
 from pipeline.kafka.client import KafkaUnavailable, make_producer, stream_topics
 
 
@@ -26,8 +27,9 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets,
                 on_progress: Callable[[int], None] | None = None) -> ProduceSummary:
     """Publish a recorded log: each line to its stream's topic, key = model, value = the line minus ``type``.
 
-    A line that is not a JSON object with a known ``type`` cannot be routed; it is
-    reported and skipped (counted in the summary). A line that has a readable ``type``
+    A line that is not a JSON object with a known ``type`` cannot be routed, nor can a line
+    over ``runtime.max_message_bytes`` (it is not read whole); it is reported and skipped
+    (counted in the summary). A line that has a readable ``type``
     but is otherwise invalid is sent as it is: the consumer dead-letters it.
     """
     topics = stream_topics(config)
@@ -36,7 +38,7 @@ def produce_log(path: str | Path, config: Config, secrets: Secrets,
                              request_timeout_ms=20_000, linger_ms=20, batch_size=256 * 1024)
     futures: list[Any] = []
     try:
-        for lineno, raw in _lines(path):
+        for lineno, raw in _lines(path, config.runtime.max_message_bytes):
             routed = _route(raw, topics)
             if routed is None:
                 summary.skipped += 1
@@ -70,15 +72,19 @@ def _wait_all(producer: KafkaProducer, futures: list[Any], config: Config) -> No
     futures.clear()
 
 
-def _lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+def _lines(path: str | Path, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line index, line) of each non-blank line; None for a line over ``max_bytes``."""
     with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh):
-            raw = line.rstrip(b"\r\n")
-            if raw.strip():
+        for lineno, line in enumerate(iter_lines(fh, max_bytes)):
+            if type(line) is Oversize:
+                yield lineno, None
+            elif raw := line.rstrip(b"\r").strip():  # type: ignore[union-attr]
                 yield lineno, raw
 
 
-def _route(raw: bytes, topics: dict[StreamName, str]) -> tuple[str, bytes | None, bytes] | None:
+def _route(raw: bytes | None, topics: dict[StreamName, str]) -> tuple[str, bytes | None, bytes] | None:
+    if raw is None:
+        return None
     try:
         obj = msgspec.json.decode(raw)
     except msgspec.DecodeError:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
 from pipeline.config import Config, Secrets
 from pipeline.edge.decode import Decoder
+from pipeline.edge.outputs import AtomicOutput
 from pipeline.kafka.client import assigned_consumer, poll, stream_topics
 from pipeline.kafka.merge import Merge
 from pipeline.kafka.workarounds import caught_up_fn
@@ -35,7 +36,8 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
     counts = {"written": 0, "skipped": 0}
     last = time.monotonic()
     try:
-        with open(out, "wb") as fh:
+        # Ctrl-C ends a recording: the lines written so far are kept (each one is whole).
+        with AtomicOutput(out, "the recorded log") as fh, contextlib.suppress(KeyboardInterrupt):
             while max_events is None or counts["written"] + counts["skipped"] < max_events:
                 polled = poll(consumer, config, "record", max_records=config.kafka.max_poll_records)
                 for tp, records in polled.items():
@@ -55,7 +57,7 @@ def record_topics(config: Config, secrets: Secrets, out: str | Path, max_events:
     return counts
 
 
-def _write_record(fh: IO[bytes], value: bytes, stream: str, counts: dict[str, int]) -> None:
+def _write_record(fh: AtomicOutput, value: bytes, stream: str, counts: dict[str, int]) -> None:
     try:
         obj = msgspec.json.decode(value)
     except msgspec.DecodeError:

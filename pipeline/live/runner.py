@@ -252,7 +252,8 @@ class Runner:
             self.claims.discard(shard)
 
     def _claim(self, number: int) -> None:
-        shard = self.shards[number] = claim(number, build_engine(self.config, self.secrets), self.io, self.written)
+        engine = build_engine(self.config, self.secrets, live=True)
+        shard = self.shards[number] = claim(number, engine, self.io, self.written)
         shard.verify_at = time.monotonic() + self.verify_idle_s
         self.summary.claims += 1
         self.source.set_paused(number, False, self.buffer_bound)

@@ -33,8 +33,9 @@ def run_consumer(config: Config, secrets: Secrets, limits: Limits,
     telemetry = Exported(Metrics(max_series=rt.metrics_max_series), Health(max_lag=rt.max_lag_ready))
     server = None
     try:
-        server = serve(rt.metrics_host, rt.metrics_port, telemetry.metrics, telemetry.health)
-        log.info("http_listening", host=rt.metrics_host, port=server.server_address[1])
+        if rt.metrics_port:  # 0 turns the endpoints off, as the setting says
+            server = serve(rt.metrics_host, rt.metrics_port, telemetry.metrics, telemetry.health)
+            log.info("http_listening", host=rt.metrics_host, port=server.server_address[1])
     except OSError as exc:
         log.warning("http_unavailable", host=rt.metrics_host, port=rt.metrics_port, error=str(exc))
     faulty = with_faults(store, lambda: runner.source.consumer)  # the runner's current client, when asked

@@ -34,6 +34,8 @@ from pipeline.telemetry.protocol import Telemetry
 if TYPE_CHECKING:
     import structlog
 
+ENGINE_REASONS = frozenset({"model_cap", "model_budget", "ts_out_of_range"})
+"""Dead-letter reasons of events that decoded but the engine refused."""
 ADVISORY_EVERY_S = 1.0  # Kafka offset commits are for lag monitoring only: at most this often per shard
 _TP, _OFFSET, _DECODED = itemgetter(1), itemgetter(2), itemgetter(5)  # Item fields
 
@@ -45,6 +47,8 @@ class RunSummary(msgspec.Struct):
     events: int = 0
     dead_letters: int = 0
     model_cap: int = 0
+    refused: dict[str, int] = {}
+    """Events the engine refused, by reason (model_cap, model_budget, ts_out_of_range): dead letters too."""
     alerts: int = 0
     published: int = 0
     batches: int = 0
@@ -123,7 +127,7 @@ class Shard:
         t0 = time.monotonic()
         pending = Pending(dict(self.offsets), dict(self.base))
         step = drive(self.engine, list(map(_DECODED, items)))
-        letters = dict(step.dead) | {pos: self._refused(items[pos]) for pos in step.rejected}
+        letters = dict(step.dead) | {pos: self._refused(items[pos], why, detail) for pos, why, detail in step.refused}
         pending.dead = [(letters[pos], items[pos].key) for pos in sorted(letters)]  # in stream order
         last = dict(zip(map(_TP, items), map(_OFFSET, items), strict=True))  # the last offset of each partition
         for tp, offset in last.items():
@@ -133,17 +137,21 @@ class Shard:
         pending.size = len(items)
         self.base = dict(pending.next_offsets)
         self.pending = pending
-        self._count(items, len(step.dead), step.alerts, time.monotonic() - t0)
+        self._count(items, len(letters), step.alerts, time.monotonic() - t0)
         for model, version, text in step.notices:
             self.io.log.info("detector_not_armed", partition=self.number, model=model, model_version=version,
                              detail=text)
 
-    def _refused(self, item: Item) -> DeadLetter:
-        """The dead letter of an event the model cap refused."""
+    def _refused(self, item: Item, reason: str, detail: str) -> DeadLetter:
+        """The dead letter of an event the engine refused (the model cap, the memory budget, the
+        event-time guard), counted by reason."""
         key = item.key.decode("utf-8", "replace") if item.key is not None else None
-        self.io.summary.model_cap += 1
-        self.io.telemetry.model_cap(1)
-        return DeadLetter("model_cap", "model cap reached: event refused", item.value, None, item.tp.topic,
+        summary = self.io.summary
+        summary.refused[reason] = summary.refused.get(reason, 0) + 1
+        if reason == "model_cap":
+            summary.model_cap += 1
+            self.io.telemetry.model_cap(1)
+        return DeadLetter(reason, detail, item.value, None, item.tp.topic,  # type: ignore[arg-type]
                           item.tp.partition, item.offset, key)
 
     def _count(self, items: list[Item], n_dead: int, alerts: Sequence[Alert], seconds: float) -> None:
@@ -156,7 +164,7 @@ class Shard:
         assert self.pending is not None
         dead = [(letter.topic or "", letter.reason) for letter, _ in self.pending.dead]
         decoded = Counter(tp.topic for tp in map(_TP, items))
-        decoded.subtract(topic for topic, reason in dead if reason != "model_cap")
+        decoded.subtract(topic for topic, reason in dead if reason not in ENGINE_REASONS)  # those decoded
         self.io.telemetry.batch(decoded, dead, seconds)
 
     def complete(self) -> None:

@@ -44,14 +44,15 @@ class RedisCheckpoint:
     """Shard 0 of a log's group in Redis: where a replay resumes, and where each batch is committed
     (a :class:`~pipeline.replay.replay.Checkpoint`)."""
 
-    def __init__(self, store: RedisStore, max_wait_s: float = 60.0) -> None:
+    def __init__(self, store: RedisStore, max_wait_s: float = 60.0, start_wait_s: float = 15.0) -> None:
         self.store, self.max_wait_s = store, max_wait_s
+        self.start_wait_s = min(start_wait_s, max_wait_s)  # nothing is done yet at the start: a wrong URL fails soon
         self.epoch = 0
         self.line = 0  # the stored offset: the next commit expects it
 
     def resume(self, engine: Engine) -> int:
         """Claim the shard, restore ``engine`` from it; the line to resume at."""
-        snap = _retry(lambda: self.store.claim(SHARD), self.max_wait_s)
+        snap = _retry(lambda: self.store.claim(SHARD), self.start_wait_s)
         self.epoch, self.line = snap.epoch, snap.offsets.get(LOG_PARTITION, 0)
         if snap.models:
             engine.restore(snap.models)
@@ -80,14 +81,18 @@ def redis_checkpoint(url: str, config: Config, secrets: Secrets, log_path: str |
 
 
 def _retry(fn: Callable[[], T], max_wait_s: float) -> T:
-    """Call ``fn``, retrying StoreUnavailable with backoff for up to ``max_wait_s``."""
-    delay, deadline = 0.2, time.monotonic() + max_wait_s
+    """Call ``fn``, retrying StoreUnavailable with backoff for up to ``max_wait_s``; then one
+    StoreUnavailable saying how long it tried (the command's one-line error)."""
+    delay, started = 0.2, time.monotonic()
+    deadline, attempts = started + max_wait_s, 0
     while True:
+        attempts += 1
         try:
             return fn()
         except StoreUnavailable as exc:
             if time.monotonic() + delay > deadline:
-                raise
+                raise StoreUnavailable(f"{exc} (gave up after {attempts} attempts in "
+                                       f"{time.monotonic() - started:.0f} s)") from exc
             log.warning("redis_unavailable_retrying", error=str(exc), retry_in_s=delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -24,16 +24,26 @@ from pipeline.engine.drive import Step, drive
 from pipeline.engine.engine import Engine
 from pipeline.state.store import Delta, ModelKey
 from pipeline.telemetry.baseline import log_mismatches
+from pipeline.telemetry.logs import get_logger
+
+LOGGED_DEAD_LETTERS = 100
+"""Dead letters of one replay logged one by one (the summary counts them all, by reason)."""
 
 
 class ReplaySummary(msgspec.Struct):
+    """Every line of the log accounted for: ``events`` went through the detectors, ``dead_letters``
+    (by reason) did not: refused at the edge, by the model cap or by the event-time guard."""
+
     lines: int = 0
     events: int = 0
     dead_letters: dict[str, int] = {}
     rejected: int = 0
+    """Of the dead letters, those the engine refused (model cap, event-time guard)."""
     alerts: int = 0
     firing: int = 0
     resolved: int = 0
+    features_refused: int = 0
+    """Feature values refused by the per-event cap on new names and by max_features (not events)."""
     notices: list[tuple[str, str, str]] = []
     """(model, version, text) of what the engine reported once (a check that cannot be armed)."""
 
@@ -69,7 +79,9 @@ def replay(
     summary, dead = ReplaySummary(lines=start_line), Counter[str]()
     for batch in read_log(path, decoder, start_line=start_line):
         step = drive(engine, batch.items)
+        _log_refusals(batch, step, sum(dead.values()))
         dead.update(letter.reason for _, letter in step.dead)
+        dead.update(why for _, why, _ in step.refused)  # refused by the engine: dead letters too
         _count(summary, batch, step)
         log_mismatches(step.alerts)
         sink.send(step.alerts)
@@ -80,13 +92,36 @@ def replay(
         if on_batch is not None:
             on_batch(batch, step)
     summary.dead_letters = dict(dead)
+    summary.features_refused = sum(m.data.meta.refused_features for m in engine.models.values())
+    if dead:  # a clean replay logs nothing (and loads no logging library)
+        log = get_logger("driftwire.replay")
+        if sum(dead.values()) > LOGGED_DEAD_LETTERS:
+            log.info("dead_letters_not_logged", count=sum(dead.values()) - LOGGED_DEAD_LETTERS)
+        log.info("replay_dead_letters", by_reason=dict(dead), rejected=summary.rejected, lines=summary.lines)
     return summary
+
+
+def _log_refusals(batch: LogBatch, step: Step, before: int) -> None:
+    """One log line per dead letter, the first :data:`LOGGED_DEAD_LETTERS` of a replay: an edge's at
+    its line (1-based), an event the engine refused by its id and model."""
+    room = LOGGED_DEAD_LETTERS - before
+    if room <= 0 or not (step.dead or step.refused):
+        return
+    log = get_logger("driftwire.replay")
+    for _, letter in step.dead[:room]:
+        log.info("dead_letter", line=(letter.offset or 0) + 1, reason=letter.reason, detail=letter.detail[:300],
+                 model=letter.model)
+    items = batch.items
+    for pos, why, detail in step.refused[: max(room - len(step.dead), 0)]:
+        ev = items[pos]
+        log.info("dead_letter", reason=why, detail=detail, event_id=getattr(ev, "event_id", None),
+                 model=getattr(ev, "model", None), model_version=getattr(ev, "model_version", None))
 
 
 def _count(summary: ReplaySummary, batch: LogBatch, step: Step) -> None:
     summary.lines = batch.lines_end
-    summary.events += len(batch.events)
-    summary.rejected += len(step.rejected)
+    summary.events += len(batch.events) - len(step.refused)
+    summary.rejected += len(step.refused)
     summary.alerts += len(step.alerts)
     summary.firing += sum(a.status == "firing" for a in step.alerts)
     summary.resolved += sum(a.status == "resolved" for a in step.alerts)

@@ -15,6 +15,8 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+from pipeline.edge.outputs import AtomicOutput
+
 Drift = Literal["mean_shift", "missing", "concept", "new_category"]
 CATEGORIES = ("a", "b", "c", "d", "e")
 
@@ -83,10 +85,19 @@ def _due(labels: list[dict[str, object]], ts: float) -> Iterator[dict[str, objec
 
 
 def write_log(spec: SynthSpec, path: str | Path) -> int:
+    """Write the log of ``spec`` to ``path`` (whole or not at all); the number of lines."""
+    if spec.models < 1 or spec.events < 0:
+        raise ValueError(f"a synthetic log needs models >= 1 and events >= 0, not {spec.models} and {spec.events}")
     enc = msgspec.json.Encoder()
     n = 0
-    with open(path, "wb") as fh:
+    with AtomicOutput(path, "the log") as out:
+        lines: list[bytes] = []
         for record in generate(spec):
-            fh.write(enc.encode(record) + b"\n")
-            n += 1
+            lines.append(enc.encode(record))
+            if len(lines) == 4096:
+                out.write(b"\n".join(lines) + b"\n")
+                n, lines = n + len(lines), []
+        if lines:
+            out.write(b"\n".join(lines) + b"\n")
+            n += len(lines)
     return n

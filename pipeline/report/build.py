@@ -18,6 +18,7 @@ from pathlib import Path
 
 from detectors.events import Alert
 from pipeline.config import Config, Secrets
+from pipeline.edge.outputs import AtomicOutput
 from pipeline.edge.sinks import ListSink
 from pipeline.engine.build import build_engine
 from pipeline.replay.replay import ReplaySummary, replay
@@ -40,7 +41,19 @@ class ReportResult:
 
 def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secrets | None = None,
                  on_batch: Callable[[int], None] | None = None) -> ReportResult:
-    """Replay ``log`` once, tracing every evaluation, and write one self-contained HTML file to ``out``."""
+    """Replay ``log`` once, tracing every evaluation, and write one self-contained HTML file to ``out``
+    (whole or not at all; a missing directory is refused before the log is read)."""
+    with AtomicOutput(out, "the report") as output:
+        page, summary, sink, views = _page(log, config, secrets, on_batch)
+        output.write(page.encode("utf-8"))
+    out_path = Path(out)
+    charts = [html.unescape(c) for c in re.findall(r'<figure class="chart" data-chart="([^"]*)"', page)]
+    return ReportResult(out_path, charts, incidents(sink.alerts), summary,
+                        {view.key: view.series for view in views})
+
+
+def _page(log: str | Path, config: Config, secrets: Secrets | None, on_batch: Callable[[int], None] | None
+          ) -> tuple[str, ReplaySummary, ListSink, list[ModelView]]:
     settings = Settings.from_config(config)
     trace, display, sink = Trace(), Display(settings, on_batch), ListSink()
     summary = replay(log, config, sink, engine=build_engine(config, secrets, tracer=trace), on_batch=display)
@@ -48,11 +61,7 @@ def build_report(log: str | Path, out: str | Path, config: Config, secrets: Secr
     views = model_views(trace, display, sink.alerts, settings)
     sections = [(view.key, model_section(view)) for view in views]
     page = render_page(Path(log).name, summary, sink.alerts, sections, settings, baselines=bool(config.baselines))
-    out_path = Path(out)
-    out_path.write_text(page, encoding="utf-8")
-    charts = [html.unescape(c) for c in re.findall(r'<figure class="chart" data-chart="([^"]*)"', page)]
-    return ReportResult(out_path, charts, incidents(sink.alerts), summary,
-                        {view.key: view.series for view in views})
+    return page, summary, sink, views
 
 
 def model_views(trace: Trace, display: Display, alerts: list[Alert], settings: Settings) -> list[ModelView]:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from detectors.text import escape
+
 PALETTE = ("#2563eb", "#9333ea", "#0d9488", "#db2777")
 WARN, CRIT, OK = "#d97706", "#dc2626", "#16a34a"
 
@@ -73,7 +75,9 @@ class Frame:
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """Text for HTML: control and bidi-override characters shown escaped (the one rule,
+    :func:`detectors.text.escape`), then HTML-escaped."""
+    return html.escape(escape(str(text)), quote=True)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -91,8 +95,12 @@ def fmt_num(v: float) -> str:
 
 
 def fmt_time(ts: float, span: float = 0.0) -> str:
-    """Event time in UTC, as precise as a chart spanning ``span`` seconds needs (``span < 0``: full)."""
-    d = datetime.fromtimestamp(ts, UTC)
+    """Event time in UTC, as precise as a chart spanning ``span`` seconds needs (``span < 0``: full);
+    a time no calendar holds (beyond years 1 to 9999) is shown as the number it is."""
+    try:
+        d = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"ts={ts:g}"
     if span < 0:
         return d.strftime("%Y-%m-%d %H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     if span > 2 * 86400:

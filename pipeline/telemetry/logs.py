@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import structlog
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+from detectors.text import escape
 
 
 def escape_controls(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Escape control characters in string values, so an untrusted model name
-    cannot forge a log line or drive the terminal (ANSI sequences)."""
+    """Escape control and bidi-override characters in string values (:func:`detectors.text.escape`,
+    the rule every human surface shares), so an untrusted model name cannot forge a log line or
+    drive the terminal (ANSI sequences)."""
     for key, value in event.items():
         if isinstance(value, str):
-            event[key] = value.translate(_CONTROL)
+            event[key] = escape(value)
     return event
 
 

@@ -1,4 +1,5 @@
-"""Per-model memory is allocated up front and bounded by configured sizes, not by the stream."""
+"""Per-model memory is bounded by configured sizes, not by the stream, and taken as data comes:
+a version that has seen a few events holds a few chunks, not every buffer in full."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from dw_streams import SMALL, stream
 from detectors.monitor import ModelMonitor
 from detectors.monitor.column_checks import ColumnChecks
 from detectors.settings import DetectionSettings
+
+PERF_PARAMS = {n: {"windows": [250, 500]}
+               for n in ("accuracy", "roc_auc", "mae", "estimated_accuracy", "estimated_roc_auc")}
+"""Performance windows a short stream fills."""
 
 
 def test_numeric_references_are_kept_once_sorted_in_their_ring() -> None:
@@ -46,8 +51,12 @@ def test_one_screening_block_per_column_group() -> None:
 
 
 def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
-    """Traced allocations after the windows are full stay flat while predictions keep waiting for labels."""
-    s = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 2000}}, DetectionSettings)
+    """Traced allocations after the windows are full stay flat while predictions keep waiting for labels.
+    The performance reference (1000 labels: every other event is labelled) and its windows are full too."""
+    s = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 2000},
+                         "performance": {"reference_size": 1000,
+                                         "estimators": ["estimated_accuracy", "estimated_roc_auc"]},
+                         "params": PERF_PARAMS}, DetectionSettings)
     m = ModelMonitor("m", "v1", s)
     evs = stream(9000, seed=8)
     m.process(evs[:3000])
@@ -65,6 +74,7 @@ def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
     finally:
         tracemalloc.stop()
     assert len(m.data.join.preds) > 1000
+    assert m.data.perf.count("labelled") == m.data.perf.count("scored") == 500
     assert end - mid < 64_000, (mid, end)
 
 
@@ -78,13 +88,19 @@ def test_baseline_columns_allocate_no_reference_ring() -> None:
     assert not any(k.startswith(("r:", "rf:")) for k in m.full_state())
 
 
-def test_block_memory_is_taken_at_the_start_and_reused_by_the_block() -> None:
+def test_block_memory_is_taken_at_the_freeze_and_reused_by_the_block() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
-    m.process(evs[:40])  # still filling the reference
+    m.process(evs[:40])  # still filling the reference: nothing taken yet, rings hold a chunk
+    assert not m.data.spaces and not m.data.meta.frozen
+    assert all(len(c.values.arr) == 0 and len(c.ref_ring.arr) <= c.ref_ring.chunk for c in m.data.columns.values())
+    at = 40
+    while not m.data.meta.frozen:
+        m.process(evs[at : at + 10])
+        at += 10
     space = m.data.spaces[("feature", "numeric")]
     assert space.rows == 3 and space.keys.size == 3 * SMALL.reference_size
-    m.process(evs[40:])
+    m.process(evs[at:])
     blocks = m.evaluation.source(ColumnChecks).screen.blocks
     block = next(b for k, b in blocks.items() if isinstance(k, tuple) and k[0] == ("feature", "numeric"))
     assert np.shares_memory(block.refkeys, space.keys)  # type: ignore[union-attr]
@@ -101,3 +117,52 @@ def test_screening_a_subset_of_the_block_decides_like_checking_every_column() ->
     a = [(x.kind, x.feature, x.severity, x.status) for x in screened.process(evs)]
     b = [(x.kind, x.feature, x.severity, x.status) for x in plain.process(evs)]
     assert a == b and any(k == "data_drift" and f == "x1" for k, f, _, _ in a)
+
+
+def test_rings_grow_by_count_alone_and_restore_to_the_same_size() -> None:
+    from detectors.fields import ring_segment
+    from detectors.ring import Ring, RingFields
+
+    one, many = Ring(2000), Ring(2000)
+    for i in range(300):
+        one.extend([float(i)])
+    many.extend(np.arange(300.0))
+    assert len(one.arr) == len(many.arr) == 512 and one.ordered().tolist() == many.ordered().tolist()
+    state = one.take("v", "x")
+    assert list(state) == [ring_segment("v", 0, "x")]  # the values appended, never the unused room
+    one.touch_all()
+    full = one.take("v", "x")
+    assert list(full) == [ring_segment("v", 0, "x")] and full == state
+    assert len(one.arr) == 512  # a full rewrite allocates nothing for the unused room
+    stored = RingFields()
+    for name, raw in state.items():
+        assert raw is not None
+        stored.add(name, True, 0, raw)
+    back = Ring(2000)
+    stored.load(back, 300)
+    assert len(back.arr) == 512 and back.ordered().tolist() == many.ordered().tolist()
+
+
+def test_performance_buffers_count_in_the_version_and_stay_within_their_footprint() -> None:
+    """The memory budget sees the performance rings and calibration; the footprint's estimate bounds them."""
+    import sys
+
+    from detectors.footprint import version_bytes
+
+    base = {**msgspec.to_builtins(SMALL), "params": PERF_PARAMS}
+    on = msgspec.convert({**base, "performance": {"reference_size": 1000, "estimators": ["estimated_accuracy",
+                                                                                        "estimated_roc_auc"]}},
+                         DetectionSettings)
+    off = msgspec.convert({**base, "performance": {"detectors": [], "estimators": []}}, DetectionSettings)
+    evs = stream(4000, seed=8)
+    with_perf, without = ModelMonitor("m", "v1", on), ModelMonitor("m", "v1", off)
+    with_perf.process(evs)
+    without.process(evs)
+    p = with_perf.data.perf
+    assert p.ref is not None and p.ref.calibration is not None and p.count("labelled") == 500
+    rings = sum(r.arr.nbytes for ring in p.rings.values() for r in ring.values())
+    cal = p.ref.calibration
+    lists = sum(sys.getsizeof(x) for x in (cal.ends, cal.values, *cal.ends, *cal.values))
+    assert rings > 0 and lists - 2 * sys.getsizeof([]) <= p.nbytes() - rings
+    assert with_perf.nbytes() == without.nbytes() + p.nbytes()
+    assert p.nbytes() <= version_bytes(on)["detection.performance.reference_size"]

@@ -197,11 +197,15 @@ _LINES = st.sampled_from([
 @given(st.lists(_LINES, max_size=12), st.sampled_from([60, 1 << 20]))
 def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_bytes: int) -> None:
     """read_log's one-loop edge gives the events, raw lines and dead letters (with line numbers) of
-    decode_logged called on each non-blank line, and all of them in file order (``items``)."""
+    decode_logged called on each non-blank line, and all of them in file order (``items``); a line
+    the reader found over the limit (never held whole) is an oversize dead letter at its line, its
+    first bytes kept (the model it names unknown: it was not read)."""
+    from pipeline.edge.lines import Oversize
     from pipeline.edge.logfile import _decode_lines
 
     dec = Decoder(max_bytes)
-    batch = _decode_lines([line + b"\n" for line in lines], 10, dec)
+    read = [Oversize(len(line), line[:1024]) if len(line) > max_bytes else line for line in lines]
+    batch = _decode_lines(read, 10, dec)  # type: ignore[arg-type]
     want_events, want_raw, want_dead, want_items = [], [], [], []
     for i, line in enumerate(lines):
         if not line.strip():
@@ -210,6 +214,13 @@ def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_byt
         if type(item) is Event:
             want_events.append(item)
             want_raw.append(line)
+        elif len(line) > max_bytes:
+            assert item.reason == "oversize"  # type: ignore[union-attr]
+            item = msgspec.structs.replace(
+                item, offset=10 + i, raw=line[:1024], model=None,  # type: ignore[type-var]
+                detail=f"line of {len(line)} bytes exceeds {max_bytes} (not read whole; its first "
+                       f"{min(len(line), 1024)} kept)")
+            want_dead.append(item)
         else:
             item = msgspec.structs.replace(item, offset=10 + i)
             want_dead.append(item)

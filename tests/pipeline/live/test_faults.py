@@ -35,6 +35,7 @@ from fault_helpers import (
     services_sh,
     wait_for,
 )
+from forward_helpers import free_port
 from kafka import KafkaProducer
 
 from pipeline.replay.synth import SynthSpec, write_log
@@ -190,6 +191,7 @@ def _readyz(proc: Any) -> int | None:
 
 
 def test_redis_down_for_10s_then_back(run_stack: Stack, golden: Golden) -> None:
+    run_stack.write_config(runtime__metrics_port=free_port())  # 0 would turn /readyz off
     proc = run_stack.start("--idle-timeout", "8", "--timeout", "150", DRIFTWIRE_FAULT=SLOW)
     wait_progress(run_stack, 1)
     services_sh("stop-redis")

@@ -26,7 +26,7 @@ def test_json_lines_with_escaped_untrusted_strings() -> None:
     rec = json.loads(lines[0])
     assert rec["event"] == "batch" and rec["partition"] == 3 and rec["level"] == "info"
     assert "\n" not in rec["model"] and "\x1b" not in rec["model"]
-    assert rec["model"].startswith("evil\\x0a")
+    assert rec["model"].startswith("evil\\n")
 
 
 def test_the_default_stream_is_stderr_at_each_write(monkeypatch: pytest.MonkeyPatch) -> None:
