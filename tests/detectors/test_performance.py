@@ -13,7 +13,7 @@ from detectors.settings import DetectionSettings
 
 SETTINGS = msgspec.convert({
     "reference_size": 500, "window_size": 200, "eval_every": 100,
-    "performance": {"reference_size": 2000},
+    "performance": {"reference_size": 2000, "estimators": ["estimated_accuracy", "estimated_roc_auc"]},
     "params": {n: {"windows": [250, 500, 1000]} for n in
                ("accuracy", "roc_auc", "mae", "estimated_accuracy", "estimated_roc_auc")},
 }, DetectionSettings)

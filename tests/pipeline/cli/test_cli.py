@@ -88,7 +88,8 @@ def test_replay_logs_once_what_cannot_be_armed(tmp_path: Path) -> None:
                      % (i, i, i, (i // 3) % 2))
     log.write_bytes(b"\n".join(lines) + b"\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("detection:\n  performance:\n    reference_size: 300\n  params:\n"
+    cfg.write_text("detection:\n  performance:\n    reference_size: 300\n"
+                   "    estimators: [estimated_accuracy, estimated_roc_auc]\n  params:\n"
                    + "".join(f"    {n}:\n      windows: [100]\n" for n in
                              ("accuracy", "roc_auc", "mae", "estimated_accuracy", "estimated_roc_auc")))
     res = _run("replay", str(log), "--config", str(cfg), "--quiet")
