@@ -16,7 +16,7 @@ def _names(text: str) -> list[str]:
 def baseline_cmd(args: argparse.Namespace) -> int:
     from detectors.baseline import build_baseline, encode_baseline
     from pipeline.edge.outputs import refuse_overlap, write_atomic
-    from pipeline.edge.training import read_rows
+    from pipeline.edge.training import check_declared, read_rows
 
     path = Path(args.train_file)
     if not path.is_file():
@@ -26,6 +26,8 @@ def baseline_cmd(args: argparse.Namespace) -> int:
     outputs_cat = [args.prediction_column] if args.prediction_column else []  # typed, never warned about
     outputs_num = [args.score_column] if args.score_column else []
     rows, notes = read_rows(path, categorical + outputs_cat, numeric + outputs_num, set(_names(args.ignore)))
+    check_declared(path, rows, {"--categorical": categorical, "--numeric": numeric,
+                                "--prediction-column": outputs_cat, "--score-column": outputs_num})
     for note in notes:
         print(f"driftwire: warning: {note}", file=sys.stderr)
     baseline = build_baseline(
