@@ -51,6 +51,7 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 def produce_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, load_secrets
+    from pipeline.edge.lines import count_lines
     from pipeline.kafka.preflight import preflight
     from pipeline.kafka.produce import produce_log
     from pipeline.telemetry.progress import progress_for_file
@@ -60,7 +61,7 @@ def produce_cmd(args: argparse.Namespace) -> int:
         raise DriftwireError(f"no such log file: {path}")
     config, secrets = load_config(args.config), load_secrets()
     preflight(config, secrets, "produce")
-    with progress_for_file(path, "produce") as advance:
+    with progress_for_file(path, "produce", count_lines) as advance:
         summary = produce_log(path, config, secrets, on_progress=advance)
     sent = ", ".join(f"{n} to {t}" for t, n in summary.sent.items())
     print(f"driftwire produce: sent {sum(summary.sent.values())} messages ({sent})", file=sys.stderr)

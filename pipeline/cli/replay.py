@@ -12,6 +12,7 @@ from detectors.errors import DriftwireError
 from pipeline.cli.files import config_files
 from pipeline.config import Config, Secrets, load_config, load_secrets
 from pipeline.edge.alerts import encode_alert
+from pipeline.edge.lines import count_lines
 from pipeline.edge.outputs import refuse_overlap
 from pipeline.edge.sinks import AlertSink, JsonlSink, ListSink
 from pipeline.engine.build import build_engine
@@ -69,7 +70,7 @@ def _replay(args: argparse.Namespace, path: Path, config: Config, secrets: Secre
 
         checkpoint = redis_checkpoint(args.redis, config, secrets, path)
         start_line = checkpoint.resume(engine)
-    with progress_for_file(path, "replay") as advance:
+    with progress_for_file(path, "replay", count_lines) as advance:
         return replay(path, config, sink, engine=engine, checkpoint=checkpoint, start_line=start_line,
                       on_batch=lambda batch, _step: advance(batch.lines_end))
 

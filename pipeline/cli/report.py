@@ -29,6 +29,7 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
 def report_cmd(args: argparse.Namespace) -> int:
     from pipeline.cli.files import config_files
     from pipeline.config import load_config, load_secrets
+    from pipeline.edge.lines import count_lines
     from pipeline.edge.outputs import refuse_overlap
     from pipeline.report.build import build_report
     from pipeline.telemetry.progress import progress_for_file
@@ -38,7 +39,7 @@ def report_cmd(args: argparse.Namespace) -> int:
         raise ReportError(f"no such log file: {log}")
     config = load_config(args.config)
     refuse_overlap(out, [log, *config_files(args.config, config)], "the report")
-    with progress_for_file(log, "report") as advance:
+    with progress_for_file(log, "report", count_lines) as advance:
         result = build_report(log, out, config, load_secrets(), on_batch=advance)
     still = sum(i.resolved is None for i in result.incidents)
     print(f"wrote {out}: {len(result.charts)} charts, {len(result.incidents)} incidents ({still} still firing) "

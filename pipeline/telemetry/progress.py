@@ -9,16 +9,15 @@ from pathlib import Path
 
 
 @contextmanager
-def progress_for_file(path: Path, label: str) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(lines_done)``; a no-op unless stderr is a terminal."""
+def progress_for_file(path: Path, label: str, count_lines: Callable[[Path], int]) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(lines_done)``; a no-op unless stderr is a terminal. ``count_lines`` is the
+    caller's reader (the edge's, which never holds a huge line whole): telemetry reads no files."""
     if not sys.stderr.isatty():
         yield lambda _n: None
         return
     from rich.progress import Progress
 
-    from pipeline.edge.lines import count_lines
-
-    total = count_lines(path)  # in chunks: a log with a huge line is not held whole
+    total = count_lines(path)
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.update(task, completed=n)

@@ -33,6 +33,7 @@ from fault_helpers import (
     log_tail,
     wait_for,
 )
+from forward_helpers import free_port
 from kafka import KafkaProducer
 
 from pipeline.replay.synth import SynthSpec, write_log
@@ -293,6 +294,7 @@ def test_no_secret_in_debug_logs_metrics_or_alerts(secure_stack_factory: Any, e2
     assert stack.grants is not None and stack.secure is not None
     stack.produce(e2e_log)
     produce_as_admin(stack, [(stack.topics["prediction"], b"model-0", b"not json")])
+    stack.write_config(runtime__metrics_port=free_port())  # 0 turns the endpoints off
     log = stack.workdir / "debug-consumer.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--log-level", "debug", "run", "--config",

@@ -43,7 +43,7 @@ def test_forward_settings_are_typed_and_each_refusal_names_its_key() -> None:
     assert _refused([{**HOOK, "type": "pager"}]) == "forward.targets[0].type"
     assert _refused([AM, {**AM, "urls": ["http://b:9093"]}]) == "forward.targets[1].name"
     assert _refused([{**AM, "urls": []}]) == "forward.targets[0].urls"
-    assert _refused([{**AM, "urls": ["http://u:pw@am:9093"]}]) == "forward.targets[0].urls"
+    assert _refused([{**AM, "urls": ["http://u:pw@am:9093"]}]) == "forward.targets[0].urls[0]"  # the URL itself
     assert _refused([{**HOOK, "headers": {"Authorization": "Bearer x"}}]) == "forward.targets[0].headers.Authorization"
     assert _refused([{**AM, "static_labels": {"severity": "x"}}]) == "forward.targets[0].static_labels.severity"
     assert _refused([{**AM, "static_labels": {"bad-name": "x"}}]) == "forward.targets[0].static_labels.bad-name"
