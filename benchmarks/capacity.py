@@ -1,12 +1,15 @@
 """Capacity model: what one consumer core, one Redis and the broker carry per event, measured here.
 
-    .venv/bin/python -m benchmarks.capacity [--events 400000] [--models 6] [--consumers 1,2] [--quick]
+    .venv/bin/python -m benchmarks.capacity [--events 400000] [--models 6] [--consumers 1,2]
+                                            [--redis single,cluster] [--quick]
 
 N events of the workload (20 features, labels for half the predictions) are produced once into
 fresh 4-partition topics on a broker of this run's own; then 1, and 2, ``driftwire run`` processes
-in fresh consumer groups process all of them against a ``redis-server`` of this run's own (nothing
-else talks to it, so its INFO counters are the consumers'). Per run, between 10 % and 90 % of the
-events (the steady phase) and over the whole run:
+in fresh consumer groups process all of them against a ``redis-server`` of this run's own, and
+again against a Redis Cluster of this run's own (3 masters + 3 replicas, ``redis.cluster: true``).
+Nothing else talks to these servers, so their INFO counters are the consumers'; on the cluster
+they are summed over the masters (the replicas' own work is left out, as the single server has
+none). Per run, between 10 % and 90 % of the events (the steady phase) and over the whole run:
 
 - events/s, and events per consumer CPU-second (user + system of the consumer processes): what a
   consumer core carries;
@@ -18,20 +21,22 @@ events (the steady phase) and over the whole run:
   the alert topic.
 
 The progress polling of this script (HVALS of every shard's offsets every 0.2 s) is left out of
-the command counts. With Redis Cluster (branch ``cluster``) a cluster column is the same run with
-``--redis-cluster`` once that lands; see README "Capacity and sizing" for the sizing table built
-from these figures.
+the command counts, and so are replication and cluster topology commands. See README "Capacity and
+sizing" for the sizing table built from these figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
     LiveRig,
+    PrivateRedisCluster,
     banner,
     commandstats,
     cpu_seconds,
@@ -39,6 +44,7 @@ from benchmarks.common import (
     median,
     net_input_bytes,
     ratio,
+    redis_cpu_s,
     runtime_available,
     skipped,
     steady_rate,
@@ -51,14 +57,48 @@ from benchmarks.common import (
 
 NAME = "capacity"
 PARTITIONS = 4
-_OBSERVER = {"info", "memory|usage", "scan", "ping", "client|setinfo", "hello", "config|get"}
+STORES = ("single", "cluster")
+# this script's own polling, and what is not per-event work: replication, a cluster client's topology reads
+_OBSERVER = {"info", "memory|usage", "scan", "ping", "client|setinfo", "hello", "config|get", "replconf",
+             "command", "command|docs", "cluster|slots", "cluster|shards", "cluster|nodes", "readonly"}
 
 
-def run_consumers(rig: LiveRig, n: int, label: str, total: int, timeout: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def redis_store(rig: LiveRig, kind: str) -> Iterator[list[Any]]:
+    """Point the rig at a Redis of ``kind`` (its own redis-server, or a private 3+3 cluster); yields
+    clients of the masters, whose counters are summed."""
+    import redis
+
+    if kind == "single":
+        assert rig.private is not None
+        ports = [rig.private.port]
+        with contextlib.closing(redis.Redis(port=ports[0])) as client:
+            yield [client]
+        return
+    single = rig.redis_url
+    with PrivateRedisCluster() as cluster, contextlib.ExitStack() as stack:
+        rig.use_redis(cluster.url, cluster=True)
+        try:
+            yield [stack.enter_context(contextlib.closing(redis.Redis(port=p))) for p in cluster.masters()]
+        finally:
+            rig.use_redis(single)
+
+
+def counters(masters: Sequence[Any]) -> tuple[dict[str, int], int, float]:
+    """(calls per command, bytes received, CPU seconds) of the servers so far, summed over them."""
+    calls: dict[str, int] = {}
+    for m in masters:
+        for k, v in commandstats(m).items():
+            calls[k] = calls.get(k, 0) + int(v["calls"])
+    return calls, sum(net_input_bytes(m) for m in masters), sum(redis_cpu_s(m) for m in masters)
+
+
+def run_consumers(rig: LiveRig, masters: Sequence[Any], n: int, label: str, total: int,
+                  timeout: float) -> dict[str, Any]:
     """``n`` consumers in a fresh group until every message is committed; rates, CPU and Redis counters."""
     group = rig.group(label)
     admin = rig.redis()
-    cs0, net0, rcpu0 = commandstats(admin), net_input_bytes(admin), _redis_cpu(admin)
+    cs0, net0, rcpu0 = counters(masters)
     t0 = time.monotonic()
     procs = [rig.driftwire_run(rig.config_path(group), log_name=f"{label}-{i}") for i in range(n)]
     cpu: dict[int, float] = {}
@@ -69,18 +109,19 @@ def run_consumers(rig: LiveRig, n: int, label: str, total: int, timeout: float) 
             c = cpu_seconds(p.pid)
             if c is not None:
                 cpu[p.pid] = c
-        trace.append((t, done, sum(cpu.values()), _redis_cpu(admin)))
+        trace.append((t, done, sum(cpu.values()), sum(redis_cpu_s(m) for m in masters)))
 
     samples = wait_progress(rig, admin, group, total, procs, timeout, on_sample=on_sample)
     done = samples[-1][1]
     codes = [stop(p) for p in procs]
     wall = samples[-1][0] - t0
-    calls = _calls(commandstats(admin), cs0, observer_hvals=len(samples) * rig.partitions)
-    net = net_input_bytes(admin) - net0
-    rcpu = _redis_cpu(admin) - rcpu0
+    cs1, net1, rcpu1 = counters(masters)
+    calls = _calls(cs1, cs0, observer_hvals=len(samples) * rig.partitions)
+    net, rcpu = net1 - net0, rcpu1 - rcpu0
     memory = rig.state_memory(admin, group)
     admin.close()
     res: dict[str, Any] = {
+        "redis": "cluster" if rig.redis_cluster else "single", "redis_masters": len(masters),
         "consumers": n, "group": group, "messages": done, "complete": done >= total, "exit_codes": codes,
         "wall_s": round(wall, 2), "steady_events_per_s": steady_rate(samples, total),
         "consumer_cpu_s": round(sum(cpu.values()), 2),
@@ -98,16 +139,10 @@ def run_consumers(rig: LiveRig, n: int, label: str, total: int, timeout: float) 
     return res
 
 
-def _redis_cpu(client: Any) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-
-
-def _calls(after: dict[str, dict[str, float]], before: dict[str, dict[str, float]],
-           observer_hvals: int) -> dict[str, Any]:
+def _calls(after: dict[str, int], before: dict[str, int], observer_hvals: int) -> dict[str, Any]:
     """Commands of the consumers: ``client`` = what they sent (scripts count once), ``all`` = with the
     commands the scripts ran; this script's own polling (INFO, MEMORY, HVALS of the offsets) left out."""
-    by = {k: int(v["calls"] - before.get(k, {}).get("calls", 0)) for k, v in after.items() if k not in _OBSERVER}
+    by = {k: v - before.get(k, 0) for k, v in after.items() if k not in _OBSERVER}
     by["hvals"] = by.get("hvals", 0) - observer_hvals
     by = {k: v for k, v in by.items() if v > 0}
     sent = {"evalsha", "eval", "hgetall", "smembers", "incr", "multi", "exec", "script|load", "hvals"}
@@ -142,9 +177,10 @@ def kafka_bytes(rig: LiveRig, messages: int) -> dict[str, Any]:
             "alert_log_bytes": size(rig.topics["alerts"])}
 
 
-def run(events: int = 400_000, models: int = 6, consumers: tuple[int, ...] = (1, 2), repeats: int = 1,
-        timeout: float = 900) -> dict[str, Any]:
-    banner(f"{NAME}: {events:,} events, {models} models, {PARTITIONS} partitions, consumers {consumers}")
+def run(events: int = 400_000, models: int = 6, consumers: tuple[int, ...] = (1, 2), repeats: int = 3,
+        timeout: float = 900, stores: tuple[str, ...] = STORES) -> dict[str, Any]:
+    banner(f"{NAME}: {events:,} events, {models} models, {PARTITIONS} partitions, consumers {consumers}, "
+           f"redis {stores}, {repeats} repeats")
     ok, why = runtime_available()
     if not ok:
         return skipped(NAME, why)
@@ -158,18 +194,24 @@ def run(events: int = 400_000, models: int = 6, consumers: tuple[int, ...] = (1,
         total = rig.end_offsets()
         print(f"   produced {total:,} messages", flush=True)
         for r in range(repeats):
-            for n in consumers:
-                res = run_consumers(rig, n, f"c{n}r{r}", total, timeout)
-                runs.append(res)
-                print(f"   {n} consumer(s): {res['messages']:,} msgs, steady {res['steady_events_per_s'] or 0:,.0f} "
-                      f"ev/s, {res['events_per_consumer_cpu_s'] or 0:,.0f} ev per consumer CPU-s", flush=True)
+            for kind in stores if r % 2 == 0 else stores[::-1]:  # alternate: a loaded moment hits both
+                with redis_store(rig, kind) as masters:
+                    for n in consumers:
+                        res = run_consumers(rig, masters, n, f"{kind}-c{n}r{r}", total, timeout)
+                        runs.append({"repeat": r, **res})
+                        print(f"   {kind}, {n} consumer(s): {res['messages']:,} msgs, steady "
+                              f"{res['steady_events_per_s'] or 0:,.0f} ev/s, "
+                              f"{res['events_per_consumer_cpu_s'] or 0:,.0f} ev per consumer CPU-s", flush=True)
         kafka = kafka_bytes(rig, total)
     finally:
         rig.cleanup()
     result = {"workload": {"messages": total, "log_lines": lines, "models": models, "partitions": PARTITIONS,
                            "features": 20}, "runs": runs, "kafka": kafka,
-              "by_consumers": {str(n): _medians([r for r in runs if r["consumers"] == n]) for n in consumers},
-              "redis": "single redis-server (cluster: not measured; see the module docstring)"}
+              "by_store": {kind: {str(n): _medians([r for r in runs if r["redis"] == kind and r["consumers"] == n])
+                                  for n in consumers} for kind in stores},
+              "cluster_vs_single": {str(n): _paired(runs, n) for n in consumers},
+              "redis": {"single": "one redis-server", "cluster": "3 masters + 3 replicas; counters summed over "
+                                                               "the masters"}}
     _print(result)
     write_result(NAME, result)
     return result
@@ -190,18 +232,43 @@ def _medians(rs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_PAIRED = ("steady_events_per_s", "steady_events_per_consumer_cpu_s", "redis_cpu_us_per_event")
+
+
+def _paired(runs: list[dict[str, Any]], n: int) -> dict[str, float | None]:
+    """Cluster / single of ``n`` consumers within each repeat (minutes apart), median over the repeats."""
+    def of(kind: str) -> dict[int, dict[str, Any]]:
+        return {r["repeat"]: r for r in runs if r["redis"] == kind and r["consumers"] == n}
+
+    single, cluster = of("single"), of("cluster")
+    out: dict[str, float | None] = {}
+    for k in _PAIRED:
+        xs = [cluster[i][k] / single[i][k] for i in single.keys() & cluster.keys()
+              if cluster[i].get(k) and single[i].get(k)]
+        out[k] = median(xs) if xs else None
+    return out
+
+
 def _print(r: dict[str, Any]) -> None:
-    by = r["by_consumers"]
-    one = by.get("1", {}).get("steady_events_per_s")
     rows = []
-    for n, m in by.items():
-        rows.append((n, m["steady_events_per_s"], ratio(m["steady_events_per_s"], one) if one else None,
-                     m["steady_events_per_consumer_cpu_s"], m["steady_consumer_cores"], m["steady_redis_cores"],
-                     m["redis_net_input_bytes_per_event"], m["redis_client_calls_per_event"],
-                     m["redis_commands_per_event"], m["redis_cpu_us_per_event"], m["redis_bytes_per_model"]))
+    for kind, by in r["by_store"].items():
+        one = by.get("1", {}).get("steady_events_per_s")
+        for n, m in by.items():
+            paired = r["cluster_vs_single"][n]["steady_events_per_s"] if kind == "cluster" else None
+            rows.append((kind, n, m["steady_events_per_s"], ratio(m["steady_events_per_s"] or 0, one or 0), paired,
+                         m["steady_events_per_consumer_cpu_s"], m["steady_consumer_cores"], m["steady_redis_cores"],
+                         m["redis_net_input_bytes_per_event"], m["redis_client_calls_per_event"],
+                         m["redis_commands_per_event"], m["redis_cpu_us_per_event"], m["redis_bytes_per_model"]))
     print()
-    print(table(["consumers", "steady ev/s", "x one", "ev per consumer CPU-s", "consumer cores", "redis cores",
+    print(table(["redis", "consumers", "steady ev/s", "x one", "x single (paired)", "ev per consumer CPU-s",
+                 "consumer cores", "redis cores",
                  "redis B in/ev", "redis calls/ev", "redis cmds/ev", "redis CPU us/ev", "redis B/model"], rows))
+    for n, c in r["cluster_vs_single"].items():
+        if c["steady_events_per_s"] is not None:
+            print(f"cluster / single, {n} consumer(s), median over repeats of same-repeat ratios: "
+                  f"ev/s x{c['steady_events_per_s']:.2f}, "
+                  f"ev per consumer CPU-s x{c['steady_events_per_consumer_cpu_s']:.2f}, "
+                  f"Redis CPU per event (masters) x{c['redis_cpu_us_per_event']:.2f}")
     k = r["kafka"]
     if k.get("input_bytes_per_event"):
         print(f"\nKafka: {k['input_bytes_per_event']:.0f} bytes per input event on the broker's log "
@@ -213,14 +280,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--events", type=int, default=400_000)
     p.add_argument("--models", type=int, default=6)
     p.add_argument("--consumers", default="1,2")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--redis", default=",".join(STORES), help="single, cluster or both (comma-separated)")
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="150k events")
     a = p.parse_args(argv)
     handle_sigterm()
     if a.quick:
         a.events = min(a.events, 150_000)
-    return run(a.events, a.models, tuple(int(x) for x in a.consumers.split(",")), a.repeats, a.timeout)
+    stores = tuple(a.redis.split(","))
+    if not set(stores) <= set(STORES):
+        p.error(f"--redis: expected a comma-separated subset of {','.join(STORES)}, got {a.redis!r}")
+    return run(a.events, a.models, tuple(int(x) for x in a.consumers.split(",")), a.repeats, a.timeout, stores)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ PYTHON = sys.executable
 
 def machine_info() -> dict[str, Any]:
     """The machine, the library versions and the time: stored with every result."""
+    import importlib.metadata
+
     import msgspec
     import numpy
-    import river
 
     cpu = "unknown"
     try:
@@ -54,7 +55,7 @@ def machine_info() -> dict[str, Any]:
         "loadavg_at_start": list(os.getloadavg()),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "river": river.__version__,
+        "river": importlib.metadata.version("river"),
         "msgspec": msgspec.__version__,
         "git_commit": _git_head(),
     }
@@ -430,6 +431,12 @@ class PrivateRedisCluster:
         for node in self.nodes:
             node.__exit__()
 
+    def masters(self) -> list[int]:
+        """Ports of the nodes that are masters now."""
+        import redis
+
+        return [n.port for n in self.nodes if redis.Redis(port=n.port).info("replication")["role"] == "master"]
+
 
 def _node_ready(client: Any) -> bool:
     """The node sees the cluster ok and, when a replica, has finished its sync."""
@@ -460,11 +467,13 @@ def server_cpu_s(ports: Iterable[int]) -> float:
     """CPU seconds (user + sys) the redis-servers on ``ports`` have used so far."""
     import redis
 
-    total = 0.0
-    for port in ports:
-        info = redis.Redis(port=port).info("cpu")
-        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    return total
+    return sum(redis_cpu_s(redis.Redis(port=port)) for port in ports)
+
+
+def redis_cpu_s(client: Any) -> float:
+    """CPU seconds (user + sys) the redis-server behind ``client`` has used so far."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def commandstats(client: Any) -> dict[str, dict[str, float]]:
@@ -507,6 +516,7 @@ class LiveRig:
         if self.private is not None:
             self.env["REDIS_URL"] = self.private.url
         self.redis_url = self.env["REDIS_URL"]
+        self.redis_cluster = False
         self.run_id = f"{name}-{int(time.time())}-{os.getpid()}"
         base = f"dwbench.{self.run_id}"
         self.topics = {
@@ -533,7 +543,7 @@ class LiveRig:
         tree: dict[str, Any] = {
             "kafka": {"bootstrap_servers": self.bootstrap, "group_id": group, "client_id": group,
                       "topics": dict(self.topics)},
-            "redis": {"url": self.redis_url, "key_prefix": self.prefix},
+            "redis": {"url": self.redis_url, "key_prefix": self.prefix, "cluster": self.redis_cluster},
             "runtime": {"metrics_port": 0},
         }
         for section, values in (extra or {}).items():
@@ -627,7 +637,15 @@ class LiveRig:
     def redis(self) -> Any:
         import redis
 
+        if self.redis_cluster:
+            return redis.RedisCluster.from_url(self.redis_url)
         return redis.Redis.from_url(self.redis_url)
+
+    def use_redis(self, url: str, cluster: bool = False) -> None:
+        """State of the consumers started from now on (and :meth:`redis`) in another Redis; with
+        ``cluster``, ``url`` is a seed node of a Redis Cluster."""
+        self.redis_url, self.redis_cluster = url, cluster
+        self.env["REDIS_URL"] = url
 
     def state_memory(self, client: Any, group: str) -> dict[str, Any]:
         """MEMORY USAGE of every per-model state key of ``group`` (all shards)."""
@@ -712,7 +730,7 @@ def fast_crc_for_producing() -> bool:
     import kafka.record.default_records as records
     import kafka.record.util as util
 
-    util.calc_crc32c = records.calc_crc32c = crc32c.crc32c  # type: ignore[attr-defined]
+    util.calc_crc32c = records.calc_crc32c = crc32c.crc32c  # type: ignore[attr-defined,unused-ignore]
     return True
 
 

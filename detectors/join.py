@@ -1,10 +1,10 @@
 """Label join: predictions wait for their labels (and early labels for their predictions), bounded.
 
-Waiting entries live in two :class:`WaitingStore` s of fixed capacity, allocated (and
-written) in full when the model version starts: fixed-size records in a ring of arrival
-order plus an open-addressing index by a 64-bit blake2b hash of the id. Memory per model
-version is therefore proportional to the caps from the first event on, never to the
-length of the stream, and no id string is kept: a label finds its prediction by the hash
+Waiting entries live in two :class:`WaitingStore` s of fixed capacity: fixed-size records in
+a ring of arrival order plus an open-addressing index by a 64-bit blake2b hash of the id. Their
+arrays grow (doubling) with the entries stored until they reach the capacity, so a model version
+that has seen a few events holds a few hundred bytes; memory per model version is bounded by the
+caps, never by the length of the stream, and no id string is kept: a label finds its prediction by the hash
 of its ``prediction_id`` (a false match needs two waiting ids with the same 64-bit hash),
 and string predictions and labels are compared by the same hash. In the state, the slots
 ``64 c`` to ``64 c + 63`` of a store are the field ``pc:c`` (``lc:c``): their records of 25 to
@@ -64,6 +64,8 @@ _SIZES = {**_PLAIN, **{tag - SCORED: size + _SCORE.size for tag, size in _PLAIN.
 _NAN = float("nan")
 CHUNK = 64
 """Slots per stored field."""
+FIRST_SLOTS = 16
+"""Slots a waiting store allocates at its first entry (then it doubles up to its capacity)."""
 _EMPTY = b"\x00"
 
 
@@ -231,8 +233,9 @@ class WaitingStore:
     ``p % capacity``, so it is evicted when ``capacity`` later entries were
     stored, unless it left before (joined or expired). An open-addressing index
     (linear probing, backward-shift deletion, at most half full) maps key hashes
-    to slots. 45 bytes of record (a score included) and 8 to 16 of index per entry
-    of capacity, all written at construction.
+    to slots. 45 bytes of record (a score included) and 8 to 16 of index per slot; the arrays hold
+    the slots used so far (slots fill in order), doubling up to ``capacity``, the
+    index rebuilt at each doubling: a version with few events costs little.
 
     >>> s = WaitingStore(2)
     >>> s.add(key_hash("a"), 0, 1.0, *encode_value("x")), s.add(key_hash("b"), 1, 2.0, *encode_value(2.5))
@@ -244,18 +247,13 @@ class WaitingStore:
     """
 
     def __init__(self, capacity: int) -> None:
-        cap = max(int(capacity), 1)
-        self.capacity = cap
-        size = 1 << max(3, (2 * cap - 1).bit_length())
-        self.mask = size - 1
-        self.index = array("i", bytes(4 * size))  # slot + 1; 0: empty
-        self.keys = array("q", bytes(8 * cap))
-        self.seq = array("q", bytes(8 * cap))
-        self.ts = array("d", bytes(8 * cap))
-        self.kind = array("B", bytes(cap))  # 0: free
-        self.ival = array("q", bytes(8 * cap))
-        self.fval = array("d", bytes(8 * cap))
-        self.score = array("f", [_NAN]) * cap  # NaN: no score
+        self.capacity = max(int(capacity), 1)
+        self.mask = 0
+        self.index = array("i")  # slot + 1; 0: empty
+        self.keys, self.seq, self.ival = array("q"), array("q"), array("q")
+        self.ts, self.fval = array("d"), array("d")
+        self.kind = array("B")  # 0: free
+        self.score = array("f")  # NaN: no score
         self.next_pos = 0
         self.first = 0  # no entry is waiting at a position below this
         self.live = 0
@@ -269,6 +267,30 @@ class WaitingStore:
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.find(key_hash(key)) >= 0
 
+    def _grow(self, slots: int) -> None:
+        """Room for the first ``slots`` slots: a power of two from :data:`FIRST_SLOTS` on, at most the
+        capacity (a function of ``slots`` alone, so a restored store is the size of the original);
+        the index sized for it and rebuilt."""
+        if slots <= len(self.kind):
+            return
+        size = min(self.capacity, max(FIRST_SLOTS, 1 << (slots - 1).bit_length()))
+        grow = size - len(self.kind)
+        if grow <= 0:
+            return
+        for arr in (self.keys, self.seq, self.ts, self.ival, self.fval):
+            arr.frombytes(bytes(arr.itemsize * grow))
+        self.kind.frombytes(bytes(grow))
+        self.score.extend(array("f", [_NAN]) * grow)
+        cells = 1 << max(3, (2 * size - 1).bit_length())
+        self.mask, self.index = cells - 1, array("i", bytes(4 * cells))
+        index, mask, keys = self.index, self.mask, self.keys
+        for slot, kind in enumerate(self.kind):
+            if kind:
+                i = keys[slot] & mask
+                while index[i]:
+                    i = (i + 1) & mask
+                index[i] = slot + 1
+
     def nbytes(self) -> int:
         """Bytes held by the records and the index."""
         return sum(a.itemsize * len(a) for a in (self.index, self.keys, self.seq, self.ts, self.kind, self.ival,
@@ -277,6 +299,8 @@ class WaitingStore:
     def _cell(self, h: int) -> int:
         """Index cell holding key hash ``h`` (linear probing from its home cell), or -1."""
         index, keys, mask = self.index, self.keys, self.mask
+        if not index:
+            return -1
         i = h & mask
         while True:
             t = index[i]
@@ -324,6 +348,8 @@ class WaitingStore:
         """Store an entry (a repeated key moves to the new slot); the key hash it evicted, if any."""
         p = self.next_pos
         slot = p % self.capacity
+        if slot >= len(self.kind):
+            self._grow(slot + 1)
         kinds, keys, evicted = self.kind, self.keys, None
         index, mask = self.index, self.mask
         if kinds[slot]:  # evict the entry in this slot (what pop(its key) does, its cell found by slot)
@@ -382,7 +408,7 @@ class WaitingStore:
         return out
 
     def record(self, slot: int) -> bytes | None:
-        kind = self.kind[slot]
+        kind = self.kind[slot] if slot < len(self.kind) else 0
         if not kind:
             return None
         if kind == BOOL:
@@ -401,11 +427,12 @@ class WaitingStore:
         self.stale.clear()
 
     def touch_all(self) -> None:
-        self.dirty.update(s for s in range(self.capacity) if self.kind[s])
+        self.dirty.update(s for s, kind in enumerate(self.kind) if kind)
 
     def load(self, records: list[tuple[int, bytes]], next_pos: int) -> None:
         """Rebuild from stored ``(slot, record)`` pairs of a ring of this capacity."""
         self.next_pos = next_pos
+        self._grow(max([min(next_pos, self.capacity)] + [slot + 1 for slot, _ in records]))
         last, cap, index, mask, low = next_pos - 1, self.capacity, self.index, self.mask, next_pos
         for slot, raw in records:
             kind, h, seq, ts, val, self.score[slot] = _unpack(raw)
@@ -451,7 +478,7 @@ class LabelJoin:
         self._taken: bytes | None = None  # the counters field as last taken (None: unknown)
 
     def nbytes(self) -> int:
-        """Bytes of the preallocated waiting stores (independent of the stream)."""
+        """Bytes the waiting stores hold now (they grow with the entries, up to their caps)."""
         return self.preds.nbytes() + self.labels.nbytes()
 
     def prediction(self, ev: Event) -> None:

@@ -24,6 +24,7 @@ the number of fields by about ``capacity / chunk`` however small the writes are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,9 @@ class Ring:
         self._taken = 0  # values appended before the last take (persisted)
         self._segs: list[tuple[int, int]] = []  # persisted segments (first, end position), oldest first
         self._full = False  # the next take rewrites the whole window (after an in-place change)
-        self._stale: list[str] = []  # fields of a former layout to delete at the next take
+        # fields of a former layout to delete at the next take; one shared empty tuple when there
+        # are none (almost always): a list per ring would cost a model version ~6 KB
+        self._stale: Sequence[str] = ()
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
@@ -168,7 +171,7 @@ class Ring:
         new, dead = self._advance()
         for name in self._stale:
             out[name] = None
-        self._stale = []
+        self._stale = ()
         for first in dead:
             out[fields.ring_segment(kind, first, owner)] = None
         if new is not None:
@@ -211,19 +214,19 @@ class Ring:
     def reset(self, mark: tuple[int, list[tuple[int, int]], bool, list[str]]) -> None:
         """Go back to a :meth:`mark`: a take whose result did not go to the store (a full snapshot) is forgotten."""
         self._taken, segs, self._full, stale = mark
-        self._segs, self._stale = list(segs), list(stale)
+        self._segs, self._stale = list(segs), tuple(stale)
 
     def drop(self, kind: str, owner: str) -> dict[str, bytes | None]:
         """Deletions of every field the ring has stored (it is forgotten); the ring writes nothing more."""
         out: dict[str, bytes | None] = dict.fromkeys(self._stale)
         out.update({fields.ring_segment(kind, first, owner): None for first, _ in self._segs})
-        self._segs, self._stale, self._full, self._taken = [], [], False, self.count
+        self._segs, self._stale, self._full, self._taken = [], (), False, self.count
         return out
 
     def discard(self) -> None:
         """Forget what changed (the caller keeps no deltas, e.g. a replay without a store)."""
         self._advance()
-        self._stale = []
+        self._stale = ()
 
     def touch_all(self) -> None:
         """Rewrite the whole window at the next take (for a full snapshot, or after an in-place change)."""
@@ -245,7 +248,7 @@ class Ring:
                 self.arr[lo : lo + len(part)] = part[: size - lo]
         if chunks:
             self._full = True
-        self._stale = list(stale or [])
+        self._stale = tuple(stale or ())
         self._segs = []
         for first in sorted(segments):
             vals = codec.decode(segments[first], self.arr.dtype)

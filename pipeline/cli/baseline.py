@@ -16,16 +16,20 @@ def _names(text: str) -> list[str]:
 def baseline_cmd(args: argparse.Namespace) -> int:
     from detectors.baseline import build_baseline, encode_baseline
     from pipeline.edge.outputs import refuse_overlap, write_atomic
-    from pipeline.edge.training import read_rows
+    from pipeline.edge.training import check_declared, read_rows
 
     path = Path(args.train_file)
     if not path.is_file():
         raise UsageError(f"no such training file: {path}")
     refuse_overlap(args.out, [path], "the baseline")
     categorical, numeric = _names(args.categorical), _names(args.numeric)
-    outputs = [c for c in (args.prediction_column, args.label_column) if c]  # typed as they are, never warned about
+    prediction = [args.prediction_column] if args.prediction_column else []
+    label = [args.label_column] if args.label_column else []
     scores = [args.score_column] if args.score_column else []
-    rows, notes = read_rows(path, categorical, numeric + scores, set(_names(args.ignore)), outputs)
+    # the outputs are typed as they are (the label join compares them so), never warned about
+    rows, notes = read_rows(path, categorical, numeric + scores, set(_names(args.ignore)), prediction + label)
+    check_declared(path, rows, {"--categorical": categorical, "--numeric": numeric,
+                                "--prediction-column": prediction, "--label-column": label, "--score-column": scores})
     for note in notes:
         print(f"driftwire: warning: {note}", file=sys.stderr)
     baseline = build_baseline(

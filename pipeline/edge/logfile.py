@@ -44,9 +44,7 @@ def read_log(path: str | Path, decoder: Decoder, batch_size: int = 2000, start_l
         while lines := list(islice(source, size)):
             batch = _decode_lines(lines, lineno, decoder)
             lineno += len(lines)
-            batch.lines_end = lineno
-            if len(lines) < size and not (batch.events or batch.dead):
-                return
+            batch.lines_end = lineno  # trailing blank lines too: every line of the log is accounted for
             yield batch
             size = batch_size
 

@@ -39,12 +39,23 @@ def read_rows(path: Path, categorical: Collection[str] = (), numeric: Collection
               ignore: Collection[str] = (), outputs: Collection[str] = ()
               ) -> tuple[list[Mapping[str, object]], list[str]]:
     """The rows of a training file (feature name -> value, None when missing; the ``ignore`` columns
-    left out) and warnings about them; ``outputs``: the prediction and label columns."""
+    left out) and warnings about them; ``outputs``: the prediction and label columns (typed as they
+    are). A file that is not what its name says, or that holds no rows, is refused with one message
+    naming the file (and the line or column)."""
+    try:
+        rows, notes = _read(path, categorical, numeric, ignore, outputs)
+    except UnicodeDecodeError as exc:
+        raise TrainingFileError(f"{path} is not UTF-8 text") from exc
+    if not rows:
+        raise TrainingFileError(f"{path} holds no rows: a baseline needs training data")
+    return rows, notes
+
+
+def _read(path: Path, categorical: Collection[str], numeric: Collection[str], ignore: Collection[str],
+          outputs: Collection[str]) -> tuple[list[Mapping[str, object]], list[str]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as fh:
-            text = [{k: v for k, v in r.items() if k not in ignore} for r in csv.DictReader(fh)]
-        rows, notes = type_csv_columns(text, categorical, numeric, outputs)
+        rows, notes = type_csv_columns(_csv(path, ignore), categorical, numeric, outputs)
         return list(rows), notes
     if suffix in (".jsonl", ".ndjson", ".json"):
         return [_without(r, ignore) for r in _jsonl(path)], []
@@ -53,8 +64,64 @@ def read_rows(path: Path, categorical: Collection[str] = (), numeric: Collection
             import pyarrow.parquet as pq
         except ImportError as exc:
             raise TrainingFileError("reading Parquet needs pyarrow: pip install 'driftwire[parquet]'") from exc
-        return [_without(r, ignore) for r in pq.read_table(path).to_pylist()], []
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow's errors have no common base worth naming
+            raise TrainingFileError(f"{path} is not a readable Parquet file ({type(exc).__name__})") from exc
+        return [_without(r, ignore) for r in table.to_pylist()], []
     raise TrainingFileError(f"unknown training file type {suffix!r}: use .csv, .parquet or .jsonl")
+
+
+def _csv(path: Path, ignore: Collection[str]) -> list[dict[str, str]]:
+    """The CSV's rows as text, every row as long as the header, every header name present and unique."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise TrainingFileError(f"{path} is empty: a CSV training file starts with a header row")
+            _check_header(path, header)
+            keep = [(i, name) for i, name in enumerate(header) if name not in ignore]
+            rows = []
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line
+                if len(cells) != len(header):
+                    raise TrainingFileError(f"{path}:{reader.line_num}: {len(cells)} cells where the header "
+                                            f"has {len(header)} columns")
+                rows.append({name: cells[i] for i, name in keep})
+        except csv.Error as exc:
+            raise TrainingFileError(f"{path}:{reader.line_num}: not CSV ({exc})") from exc
+    return rows
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if not name.strip():
+            raise TrainingFileError(f"{path}: column {i} of the header has no name")
+        if name in seen:
+            raise TrainingFileError(f"{path}: column {name!r} appears twice in the header "
+                                    f"(columns {seen[name]} and {i})")
+        seen[name] = i
+
+
+def check_declared(path: Path, rows: list[Mapping[str, object]], declared: Mapping[str, Collection[str]]) -> None:
+    """Refuse a column named on the command line (option -> names) that no row of the file has.
+
+    >>> check_declared(Path("t.csv"), [{"a": 1}], {"--numeric": ["a", "b"]})
+    Traceback (most recent call last):
+    ...
+    pipeline.edge.training.TrainingFileError: --numeric names 'b', which t.csv does not have (its columns: 'a')
+    """
+    present: set[str] = set()
+    for row in rows:
+        present.update(row)
+    for option, names in declared.items():
+        for name in names:
+            if name not in present:
+                shown = ", ".join(repr(c) for c in sorted(present)[:10]) + (", ..." if len(present) > 10 else "")
+                raise TrainingFileError(f"{option} names {name!r}, which {path} does not have (its columns: {shown})")
 
 
 def _without(row: Mapping[str, object], ignore: Collection[str]) -> Mapping[str, object]:
@@ -70,7 +137,10 @@ def _jsonl(path: Path) -> Iterator[Mapping[str, object]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TrainingFileError(f"{path}:{i}: not JSON ({exc.msg})") from exc
-            yield row.get("features", row) if isinstance(row, dict) else {}
+            row = row.get("features", row) if isinstance(row, dict) else row
+            if not isinstance(row, dict):
+                raise TrainingFileError(f"{path}:{i}: not a JSON object of feature values")
+            yield row
 
 
 def type_csv_columns(rows: list[dict[str, str]], categorical: Collection[str] = (), numeric: Collection[str] = (),

@@ -121,6 +121,23 @@ ROWS = [
         "config key 'runtime.max_message_bytes'", files={"c.yaml": "runtime:\n  max_message_bytes: 1000000000\n"}),
     Row("negative retry delay", ["replay", LOG, "--config", "{d}/c.yaml"], "config key 'runtime.retry_initial_s'",
         files={"c.yaml": "runtime:\n  retry_initial_s: -1\n"}),
+    # Training files that cannot become a baseline (issue cases 3, 10, 11): one line naming the file.
+    *[Row(f"baseline from {what}", ["baseline", "build", f"{{d}}/{name}", "--model", "m", "--version", "v",
+                                    "--out", "{d}/b.json"], error.format(name=name), files={name: content})
+      for what, name, content, error in [
+          ("an empty file", "t.csv", "", "{{d}}/{name} is empty: a CSV training file starts with a header row"),
+          ("a header-only CSV", "t.csv", "x,y\n", "{{d}}/{name} holds no rows: a baseline needs training data"),
+          ("a ragged CSV", "t.csv", "x,y\n1,2\n3,4,5\n", "{{d}}/{name}:3: 3 cells where the header has 2 columns"),
+          ("binary junk", "t.csv", bytes(range(256)) * 4, "{{d}}/{name} is not UTF-8 text"),
+          ("duplicate CSV headers", "t.csv", "x,y,x\n1,2,3\n", "column 'x' appears twice in the header"),
+          ("an empty CSV header", "t.csv", "x,,y\n1,2,3\n", "column 2 of the header has no name"),
+          ("malformed JSONL", "t.jsonl", '{"x": 1}\n{"x":\n', "{{d}}/{name}:2: not JSON"),
+          ("JSONL that is not objects", "t.jsonl", "[1, 2]\n", "{{d}}/{name}:1: not a JSON object"),
+          ("a Parquet name on text", "t.parquet", "x\n1\n", "{{d}}/{name} is not a readable Parquet file"),
+      ]],
+    Row("baseline of a column the file lacks", ["baseline", "build", "{d}/t.csv", "--model", "m", "--version", "v",
+                                                "--numeric", "x,z", "--out", "{d}/b.json"],
+        "--numeric names 'z', which {d}/t.csv does not have (its columns: 'x', 'y')", files={"t.csv": "x,y\n1,2\n"}),
     # Files that are not what the command reads.
     Row("alerts show on a log", ["alerts", "show", LOG],
         "{d}/log.jsonl is not an alerts file: line 1 is not an alert event"),
@@ -144,5 +161,6 @@ def test_refused_in_one_line_and_nothing_changed(row: Row, tmp_path: Path, capsy
     assert len(ran.err_lines) == 1, ran.err
     assert row.error.replace("{d}", str(d)) in ran.err_lines[0]
     assert ran.err_lines[0].startswith("driftwire")
+    print(f"\n[{row.id}] {ran.err_lines[0].replace(str(d), '<dir>')}")  # the line, for the report (pytest -s)
     assert fingerprint(d) == before, "a file was written, changed or left behind"
     assert ran.seconds < 20, f"took {ran.seconds:.1f} s"

@@ -1,6 +1,7 @@
-"""Fuzzing the readers of untrusted files (issue deliverable 8): the line reader, the log reader
-and the config loader. Whatever the bytes, nothing but the module's own error type escapes, and
-no input takes longer than a bound. Budgets are a few seconds per target (CI)."""
+"""Fuzzing the readers of untrusted files (issue deliverable 8): the line reader, the log reader,
+the config loader and the training-file reader of ``baseline build``. Whatever the bytes, nothing
+but the module's own error type escapes, and no input takes longer than a bound. Budgets are a few
+seconds per target (CI)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.errors import ConfigError
+from detectors.baseline import build_baseline
+from detectors.errors import ConfigError, DriftwireError
 from pipeline.config import Config
 from pipeline.config.load import load_config
 from pipeline.config.yaml_file import load_yaml
 from pipeline.edge.decode import Decoder
 from pipeline.edge.lines import Oversize, iter_lines
 from pipeline.edge.logfile import read_log
+from pipeline.edge.training import read_rows
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 BOUND_S = 2.0
@@ -117,3 +120,36 @@ def test_alias_bombs_are_refused_quickly_whatever_their_shape(width: int) -> Non
     with pytest.raises(ConfigError, match="expands to more than"):
         load_yaml("\n".join(levels), "bomb.yaml")
     assert time.monotonic() - started < 0.5
+
+
+csv_tokens = st.lists(st.sampled_from(["x", "y", ",", "\n", "\r\n", '"', "1", "0", "2.5", "True", "false", "", " ",
+                                       "\x00", "\xe9", "-", "1e400", "nan"]), max_size=60)
+
+
+@FUZZ
+@given(tokens=csv_tokens, suffix=st.sampled_from([".csv", ".jsonl"]), numeric=st.booleans())
+def test_baseline_build_gives_a_baseline_or_one_line(tokens: list[str], suffix: str, numeric: bool,
+                                                     tmp_path: Path) -> None:
+    """Whatever the training file, ``baseline build``'s reading and building end in a baseline or
+    in the project's own error (the CLI's one line), within the bound."""
+    path = tmp_path / f"t{suffix}"
+    path.write_text("".join(tokens), encoding="utf-8")
+    started = time.monotonic()
+    try:
+        rows, _ = read_rows(path, numeric=["x"] if numeric else ())
+        build_baseline(rows, "m", "v", numeric_features=["x"] if numeric else [])
+    except DriftwireError as exc:
+        assert "\n" not in str(exc).replace(repr("\n")[1:-1], "")
+    assert time.monotonic() - started < BOUND_S
+
+
+@FUZZ
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".jsonl"]))
+def test_baseline_build_on_any_bytes(data: bytes, suffix: str, tmp_path: Path) -> None:
+    path = tmp_path / f"t{suffix}"
+    path.write_bytes(data)
+    try:
+        rows, _ = read_rows(path)
+        build_baseline(rows, "m", "v")
+    except DriftwireError:
+        pass

@@ -5,6 +5,7 @@ Alertmanager's view."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_drift_pages_in_alertmanager_and_resolves(stack_factory: Any, alertmanag
     active = wait_for(lambda: _active_when(alertmanager_url, stack, len(expected)), 60,
                       "the open incidents in Alertmanager", procs=[forwarder])
     assert _by_id(active) == expected
+    print("\n" + json.dumps(active[0], indent=1, sort_keys=True))  # one alert as Alertmanager's API returns it (-s)
     for alert in active:
         assert alert["status"]["state"] == "active"
         assert alert["generatorURL"].startswith("https://grafana.example/d/driftwire?var-model=model-0")
