@@ -49,7 +49,7 @@ from benchmarks.common import (
 
 NAME = "alert_latency"
 TARGET_P99_S = 2.0
-DRIFT_KINDS = {"data_drift", "data_quality", "concept_drift", "prediction_drift"}
+DRIFT_KINDS = {"data_drift", "data_quality", "concept_drift", "prediction_drift", "estimated_performance"}
 
 
 def _capacity_from_results(max_age_s: float = 3 * 3600) -> float | None:

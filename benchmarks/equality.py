@@ -180,6 +180,9 @@ def canonical_state(monitor: Any) -> dict[str, bytes]:
     rings += [(*fields.split_ring(name), ring) for name, ring in d.rings.items()]
     joint = getattr(getattr(d, "joint", None), "rows", None)  # the multivariate detectors' reference rows
     rings += [("jr", name, ring) for name, ring in (joint.rings.items() if joint is not None else ())]
+    perf = getattr(d, "perf", None)  # the performance state's rings (schema version 4)
+    rings += [(fields.PERF_RINGS[group], col, ring) for group, cols in (perf.rings.items() if perf else ())
+              for col, ring in cols.items()]
     for kind, owner, ring in rings:
         item = ring.arr.itemsize
         for k in range(-(-ring.capacity // CHUNK)):

@@ -7,7 +7,8 @@ a msgspec typed decoder of the wire structs, nothing else; (2) the edge, ``read_
 pipeline's :class:`Decoder` (wire structs become ``Event`` objects, dead letters sorted out);
 (3) the full replay, default config and detectors, alerts counted and dropped; (4) the same with the
 multivariate detector and the grouping of incidents turned off (their cost is the ratio of (3) to
-(4)). Medians of the repeats; a cProfile of one replay over a prefix of the log names the hot spots.
+(4)); (5) the same with the performance checks and estimates turned off (their cost: (3) to (5)).
+Medians of the repeats; a cProfile of one replay over a prefix of the log names the hot spots.
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ def edge_decode(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def full_replay(path: Path, limit: int | None = None, joint: bool = True) -> tuple[int, float, int]:
+def full_replay(path: Path, limit: int | None = None, joint: bool = True,
+                performance: bool = True) -> tuple[int, float, int]:
     """The replay engine with default config over ``path`` (or its first ``limit`` lines); ``joint``
-    False: without the multivariate detector and the grouping of incidents."""
-    from detectors.settings import GroupSettings, MultivariateSettings
+    False: without the multivariate detector and the grouping of incidents; ``performance`` False:
+    without the performance checks and estimates."""
+    from detectors.settings import GroupSettings, MultivariateSettings, PerformanceSettings
     from pipeline.config import load_config
     from pipeline.replay.replay import replay
 
@@ -89,6 +92,9 @@ def full_replay(path: Path, limit: int | None = None, joint: bool = True) -> tup
         d = cfg.detection
         d = msgspec.structs.replace(d, multivariate=MultivariateSettings(detectors=[]),
                                     policy=msgspec.structs.replace(d.policy, group=GroupSettings(min_features=0)))
+        cfg = msgspec.structs.replace(cfg, detection=d)
+    if not performance:
+        d = msgspec.structs.replace(cfg.detection, performance=PerformanceSettings(detectors=[], estimators=[]))
         cfg = msgspec.structs.replace(cfg, detection=d)
     t0 = time.perf_counter()
     summary = replay(src, cfg, sink)  # type: ignore[arg-type]
@@ -111,7 +117,8 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
     banner(f"{NAME}: {events:,} events, {models} models, {repeats} repeats")
     path, lines = workload(events, models)
     modes = {"decode_ceiling": decode_ceiling, "edge_decode": edge_decode, "replay": lambda p: full_replay(p)[:2],
-             "replay_no_joint": lambda p: full_replay(p, joint=False)[:2]}
+             "replay_no_joint": lambda p: full_replay(p, joint=False)[:2],
+             "replay_no_performance": lambda p: full_replay(p, performance=False)[:2]}
     runs: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     counts: dict[str, int] = {}
@@ -123,7 +130,8 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
             break
         # Interleaved, so a noisy neighbour hits every mode alike; the two replays swap places every
         # other repeat, and their CPU seconds are kept too (less moved by neighbours than wall time).
-        order = list(modes) if rep % 2 == 0 else ["decode_ceiling", "edge_decode", "replay_no_joint", "replay"]
+        order = list(modes) if rep % 2 == 0 else ["decode_ceiling", "edge_decode", "replay_no_performance",
+                                                 "replay_no_joint", "replay"]
         for mode in order:
             cpu0 = time.process_time()
             n, secs = modes[mode](path)
@@ -143,6 +151,8 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
         "ratio_replay_to_edge": ratio(med["replay"], med["edge_decode"]),
         "ratio_replay_to_no_joint": ratio(med["replay"], med["replay_no_joint"]),
         "ratio_replay_to_no_joint_cpu": ratio(median(cpu["replay_no_joint"]), median(cpu["replay"])),
+        "ratio_replay_to_no_performance": ratio(med["replay"], med["replay_no_performance"]),
+        "ratio_replay_to_no_performance_cpu": ratio(median(cpu["replay_no_performance"]), median(cpu["replay"])),
         "cpu_s": cpu,
         "target_events_per_s": TARGET_EPS,
         "target_met": med["replay"] >= TARGET_EPS,
@@ -179,11 +189,15 @@ def _print(r: dict[str, Any]) -> None:
         ("replay (engine, default detectors)", med["replay"], r["ratio_replay_to_ceiling"]),
         ("replay, no multivariate, no grouping", med["replay_no_joint"],
          ratio(med["replay_no_joint"], med["decode_ceiling"])),
+        ("replay, no performance checks or estimates", med["replay_no_performance"],
+         ratio(med["replay_no_performance"], med["decode_ceiling"])),
     ]
     print()
     print(table(["mode", "median ev/s", "x ceiling"], rows))
     print(f"\nreplay / replay without multivariate and grouping: {r['ratio_replay_to_no_joint']} "
           f"(by CPU seconds: {r['ratio_replay_to_no_joint_cpu']})")
+    print(f"replay / replay without performance checks and estimates: {r['ratio_replay_to_no_performance']} "
+          f"(by CPU seconds: {r['ratio_replay_to_no_performance_cpu']})")
     print(f"\nreplay target >= {TARGET_EPS:,} ev/s: {'MET' if r['target_met'] else 'MISSED'}"
           f" ({r['workload']['lines']:,} lines, {r['repeats']} repeats)")
     print("\nhot spots (cProfile, replay of", f"{r['profile']['lines']:,} lines, by own time):")

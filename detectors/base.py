@@ -19,9 +19,10 @@ from typing import Literal
 
 import msgspec
 
-Kind = Literal["numeric", "categorical", "error", "quality", "health", "joint"]
+Kind = Literal["numeric", "categorical", "error", "quality", "health", "joint", "performance", "estimate"]
 """What a detector consumes: a numeric or categorical column, the error stream,
-column data-quality counters, the stream's health, or the features jointly."""
+column data-quality counters, the stream's health, the features jointly, joined
+labels against the performance reference, or recent scores against it."""
 
 Family = Literal["drift", "quality", "output", "error", "health"]
 """Which alert kind a detector's findings map to (drift becomes data_drift on
@@ -34,6 +35,8 @@ ERROR: frozenset[str] = frozenset({"error"})
 QUALITY: frozenset[str] = frozenset({"quality"})
 HEALTH: frozenset[str] = frozenset({"health"})
 JOINT: frozenset[str] = frozenset({"joint"})
+PERFORMANCE: frozenset[str] = frozenset({"performance"})
+ESTIMATE: frozenset[str] = frozenset({"estimate"})
 
 Direction = Literal["higher", "lower"]
 """Which way a statistic gets worse (every statistic so far: higher)."""

@@ -13,6 +13,14 @@ value types live events of a feature must have to be compared with it.
 (['c', 'x'], 'numeric', [('a', 200), ('b', 100)])
 >>> decode_baseline(encode_baseline(b)) == b
 True
+
+With a label column (and the prediction's, and the score's when there is one), the baseline also
+keeps labelled rows: they form the version's performance reference at once (no waiting for live labels).
+
+>>> rows = [{"x": float(i), "p": i % 2, "s": 0.25 + 0.5 * (i % 2), "y": i % 2} for i in range(10)]
+>>> b = build_baseline(rows, "m", "v1", score_column="s", prediction_column="p", label_column="y")
+>>> b.labelled.labels[:3], b.labelled.scores[:3], sorted(b.features)
+([0, 1, 0], [0.25, 0.75, 0.25], ['x'])
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 from detectors.calibration import BADTYPE, MISSING, Calibration, calibrate_categorical, calibrate_numeric
 from detectors.column import CatValue, numeric_values
 from detectors.errors import DriftwireError
+from detectors.events import Target
 
 FORMAT = 1
 
@@ -44,6 +53,14 @@ class FeatureBaseline(msgspec.Struct, frozen=True):
     """Measured on the training rows in their order (None: a baseline from before calibrations; independent)."""
 
 
+class LabelledBaseline(msgspec.Struct, frozen=True):
+    """Training rows with a prediction and a label, in row order (at most ``max_labelled`` of them)."""
+
+    predictions: list[Target]
+    labels: list[Target]
+    scores: list[float | None]
+
+
 class Baseline(msgspec.Struct, frozen=True):
     """A versioned baseline of one (model, model_version)."""
 
@@ -54,6 +71,8 @@ class Baseline(msgspec.Struct, frozen=True):
     score: FeatureBaseline | None = None
     prediction: FeatureBaseline | None = None
     format: int = FORMAT
+    labelled: LabelledBaseline | None = None
+    """Rows with their label: the performance reference (None: it is gathered from live labels)."""
 
 
 _NUMBERS = frozenset({int, float})
@@ -128,11 +147,12 @@ def column_baseline(vals: list[object], kind: str, max_sample: int = 5000, max_c
 def build_baseline(rows: Iterable[Mapping[str, object]], model: str, version: str, *,
                    categorical_features: Iterable[str] = (), numeric_features: Iterable[str] = (),
                    score_column: str | None = None, prediction_column: str | None = None,
-                   max_sample: int = 5000, max_categories: int = 100) -> Baseline:
+                   label_column: str | None = None, max_sample: int = 5000, max_categories: int = 100,
+                   max_labelled: int = 20_000) -> Baseline:
     """Build a baseline from training rows (feature name -> value; absent or None = missing)."""
     rows = list(rows)
     cat, num = frozenset(categorical_features), frozenset(numeric_features)
-    outputs = {score_column, prediction_column} - {None}
+    outputs = {score_column, prediction_column, label_column} - {None}
     names = sorted({k for r in rows for k in r} - outputs)
     feats = {}
     for name in names:
@@ -144,7 +164,25 @@ def build_baseline(rows: Iterable[Mapping[str, object]], model: str, version: st
         pvals = [r.get(prediction_column) for r in rows]
         pkind = "numeric" if isinstance(next((v for v in pvals if v is not None), None), float) else "categorical"
         pred = column_baseline(pvals, pkind, max_sample, max_categories, declared=True)
-    return Baseline(model, version, len(rows), feats, score, pred)
+    labelled = None
+    if label_column and prediction_column:
+        labelled = labelled_rows(rows, prediction_column, label_column, score_column, max_labelled)
+    return Baseline(model, version, len(rows), feats, score, pred, labelled=labelled)
+
+
+def labelled_rows(rows: list[Mapping[str, object]], prediction: str, label: str, score: str | None,
+                  most: int) -> LabelledBaseline | None:
+    """The rows with a prediction and a label (evenly thinned to ``most``, in row order)."""
+    kept = [r for r in rows if isinstance(r.get(prediction), bool | int | float | str)
+            and isinstance(r.get(label), bool | int | float | str)]
+    if len(kept) > most:
+        kept = [kept[i] for i in np.linspace(0, len(kept) - 1, most).round().astype(int).tolist()]
+    if not kept:
+        return None
+    scores = [r.get(score) if score else None for r in kept]
+    return LabelledBaseline([r[prediction] for r in kept], [r[label] for r in kept],  # type: ignore[misc]
+                            [float(s) if isinstance(s, int | float) and not isinstance(s, bool) else None
+                             for s in scores])
 
 
 def encode_baseline(baseline: Baseline) -> bytes:

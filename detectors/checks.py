@@ -40,6 +40,7 @@ class Checks:
         self.error_stream = [n for n in settings.concept.detectors if entry(n).stream]
         self.health = [self._make(n) for n in settings.health.detectors]
         self.joint = [self._make(n) for n in settings.multivariate.detectors]
+        self.performance = [self._make(n) for n in settings.performance.detectors + settings.performance.estimators]
         self.schema = next((d for d in self.windowed[("feature", "numeric")] if d.name == "schema"), None)
 
     def _make(self, name: str) -> Any:

@@ -43,7 +43,7 @@ class Window(msgspec.Struct, frozen=True):
 
 
 AlertKind = Literal[
-    "data_drift", "concept_drift", "prediction_drift", "data_quality", "pipeline_health"
+    "data_drift", "concept_drift", "prediction_drift", "estimated_performance", "data_quality", "pipeline_health"
 ]
 Severity = Literal["warning", "critical"]
 Status = Literal["firing", "resolved"]

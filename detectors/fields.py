@@ -2,7 +2,7 @@
 
 A model version's state is a flat map of field name to bytes (in the live runtime one Redis
 hash per version; :mod:`pipeline.keys` builds the Redis keys around it). The fields, for schema
-version 3 (:data:`SCHEMA_VERSION`)::
+version 4 (:data:`SCHEMA_VERSION`)::
 
     schema                    the layout's schema version (msgpack int); absent: version 0
     m                         the version's scalars (Meta)
@@ -16,8 +16,15 @@ version 3 (:data:`SCHEMA_VERSION`)::
                                 t         event times of the window (owner feat or out)
                                 er, ew, et  the error reference, error window, error event times (owner err)
                                 lg        recent ingest lags (owner lag)
-    j                         label-join counters and the errors joined since the last evaluation
-    pc:<chunk>, lc:<chunk>    waiting predictions, labels: 64 slots per field
+                                pr        the performance reference being gathered (owner: its column,
+                                          err, s, lab, pred; deleted once it is summarised)
+                                pw, ps    the performance windows of joined labels (err, s, y, ts) and
+                                          of scored predictions (cell, ts)
+    j                         label-join counters and the pairs joined since the last evaluation
+                              (prediction time, seq, error, score, label class, predicted class)
+    pc:<chunk>, lc:<chunk>    waiting predictions, labels: 64 slots per field (a record with a
+                              score has its own tags)
+    pf, pfr, pfm              the performance state's scalars, its reference summary, its last findings
     p:<slot|id>, l:<slot|id>  waiting entries of the two former join layouts (read, then deleted)
     d:<detector>:<column>     a stream detector's snapshot (empty column: the error stream's)
     i:<kind>:<feature>        one incident's policy state (empty feature: none)
@@ -31,13 +38,16 @@ version 3 (:data:`SCHEMA_VERSION`)::
 state without them reads as no group open and no joint rows yet, and the joint reference is then
 the next ``reference_size`` feature events.)
 
-and the engine's own scalars live in the field ``engine`` of its own key. Version 2 kept each ring
-as fixed chunks, ``<ring>:<chunk>:<owner>`` (raw array bytes of 128 values at a fixed place, a
-touched chunk rewritten whole); version 1 had, besides, no ``rf`` ring and no calibration
+and the engine's own scalars live in the field ``engine`` of its own key. Version 3 had no
+performance fields (``pr``, ``pw``, ``ps``, ``pf``, ``pfr``, ``pfm``), no score in a waiting
+prediction and only (time, seq, error) per joined pair; version 2 kept, besides, each ring as fixed
+chunks, ``<ring>:<chunk>:<owner>`` (raw array bytes of 128 values at a fixed place, a touched chunk
+rewritten whole); version 1 had, besides, no ``rf`` ring and no calibration
 (:mod:`detectors.calibration`) in ``c:<column>``; version 0 is version 1 without the ``schema``
-field. All are read as they are (a column frozen without a calibration is calibrated as independent
-values: the order it was measured in is gone); the next delta writes each ring as one segment,
-deletes its chunks, and writes the version.
+field. All are read as they are (the performance state starts afresh; pairs joined before the
+upgrade feed the error checks only; a column frozen without a calibration is calibrated as
+independent values: the order it was measured in is gone); the next delta writes each ring as one
+segment, deletes its chunks, and writes the version.
 
 >>> ring_segment("v", 300, "x:y"), parse_ring_field("v:@300:x:y"), parse_ring_field("c:x")
 ('v:@300:x:y', ('v', True, 300, 'x:y'), None)
@@ -50,7 +60,7 @@ deletes its chunks, and writes the version.
 >>> join_chunk(PREDICTIONS, 2), parse_join("pc:2"), parse_join("l:p17")
 ('pc:2', ('p', True, '2'), ('l', False, 'p17'))
 >>> schema_of({}), schema_of({SCHEMA: encode_schema()})
-(0, 3)
+(0, 4)
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ import msgspec
 
 from detectors.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with any change of the layout, and teach the reader the older ones."""
 
 SCHEMA = "schema"
@@ -79,8 +89,11 @@ LAGS = "lg:lag"
 """The version's own rings, named ``kind:owner`` (these names also key ``Meta.rings``)."""
 JOINT_ROWS = "jr"
 """Ring kind of a feature's joint reference rows (:mod:`detectors.joint`)."""
+PERF_RINGS = {"ref": "pr", "labelled": "pw", "scored": "ps"}
+"""Ring kinds of the performance state's three groups (owner: the column)."""
 RING_KINDS = frozenset({REF_VALUES, REF_FLAGS, WINDOW_VALUES, WINDOW_FLAGS, "t", "er", "ew", "et", "lg",
-                        JOINT_ROWS})
+                        JOINT_ROWS, *PERF_RINGS.values()})
+PERF_META, PERF_REF, PERF_MEMO = "pf", "pfr", "pfm"
 
 PREDICTIONS, LABELS = "p", "l"
 """The label join's two waiting stores."""

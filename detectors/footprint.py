@@ -11,7 +11,11 @@ are upper estimates of the numpy and join buffers (the dominant terms), per elem
   rows of int32);
 * the version's time rings (features and outputs) 8 bytes per window value, the error rings
   8 per reference error and 16 per window error, the ingest-lag ring 8 per value;
-* the label join: about 64 bytes per waiting prediction or label (record and index).
+* the label join: about 64 bytes per waiting prediction or label (record and index);
+* performance (when a check or estimate is on), per ``performance.reference_size`` pair: 28 bytes
+  while the reference is gathered (error, score, label and predicted class), then 21 per labelled
+  window item and 12 per scored one (windows are at most the reference long), and 36 of score
+  calibration (at most one block per two reference pairs, 72 bytes each).
 
 >>> from detectors.settings import DetectionSettings
 >>> sizes = version_bytes(DetectionSettings())
@@ -25,6 +29,8 @@ from detectors.settings import DetectionSettings
 
 WAITING_BYTES = 64
 """Bytes of one waiting prediction or label in the join (record and index; see :mod:`detectors.join`)."""
+PERF_GATHER_BYTES, PERF_LABELLED_BYTES, PERF_SCORED_BYTES, PERF_CALIBRATION_BYTES = 28, 21, 12, 36
+"""Bytes per performance reference pair: gathered, labelled window, scored window, calibration (see above)."""
 
 
 def columns(s: DetectionSettings) -> int:
@@ -43,4 +49,14 @@ def version_bytes(s: DetectionSettings) -> dict[str, int]:
         "detection.concept.max_pending": WAITING_BYTES * c.max_pending,
         "detection.concept.max_pending_labels": WAITING_BYTES * c.max_pending_labels,
         "detection.health.lag_window": 8 * s.health.lag_window,
+        "detection.performance.reference_size": _performance_bytes(s) * s.performance.reference_size,
     }
+
+
+def _performance_bytes(s: DetectionSettings) -> int:
+    """Most bytes per performance reference pair: the gathered pairs, or the windows and the calibration."""
+    p = s.performance
+    if not p.detectors and not p.estimators:
+        return 0
+    windows = PERF_LABELLED_BYTES * bool(p.detectors) + PERF_SCORED_BYTES * bool(p.estimators)
+    return max(PERF_GATHER_BYTES, windows + PERF_CALIBRATION_BYTES)

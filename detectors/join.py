@@ -12,19 +12,23 @@ and string predictions and labels are compared by the same hash. In the state, t
 by the caps too. A batch rewrites the chunks it touched: entries arrive in slot order, so that
 is a few fields per batch rather than one per event (Redis work per commit falls about 4x).
 
+A prediction's score is kept with it (a 32-bit float, 4 more bytes in its record), so a joined
+pair carries the score and the classes of the label and the prediction (:func:`class_code`) with
+the error: what the performance metrics (accuracy, ROC AUC) and the estimates' calibration need.
+
 An entry waits until its partner arrives, until it is older than the event-time horizon
 (expired, counted), or until ``capacity`` later entries were stored after it (evicted,
-counted). Joined errors are kept with the prediction's event time so they can be fed in
+counted). Joined pairs are kept with the prediction's event time so they can be fed in
 prediction-time order.
 
 >>> from detectors.events import Event
 >>> j = LabelJoin(horizon_s=100.0, max_pending=10, max_labels=10)
->>> j.prediction(Event("prediction", "p1", "m", 1.0, prediction="cat"))
+>>> j.prediction(Event("prediction", "p1", "m", 1.0, prediction=1, score=0.75))
 >>> len(j.preds), "p1" in j.preds
 (1, True)
->>> j.label(Event("label", "l1", "m", 5.0, prediction_id="p1", label="dog"))
->>> j.joined, len(j.preds)
-([(1.0, 0, 1.0)], 0)
+>>> j.label(Event("label", "l1", "m", 5.0, prediction_id="p1", label=False))
+>>> j.joined, len(j.preds)  # (prediction time, seq, error, score, label class, predicted class)
+([(1.0, 0, 1.0, 0.75, 0, 1)], 0)
 >>> error("cat", "cat"), error(1.5, 1.0), error(2, 2.0)
 ((0.0, True), (0.5, False), (0.0, True))
 """
@@ -34,6 +38,7 @@ from __future__ import annotations
 import struct
 from array import array
 from hashlib import blake2b
+from typing import Any
 
 import msgspec
 
@@ -48,10 +53,15 @@ _FLOAT_REC = struct.Struct("<Bqqdd")
 _BOOL_REC = struct.Struct("<Bqqd")
 FALSE_TAG = 0xF5
 """A stored bool is tagged FALSE_TAG + value and has no value field (25 bytes, a smaller Redis allocation)."""
+SCORED = 0x10
+"""A record whose tag is lowered by SCORED ends with a prediction's score (a 32-bit float)."""
+_SCORE = struct.Struct("<f")
 RECORD_BYTES = {BOOL: _BOOL_REC.size, INT: _INT_REC.size, FLOAT: _FLOAT_REC.size, STR: _INT_REC.size}
-"""Persisted bytes of one waiting entry by kind: kind, key hash, seq, event time, value."""
-_SIZES = {INT: _INT_REC.size, FLOAT: _FLOAT_REC.size, STR: _INT_REC.size, FALSE_TAG: _BOOL_REC.size,
+"""Persisted bytes of one waiting entry by kind: kind, key hash, seq, event time, value (4 more with a score)."""
+_PLAIN = {INT: _INT_REC.size, FLOAT: _FLOAT_REC.size, STR: _INT_REC.size, FALSE_TAG: _BOOL_REC.size,
           FALSE_TAG + 1: _BOOL_REC.size}
+_SIZES = {**_PLAIN, **{tag - SCORED: size + _SCORE.size for tag, size in _PLAIN.items()}}
+_NAN = float("nan")
 CHUNK = 64
 """Slots per stored field."""
 FIRST_SLOTS = 16
@@ -81,14 +91,18 @@ def split_chunk(first_slot: int, raw: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def _unpack(raw: bytes) -> tuple[int, int, int, float, int | float]:
-    """(kind, key hash, seq, event time, value) of a stored record."""
-    tag = raw[0]
+def _unpack(raw: bytes) -> tuple[int, int, int, float, int | float, float]:
+    """(kind, key hash, seq, event time, value, score or NaN) of a stored record."""
+    tag, score = raw[0], _NAN
+    if tag not in _PLAIN:  # a scored record: the plain one, then the score
+        tag += SCORED
+        score = _SCORE.unpack_from(raw, len(raw) - _SCORE.size)[0]
+        raw = bytes([tag]) + raw[1 : len(raw) - _SCORE.size]
     if tag >= FALSE_TAG:
         _, h, seq, ts = _BOOL_REC.unpack(raw)
-        return BOOL, h, seq, ts, tag - FALSE_TAG
+        return BOOL, h, seq, ts, tag - FALSE_TAG, score
     kind, h, seq, ts, val = (_FLOAT_REC if tag == FLOAT else _INT_REC).unpack(raw)
-    return kind, h, seq, ts, val
+    return kind, h, seq, ts, val, score
 _I64 = (-(1 << 63), 1 << 63)
 _STR_CACHE_MAX = 4096
 
@@ -179,6 +193,26 @@ def coded_error(pk: int, pi: int, pf: float, lk: int, li: int, lf: float) -> tup
     return error(_number(pk, pi, pf), _number(lk, li, lf))
 
 
+def class_code(kind: int, i: int, f: float) -> int | None:
+    """The class of an encoded value as one integer, equal for values :func:`coded_error` calls equal
+    (True, 1 and 1.0; a string, and a whole number beyond 64 bits, by a hash); None for a number that
+    is no integer (not a class).
+
+    >>> class_code(*encode_value(True)) == class_code(*encode_value(1.0)) == 1, class_code(*encode_value(0.5))
+    (True, None)
+    """
+    if kind == FLOAT:
+        if not f.is_integer():
+            return None
+        return int(f) if _I64[0] <= f < _I64[1] else key_hash(f.hex())
+    return i
+
+
+def _score(x: float) -> float | None:
+    """A stored score as the join hands it on (None: no score)."""
+    return None if x != x else x
+
+
 def _noninteger(x: Target) -> bool:
     return isinstance(x, float) and not x.is_integer()
 
@@ -199,7 +233,7 @@ class WaitingStore:
     ``p % capacity``, so it is evicted when ``capacity`` later entries were
     stored, unless it left before (joined or expired). An open-addressing index
     (linear probing, backward-shift deletion, at most half full) maps key hashes
-    to slots. 41 bytes of record and 8 to 16 of index per slot; the arrays hold
+    to slots. 45 bytes of record (a score included) and 8 to 16 of index per slot; the arrays hold
     the slots used so far (slots fill in order), doubling up to ``capacity``, the
     index rebuilt at each doubling: a version with few events costs little.
 
@@ -219,6 +253,7 @@ class WaitingStore:
         self.keys, self.seq, self.ival = array("q"), array("q"), array("q")
         self.ts, self.fval = array("d"), array("d")
         self.kind = array("B")  # 0: free
+        self.score = array("f")  # NaN: no score
         self.next_pos = 0
         self.first = 0  # no entry is waiting at a position below this
         self.live = 0
@@ -245,6 +280,7 @@ class WaitingStore:
         for arr in (self.keys, self.seq, self.ts, self.ival, self.fval):
             arr.frombytes(bytes(arr.itemsize * grow))
         self.kind.frombytes(bytes(grow))
+        self.score.extend(array("f", [_NAN]) * grow)
         cells = 1 << max(3, (2 * size - 1).bit_length())
         self.mask, self.index = cells - 1, array("i", bytes(4 * cells))
         index, mask, keys = self.index, self.mask, self.keys
@@ -258,7 +294,7 @@ class WaitingStore:
     def nbytes(self) -> int:
         """Bytes held by the records and the index."""
         return sum(a.itemsize * len(a) for a in (self.index, self.keys, self.seq, self.ts, self.kind, self.ival,
-                                                   self.fval))
+                                                   self.fval, self.score))
 
     def _cell(self, h: int) -> int:
         """Index cell holding key hash ``h`` (linear probing from its home cell), or -1."""
@@ -307,7 +343,8 @@ class WaitingStore:
                 i = j
         index[i] = 0
 
-    def add(self, h: int, seq: int, ts: float, kind: int, ival: int, fval: float) -> int | None:
+    def add(self, h: int, seq: int, ts: float, kind: int, ival: int, fval: float,
+            score: float | None = None) -> int | None:
         """Store an entry (a repeated key moves to the new slot); the key hash it evicted, if any."""
         p = self.next_pos
         slot = p % self.capacity
@@ -337,6 +374,7 @@ class WaitingStore:
         index[i] = slot + 1
         keys[slot], self.seq[slot], self.ts[slot] = h, seq, ts
         kinds[slot], self.ival[slot], self.fval[slot] = kind, ival, fval
+        self.score[slot] = _NAN if score is None else score
         self.next_pos = p + 1
         self.live += 1
         self.dirty.add(slot)
@@ -374,10 +412,15 @@ class WaitingStore:
         if not kind:
             return None
         if kind == BOOL:
-            return _BOOL_REC.pack(FALSE_TAG + self.ival[slot], self.keys[slot], self.seq[slot], self.ts[slot])
-        if kind == FLOAT:
-            return _FLOAT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.fval[slot])
-        return _INT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.ival[slot])
+            rec = _BOOL_REC.pack(FALSE_TAG + self.ival[slot], self.keys[slot], self.seq[slot], self.ts[slot])
+        elif kind == FLOAT:
+            rec = _FLOAT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.fval[slot])
+        else:
+            rec = _INT_REC.pack(kind, self.keys[slot], self.seq[slot], self.ts[slot], self.ival[slot])
+        score = self.score[slot]
+        if score != score:
+            return rec
+        return bytes([rec[0] - SCORED]) + rec[1:] + _SCORE.pack(score)
 
     def discard(self) -> None:
         self.dirty.clear()
@@ -392,7 +435,7 @@ class WaitingStore:
         self._grow(max([min(next_pos, self.capacity)] + [slot + 1 for slot, _ in records]))
         last, cap, index, mask, low = next_pos - 1, self.capacity, self.index, self.mask, next_pos
         for slot, raw in records:
-            kind, h, seq, ts, val = _unpack(raw)
+            kind, h, seq, ts, val, self.score[slot] = _unpack(raw)
             self.keys[slot], self.seq[slot], self.ts[slot], self.kind[slot] = h, seq, ts, kind
             if kind == FLOAT:
                 self.fval[slot] = val
@@ -408,25 +451,30 @@ class WaitingStore:
 
     @staticmethod
     def entries(records: list[tuple[int, bytes]], next_pos: int,
-                capacity: int) -> list[tuple[int, tuple[int, int, float, int, int, float]]]:
+                capacity: int) -> list[tuple[int, tuple[int, int, float, int, int, float, float | None]]]:
         """``(position, add arguments)`` of stored records of a ring of ``capacity`` (to store them again)."""
         last, out = next_pos - 1, []
         for slot, raw in records:
-            kind, h, seq, ts, val = _unpack(raw)
-            args = (h, seq, ts, kind, 0, float(val)) if kind == FLOAT else (h, seq, ts, kind, int(val), 0.0)
-            out.append((last - (last - slot) % capacity, args))
+            kind, h, seq, ts, val, score = _unpack(raw)
+            ival, fval = (0, float(val)) if kind == FLOAT else (int(val), 0.0)
+            out.append((last - (last - slot) % capacity, (h, seq, ts, kind, ival, fval, _score(score))))
         return out
 
 
+Joined = tuple[float, int, float, float | None, int | None, int | None]
+"""A joined pair: the prediction's event time and sequence number, the error, the prediction's score,
+and the classes (:func:`class_code`) of the label and of the prediction."""
+
+
 class LabelJoin:
-    """The two waiting stores, the counters, and the errors joined since the last evaluation."""
+    """The two waiting stores, the counters, and the pairs joined since the last evaluation."""
 
     def __init__(self, horizon_s: float, max_pending: int, max_labels: int) -> None:
         self.horizon_s, self.max_pending, self.max_labels = horizon_s, max_pending, max_labels
         self.preds = WaitingStore(max_pending)
         self.labels = WaitingStore(max_labels)
         self.c = JoinCounters(pred_cap=self.preds.capacity, label_cap=self.labels.capacity)
-        self.joined: list[tuple[float, int, float]] = []
+        self.joined: list[Joined] = []
         self._taken: bytes | None = None  # the counters field as last taken (None: unknown)
 
     def nbytes(self) -> int:
@@ -443,12 +491,15 @@ class LabelJoin:
         labels = self.labels
         slot = labels.pop(h) if labels.live else -1
         if slot >= 0:
-            err, is_class = coded_error(kind, ival, fval, labels.popped_kind, labels.ival[slot], labels.fval[slot])
+            lk, li, lf = labels.popped_kind, labels.ival[slot], labels.fval[slot]
+            err, is_class = coded_error(kind, ival, fval, lk, li, lf)
             if c.binary is None:
                 c.binary = is_class
-            self.joined.append((ev.ts, seq, err))
+            score = None if ev.score is None else _SCORE.unpack(_SCORE.pack(ev.score))[0]  # as a stored one
+            self.joined.append((ev.ts, seq, err, score, li if lk != FLOAT else class_code(lk, li, lf),
+                                ival if kind != FLOAT else class_code(kind, ival, fval)))
             c.joined += 1
-        elif self.preds.add(h, seq, ev.ts, kind, ival, fval) is not None:
+        elif self.preds.add(h, seq, ev.ts, kind, ival, fval, ev.score) is not None:
             c.evicted_predictions += 1
 
     def label(self, ev: Event) -> None:
@@ -460,10 +511,14 @@ class LabelJoin:
         preds = self.preds
         slot = preds.pop(h) if preds.live else -1
         if slot >= 0:
-            err, is_class = coded_error(preds.popped_kind, preds.ival[slot], preds.fval[slot], kind, ival, fval)
+            pk, pi, pf = preds.popped_kind, preds.ival[slot], preds.fval[slot]
+            err, is_class = coded_error(pk, pi, pf, kind, ival, fval)
             if c.binary is None:
                 c.binary = is_class
-            self.joined.append((preds.ts[slot], preds.seq[slot], err))
+            score = preds.score[slot]
+            self.joined.append((preds.ts[slot], preds.seq[slot], err, None if score != score else score,
+                                ival if kind != FLOAT else class_code(kind, ival, fval),
+                                pi if pk != FLOAT else class_code(pk, pi, pf)))
             c.joined += 1
             return
         if self.labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
@@ -476,8 +531,8 @@ class LabelJoin:
         self.c.expired_predictions += self.preds.expire(cutoff)
         self.c.expired_labels += self.labels.expire(cutoff)
 
-    def take_errors(self) -> list[tuple[float, int, float]]:
-        """Errors joined since the last call, in prediction event-time order."""
+    def take_errors(self) -> list[Joined]:
+        """Pairs joined since the last call, in prediction event-time order."""
         out = sorted(self.joined)
         self.joined = []
         return out
@@ -504,9 +559,9 @@ class LabelJoin:
 
     def load(self, stored: dict[str, bytes]) -> None:
         if fields.JOIN in stored:
-            kind = tuple[JoinCounters, list[tuple[float, int, float]]]
-            self.c, joined = msgspec.msgpack.decode(stored[fields.JOIN], type=kind)
-            self.joined = list(joined)
+            self.c, joined = msgspec.msgpack.decode(stored[fields.JOIN], type=tuple[JoinCounters, list[list[Any]]])
+            # schema versions 0 to 3 stored (ts, seq, error) only: no score, classes unknown
+            self.joined = [(j[0], j[1], j[2], *(j[3:] if len(j) == 6 else (None, None, None))) for j in joined]
         c = self.c
         found = _stored_records(stored)
         for name, store, attr in ((fields.PREDICTIONS, self.preds, "pred"), (fields.LABELS, self.labels, "label")):
@@ -520,7 +575,7 @@ class LabelJoin:
                 continue
             # Another capacity, or the former layout (a field per id): store the entries again, oldest first.
             rows = store.entries(records, pos, cap)
-            rows += [(pos + i, (key_hash(key), e.seq, e.ts, *encode_value(e.value)))
+            rows += [(pos + i, (key_hash(key), e.seq, e.ts, *encode_value(e.value), None))
                      for i, (key, e) in enumerate(sorted(legacy, key=lambda kv: kv[1].seq))]
             evicted = sum(store.add(*args) is not None for _, args in sorted(rows, key=lambda r: r[0]))
             if attr == "pred":

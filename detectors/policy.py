@@ -40,6 +40,7 @@ ACTIONS: dict[str, str] = {
     "data_quality": "check upstream pipeline",
     "prediction_drift": "check recent model deploys and inputs; rollback if the model changed",
     "concept_drift": "retrain",
+    "estimated_performance": "check which inputs moved; confirm with labels as they arrive; retrain if confirmed",
     "pipeline_health": "check upstream pipeline",
 }
 SEVERITY = {1: "warning", 2: "critical"}

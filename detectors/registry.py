@@ -5,7 +5,7 @@ registered at import time by side effect; a duplicate or unknown name raises
 with the valid names.
 
 >>> sorted(REGISTRY)[:4]
-['adwin', 'chi2', 'constant_output', 'ddm']
+['accuracy', 'adwin', 'chi2', 'constant_output']
 >>> make("ks", {}).params.critical
 0.2
 >>> try:
@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from detectors.base import CATEGORICAL, COLUMN, ERROR, HEALTH, JOINT, NUMERIC, QUALITY
+from detectors.band_check import METRICS, BandCheck, BandParams, EstimateParams
+from detectors.base import CATEGORICAL, COLUMN, ERROR, ESTIMATE, HEALTH, JOINT, NUMERIC, PERFORMANCE, QUALITY
 from detectors.chi2 import Chi2, Chi2Params
 from detectors.error_rate import ErrorRate, ErrorRateParams
 from detectors.errors import ConfigError
@@ -75,6 +76,12 @@ def _stream(name: str) -> Callable[[Any], Any]:
     return functools.partial(StreamDetector.create, name)
 
 
+def _band(name: str) -> Entry:
+    scored = METRICS[name].source == "scored"
+    return Entry(name, ESTIMATE if scored else PERFORMANCE, EstimateParams if scored else BandParams,
+                 functools.partial(BandCheck, METRICS[name]))
+
+
 _ENTRIES: tuple[Entry, ...] = (
     Entry("ks", NUMERIC, KSParams, KS),
     Entry("chi2", COLUMN, Chi2Params, Chi2),
@@ -101,6 +108,7 @@ _ENTRIES: tuple[Entry, ...] = (
     Entry("event_lag", HEALTH, EventLagParams, EventLag),
     Entry("dead_letter_rate", HEALTH, DeadLetterParams, DeadLetterRate),
     Entry("pca_reconstruction", JOINT, PCAReconstructionParams, PCAReconstruction),
+    *(_band(name) for name in METRICS),
 )
 
 
@@ -156,6 +164,8 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
     ("prediction.score_detectors", "numeric"),
     ("prediction.class_detectors", "categorical"),
     ("concept.detectors", "error"),
+    ("performance.detectors", "performance"),
+    ("performance.estimators", "estimate"),
     ("health.detectors", "health"),
     ("multivariate.detectors", "joint"),
 )
@@ -189,6 +199,7 @@ def _check_numbers(s: DetectionSettings) -> None:
     positive = {"reference_size": s.reference_size, "window_size": s.window_size, "eval_every": s.eval_every,
                 "concept.reference_size": s.concept.reference_size, "concept.window_size": s.concept.window_size,
                 "concept.max_pending": s.concept.max_pending, "numeric.bins": s.numeric.bins - 1,
+                "performance.reference_size": s.performance.reference_size,
                 "policy.fire_after": s.policy.fire_after, "policy.resolve_after": s.policy.resolve_after,
                 "health.tick_every": s.health.tick_every, "health.lag_window": s.health.lag_window,
                 "concept.max_pending_labels": s.concept.max_pending_labels,
@@ -203,6 +214,11 @@ def _check_numbers(s: DetectionSettings) -> None:
             raise ConfigError(f"detection.{key}", "must not be negative")
     if s.policy.group.min_features == 1 or s.policy.group.min_features < 0 or s.policy.group.span_events < 0:
         raise ConfigError("detection.policy.group", "need min_features 0 (no grouping) or at least 2, span_events >= 0")
+    for name in s.performance.detectors + s.performance.estimators:
+        longest = max(params_for(name, effective_params(s, name)).windows)  # type: ignore[attr-defined]
+        if longest > s.performance.reference_size:
+            raise ConfigError(f"detection.params.{name}.windows", f"a window of {longest} is longer than "
+                              f"performance.reference_size ({s.performance.reference_size})")
     if not 0 < s.policy.alpha < 1 or not 0 < s.policy.alpha_critical <= s.policy.alpha:
         raise ConfigError("detection.policy.alpha", "need 0 < alpha_critical <= alpha < 1")
     overlap = set(s.categorical_features) & set(s.numeric_features)

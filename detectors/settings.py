@@ -118,6 +118,22 @@ class MultivariateSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     """Multivariate drift detectors (registry names), fitted on the version's first reference_size feature events."""
 
 
+class PerformanceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Performance against a reference of joined labels (concept_drift), and estimated from scores alone
+    before labels arrive (estimated_performance)."""
+
+    detectors: list[str] = msgspec.field(default_factory=lambda: ["accuracy", "roc_auc", "mae"])
+    """Metrics on joined labels kept within their reference band (each runs where it applies)."""
+    estimators: list[str] = msgspec.field(default_factory=lambda: ["estimated_accuracy"])
+    """Metrics estimated from the scores of recent predictions, calibrated on the reference's labels
+    (estimated_roc_auc is off by default: it drifts low on slowly moving scores; see the README)."""
+    reference_size: int = 5000
+    """Joined labels of a version that form its performance reference (its first ones)."""
+    score: Literal["auto", "positive_class", "predicted_class"] = "auto"
+    """What a classifier's score is: the chance of the positive class, the confidence in the predicted
+    class, or auto (decided on the reference; see the README)."""
+
+
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Pipeline-health detectors of the stream itself."""
 
@@ -166,6 +182,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     """Label join and concept-drift detectors."""
     multivariate: MultivariateSettings = MultivariateSettings()
     """Detectors of the features jointly."""
+    performance: PerformanceSettings = PerformanceSettings()
+    """Performance bands on joined labels and estimated from scores."""
     health: HealthSettings = HealthSettings()
     """Pipeline-health detectors."""
     policy: PolicySettings = PolicySettings()

@@ -14,9 +14,16 @@ prediction ``y_pred`` (0/1) and the score ``y_pred_proba``; its label event foll
 
 With ``--baseline`` the reference is not the log's first events but a baseline built by
 ``driftwire baseline build`` from the reference CSV (its booleans, integers and strings kept;
-``id``, ``timestamp`` and the outcome left out): the whole log replays against it.
+``id`` and ``timestamp`` left out, the outcome ``repaid`` as its label column): the whole log
+replays against it, and its labelled rows are the performance reference from the first event.
 
 Run: ``.venv/bin/python -m benchmarks.detection.car_loan [--label-delay-rows 2000] [--baseline]``
+
+It prints the data-drift summary (which features fired, how many rows after the change) and the
+performance summary: the first ``concept_drift`` alert after the change (which metric, how many
+labelled rows of the drifted period it took) and the first ``estimated_performance`` alert (the
+estimate from the scores alone), with how many rows before the first label of the drifted period
+arrives it fired; with ``--label-delay-rows 5000`` that label comes 5,000 rows after the change.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ ANALYSIS_ROWS = 50_000
 CHANGE_ROW = REFERENCE_ROWS + ANALYSIS_ROWS // 2
 """The first row of the drifted half of the analysis period (global row index)."""
 MODEL = "car_loan"
+
+
+LABELS_LATE: dict[str, object] = {"detection": {"concept": {"horizon_s": 90 * 86400.0}}}
+"""A row comes every ~8.7 minutes, so a label 2,000 rows late is ~12 days late and one 5,000 rows late ~30:
+beyond the default 7-day wait of a prediction for its label (they would expire unjoined)."""
 
 
 def data_dir() -> Path | None:
@@ -119,21 +131,25 @@ def build_baseline_file(data: Path) -> Path:
     out = CACHE / "car_loan-baseline.json"
     code = cli(["baseline", "build", str(data / "synthetic_car_loan_reference.csv"), "--model", MODEL,
                 "--version", "v1", "--out", str(out), "--score-column", "y_pred_proba",
-                "--prediction-column", "y_pred", "--ignore", "id,timestamp,repaid"])
+                "--prediction-column", "y_pred", "--label-column", "repaid", "--ignore", "id,timestamp"])
     if code:
         raise RuntimeError(f"baseline build failed ({code})")
     return out
 
 
-def summary(data: Path, label_delay_rows: int = 2000, baseline: bool = False) -> dict[str, object]:
-    """The data-drift summary of a default replay (against a baseline of the reference CSV if asked):
-    the features' first pages and, from the trace, when each was found (see :func:`replay_alerts`)."""
+def summary(data: Path, label_delay_rows: int = 2000, baseline: bool = False) -> dict[str, dict[str, object]]:
+    """The summaries of a default replay with labels allowed to come late (:data:`LABELS_LATE`; against a
+    baseline of the reference CSV if asked): data drift (the features' first pages and, from the trace,
+    when each was found, see :func:`replay_alerts`) and performance (:func:`performance_summary`)."""
     log = write_log(data, label_delay_rows)
-    tree: dict[str, object] = {"baselines": {f"{MODEL}:v1": str(build_baseline_file(data))}} if baseline else {}
+    tree: dict[str, object] = dict(LABELS_LATE)
+    if baseline:
+        tree["baselines"] = {f"{MODEL}:v1": str(build_baseline_file(data))}
     found: dict[str, int] = {}
-    out = data_drift_summary(replay_alerts(log, tree, found))
-    out["features_found_after_change"] = {name: row - CHANGE_ROW for name, row in sorted(found.items())}
-    return out
+    alerts = replay_alerts(log, tree, found)
+    drift = data_drift_summary(alerts)
+    drift["features_found_after_change"] = {name: row - CHANGE_ROW for name, row in sorted(found.items())}
+    return {"data_drift": drift, "performance": performance_summary(alerts, label_delay_rows)}
 
 
 def benchmark_part() -> dict[str, object] | None:
@@ -144,10 +160,19 @@ def benchmark_part() -> dict[str, object] | None:
               ".venv/bin/pip install -e '.[bench]')")
         return None
     out = {"first_events": summary(data), "baseline": summary(data, baseline=True)}
-    for name, s in out.items():
+    for name, both in out.items():
+        s, p = both["data_drift"], both["performance"]
         print(f"car_loan ({name} reference): data drift found after row {CHANGE_ROW:,}: "
               f"{s['features_found_after_change']} (paged: {s['features_after_change']}); "
               f"alerts before it: {s['alerts_before_change']} {s['before_change'][:5]}")
+        for kind in ("concept_drift", "estimated_performance"):
+            k = p[kind]
+            assert isinstance(k, dict)
+            when = (f"{k['labelled_rows_of_drifted_period']} labelled rows of the drifted period"
+                    if kind == "concept_drift" else
+                    f"{k['rows_before_first_drifted_label']} rows before the drifted period's first label")
+            print(f"car_loan ({name} reference): {kind}: "
+                  + (f"{k['detector']} at +{k['rows_after_change']} rows, {when}" if k["found"] else "not found"))
     return out
 
 
@@ -197,6 +222,41 @@ def data_drift_summary(alerts: list[dict[str, object]]) -> dict[str, object]:
                 first.setdefault(name, row_of(a) - CHANGE_ROW)
     return {"features_after_change": first, "alerts_before_change": len(early),
             "before_change": [f"{a['kind']}/{a['feature']}/{a['detector']}@{row_of(a)}" for a in early]}
+
+
+def arrival_row(alert: dict[str, object], label_delay_rows: int) -> int:
+    """The row at whose time an alert fired (a label of row ``j`` arrives with row ``j + delay``)."""
+    eid = str(alert["event_id"])
+    return int(eid[1:]) + (label_delay_rows if eid.startswith("l") else 0)
+
+
+def performance_summary(alerts: list[dict[str, object]], label_delay_rows: int) -> dict[str, object]:
+    """When the performance drop was found with labels, and when the estimate saw it without them."""
+    firing = [a for a in alerts if a["status"] == "firing"]
+    first_label = CHANGE_ROW + label_delay_rows  # the row at which the drifted period's first label arrives
+    out: dict[str, object] = {
+        "label_delay_rows": label_delay_rows, "first_label_of_drifted_period_at_row": first_label,
+        "alerts_before_change": [f"{a['kind']}/{a['detector']}@{arrival_row(a, label_delay_rows)}"
+                                 for a in firing if arrival_row(a, label_delay_rows) < CHANGE_ROW],
+    }
+    for kind in ("concept_drift", "estimated_performance"):
+        after = [a for a in firing if a["kind"] == kind and arrival_row(a, label_delay_rows) >= CHANGE_ROW]
+        incidents = {str(a["alert_id"]) for a in after}
+        resolved = [a for a in alerts if a["status"] == "resolved" and a["alert_id"] in incidents]
+        first = after[0] if after else None
+        entry: dict[str, object] = {"found": first is not None, "incidents": len(incidents), "resolved": len(resolved)}
+        if first is not None:
+            at = arrival_row(first, label_delay_rows)
+            details = first.get("details")
+            d = details if isinstance(details, dict) else {}
+            entry.update(detector=first["detector"], severity=first["severity"], at_row=at,
+                         rows_after_change=at - CHANGE_ROW, rows_before_first_drifted_label=first_label - at,
+                         reference=d.get("reference"), current=d.get("current"), band=d.get("band"),
+                         window=d.get("window"))
+            if kind == "concept_drift":
+                entry["labelled_rows_of_drifted_period"] = max(0, at - first_label + 1)
+        out[kind] = entry
+    return out
 
 
 def _named_features(alert: dict[str, object]) -> list[str]:

@@ -21,7 +21,8 @@ import msgspec
 import numpy as np
 
 import benchmarks.detection.streams_dependent  # registers its streams
-import benchmarks.detection.streams_multivariate  # noqa: F401  (registers its streams)
+import benchmarks.detection.streams_multivariate  # registers its streams
+import benchmarks.detection.streams_performance  # noqa: F401  (registers its streams)
 from benchmarks.detection.streams import CLEAN, DRIFT, REQUIRED, Stream, prediction_index
 from detectors.baseline import Baseline
 from detectors.events import Alert, Event
@@ -54,6 +55,7 @@ def replay(events: list[Event], settings: DetectionSettings, batch: int = 500,
 
 def run_drift(name: str, seed: int, settings: DetectionSettings, n: int, change: int) -> dict[str, object]:
     stream = DRIFT[name](np.random.default_rng(seed), n, change)
+    change = stream.change if stream.change is not None else change  # a scenario may run its own length
     pos = dict(zip((e.event_id for e in stream.events), prediction_index(stream.events), strict=True))
     at = {e.event_id: i for i, e in enumerate(stream.events)}
     change_at = next(i for i, e in enumerate(stream.events) if e.stream == "prediction" and pos[e.event_id] == change)

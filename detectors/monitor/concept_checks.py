@@ -3,7 +3,9 @@
 Errors joined since the last evaluation are fed in prediction event-time order: the first
 ``concept.reference_size`` fill the error reference, later ones the error window (with their
 event times) and the error-stream detectors. Error-stream detectors of 0/1 errors only run once
-the joined errors are known to be class errors.
+the joined errors are known to be class errors. The same joined pairs (with their scores and
+classes) go on to the version's performance state (:mod:`detectors.monitor.performance_checks`
+reads it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import fields
+from detectors.join import Joined
 from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings, Hit, add_stream_findings
 from detectors.policy import Key
@@ -30,6 +33,7 @@ class ConceptChecks:
         d = self.data
         errs = d.join.take_errors()
         hits = self._feed(errs) if errs else {}
+        d.perf.joined(errs, bool(d.join.c.binary))
         r = d.rings
         view = ErrorView(r[fields.ERROR_REF].ordered(), r[fields.ERROR_WINDOW].ordered(), bool(d.join.c.binary),
                          r[fields.ERROR_TIMES].ordered())
@@ -43,7 +47,7 @@ class ConceptChecks:
         binary = bool(self.data.join.c.binary)
         return [det for det in self.data.err_stream if binary or det.kinds != {"error"}]
 
-    def _feed(self, errs: list[tuple[float, int, float]]) -> dict[str, Hit]:
+    def _feed(self, errs: list[Joined]) -> dict[str, Hit]:
         d = self.data
         ts = np.array([e[0] for e in errs])
         vals = np.array([e[2] for e in errs])

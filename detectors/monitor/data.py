@@ -1,4 +1,5 @@
-"""What one model version holds between events: its scalars, columns, rings, label join and error stream.
+"""What one model version holds between events: its scalars, columns, rings, label join, error stream
+and performance state.
 
 :mod:`~detectors.monitor.ingest` writes it, the finding sources read it at an evaluation, and
 :mod:`~detectors.monitor.state` persists it. Columns are made here and nowhere else (from events,
@@ -33,6 +34,7 @@ from detectors.checks import Checks
 from detectors.column import Column
 from detectors.join import LabelJoin
 from detectors.joint_models import JointModels
+from detectors.performance import Performance
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring
 from detectors.settings import DetectionSettings
@@ -90,15 +92,17 @@ class VersionData:
         self.join = LabelJoin(c.horizon_s, c.max_pending, c.max_pending_labels)
         self.err_stream = [checks.new_stream(n) for n in checks.error_stream]
         self.err_dirty = False
+        self.perf = Performance(settings.performance, checks.performance, c.max_pending)
         self.spaces: dict[Group, BlockSpace] = {}
         self.baseline: Baseline | None = None
         self.joint = JointModels(checks.joint, settings)
 
     def nbytes(self) -> int:
         """Bytes this version holds now: its numpy buffers (rings, references, block spaces, the rows the
-        multivariate fit collects), the label join's stores, and a fixed estimate for the Python objects
-        of the version and of each column."""
+        multivariate fit collects), the label join's stores, the performance rings and calibration, and a
+        fixed estimate for the Python objects of the version and of each column."""
         n = VERSION_OVERHEAD + sum(r.arr.nbytes for r in self.rings.values()) + self.join.nbytes()
+        n += self.perf.nbytes()
         for col in self.columns.values():
             n += COLUMN_OVERHEAD + col.ref_ring.arr.nbytes + col.values.arr.nbytes + col.flags.arr.nbytes
             n += FROZEN_COLUMN_OVERHEAD if col.ref is not None else 0
@@ -207,6 +211,8 @@ class VersionData:
                 m.outputs.append("\x00" + role)
         m.frozen = True
         self.reserve_spaces()
+        if b.labelled is not None:
+            self.perf.from_baseline(b.labelled)
 
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self.new_column(name, role, fb.kind, declared)

@@ -6,7 +6,9 @@
    :class:`~detectors.monitor.column_checks.ColumnChecks` (every column's windowed and stream
    detectors, screened by group), :class:`~detectors.monitor.version_checks.NewFeatures` (names
    the reference never had), :class:`~detectors.monitor.joint_checks.JointChecks` (the features
-   together), :class:`~detectors.monitor.concept_checks.ConceptChecks` (joined errors) and
+   together), :class:`~detectors.monitor.concept_checks.ConceptChecks` (joined errors),
+   :class:`~detectors.monitor.performance_checks.PerformanceChecks` (performance bands, measured on
+   joined labels and estimated from scores; it reads the pairs the concept checks took) and
    :class:`~detectors.monitor.version_checks.HealthChecks` (gaps, lag, dead letters).
    A new check is one more source in :func:`default_sources`.
 2. **Adjust.** :meth:`Policy.adjust` corrects the p-values of each alert kind together (with the
@@ -29,6 +31,7 @@ from detectors.monitor.concept_checks import ConceptChecks
 from detectors.monitor.data import VersionData
 from detectors.monitor.findings import Findings, FindingSource
 from detectors.monitor.joint_checks import JointChecks
+from detectors.monitor.performance_checks import PerformanceChecks
 from detectors.monitor.version_checks import HealthChecks, NewFeatures
 from detectors.policy import At, Policy
 from detectors.trace import Tracing
@@ -39,7 +42,7 @@ S = TypeVar("S")
 def default_sources(data: VersionData) -> list[FindingSource]:
     """The finding sources of a version, in the order their findings reach the policy."""
     return [BaselineCheck(data), ColumnChecks(data), NewFeatures(data), JointChecks(data), ConceptChecks(data),
-            HealthChecks(data)]
+            PerformanceChecks(data), HealthChecks(data)]
 
 
 class Evaluation:

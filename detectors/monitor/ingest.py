@@ -62,7 +62,8 @@ class Ingest:
         m.n_events += len(seg)
         m.since_eval += len(seg)
         obs: list[Event] = []
-        keep, label, predict = obs.append, d.join.label, d.join.prediction
+        preds: list[Event] = []
+        keep, label, predict, scored = obs.append, d.join.label, d.join.prediction, preds.append
         for e in seg:
             stream = e.stream
             if stream == "label":
@@ -71,6 +72,9 @@ class Ingest:
             keep(e)
             if stream == "prediction" and e.prediction is not None:
                 predict(e)
+                scored(e)
+        if preds:
+            d.perf.predictions(preds)
         self._track_time(seg)
         if d.baseline is not None and m.baseline_mismatch is None:
             d.note_types([f for e in obs if (f := e.features) is not None],

@@ -136,6 +136,10 @@ class ModelMonitor:
             return self.tracing.decide(self.policy, found, [None], at, m.n_events)
         return self.policy.decide(found, at, m.n_events)
 
+    def take_notices(self) -> list[str]:
+        """What the runtime should log once (a performance check that cannot be armed), since the last call."""
+        return self.data.perf.take_notices()
+
     def nbytes(self) -> int:
         """Bytes this version holds now (see :meth:`VersionData.nbytes`); grows with data, up to its bounds."""
         return self.data.nbytes()

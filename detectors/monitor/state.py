@@ -51,6 +51,7 @@ class VersionState:
         for name, ring in d.rings.items():
             kind, owner = fields.split_ring(name)
             ring.take(kind, owner, out, seg)
+        d.perf.take(out, seg)
         if segments is None:
             seg.encode()
         out.update(d.join.take())
@@ -70,6 +71,7 @@ class VersionState:
         for ring in d.rings.values():
             ring.discard()
         d.join.discard()
+        d.perf.discard()
         self.policy.discard()
         d.joint.discard()
         d.err_dirty = self._schema_due = False
@@ -82,11 +84,13 @@ class VersionState:
         rings = [r for col in d.columns.values() for r in (col.ref_ring, col.ref_flags, col.values, col.flags)]
         rings += [*d.rings.values(), *d.joint.rows.rings.values()]
         marks = [ring.mark() for ring in rings]
+        perf_mark = d.perf.mark()
         for col in d.columns.values():
             col.touch_all()
         for ring in d.rings.values():
             ring.touch_all()
         d.join.touch_all()
+        d.perf.touch_all()
         self.policy.touch_all()
         d.joint.touch_all()
         d.err_dirty = self._schema_due = True
@@ -94,6 +98,7 @@ class VersionState:
         out = {k: v for k, v in self.take_delta().items() if v is not None}
         for ring, mark in zip(rings, marks, strict=True):
             ring.reset(mark)
+        d.perf.reset(perf_mark)
         return out
 
     def load(self, stored: dict[str, bytes]) -> None:
@@ -110,6 +115,7 @@ class VersionState:
         for name in d.meta.features + d.meta.outputs:
             self._load_column(name, stored, rings.get(name, {}))
         d.join.load(stored)
+        d.perf.load(stored, rings)
         self.policy.load(stored)
         d.joint.load(stored)
         d.reserve_spaces()

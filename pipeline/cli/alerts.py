@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from detectors.errors import DriftwireError
+from detectors.events import AlertKind
 from pipeline.cli.args import at_least
 
 
@@ -18,7 +19,8 @@ def add_parser(sub: Any, cfg: argparse.ArgumentParser) -> None:
     t = asub.add_parser("tail", parents=[cfg], help="print alerts from the alert topic as they come")
     t.add_argument("--json", action="store_true", help="one JSON object per line, for pipes")
     t.add_argument("--model", default=None, help="only this model")
-    t.add_argument("--kind", default=None, help="only this kind (data_drift, concept_drift, ...)")
+    t.add_argument("--kind", default=None, choices=get_args(AlertKind), metavar="KIND",
+                   help=f"only this kind ({', '.join(get_args(AlertKind))})")
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     t.add_argument("--max-alerts", type=at_least(1), default=None)
     t.add_argument("--timeout", type=float, default=None)

@@ -23,11 +23,13 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         raise UsageError(f"no such training file: {path}")
     refuse_overlap(args.out, [path], "the baseline")
     categorical, numeric = _names(args.categorical), _names(args.numeric)
-    outputs_cat = [args.prediction_column] if args.prediction_column else []  # typed, never warned about
-    outputs_num = [args.score_column] if args.score_column else []
-    rows, notes = read_rows(path, categorical + outputs_cat, numeric + outputs_num, set(_names(args.ignore)))
+    prediction = [args.prediction_column] if args.prediction_column else []
+    label = [args.label_column] if args.label_column else []
+    scores = [args.score_column] if args.score_column else []
+    # the outputs are typed as they are (the label join compares them so), never warned about
+    rows, notes = read_rows(path, categorical, numeric + scores, set(_names(args.ignore)), prediction + label)
     check_declared(path, rows, {"--categorical": categorical, "--numeric": numeric,
-                                "--prediction-column": outputs_cat, "--score-column": outputs_num})
+                                "--prediction-column": prediction, "--label-column": label, "--score-column": scores})
     for note in notes:
         print(f"driftwire: warning: {note}", file=sys.stderr)
     baseline = build_baseline(
@@ -38,6 +40,7 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         numeric_features=numeric,
         score_column=args.score_column,
         prediction_column=args.prediction_column,
+        label_column=args.label_column,
     )
     write_atomic(args.out, encode_baseline(baseline), "the baseline")
     print(f"wrote baseline for {args.model}:{args.version} to {args.out}")

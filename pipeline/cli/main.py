@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--numeric", default="", help="comma-separated features to treat as numeric")
     bb.add_argument("--score-column", default=None, help="column holding the model's score, for prediction drift")
     bb.add_argument("--prediction-column", default=None, help="column holding the model's prediction")
+    bb.add_argument("--label-column", default=None,
+                    help="column holding the outcome (with --prediction-column): its rows become the performance "
+                         "reference")
     bb.add_argument("--ignore", default="", help="comma-separated columns that are not features (ids, timestamps, "
                                                  "outcomes)")
 

@@ -39,6 +39,7 @@ def replay_cmd(args: argparse.Namespace) -> int:
         sink.discard()  # an interrupted replay leaves the former alerts file, never a truncated one
         raise
     sink.close()
+    _log_notices(summary)
     if args.json:  # stdout carries the summary only: one JSON object for scripts
         sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
         return 0
@@ -60,6 +61,17 @@ def human_summary(summary: ReplaySummary) -> str:
     refused = f", {summary.features_refused} feature values refused" if summary.features_refused else ""
     return (f"replayed {summary.lines} lines: {summary.events} events, {sum(dead.values())} dead letters{why}"
             f"{refused}, {summary.alerts} alerts ({summary.firing} firing, {summary.resolved} resolved)")
+
+
+def _log_notices(summary: ReplaySummary) -> None:
+    """Log once what the engine reported (a check that cannot be armed); a replay loads no logging
+    library unless there is a line to write."""
+    if summary.notices:
+        from pipeline.telemetry.logs import get_logger
+
+        log = get_logger("driftwire.replay")
+        for model, version, text in summary.notices:
+            log.info("detector_not_armed", model=model, model_version=version, detail=text)
 
 
 def _replay(args: argparse.Namespace, path: Path, config: Config, secrets: Secrets, sink: AlertSink) -> ReplaySummary:

@@ -5,8 +5,10 @@ JSONL and Parquet carry their types. A CSV cell is text, so each CSV column is t
 other numbers are floats, anything else is text, an empty cell is missing. A column declared
 categorical keeps booleans and integers (live events send them so) and is text otherwise; a
 column declared numeric must hold numbers. A column of only 0 and 1 stays an integer (numeric),
-with a warning naming it; a column that mixes numbers or booleans with text is refused, naming it
-and showing a cell of each, since its live type cannot be known.
+with a warning naming it, unless it is one of the model's outputs (prediction, label: typed as
+their cells say, so that a prediction and its label compare as the live events will); a column
+that mixes numbers or booleans with text is refused, naming it and showing a cell of each, since
+its live type cannot be known.
 
 >>> rows, notes = type_csv_columns([{"ok": "True", "n": "1", "x": "0.5"}, {"ok": "false", "n": "0", "x": ""}])
 >>> rows
@@ -34,12 +36,14 @@ class TrainingFileError(DriftwireError):
 
 
 def read_rows(path: Path, categorical: Collection[str] = (), numeric: Collection[str] = (),
-              ignore: Collection[str] = ()) -> tuple[list[Mapping[str, object]], list[str]]:
+              ignore: Collection[str] = (), outputs: Collection[str] = ()
+              ) -> tuple[list[Mapping[str, object]], list[str]]:
     """The rows of a training file (feature name -> value, None when missing; the ``ignore`` columns
-    left out) and warnings about them. A file that is not what its name says, or that holds no
-    rows, is refused with one message naming the file (and the line or column)."""
+    left out) and warnings about them; ``outputs``: the prediction and label columns (typed as they
+    are). A file that is not what its name says, or that holds no rows, is refused with one message
+    naming the file (and the line or column)."""
     try:
-        rows, notes = _read(path, categorical, numeric, ignore)
+        rows, notes = _read(path, categorical, numeric, ignore, outputs)
     except UnicodeDecodeError as exc:
         raise TrainingFileError(f"{path} is not UTF-8 text") from exc
     if not rows:
@@ -47,11 +51,11 @@ def read_rows(path: Path, categorical: Collection[str] = (), numeric: Collection
     return rows, notes
 
 
-def _read(path: Path, categorical: Collection[str], numeric: Collection[str],
-          ignore: Collection[str]) -> tuple[list[Mapping[str, object]], list[str]]:
+def _read(path: Path, categorical: Collection[str], numeric: Collection[str], ignore: Collection[str],
+          outputs: Collection[str]) -> tuple[list[Mapping[str, object]], list[str]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        rows, notes = type_csv_columns(_csv(path, ignore), categorical, numeric)
+        rows, notes = type_csv_columns(_csv(path, ignore), categorical, numeric, outputs)
         return list(rows), notes
     if suffix in (".jsonl", ".ndjson", ".json"):
         return [_without(r, ignore) for r in _jsonl(path)], []
@@ -139,21 +143,22 @@ def _jsonl(path: Path) -> Iterator[Mapping[str, object]]:
             yield row
 
 
-def type_csv_columns(rows: list[dict[str, str]], categorical: Collection[str] = (), numeric: Collection[str] = ()
-                     ) -> tuple[list[dict[str, object]], list[str]]:
+def type_csv_columns(rows: list[dict[str, str]], categorical: Collection[str] = (), numeric: Collection[str] = (),
+                     outputs: Collection[str] = ()) -> tuple[list[dict[str, object]], list[str]]:
     """Each CSV column typed as a whole (module docstring); the typed rows and the warnings."""
     names = list(rows[0]) if rows else []
     notes: list[str] = []
     typed: dict[str, list[object]] = {}
     for name in names:
         cells = [r.get(name) or "" for r in rows]
-        typed[name], note = _column(name, cells, name in categorical, name in numeric)
+        typed[name], note = _column(name, cells, name in categorical, name in numeric, name in outputs)
         if note:
             notes.append(note)
     return [{name: typed[name][i] for name in names} for i in range(len(rows))], notes
 
 
-def _column(name: str, cells: list[str], categorical: bool, numeric: bool) -> tuple[list[object], str | None]:
+def _column(name: str, cells: list[str], categorical: bool, numeric: bool, output: bool = False
+            ) -> tuple[list[object], str | None]:
     full = [c for c in cells if c != ""]
     kinds = {_kind(c) for c in full}
     if numeric:
@@ -165,7 +170,7 @@ def _column(name: str, cells: list[str], categorical: bool, numeric: bool) -> tu
         return [_BOOL[c.lower()] if c else None for c in cells], None
     if kinds <= {"int"}:
         note = None
-        if not categorical and {int(c) for c in full} <= {0, 1}:
+        if not (categorical or output) and {int(c) for c in full} <= {0, 1}:
             note = (f"column {name!r} holds only 0 and 1: kept as an integer (numeric); "
                     "declare it with --categorical if it is a flag")
         return [int(c) if c else None for c in cells], note

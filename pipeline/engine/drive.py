@@ -20,16 +20,18 @@ Decoded = Event | DeadLetter
 
 
 class Step:
-    """What one batch did: its alerts, its dead letters with their positions in the batch, and the
+    """What one batch did: its alerts, its dead letters with their positions in the batch, the
     events the engine refused with their positions, reasons and details (the model cap, the memory
-    budget, the event-time guard); all go to the dead-letter topic live."""
+    budget, the event-time guard; all go to the dead-letter topic live), and the engine's notices,
+    (model, version, text) to log once (a check that cannot be armed)."""
 
-    __slots__ = ("alerts", "dead", "refused")
+    __slots__ = ("alerts", "dead", "notices", "refused")
 
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
         self.dead: list[tuple[int, DeadLetter]] = []
         self.refused: list[Refused] = []
+        self.notices: list[tuple[str, str, str]] = []
 
     @property
     def rejected(self) -> list[int]:
@@ -69,3 +71,4 @@ def _run(engine: Engine, events: Sequence[Event], offset: int, step: Step) -> No
         step.alerts += result.alerts
         step.refused += [(offset + p, why, detail)
                          for p, why, detail in zip(result.rejected, result.reasons, result.details, strict=True)]
+        step.notices += result.notices

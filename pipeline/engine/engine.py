@@ -49,6 +49,8 @@ class BatchResult(msgspec.Struct):
     """Why each was refused (``model_cap``, ``ts_out_of_range``), in the order of ``rejected``."""
     details: list[str] = []
     """A human detail for each, in the same order."""
+    notices: list[tuple[str, str, str]] = []
+    """(model, version, text) of what the runtime should log once, e.g. a check that cannot be armed."""
 
 
 class Engine:
@@ -102,7 +104,9 @@ class Engine:
             alerts = self._process_ticked(batch, rejected)
         self.budget.touched(groups)  # refused keys are not held: re-reading them finds nothing
         rejected.sort()
-        return BatchResult(alerts, [r[0] for r in rejected], [r[1] for r in rejected], [r[2] for r in rejected])
+        notices = [(*key, text) for key in groups if key in self.models for text in self.models[key].take_notices()]
+        return BatchResult(alerts, [r[0] for r in rejected], [r[1] for r in rejected], [r[2] for r in rejected],
+                           notices)
 
     def _process_guarded(self, batch: Sequence[Event], groups: dict[ModelKey, _Group]) -> BatchResult:
         """The batch less the events the event-time guard refuses (:mod:`.clock`): those are no
@@ -330,11 +334,12 @@ class Engine:
 def _joined(head: BatchResult, tail: BatchResult, cut: int) -> BatchResult:
     """The result of a batch processed as two, ``tail`` starting at position ``cut``."""
     return BatchResult(head.alerts + tail.alerts, head.rejected + [cut + p for p in tail.rejected],
-                       head.reasons + tail.reasons, head.details + tail.details)
+                       head.reasons + tail.reasons, head.details + tail.details, head.notices + tail.notices)
 
 
 def _with_refused(result: BatchResult, refused: list[Refused]) -> BatchResult:
-    return BatchResult(result.alerts, [r[0] for r in refused], [r[1] for r in refused], [r[2] for r in refused])
+    return BatchResult(result.alerts, [r[0] for r in refused], [r[1] for r in refused], [r[2] for r in refused],
+                       result.notices)
 
 
 def _jump_key(key: ModelKey) -> str:

@@ -138,6 +138,9 @@ class Shard:
         self.base = dict(pending.next_offsets)
         self.pending = pending
         self._count(items, len(letters), step.alerts, time.monotonic() - t0)
+        for model, version, text in step.notices:
+            self.io.log.info("detector_not_armed", partition=self.number, model=model, model_version=version,
+                             detail=text)
 
     def _refused(self, item: Item, reason: str, detail: str) -> DeadLetter:
         """The dead letter of an event the engine refused (the model cap, the memory budget, the

@@ -44,6 +44,8 @@ class ReplaySummary(msgspec.Struct):
     resolved: int = 0
     features_refused: int = 0
     """Feature values refused by the per-event cap on new names and by max_features (not events)."""
+    notices: list[tuple[str, str, str]] = []
+    """(model, version, text) of what the engine reported once (a check that cannot be armed)."""
 
 
 class Checkpoint(Protocol):
@@ -123,3 +125,4 @@ def _count(summary: ReplaySummary, batch: LogBatch, step: Step) -> None:
     summary.alerts += len(step.alerts)
     summary.firing += sum(a.status == "firing" for a in step.alerts)
     summary.resolved += sum(a.status == "resolved" for a in step.alerts)
+    summary.notices += step.notices

@@ -26,7 +26,7 @@ from pipeline.report.page import incidents, markers_for, spans_for
 from pipeline.report.svg import CRIT, PALETTE, WARN, HLine, Line, bar_chart, esc, fmt_num, fmt_time, line_chart
 from pipeline.report.trace import Series
 
-KINDS = ("data_drift", "prediction_drift", "concept_drift", "data_quality", "pipeline_health")
+KINDS = ("data_drift", "prediction_drift", "concept_drift", "estimated_performance", "data_quality", "pipeline_health")
 HIST_BINS = 30
 MAX_BARS = 30
 

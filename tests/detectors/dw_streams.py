@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
 from detectors.events import Event
@@ -45,3 +46,12 @@ def stream(n: int, seed: int = 0, *, shift_at: int | None = None, shift: float =
                                                         prediction_id=f"p{i}", label="y" if t else "n"))
         out.extend(pending.pop(i, []))
     return out
+
+
+def as_regression(events: list[Event]) -> list[Event]:
+    """The same stream from a regressor: numbers for the classes (a flipped label is a larger error)."""
+    number = {"y": 1.25, "n": 0.25}
+    return [msgspec.structs.replace(e, prediction=number[e.prediction] + 0.25, score=None)  # type: ignore[index]
+            if e.stream == "prediction" else
+            msgspec.structs.replace(e, label=number[e.label]) if e.stream == "label" else e  # type: ignore[index]
+            for e in events]

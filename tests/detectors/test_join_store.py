@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import random
+import struct
 import tracemalloc
 
 import msgspec
 import pytest
 
 from detectors.events import Event, Target
-from detectors.join import CHUNK, JoinCounters, LabelJoin, Pending, error, split_chunk
+from detectors.join import CHUNK, JoinCounters, LabelJoin, Pending, error, key_hash, split_chunk
+
+Pair = tuple[float, int, float, float | None, int | None, int | None]
+
+
+def klass(value: Target) -> int | None:
+    """A class as the join should code it, written out: strings by their hash, True/1/1.0 alike, 0.5 none."""
+    if isinstance(value, str):
+        return key_hash(value)
+    number = float(value) if isinstance(value, float) or abs(value) >= 2**63 else int(value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            return None
+        return int(number) if abs(number) < 2**63 else key_hash(number.hex())
+    return number
+
+
+def f32(score: float | None) -> float | None:
+    return None if score is None else float(struct.unpack("<f", struct.pack("<f", score))[0])
 
 
 class Reference:
@@ -17,14 +36,14 @@ class Reference:
 
     def __init__(self, horizon: float, cap: int, cap_labels: int) -> None:
         self.horizon, self.caps = horizon, {"p": cap, "l": cap_labels}
-        self.wait: dict[str, dict[str, tuple[int, int, float, Target]]] = {"p": {}, "l": {}}
+        self.wait: dict[str, dict[str, tuple[int, int, float, Target, float | None]]] = {"p": {}, "l": {}}
         self.pos = {"p": 0, "l": 0}
         self.seq = 0
-        self.joined: list[tuple[float, int, float]] = []
+        self.joined: list[Pair] = []
         self.evicted = {"p": 0, "l": 0}
         self.expired = {"p": 0, "l": 0}
 
-    def _store(self, side: str, key: str, seq: int, ts: float, value: Target) -> None:
+    def _store(self, side: str, key: str, seq: int, ts: float, value: Target, score: float | None = None) -> None:
         w = self.wait[side]
         w.pop(key, None)
         p = self.pos[side]
@@ -33,21 +52,21 @@ class Reference:
         for k in old:
             del w[k]
             self.evicted[side] += 1
-        w[key] = (p, seq, ts, value)
+        w[key] = (p, seq, ts, value, score)
 
-    def prediction(self, key: str, ts: float, value: Target) -> None:
+    def prediction(self, key: str, ts: float, value: Target, score: float | None = None) -> None:
         seq = self.seq
         self.seq += 1
         hit = self.wait["l"].pop(key, None)
         if hit is not None:
-            self.joined.append((ts, seq, error(value, hit[3])[0]))
+            self.joined.append((ts, seq, error(value, hit[3])[0], f32(score), klass(hit[3]), klass(value)))
         else:
-            self._store("p", key, seq, ts, value)
+            self._store("p", key, seq, ts, value, score)
 
     def label(self, key: str, ts: float, value: Target) -> None:
         hit = self.wait["p"].pop(key, None)
         if hit is not None:
-            self.joined.append((hit[2], hit[1], error(hit[3], value)[0]))
+            self.joined.append((hit[2], hit[1], error(hit[3], value)[0], f32(hit[4]), klass(value), klass(hit[3])))
             return
         self._store("l", key, self.seq, ts, value)
         self.seq += 1
@@ -55,7 +74,7 @@ class Reference:
     def expire(self, watermark: float) -> None:
         for side in ("p", "l"):
             w = self.wait[side]
-            for key, (_, _, ts, _) in sorted(w.items(), key=lambda kv: kv[1][0]):
+            for key, (_, _, ts, _, _) in sorted(w.items(), key=lambda kv: kv[1][0]):
                 if ts >= watermark - self.horizon:
                     break
                 del w[key]
@@ -65,23 +84,26 @@ class Reference:
 VALUES: list[Target] = ["cat", "dog", "", "ünï", True, False, 0, 1, 2, -7, 2**70, 0.5, 1.0, -2.25, 1e300]
 
 
-def ops(seed: int, n: int) -> list[tuple[str, str, float, Target]]:
-    """Predictions and labels with repeats, early labels, unknown ids and mixed value types."""
+Op = tuple[str, str, float, Target, float | None]
+
+
+def ops(seed: int, n: int) -> list[Op]:
+    """Predictions (a score or none) and labels with repeats, early labels, unknown ids and mixed value types."""
     rng = random.Random(seed)
-    out: list[tuple[str, str, float, Target]] = []
+    out: list[Op] = []
     ids = [f"id-{i}" for i in range(n // 2)]
     for i in range(n):
         r = rng.random()
         key = rng.choice(ids[: max(1, i // 2 + 5)])
         kind = "p" if r < 0.5 else "l" if r < 0.95 else "x"
-        out.append((kind, key, float(i) + rng.random(), rng.choice(VALUES)))
+        out.append((kind, key, float(i) + rng.random(), rng.choice(VALUES), rng.choice([None, rng.random()])))
     return out
 
 
-def feed(j: LabelJoin, items: list[tuple[str, str, float, Target]]) -> None:
-    for kind, key, ts, value in items:
+def feed(j: LabelJoin, items: list[Op]) -> None:
+    for kind, key, ts, value, score in items:
         if kind == "p":
-            j.prediction(Event("prediction", key, "m", ts, prediction=value))
+            j.prediction(Event("prediction", key, "m", ts, prediction=value, score=score))
         elif kind == "l":
             j.label(Event("label", f"l{ts}", "m", ts, prediction_id=key, label=value))
         else:
@@ -93,9 +115,16 @@ def test_same_joins_counts_and_waiting_entries_as_the_plain_semantics(seed: int)
     items = ops(seed, 3000)
     j, ref = LabelJoin(40.0, 25, 7), Reference(40.0, 25, 7)
     feed(j, items)
-    for kind, key, ts, value in items:
-        {"p": ref.prediction, "l": ref.label, "x": lambda k, t, v: ref.expire(t)}[kind](key, ts, value)
-    assert j.take_errors() == sorted(ref.joined)
+    for kind, key, ts, value, score in items:
+        if kind == "p":
+            ref.prediction(key, ts, value, score)
+        elif kind == "l":
+            ref.label(key, ts, value)
+        else:
+            ref.expire(ts)
+    got = j.take_errors()
+    assert got == sorted(ref.joined, key=lambda p: (p[0], p[1]))
+    assert any(p[3] is not None for p in got) and any(p[3] is None for p in got)
     c = j.c
     assert (c.evicted_predictions, c.evicted_labels) == (ref.evicted["p"], ref.evicted["l"])
     assert (c.expired_predictions, c.expired_labels) == (ref.expired["p"], ref.expired["l"])
@@ -145,15 +174,17 @@ def test_former_layout_is_read_and_rewritten() -> None:
     old["l:p-9"] = msgspec.msgpack.encode(Pending(4, 4.0, "dog"))
     j = LabelJoin(1e9, 10, 10)
     j.load(old)
-    assert len(j.preds) == 3 and len(j.labels) == 1 and j.joined == [(1.0, 0, 1.0)]
+    assert len(j.preds) == 3 and len(j.labels) == 1 and j.joined == [(1.0, 0, 1.0, None, None, None)]
     delta = j.take()
     assert {k for k, v in delta.items() if v is None} == {"p:p-1", "p:p-2", "p:p-4", "l:p-9"}
     chunks = {k: v for k, v in delta.items() if v is not None and k.startswith(("pc:", "lc:"))}
     assert set(chunks) == {"pc:0", "lc:0"}
     assert len(split_chunk(0, chunks["pc:0"])) == 3 and len(split_chunk(0, chunks["lc:0"])) == 1
     j.label(Event("label", "l2", "m", 9.0, prediction_id="p-2", label=2.0))
-    j.prediction(Event("prediction", "p-9", "m", 9.5, prediction="dog"))
-    assert j.take_errors() == [(1.0, 0, 1.0), (2.0, 2, 0.5), (9.5, 5, 0.0)]
+    j.prediction(Event("prediction", "p-9", "m", 9.5, prediction="dog", score=0.25))
+    dog = key_hash("dog")
+    assert j.take_errors() == [(1.0, 0, 1.0, None, None, None), (2.0, 2, 0.5, None, 2, None),
+                               (9.5, 5, 0.0, 0.25, dog, dog)]
 
 
 def test_a_smaller_cap_on_restore_drops_the_oldest_as_evicted() -> None:
@@ -227,6 +258,19 @@ def test_stored_fields_are_bounded_by_the_caps() -> None:
     assert not [k for k in stored if k.startswith(("p:", "l:"))]
 
 
+def test_a_scored_record_is_four_bytes_longer_and_restores_its_score() -> None:
+    j = LabelJoin(1e9, 10, 10)
+    for i, (value, score) in enumerate([(True, 0.8), ("a", 0.25), (2, None), (0.5, 0.1)]):
+        j.prediction(Event("prediction", f"p{i}", "m", float(i), prediction=value, score=score))
+    state = {k: v for k, v in j.take().items() if v is not None}
+    assert sorted(len(r) for _, r in split_chunk(0, state["pc:0"])) == [29, 33, 37, 37]
+    again = LabelJoin(1e9, 10, 10)
+    again.load(state)
+    for i, value in enumerate([True, "a", 2, 0.5]):
+        again.label(Event("label", f"l{i}", "m", 9.0, prediction_id=f"p{i}", label=value))
+    assert [p[3] for p in again.take_errors()] == [f32(0.8), 0.25, None, f32(0.1)]
+
+
 def test_the_per_slot_layout_is_read_and_rewritten_as_chunks() -> None:
     """The layout before chunks: one field ``p:<slot>`` per waiting entry."""
     j = LabelJoin(1e9, 200, 50)
@@ -259,7 +303,7 @@ def test_a_larger_cap_on_restore_keeps_every_entry() -> None:
     big.load({k: v for k, v in j.take().items() if v is not None})
     assert len(big.preds) == 10 and all(f"p{i}" in big.preds for i in range(15, 25))
     big.label(Event("label", "l", "m", 30.0, prediction_id="p20", label="b"))
-    assert big.take_errors() == [(20.0, 20, 1.0)]
+    assert big.take_errors() == [(20.0, 20, 1.0, None, key_hash("b"), key_hash("a"))]
     restored = LabelJoin(1e9, 1000, 10)
     restored.load({k: v for k, v in big.take().items() if v is not None})
     assert len(restored.preds) == 9 and restored.c.pred_cap == 1000

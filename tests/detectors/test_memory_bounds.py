@@ -14,6 +14,10 @@ from detectors.monitor import ModelMonitor
 from detectors.monitor.column_checks import ColumnChecks
 from detectors.settings import DetectionSettings
 
+PERF_PARAMS = {n: {"windows": [250, 500]}
+               for n in ("accuracy", "roc_auc", "mae", "estimated_accuracy", "estimated_roc_auc")}
+"""Performance windows a short stream fills."""
+
 
 def test_numeric_references_are_kept_once_sorted_in_their_ring() -> None:
     m = ModelMonitor("m", "v1", SMALL)
@@ -47,8 +51,12 @@ def test_one_screening_block_per_column_group() -> None:
 
 
 def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
-    """Traced allocations after the windows are full stay flat while predictions keep waiting for labels."""
-    s = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 2000}}, DetectionSettings)
+    """Traced allocations after the windows are full stay flat while predictions keep waiting for labels.
+    The performance reference (1000 labels: every other event is labelled) and its windows are full too."""
+    s = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 2000},
+                         "performance": {"reference_size": 1000,
+                                         "estimators": ["estimated_accuracy", "estimated_roc_auc"]},
+                         "params": PERF_PARAMS}, DetectionSettings)
     m = ModelMonitor("m", "v1", s)
     evs = stream(9000, seed=8)
     m.process(evs[:3000])
@@ -66,6 +74,7 @@ def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
     finally:
         tracemalloc.stop()
     assert len(m.data.join.preds) > 1000
+    assert m.data.perf.count("labelled") == m.data.perf.count("scored") == 500
     assert end - mid < 64_000, (mid, end)
 
 
@@ -132,3 +141,28 @@ def test_rings_grow_by_count_alone_and_restore_to_the_same_size() -> None:
     back = Ring(2000)
     stored.load(back, 300)
     assert len(back.arr) == 512 and back.ordered().tolist() == many.ordered().tolist()
+
+
+def test_performance_buffers_count_in_the_version_and_stay_within_their_footprint() -> None:
+    """The memory budget sees the performance rings and calibration; the footprint's estimate bounds them."""
+    import sys
+
+    from detectors.footprint import version_bytes
+
+    base = {**msgspec.to_builtins(SMALL), "params": PERF_PARAMS}
+    on = msgspec.convert({**base, "performance": {"reference_size": 1000, "estimators": ["estimated_accuracy",
+                                                                                        "estimated_roc_auc"]}},
+                         DetectionSettings)
+    off = msgspec.convert({**base, "performance": {"detectors": [], "estimators": []}}, DetectionSettings)
+    evs = stream(4000, seed=8)
+    with_perf, without = ModelMonitor("m", "v1", on), ModelMonitor("m", "v1", off)
+    with_perf.process(evs)
+    without.process(evs)
+    p = with_perf.data.perf
+    assert p.ref is not None and p.ref.calibration is not None and p.count("labelled") == 500
+    rings = sum(r.arr.nbytes for ring in p.rings.values() for r in ring.values())
+    cal = p.ref.calibration
+    lists = sum(sys.getsizeof(x) for x in (cal.ends, cal.values, *cal.ends, *cal.values))
+    assert rings > 0 and lists - 2 * sys.getsizeof([]) <= p.nbytes() - rings
+    assert with_perf.nbytes() == without.nbytes() + p.nbytes()
+    assert p.nbytes() <= version_bytes(on)["detection.performance.reference_size"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from dw_streams import stream
+from dw_streams import as_regression, stream
 
 from detectors.events import Alert, Event
 from detectors.monitor import ModelMonitor
@@ -16,7 +16,8 @@ from detectors.settings import DetectionSettings
 
 SECTIONS = {"numeric": ("numeric", "detectors"), "categorical": ("categorical", "detectors"),
             "quality": ("quality", "detectors"), "error": ("concept", "detectors"), "health": ("health", "detectors"),
-            "joint": ("multivariate", "detectors")}
+            "joint": ("multivariate", "detectors"), "performance": ("performance", "detectors"),
+            "estimate": ("performance", "estimators")}
 
 
 def settings_for(name: str) -> DetectionSettings:
@@ -25,14 +26,16 @@ def settings_for(name: str) -> DetectionSettings:
         "numeric": {"detectors": []}, "categorical": {"detectors": []}, "quality": {"detectors": []},
         "prediction": {"score_detectors": [], "class_detectors": []},
         "concept": {"detectors": [], "reference_size": 200, "window_size": 200}, "health": {"detectors": []},
-        "multivariate": {"detectors": []},
+        "multivariate": {"detectors": []}, "performance": {"detectors": [], "estimators": [], "reference_size": 200},
     }
     kinds = REGISTRY[name].kinds
     if name == "constant_output":
         raw["prediction"] = {"score_detectors": [name], "class_detectors": [name]}
     if "joint" in kinds:  # the test reference (300 events) is below the default min_rows
         raw["params"] = {name: {"min_rows": 200}}
-    for kind in ("numeric", "categorical", "quality", "error", "health", "joint"):
+    if kinds & {"performance", "estimate"}:
+        raw["params"] = {name: {"windows": [50, 100, 150]}}
+    for kind in ("numeric", "categorical", "quality", "error", "health", "joint", "performance", "estimate"):
         if kind in kinds:
             section, key = SECTIONS[kind]
             raw[section][key] = [name]
@@ -73,16 +76,17 @@ def run(settings: DetectionSettings, events: Sequence[Event], sizes: Sequence[in
 def test_registry_entry_contract(name: str) -> None:
     settings = settings_for(name)
     params_before = msgspec.convert(effective_params(settings, name), REGISTRY[name].params)
-    straight = run(settings, EVENTS, [97], None)
-    resumed = run(settings, EVENTS, [211, 13], 4)
-    again = run(settings, EVENTS, [97], None)
+    events = as_regression(EVENTS) if name == "mae" else EVENTS
+    straight = run(settings, events, [97], None)
+    resumed = run(settings, events, [211, 13], 4)
+    again = run(settings, events, [97], None)
     assert resumed[0] == straight[0], "restore mid-stream changed the decisions"
     assert resumed[1] == straight[1], "restore mid-stream changed the state"
     assert again == straight, "not deterministic"
     assert msgspec.convert(effective_params(settings, name), REGISTRY[name].params) == params_before
     m = ModelMonitor("m", "v1", settings)
     m.process(EVENTS[:700])
-    for det in [*m.checks.health, *m.checks.error_checks, *m.checks.joint,
+    for det in [*m.checks.health, *m.checks.error_checks, *m.checks.joint, *m.checks.performance,
                 *(d for v in m.checks.windowed.values() for d in v)]:
         assert det.params == msgspec.convert(effective_params(settings, det.name), REGISTRY[det.name].params)
 
@@ -90,4 +94,4 @@ def test_registry_entry_contract(name: str) -> None:
 def test_every_entry_declares_kinds_and_params() -> None:
     for name, e in REGISTRY.items():
         assert e.name == name and e.kinds and e.params.__doc__
-        assert e.kinds <= {"numeric", "categorical", "error", "quality", "health", "joint"}
+        assert e.kinds <= {"numeric", "categorical", "error", "quality", "health", "joint", "performance", "estimate"}

@@ -69,7 +69,8 @@ def test_the_stored_segments_restore_the_ring(cap: int, chunk: int, ops: list[Op
                     stored[name] = value
             if not discarded:
                 _check(ring, stored, cap, chunk)
-    assert len(stored) <= (cap // chunk + 2 if cap else 0)
+    # a discarded delta's deletions never reached ``stored``: its field count says nothing then
+    assert discarded or len(stored) <= (cap // chunk + 2 if cap else 0)
 
 
 def _check(ring: Ring, stored: dict[str, bytes], cap: int, chunk: int) -> None:

@@ -31,7 +31,7 @@ def test_unknown_detector_names_the_key_and_lists_valid_names() -> None:
     with pytest.raises(ConfigError) as exc:
         validate(conv({"numeric": {"detectors": ["ks", "chi2", "kolmogorov"]}}))
     assert exc.value.key == "detection.numeric.detectors[2]"
-    assert "valid: adwin, chi2" in str(exc.value)
+    assert "valid: accuracy, adwin, chi2" in str(exc.value)
 
 
 def test_numeric_only_detector_on_categorical_refused() -> None:

@@ -76,27 +76,32 @@ def test_label_before_prediction_joins_when_the_prediction_arrives() -> None:
     j = LabelJoin(horizon_s=100.0, max_pending=10, max_labels=10)
     j.label(Event("label", "l1", "m", 1.0, prediction_id="p1", label=2.5))
     j.prediction(Event("prediction", "p1", "m", 0.5, prediction=2.0))
-    assert j.take_errors() == [(0.5, 1, 0.5)] and j.c.binary is False
+    assert j.take_errors() == [(0.5, 1, 0.5, None, None, 2)] and j.c.binary is False
 
 
 def test_memory_bounded_by_windows_not_stream_length() -> None:
     """Everything but the label-join maps is bounded by windows; those by horizon and max_pending.
 
     Rings store only the values they hold, so the state grows until every window is full (the error
-    window fills last here, near event 5000) and stays flat from then on."""
-    small = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 500, "window_size": 500}},
-                            DetectionSettings)
+    window fills last here, near event 5000; the performance windows before) and stays flat from then on."""
+    perf = {n: {"windows": [100, 200]} for n in ("accuracy", "roc_auc", "mae", "estimated_accuracy",
+                                                 "estimated_roc_auc")}
+    small = msgspec.convert({**msgspec.to_builtins(SMALL), "concept": {"max_pending": 500, "window_size": 500},
+                             "performance": {"reference_size": 500}, "params": perf}, DetectionSettings)
     m = ModelMonitor("m", "v1", small, b"k")
     evs = stream(9000, seed=2)
 
     def size() -> tuple[int, int]:
         state = m.full_state()
-        return sum(len(v) for k, v in state.items() if not k.startswith(("pc:", "lc:"))), \
+        # the label join's field holds the pairs joined since the last evaluation (at most eval_every)
+        assert len(m.data.join.joined) <= small.eval_every
+        return sum(len(v) for k, v in state.items() if not k.startswith(("pc:", "lc:")) and k != "j"), \
             sum(len(split_chunk(0, v)) for k, v in state.items() if k.startswith("pc:"))
 
     m.process(evs[:5500])
     a, pa = size()
     assert len(m.data.rings["ew:err"]) == 500
+    assert {g: len(r["ts"]) for g, r in m.data.perf.rings.items()} == {"labelled": 200, "scored": 200}
     m.process(evs[5500:])
     b, pb = size()
     assert b < a * 1.02, (a, b)

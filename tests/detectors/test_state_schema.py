@@ -70,15 +70,22 @@ def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str, monke
     later = evs[cut:]
     alerts = GEN.feed(straight, later)
     assert GEN.feed(restored, later) == alerts and alerts  # every case still alerts after the cut
-    # Version 0 states hold no joint reference rows (the multivariate detectors came later): a restored
-    # one collects them from the events after the cut, so those fields alone may differ.
-    assert _measured_state(_without_joint(restored.full_state())) == \
-        _measured_state(_without_joint(straight.full_state()))
+    # The former layouts hold no joint reference rows and no performance state (both came later): a restored
+    # one gathers them from the events after the cut, so those fields alone may differ.
+    assert _measured_state(_without_new(restored.full_state())) == \
+        _measured_state(_without_new(straight.full_state()))
     assert fields.JOINT_META in restored.full_state()
+    assert restored.data.perf.meta.taken < straight.data.perf.meta.taken
 
 
-def _without_joint(state: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in state.items() if k != fields.JOINT_META and not k.startswith(("jr:", "jf:"))}
+def _without_new(state: dict[str, bytes], joint: bool = True) -> dict[str, bytes]:
+    """A state without its performance fields (schema version 4), and without its joint reference rows
+    (which came within version 1)."""
+    perf = set(fields.PERF_RINGS.values())
+    return {k: v for k, v in state.items()
+            if k not in (fields.PERF_META, fields.PERF_REF, fields.PERF_MEMO)
+            and not (joint and (k == fields.JOINT_META or k.startswith(("jr:", "jf:"))))
+            and (fields.parse_ring_field(k) or ("",))[0] not in perf}
 
 
 @pytest.mark.parametrize("case", ["defaults_open_incidents", "baseline"])
@@ -116,30 +123,45 @@ def test_a_state_of_an_unknown_schema_version_is_refused(raw: bytes) -> None:
         ModelMonitor.restore("m", "v1", GEN.settings("defaults_open_incidents"), state, GEN.SECRET)
 
 
-V2: dict[str, dict[str, bytes]] = msgspec.msgpack.decode((DATA / "state_v2.msgpack").read_bytes())
+STORED: dict[int, dict[str, dict[str, bytes]]] = {
+    v: msgspec.msgpack.decode((DATA / f"state_v{v}.msgpack").read_bytes()) for v in (2, 3)}
+"""What a store held under schema versions 2 and 3 (tests/detectors/data/make_state_stored.py)."""
 
 
 def test_the_version_2_fixture_keeps_rings_as_chunks() -> None:
-    assert set(V2) == set(GEN.CASES) and all(fields.schema_of(state) == 2 for state in V2.values())
-    rings = [fields.parse_ring_field(name) for state in V2.values() for name in state]
+    v2 = STORED[2]
+    assert set(v2) == set(GEN.CASES) and all(fields.schema_of(state) == 2 for state in v2.values())
+    rings = [fields.parse_ring_field(name) for state in v2.values() for name in state]
     found = [r for r in rings if r is not None]
     assert found and not any(segment for _, segment, _, _ in found)
     assert {kind for kind, _, _, _ in found} >= {"r", "v", "f", "t", "er", "ew", "et", "lg", "jr", "rf"}
 
 
+def test_the_version_3_fixture_has_segments_and_no_performance_state() -> None:
+    v3 = STORED[3]
+    assert set(v3) == set(GEN.CASES) and all(fields.schema_of(state) == 3 for state in v3.values())
+    rings = [r for state in v3.values() for r in map(fields.parse_ring_field, state) if r is not None]
+    assert rings and all(segment for _, segment, _, _ in rings)
+    names = {name for state in v3.values() for name in state}
+    assert "j" in names and not names & {fields.PERF_META, fields.PERF_REF, fields.PERF_MEMO}
+    assert not {kind for kind, _, _, _ in rings} & set(fields.PERF_RINGS.values())
+
+
 @pytest.mark.parametrize("case", sorted(GEN.CASES))
-def test_version_2_state_goes_on_like_the_uninterrupted_monitor(case: str) -> None:
-    """Restored from what the former code stored (chunked rings), a monitor gives the alerts and state of
-    one fed the same events without a break; its first delta replaces every chunk by segments."""
+@pytest.mark.parametrize("version", sorted(STORED))
+def test_a_stored_state_of_a_former_version_goes_on_like_the_uninterrupted_monitor(version: int, case: str) -> None:
+    """Restored from what the former code stored, a monitor gives the alerts and state of one fed the same
+    events without a break, but for the performance state, which starts at the restore; its first delta
+    replaces every chunk by segments (version 2) and writes the schema version."""
     settings, cut, evs = GEN.settings(case), GEN.CASES[case]["cut"], GEN.events()
     straight = ModelMonitor("m", "v1", settings, GEN.SECRET, baseline=GEN.baseline(case))
     GEN.feed(straight, evs[:cut])
-    stored = dict(V2[case])
+    stored = dict(STORED[version][case])
     restored = ModelMonitor.restore("m", "v1", settings, dict(stored), GEN.SECRET, baseline=GEN.baseline(case))
     assert restored.refused_snapshots == [], "stream snapshots refused: was river upgraded? regenerate the fixture"
     delta = restored.take_delta()
     chunks = {name for name in stored if _is_chunk(name)}
-    assert chunks and {name for name, v in delta.items() if v is None} >= chunks
+    assert bool(chunks) == (version == 2) and {name for name, v in delta.items() if v is None} >= chunks
     assert fields.schema_of({k: v for k, v in delta.items() if v is not None}) == fields.SCHEMA_VERSION
     for name, value in delta.items():  # the store after that commit: only segments left
         if value is None:
@@ -151,7 +173,9 @@ def test_version_2_state_goes_on_like_the_uninterrupted_monitor(case: str) -> No
     later = evs[cut:]
     alerts = GEN.feed(straight, later)
     assert GEN.feed(restored, later) == alerts and GEN.feed(again, later) == alerts
-    assert restored.full_state() == straight.full_state() == again.full_state()
+    want = _without_new(straight.full_state(), joint=False)
+    assert _without_new(restored.full_state(), joint=False) == want == _without_new(again.full_state(), joint=False)
+    assert restored.full_state() == again.full_state()  # the performance state restored from segments too
 
 
 def _is_chunk(name: str) -> bool:

@@ -40,6 +40,23 @@ def test_csv_booleans_integers_and_text_are_kept(tmp_path: Path) -> None:
     assert flag.kind == "categorical" and {k for k, _ in flag.counts} == {0, 1}
 
 
+def test_csv_outputs_are_typed_as_their_cells_say(tmp_path: Path) -> None:
+    """A regression's prediction and label stay numbers (their errors are absolute errors), a classifier's
+    0/1 outputs integers, neither warned about; the labelled rows are the performance reference."""
+    train = tmp_path / "train.csv"
+    train.write_text("x,p,y\n" + "".join(f"{i % 7},{i / 8},{i / 8 + (i % 3 - 1) / 4}\n" for i in range(200)))
+    res = build(tmp_path, train, "--prediction-column", "p", "--label-column", "y")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    b = decode_baseline((tmp_path / "b.json").read_bytes())
+    assert b.labelled is not None and b.prediction is not None and b.prediction.kind == "numeric"
+    assert b.labelled.predictions[9] == 9 / 8 and b.labelled.labels[9] == 9 / 8 - 1 / 4
+    train.write_text("x,p,y\n" + "".join(f"{i % 7},{i % 2},{(i // 2) % 2}\n" for i in range(200)))
+    res = build(tmp_path, train, "--prediction-column", "p", "--label-column", "y")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    b = decode_baseline((tmp_path / "b.json").read_bytes())
+    assert b.labelled is not None and {type(v) for v in b.labelled.predictions + b.labelled.labels} == {int}
+
+
 def test_a_mixed_csv_column_is_refused_with_one_line_naming_it(tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
     train.write_text("x,code\n1.5,12\n2.5,abc\n3.5,7\n")

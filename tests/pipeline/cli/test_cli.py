@@ -74,3 +74,27 @@ def test_replay_counts_dead_letters_and_goes_on(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "48 events, 2 dead letters" in res.stderr
 
+
+
+def test_replay_logs_once_what_cannot_be_armed(tmp_path: Path) -> None:
+    """Labels without scores: accuracy runs, ROC AUC and the estimates cannot, said once per version in a JSON
+    log line (the model name is untrusted: escaped)."""
+    log = tmp_path / "noscore.jsonl"
+    lines = []
+    for i in range(600):
+        lines.append(b'{"type":"prediction","event_id":"p%d","model":"m\\u001b[2J","ts":%d,"prediction":%d}'
+                     % (i, i, i % 2))
+        lines.append(b'{"type":"label","event_id":"l%d","model":"m\\u001b[2J","ts":%d,"prediction_id":"p%d","label":%d}'
+                     % (i, i, i, (i // 3) % 2))
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("detection:\n  performance:\n    reference_size: 300\n"
+                   "    estimators: [estimated_accuracy, estimated_roc_auc]\n  params:\n"
+                   + "".join(f"    {n}:\n      windows: [100]\n" for n in
+                             ("accuracy", "roc_auc", "mae", "estimated_accuracy", "estimated_roc_auc")))
+    res = _run("replay", str(log), "--config", str(cfg), "--quiet")
+    assert res.returncode == 0, res.stderr
+    notes = [msgspec.json.decode(line) for line in res.stderr.splitlines() if "detector_not_armed" in line]
+    assert sorted(n["detail"].split(" ")[0] for n in notes) == ["estimated_accuracy", "estimated_roc_auc", "mae",
+                                                                "roc_auc"]
+    assert {n["model"] for n in notes} == {"m\\x1b[2J"} and "\x1b" not in res.stderr

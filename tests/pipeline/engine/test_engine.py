@@ -227,3 +227,28 @@ def test_batch_decoding_equals_decoding_line_by_line(lines: list[bytes], max_byt
         want_items.append(item)
     assert (batch.events, batch.raw, batch.dead) == (want_events, want_raw, want_dead)
     assert list(batch.items) == want_items
+
+
+def test_a_baseline_built_with_labels_arms_the_performance_checks_from_the_first_event(tmp_path: Path) -> None:
+    """CSV columns typed as a whole: predictions and labels 0/1 as integers (outputs: no warning), scores as
+    numbers."""
+    train = tmp_path / "train.csv"
+    rows = ["x,p,s,y"] + [f"{i % 7},{i % 2},{0.2 + 0.6 * (i % 2)},{(i % 2) if i % 10 else 1 - i % 2}"
+                          for i in range(400)]
+    train.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "b.json"
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "baseline", "build", str(train), "--model", "m",
+                          "--version", "v1", "--out", str(out), "--prediction-column", "p", "--score-column", "s",
+                          "--label-column", "y"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
+    from pipeline.config.baselines import load_baselines
+
+    baseline = load_baselines(parse_config({"baselines": {"m:v1": str(out)}}, environ={}))[("m", "v1")]
+    assert baseline.labelled is not None and len(baseline.labelled.labels) == 400 and set(baseline.features) == {"x"}
+    eng = Engine(msgspec.convert({"performance": {"reference_size": 300}}, DetectionSettings),
+                 baselines={("m", "v1"): baseline})
+    eng.process([Event("prediction", "p0", "m", 0.0, model_version="v1", features={"x": 1.0}, prediction=1,
+                       score=0.8)])
+    ref = eng.models[("m", "v1")].data.perf.ref
+    assert ref is not None and ref.labels == 400 and ref.positive == 1
+    assert abs(ref.metrics["accuracy"].value - 0.9) < 1e-12
