@@ -36,7 +36,7 @@ from detectors.join import LabelJoin
 from detectors.joint_models import JointModels
 from detectors.performance import Performance
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring
+from detectors.ring import FIRST, Ring
 from detectors.settings import DetectionSettings
 
 VERSION_OVERHEAD = 40_000
@@ -45,6 +45,17 @@ COLUMN_OVERHEAD = 2_000
 """Bytes of a column's Python objects (column, rings, metadata), measured the same way."""
 FROZEN_COLUMN_OVERHEAD = 8_000
 """Bytes a column adds once its reference is frozen (reference, stream detectors, screening)."""
+
+
+def admission_bytes(columns: int) -> int:
+    """The least a new version holds once its first events have made its ``columns`` columns: the
+    fixed estimates and each column's first ring allocations as :meth:`VersionData.nbytes` counts
+    them (window values and flags, the reference at its smallest, a category's 4 bytes). A lower
+    bound, so that re-reading the version later only adds: a version refused for the budget is
+    never admitted mid-stream because an estimate was too high."""
+    return VERSION_OVERHEAD + columns * (COLUMN_OVERHEAD + FIRST * (8 + 1 + 4))
+
+
 MAX_UNKNOWN_NAMES = 50
 """Names a baseline lacks noted before its check (a flood of names is refused, not kept)."""
 PREDICTION = "(prediction)"

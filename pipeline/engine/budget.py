@@ -3,9 +3,11 @@ it holds take most of the budget's bytes (:data:`ADMIT_SHARE`).
 
 What a version holds is what :meth:`ModelMonitor.nbytes` says (its buffers grow with its data, up
 to bounds the settings set; config validation already refused settings under which one version
-alone could outgrow the budget). A new version is counted when it is admitted; the sizes of the
-versions that received events are re-read after their batch, lazily, when the next new version
-asks to be admitted, so the hot path pays one set update per batch.
+alone could outgrow the budget). A new version is counted when it is admitted, at least at what
+its first events will make it hold (a batch admits all its new versions before any has data: an
+empty version's size would let one batch overrun the budget); the sizes of the versions that
+received events are re-read after their batch, lazily, when the next new version asks to be
+admitted, so the hot path pays one set update per batch.
 
 >>> from detectors.monitor import ModelMonitor
 >>> from detectors.settings import DetectionSettings
@@ -42,10 +44,11 @@ class Budget:
         if self.limit is not None:
             self._stale.update(keys)
 
-    def admitted(self, key: ModelKey, monitor: ModelMonitor) -> None:
-        """A new version is held: counted at once, so the next admission of the same batch sees it."""
+    def admitted(self, key: ModelKey, monitor: ModelMonitor, at_least: int = 0) -> None:
+        """A new version is held: counted at once (at least ``at_least`` bytes), so the next admission
+        of the same batch sees it."""
         if self.limit is not None:
-            size = monitor.nbytes()
+            size = max(monitor.nbytes(), at_least)
             self.total += size - self.sizes.get(key, 0)
             self.sizes[key] = size
 

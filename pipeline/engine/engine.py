@@ -18,6 +18,7 @@ from detectors.baseline import Baseline
 from detectors.events import Alert, Event
 from detectors.fields import ENGINE as ENGINE_FIELD
 from detectors.monitor import ModelMonitor, stall_warning
+from detectors.monitor.data import admission_bytes
 from detectors.ring import Segments
 from detectors.settings import DetectionSettings
 from detectors.trace import Tracer
@@ -227,7 +228,7 @@ class Engine:
         (``offset`` + position) of the refused ones' events go to ``rejected``, in order."""
         admitted: list[tuple[ModelKey, _Group]] = []
         for key, group in groups.items():
-            refusal = None if key in self.models else self._admit(key)
+            refusal = None if key in self.models else self._admit(key, group[0])
             if refusal is None:
                 admitted.append((key, group))
             else:
@@ -243,8 +244,9 @@ class Engine:
         if top is not None and (wm is None or top > wm):
             self._state.watermark = top
 
-    def _admit(self, key: ModelKey) -> tuple[str, str] | None:
-        """Hold a new model version, or say why not (reason, detail): the model cap, the memory budget."""
+    def _admit(self, key: ModelKey, events: Sequence[Event]) -> tuple[str, str] | None:
+        """Hold a new model version, or say why not (reason, detail): the model cap, the memory budget.
+        ``events``: its first events (their features size what it will hold at once)."""
         if len(self.models) >= self.max_models:
             return "model_cap", MODEL_CAP_DETAIL
         refusal = self.budget.refusal(self.models)
@@ -252,7 +254,8 @@ class Engine:
             return "model_budget", refusal
         baseline = self.baselines.get(key)
         monitor = self.models[key] = ModelMonitor(key[0], key[1], self.settings, self.secret, baseline, self.tracer)
-        self.budget.admitted(key, monitor)
+        columns = max(len(ev.features or ()) for ev in events[:8]) + 2  # its features and two outputs
+        self.budget.admitted(key, monitor, admission_bytes(columns))
         return None
 
     def _tick(self, event: Event) -> list[Alert]:
