@@ -204,6 +204,9 @@ class Forwarder:
                 self.incidents.forget(tp.partition)
             # where delivery resumes: this poll's first record, else the position (nothing returned yet)
             resume = {tp: polled[tp][0].offset if polled.get(tp) else self.consumer.position(tp) for tp in assigned}
+            # before the rebuild, which reads each partition's history: a stall there shows in the log
+            log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned),
+                     resume={tp.partition: offset for tp, offset in resume.items()})
             read = rebuild(self.config, self.secrets, resume, self.incidents, self.clock)
             log.info("incidents_rebuilt", partitions=sorted(tp.partition for tp in assigned), read=read,
                      open_incidents=len(self.incidents))
