@@ -269,7 +269,7 @@ def run_one(path: Path, variant: dict[str, Any], dead_letters: bool = True) -> d
         "state_sha": states.hexdigest(),
         "stored_sha": deltas.stored_sha.hexdigest(),
         "models": len(engine.models),
-        "summary": msgspec.to_builtins(summary),
+        "summary": msgspec.json.decode(msgspec.json.encode(summary)),  # as saved: tuples become lists
     }
 
 
