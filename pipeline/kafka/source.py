@@ -31,7 +31,7 @@ from detectors.events import StreamName
 from pipeline.config import Config, Secrets
 from pipeline.config.refusals import kafka_error
 from pipeline.edge.decode import Decoder
-from pipeline.kafka.client import KafkaUnavailable, client_settings, stream_topics, tp_key
+from pipeline.kafka.client import KafkaUnavailable, client_settings, stream_topics, topic_partitions, tp_key
 from pipeline.kafka.merge import Item, Merge
 from pipeline.kafka.workarounds import caught_up_fn, position, restart_fetch_sessions, unpark_fetcher
 from pipeline.telemetry.logs import get_logger
@@ -121,10 +121,7 @@ class KafkaSource:
         counts: dict[str, int] = {}
         deadline = time.monotonic() + wait_s
         for topic in self.topics.values():
-            parts = self.consumer.partitions_for_topic(topic)
-            while not parts and time.monotonic() < deadline:
-                time.sleep(0.5)
-                parts = self.consumer.partitions_for_topic(topic)
+            parts = topic_partitions(self.consumer, topic, deadline)
             if not parts:
                 raise DriftwireError(f"input topic {topic!r} does not exist on {self.config.kafka.bootstrap_servers}")
             counts[topic] = len(parts)
