@@ -34,6 +34,7 @@ from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import Failure, Item, Record, Stopping, Target
 from pipeline.kafka.client import KafkaUnavailable, client_settings, topic_partitions
 from pipeline.kafka.source import RebalanceLog
+from pipeline.kafka.workarounds import settle_subscription
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.forward")
@@ -104,6 +105,7 @@ class Forwarder:
                                  f"{k.bootstrap_servers} after {TOPIC_WAIT_S:.0f} s; create it as the input topics")
         self.listener, self._rebalances_seen = RebalanceLog(), 0
         consumer.subscribe([self.topic], listener=self.listener)
+        settle_subscription(consumer, [self.topic], time.monotonic() + TOPIC_WAIT_S)
         return consumer
 
     def run(self, limits: Limits) -> Summary:
