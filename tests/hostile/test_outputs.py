@@ -31,7 +31,8 @@ def _start(*args: str, **kw: object) -> subprocess.Popen[str]:
 def _wait_for_temp(d: Path, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in d.iterdir()):
+        # the temporary file exists from the start; its first bytes may stay buffered to the end
+        if any(p.name.endswith(".tmp") for p in d.iterdir()):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
