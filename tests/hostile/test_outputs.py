@@ -24,7 +24,10 @@ FORMER = b'{"former": "alerts of yesterday"}\n'
 
 
 def _start(*args: str, **kw: object) -> subprocess.Popen[str]:
+    # Ctrl-C as at a terminal: a test run started in the background (`cmd &`) inherits SIGINT ignored,
+    # and Python keeps an ignored SIGINT ignored
     return subprocess.Popen([*DRIFTWIRE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             **kw)  # type: ignore[call-overload]
 
 
