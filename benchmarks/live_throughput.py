@@ -285,7 +285,7 @@ def _print(r: dict[str, Any]) -> None:
         print(table(["own %", "incl %", "frame"],
                     [(f"{100 * t['own_share']:.1f}", f"{100 * t['inclusive_share']:.1f}", t["frame"][:100])
                      for t in own[:12]]))
-        incl = next((t["inclusive"] for t in top if "inclusive" in t), [])
+        incl: list[dict[str, Any]] = next((t["inclusive"] for t in top if "inclusive" in t), [])
         print("\nwhere the time goes (py-spy, inclusive, driftwire and kafka-python frames):")
         print(table(["incl %", "frame"], [(f"{100 * t['inclusive_share']:.1f}", t["frame"][:100]) for t in incl[:16]]))
 

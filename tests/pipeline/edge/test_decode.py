@@ -212,3 +212,22 @@ def test_a_dead_letter_knows_the_model_its_payload_names(raw: bytes, model: str 
         assert isinstance(live, DeadLetter) and live.model == model
         keyed = msgspec.structs.replace(live, key="from-the-key")
         assert keyed.counted_as == (model if model is not None else "from-the-key")
+
+
+payloads = st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda body: msgspec.json.encode(body), st.dictionaries(st.sampled_from(
+        ["event_id", "model", "ts", "features", "prediction", "score", "label", "prediction_id"]), json_values)),
+    st.sampled_from([_f(), _f(ts=float("inf")), _f(ts="2026-01-01T00:00:00Z"), _f(prediction=1.5, score=0.5),
+                     _f(prediction=2.0, score=2.0), _f(prediction_id="p", label="cat"), _f(features={"x": 10**30}),
+                     _f(features={"x": int(WIDE)}), b"x" * 5000, b"[" * 3000]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(payloads, max_size=12), st.sampled_from(["features", "prediction", "label"]))
+def test_decode_many_is_decode_of_each(raws: list[bytes], stream: str) -> None:
+    """The live edge's batch loop is :meth:`Decoder.decode` of each value, in order."""
+    times = [float(i) for i in range(len(raws))]
+    got = D.decode_many(raws, stream, times)  # type: ignore[arg-type]
+    assert got == [D.decode(raw, stream, t) for raw, t in zip(raws, times, strict=True)]  # type: ignore[arg-type]
