@@ -115,7 +115,7 @@ class VersionData:
         n = VERSION_OVERHEAD + sum(r.arr.nbytes for r in self.rings.values()) + self.join.nbytes()
         n += self.perf.nbytes()
         for col in self.columns.values():
-            n += COLUMN_OVERHEAD + col.ref_ring.arr.nbytes + col.values.arr.nbytes + col.flags.arr.nbytes
+            n += COLUMN_OVERHEAD + col.nbytes()
             n += FROZEN_COLUMN_OVERHEAD if col.ref is not None else 0
             ref = col.ref
             if isinstance(ref, NumericRef):  # its sorted values are the ring's (counted above)
