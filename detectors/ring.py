@@ -24,7 +24,7 @@ the number of fields by about ``capacity / chunk`` however small the writes are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -182,6 +182,26 @@ class Ring:
             arr[start:] = vals[:head]
             arr[: n - head] = vals[head:]
 
+    def advance(self, n: int) -> None:
+        """Count ``n`` values appended that the ring does not hold: another structure holds them (and
+        passes them as ``source`` to :meth:`take`) until :meth:`hold` gives them to the ring. Only
+        while the ring is not full (a value held elsewhere is never overwritten here)."""
+        if self.count + n > self.capacity:
+            raise ValueError(f"a ring of {self.capacity} cannot count {self.count + n} values it does not hold")
+        self.count += n
+
+    def hold(self, values: npt.NDArray[Any]) -> None:
+        """Take every value appended so far (oldest first; those :meth:`advance` counted): the ring holds
+        them as if they had been extended (an array of the same size), its stored segments unchanged."""
+        count = self.count
+        self.count = 0
+        self._grow(count)
+        self.count = count
+        if len(values):
+            arr = self._own(values)
+            if arr.flags.writeable:
+                arr[:count] = values
+
     def ordered(self) -> npt.NDArray[Any]:
         """The retained values, oldest first (a copy)."""
         if self.count <= self.capacity or not self.capacity:
@@ -197,10 +217,12 @@ class Ring:
         return self.arr[a:b] if b <= cap else np.concatenate((self.arr[a:], self.arr[: b - cap]))
 
     def take(self, kind: str, owner: str, out: dict[str, bytes | None] | None = None,
-             segments: Segments | None = None) -> dict[str, bytes | None]:
+             segments: Segments | None = None,
+             source: Callable[[int, int], npt.NDArray[Any]] | None = None) -> dict[str, bytes | None]:
         """The segment of the values appended since the last call and the deletions of dead segments
         (fields :func:`~detectors.fields.ring_segment`), added to ``out`` (returned); with ``segments``
-        the segment is encoded later, together with others (:meth:`Segments.encode`)."""
+        the segment is encoded later, together with others (:meth:`Segments.encode`). ``source``: the
+        values at positions ``first`` to ``end`` when another structure holds them (see :meth:`advance`)."""
         out = {} if out is None else out
         if self.count == self._taken and not self._full and not self._stale:
             return out
@@ -212,7 +234,7 @@ class Ring:
             out[fields.ring_segment(kind, first, owner)] = None
         if new is not None:
             seg = segments if segments is not None else Segments()
-            seg.add(out, fields.ring_segment(kind, new[0], owner), self.span(*new))
+            seg.add(out, fields.ring_segment(kind, new[0], owner), (source or self.span)(*new))
             if segments is None:
                 seg.encode()
         return out

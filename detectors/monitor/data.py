@@ -200,6 +200,7 @@ class VersionData:
             self.freeze_column(col)
 
     def freeze_column(self, col: Column) -> None:
+        self.joint.rows.hold(col.name)  # the joint rows read from the column's reference: copied before it is sorted
         col.freeze(self.cfg.numeric.bins, self.cfg.categorical.max_categories)
         self.attach_stream(col)
 
