@@ -48,6 +48,8 @@ from detectors.ring import Ring, RingFields
 
 FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
+_COLUMN_CATEGORIES = frozenset({str, bool, type(None)})
+"""Value types a categorical column that is not declared takes as they come (as these rows do)."""
 
 
 class RowsMeta(msgspec.Struct):
@@ -102,8 +104,11 @@ class JointRows:
                 self._add(name, kinds[name], columns.get(name) if columns is not None and take == n else None)
             ring = self.rings[name]
             if name in self._columns:
-                ring.advance(take)
-                continue
+                if not self._same_categories(name, vals):
+                    self.hold(name)
+                else:
+                    ring.advance(take)
+                    continue
             part = vals[:take] if take < n else vals
             ring.extend(numeric_values(part)[0] if kinds[name] == "numeric" else self._ids_of(name, part))
         for name, ring in self.rings.items():
@@ -117,17 +122,26 @@ class JointRows:
         m = self.meta
         ring = self.rings[name] = Ring(self.capacity, dtype=np.float32)
         before = m.rows - column.ref_flags.count if column is not None else -1
-        if kind == "numeric" and column is not None and column.ref is None and before >= 0 \
-                and column.ref_flags.capacity >= self.capacity:
-            self._columns[name] = (column, before)
-            ring.advance(m.rows)
-        else:
-            ring.extend(np.full(m.rows, np.nan))  # rows before the feature appeared: missing
         m.names.append(name)
         m.kinds.append(kind)
         if kind != "numeric":
             m.categories[name] = []
+        if column is not None and column.ref is None and before >= 0 and column.meta.kind == kind \
+                and column.ref_flags.capacity >= self.capacity and column.max_categories == self.max_categories:
+            self._columns[name] = (column, before)
+            ring.advance(m.rows)
+            return
+        ring.extend(np.full(m.rows, np.nan))  # rows before the feature appeared: missing
+        if kind != "numeric":
             self._ids[name] = {None: np.nan}
+
+    def _same_categories(self, name: str, vals: Sequence[object]) -> bool:
+        """Whether the column of a feature read from it gives ``vals`` the ids these rows would: a
+        categorical column not declared takes an int or a float as a wrong type (these rows as a category)."""
+        col = self._columns[name][0]
+        if col.meta.kind == "numeric" or col.meta.declared or set(map(type, vals)) <= _COLUMN_CATEGORIES:
+            return True
+        return not any(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
 
     def _ids_of(self, name: str, vals: Sequence[object]) -> FloatArray:
         ids = self._ids[name]
@@ -169,17 +183,30 @@ class JointRows:
             flags = col.ref_flags.arr
             ok = flags[lo:hi] == 0
             k = int(np.count_nonzero(flags[:lo] == 0))  # valid values before row ``first``
-            out[lo + before - first :][ok] = col.ref_ring.arr[k : k + int(np.count_nonzero(ok))]
+            vals = col.ref_ring.arr[k : k + int(np.count_nonzero(ok))]
+            if col.meta.kind != "numeric":  # a category's position of first appearance; -1: beyond the cap
+                vals = np.where(vals >= 0, vals, np.nan)
+            out[lo + before - first :][ok] = vals
         return out
+
+    def _categories(self) -> None:
+        """The categories of the features read from categorical columns: the columns' (first appearance)."""
+        for name, (col, _) in self._columns.items():
+            if col.meta.kind != "numeric":
+                self.meta.categories[name] = list(col.cat_pos)
 
     def hold(self, name: str | None = None) -> None:
         """Copy the rows of ``name`` (None: every feature) that its column holds into its ring: before the
         column's reference changes order (its freeze sorts it), or when the column stops taking rows."""
         for x in [name] if name is not None else list(self._columns):
             if x in self._columns:
+                self._categories()
                 vals = self.values(x)
                 del self._columns[x]
                 self.rings[x].hold(vals)
+                cats = self.meta.categories.get(x)
+                if cats is not None:
+                    self._ids[x] = {None: np.nan, **{v: float(i) for i, v in enumerate(cats)}}
 
     def matrix(self, names: Sequence[str]) -> FloatArray:
         """The rows so far, one column per name (a name never seen: all missing)."""
@@ -206,6 +233,7 @@ class JointRows:
     def take(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         if self.dirty_meta:
+            self._categories()
             out[fields.JOINT_META] = msgspec.msgpack.encode(self.meta)
         for name, ring in self.rings.items():
             src = functools.partial(self.values, name) if name in self._columns else None

@@ -60,8 +60,23 @@ def shared_zeros(dtype: npt.DTypeLike, size: int) -> npt.NDArray[Any]:
     return arr
 
 
+_SEGS: dict[tuple[int, ...], tuple[int, ...]] = {}
+_SEGS_KEPT = 4096
+
+
 def _flat(segs: list[tuple[int, int]]) -> tuple[int, ...]:
-    return tuple(x for seg in segs for x in seg)
+    """Segments as one flat tuple, shared by the rings with the same segments (the rings of a version
+    are fed event by event, so most of them have the same boundaries): a version keeps a few tuples,
+    not one per ring. The table of shared tuples is bounded (emptied when full; a tuple stays valid)."""
+    flat = tuple(x for seg in segs for x in seg)
+    if not flat:
+        return ()
+    kept = _SEGS.get(flat)
+    if kept is None:
+        if len(_SEGS) >= _SEGS_KEPT:
+            _SEGS.clear()
+        kept = _SEGS[flat] = flat
+    return kept
 
 
 class Segments:
