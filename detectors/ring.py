@@ -45,7 +45,7 @@ def size_for(needed: int, capacity: int) -> int:
     >>> [size_for(n, 2000) for n in (1, 16, 17, 99, 129, 1000, 1900)]
     [16, 16, 32, 112, 144, 1024, 1920]
     """
-    step = max(FIRST, 1 << max((needed - 1).bit_length() - 3, 0))
+    step = max(FIRST, 1 << max((needed - 1).bit_length() - 4, 0))
     return min(capacity, -(-needed // step) * step)
 
 
