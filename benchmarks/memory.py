@@ -108,6 +108,7 @@ def replay_child(path: Path, marks: list[int], max_pending: int | None = None,
     import tracemalloc
 
     from pipeline.config import parse_config
+    from pipeline.edge.logfile import LogBatch
     from pipeline.engine.build import build_engine
     from pipeline.replay.replay import replay
 
@@ -118,6 +119,9 @@ def replay_child(path: Path, marks: list[int], max_pending: int | None = None,
         def close(self) -> None:
             pass
 
+        def discard(self) -> None:
+            pass
+
     rss: dict[int, tuple[int, float]] = {}
     sizes: dict[int, dict[str, int]] = {}
     snaps: dict[int, Any] = {}
@@ -125,7 +129,8 @@ def replay_child(path: Path, marks: list[int], max_pending: int | None = None,
     config = parse_config({"detection": _detection(max_pending)}, environ={})
     engine = build_engine(config, None)
 
-    def on_batch(lines: int) -> None:
+    def on_batch(batch: LogBatch, _step: object) -> None:
+        lines = batch.lines_end
         for m in marks:
             if m not in rss and lines >= m:
                 rss[m] = (lines, rss_mb())

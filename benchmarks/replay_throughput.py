@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,10 @@ def run(events: int = 1_000_000, models: int = 6, repeats: int = 3, profile_even
     """``budget_s``: start no further repeat once one more would end past it (at least one runs)."""
     banner(f"{NAME}: {events:,} events, {models} models, {repeats} repeats")
     path, lines = workload(events, models)
-    modes = {"decode_ceiling": decode_ceiling, "edge_decode": edge_decode, "replay": lambda p: full_replay(p)[:2],
-             "replay_no_joint": lambda p: full_replay(p, joint=False)[:2],
-             "replay_no_performance": lambda p: full_replay(p, performance=False)[:2]}
+    modes: dict[str, Callable[[Path], tuple[int, float]]] = {
+        "decode_ceiling": decode_ceiling, "edge_decode": edge_decode, "replay": lambda p: full_replay(p)[:2],
+        "replay_no_joint": lambda p: full_replay(p, joint=False)[:2],
+        "replay_no_performance": lambda p: full_replay(p, performance=False)[:2]}
     runs: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     counts: dict[str, int] = {}

@@ -37,6 +37,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -152,7 +153,7 @@ def summary(data: Path, label_delay_rows: int = 2000, baseline: bool = False) ->
     return {"data_drift": drift, "performance": performance_summary(alerts, label_delay_rows)}
 
 
-def benchmark_part() -> dict[str, object] | None:
+def benchmark_part() -> dict[str, dict[str, dict[str, object]]] | None:
     """The optional part of the detection benchmark: both references; None (with a line) without nannyml."""
     data = data_dir()
     if data is None:
@@ -161,10 +162,10 @@ def benchmark_part() -> dict[str, object] | None:
         return None
     out = {"first_events": summary(data), "baseline": summary(data, baseline=True)}
     for name, both in out.items():
-        s, p = both["data_drift"], both["performance"]
+        s, p = both["data_drift"], cast(dict[str, dict[str, object]], both["performance"])
         print(f"car_loan ({name} reference): data drift found after row {CHANGE_ROW:,}: "
               f"{s['features_found_after_change']} (paged: {s['features_after_change']}); "
-              f"alerts before it: {s['alerts_before_change']} {s['before_change'][:5]}")
+              f"alerts before it: {s['alerts_before_change']} {cast(list[str], s['before_change'])[:5]}")
         for kind in ("concept_drift", "estimated_performance"):
             k = p[kind]
             assert isinstance(k, dict)

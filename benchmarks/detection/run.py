@@ -16,6 +16,7 @@ import statistics
 import time
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import msgspec
 import numpy as np
@@ -88,7 +89,8 @@ def incident_figures(stream: Stream, first: Alert | None, every: list[Alert], af
         if first.feature is None:
             named |= {f for m in monitors if m.policy.is_open((None, first.kind))
                       for f in m.policy.grouping.groups.get(first.kind, Group(0)).members}
-        out |= _pr("first_page_", set(map(str, _names(first))), set(want)) | _pr("", named, set(want))  # type: ignore[arg-type]
+        wanted = {str(f) for f in want} if isinstance(want, list | tuple | set) else set()
+        out |= _pr("first_page_", set(map(str, _names(first))), wanted) | _pr("", named, wanted)
     return out
 
 
@@ -144,7 +146,8 @@ def summarize(drift: list[dict[str, object]], clean: list[dict[str, object]]) ->
         "clean_false_alarms_by_detector": dict(Counter(str(a).split("/")[2] for c in clean for a in c["alerts"])),  # type: ignore[attr-defined]
         "false_alarms_per_100k_predictions": false / preds * 1e5 if preds else None,
         "false_alarms_per_100k_events": false / events * 1e5 if events else None,
-        "clean_streams": [{k: v for k, v in c.items() if k != "alerts"} | {"alerts": c["alerts"][:5]} for c in clean],
+        "clean_streams": [{k: v for k, v in c.items() if k != "alerts"} | {"alerts": cast(list[str], c["alerts"])[:5]}
+                          for c in clean],
     }
 
 

@@ -58,7 +58,8 @@ def base_frame(rng: np.random.Generator, n: int, num_sampler: Callable[..., np.n
 
 def _score(num: np.ndarray, cat: np.ndarray, bias: float = 0.0) -> np.ndarray:
     z = 0.8 * np.tanh(num[:, 0]) - 0.6 * np.tanh(num[:, 1]) + 0.5 * np.tanh(num[:, 2]) + 0.3 * (cat[:, 0] == 0) + bias
-    return 1.0 / (1.0 + np.exp(-4.0 * z))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-4.0 * z))
+    return out
 
 
 def to_events(fr: Frame, model: str = "m", version: str = "v1", t0: float = 1.7e9, seed: int = 0,

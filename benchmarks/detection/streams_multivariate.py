@@ -73,7 +73,7 @@ def _factor_num(rng: np.random.Generator, n: int, phi: float = 0.0, factors: int
     load = rng.uniform(-0.9, 0.9, size=(factors, N_NUM)) / np.sqrt(factors)
     f = _ar(rng, (n, factors), phi)
     own = _ar(rng, (n, N_NUM), phi)
-    x = f @ load + own * np.sqrt(np.maximum(1.0 - (load * load).sum(axis=0), 0.1))
+    x: np.ndarray = f @ load + own * np.sqrt(np.maximum(1.0 - (load * load).sum(axis=0), 0.1))
     return x
 
 
@@ -129,7 +129,8 @@ def categorical_only(rng: np.random.Generator, n: int) -> list[Event]:
 
 def fr_p() -> np.ndarray:
     p = np.array([0.3, 0.2, 0.15, 0.12, 0.1, 0.07, 0.04, 0.02])
-    return p / p.sum()
+    out: np.ndarray = p / p.sum()
+    return out
 
 
 def wide(rng: np.random.Generator, n: int) -> list[Event]:

@@ -74,7 +74,8 @@ class KafkaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     client_restart_s: NonNegativeSeconds = 60.0
     """Seconds without progress while Kafka work is waiting (a rebalance that does not finish, an
     unknown coordinator, partitions behind that return nothing) after which the consumer client
-    is closed and built anew; the shards are re-claimed from the store. 0 turns it off."""
+    is closed and built anew; the shards are re-claimed from the store. The alert forwarder
+    likewise rebuilds its client after this long in a group join without an assignment. 0 turns it off."""
 
 
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

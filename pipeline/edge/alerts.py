@@ -82,9 +82,19 @@ def _evidence(alert: Alert) -> str:
         return escape(alert.detector)
     text = f"{escape(alert.detector)}={_number(alert.statistic)}"
     if alert.threshold is not None:
-        op = ">" if alert.status == "firing" else "vs"
-        text += f" {op} {_number(alert.threshold)}"
+        text += f" {_crossing(alert.statistic, alert.threshold) if alert.status == 'firing' else 'vs'} "
+        text += _number(alert.threshold)
     return text
+
+
+def _crossing(statistic: float, threshold: float) -> str:
+    """The side of its bound a firing statistic is on: ``<`` for the lower-is-worse ones (an
+    accuracy under its band, a p-value under alpha), ``>`` for the others.
+
+    >>> _crossing(0.31, 0.25), _crossing(0.81, 0.86), _crossing(0.1, 0.1)
+    ('>', '<', '=')
+    """
+    return ">" if statistic > threshold else "<" if statistic < threshold else "="
 
 
 def named_features(alert: Alert) -> list[str]:

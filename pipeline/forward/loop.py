@@ -25,17 +25,21 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from detectors.errors import DriftwireError
 from detectors.events import Alert
 from pipeline.config import Config, Secrets
 from pipeline.forward.dead_letters import ForwardDeadLetters
 from pipeline.forward.incidents import Incidents
 from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import Failure, Item, Record, Stopping, Target
-from pipeline.kafka.client import KafkaUnavailable, client_settings
+from pipeline.kafka.client import KafkaUnavailable, client_settings, topic_partitions
 from pipeline.kafka.source import RebalanceLog
+from pipeline.kafka.workarounds import settle_subscription
 from pipeline.telemetry.logs import get_logger
 
 log = get_logger("driftwire.forward")
+
+TOPIC_WAIT_S = 30.0  # how long a starting forwarder waits for the alert topic to exist
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -66,10 +70,16 @@ class Forwarder:
         self.summary = Summary()
         self.stop_reason = ""
         self.consumer: KafkaConsumer | None = None
+        self.client_restarts = 0
+        self._unsettled_since: float | None = None
+        self._rebalances_seen = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def install_signals(self) -> None:
+        """SIGTERM / SIGINT stop after the batch in hand (a second one: at once); SIGUSR1 dumps every thread's stack."""
+        import faulthandler
+
         def handler(signum: int, _frame: object) -> None:
             if self.stop_reason:
                 raise KeyboardInterrupt  # a second signal: stop now
@@ -77,6 +87,7 @@ class Forwarder:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where a stall sits
 
     def _connect(self) -> KafkaConsumer:
         k = self.config.kafka
@@ -88,18 +99,25 @@ class Forwarder:
                 heartbeat_interval_ms=k.heartbeat_interval_ms, **client_settings(self.config, self.secrets))
         except KafkaError as exc:
             raise KafkaUnavailable(f"cannot connect to Kafka at {k.bootstrap_servers}: {exc}") from exc
+        if not topic_partitions(consumer, self.topic, time.monotonic() + TOPIC_WAIT_S):
+            consumer.close(autocommit=False)
+            raise DriftwireError(f"alert topic {self.topic!r} (kafka.topics.alerts) does not exist on "
+                                 f"{k.bootstrap_servers} after {TOPIC_WAIT_S:.0f} s; create it as the input topics")
+        self.listener, self._rebalances_seen = RebalanceLog(), 0
         consumer.subscribe([self.topic], listener=self.listener)
+        settle_subscription(consumer, [self.topic], time.monotonic() + TOPIC_WAIT_S)
         return consumer
 
     def run(self, limits: Limits) -> Summary:
-        self.consumer = consumer = self._connect()
+        self.consumer = self._connect()
         started = last_alert = time.monotonic()
         log.info("forward_started", topic=self.topic, group=self.settings.group_id,
                  targets=[t.name for t in self.targets])
         try:
             while not self.stop_reason:
-                polled = consumer.poll(timeout_ms=self.config.kafka.poll_timeout_ms,
-                                       max_records=self.settings.max_batch)
+                self._watch_join(time.monotonic())
+                polled = self.consumer.poll(timeout_ms=self.config.kafka.poll_timeout_ms,
+                                            max_records=self.settings.max_batch)
                 if self._rebalanced(polled):
                     last_alert = time.monotonic()  # idle counts from the assignment, not from the join
                 for tp in sorted(polled, key=lambda t: t.partition):
@@ -116,6 +134,31 @@ class Forwarder:
         self.summary.open_incidents = len(self.incidents)
         log.info("forward_finished", **msgspec.structs.asdict(self.summary))
         return self.summary
+
+    def _watch_join(self, now: float) -> None:
+        """Build a new client after ``kafka.client_restart_s`` without an assignment.
+
+        kafka-python has wedged in a group join (no assignment, no error, no log line for
+        minutes); the live runner's watchdog answers it the same way. Nothing is lost: without an
+        assignment no batch is in hand, and the new member resumes from the committed offsets.
+        """
+        if self.listener.settled:
+            self._unsettled_since = None
+            return
+        if self._unsettled_since is None:
+            self._unsettled_since = now
+        stalled, limit = now - self._unsettled_since, self.config.kafka.client_restart_s
+        if not limit or stalled < limit:
+            return
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            self.incidents.forget(tp.partition)  # rebuilt from the topic when assigned again
+        with contextlib.suppress(Exception):  # leaving the group; nothing to commit
+            self.consumer.close(autocommit=False)
+        self.consumer, self._unsettled_since = self._connect(), now
+        self.client_restarts += 1
+        log.error("kafka_client_restarted", reasons=["rebalance"], stalled_s=round(stalled, 1),
+                  restarts=self.client_restarts)
 
     def _check_limits(self, limits: Limits, started: float, last_alert: float) -> None:
         now = time.monotonic()
@@ -195,9 +238,13 @@ class Forwarder:
 
     def _rebalanced(self, polled: dict[TopicPartition, list[Any]]) -> bool:
         """Forget revoked partitions' incidents, rebuild assigned ones'; True when some were assigned."""
+        rebalances = self.listener.rebalances
         revoked, assigned = self.listener.take()
         for tp in revoked - assigned:
             self.incidents.forget(tp.partition)
+        if rebalances != self._rebalances_seen and not assigned:  # a member with nothing to read says so
+            log.info("partitions_assigned", partitions=[], resume={})
+        self._rebalances_seen = rebalances
         if assigned:
             assert self.consumer is not None
             for tp in assigned:

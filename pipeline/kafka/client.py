@@ -84,16 +84,27 @@ def assigned_consumer(config: Config, secrets: Secrets, topics: list[str], comma
     tps: list[TopicPartition] = []
     deadline = time.monotonic() + wait_s
     for topic in topics:
-        parts = consumer.partitions_for_topic(topic)
-        while not parts and time.monotonic() < deadline:
-            time.sleep(0.3)
-            parts = consumer.partitions_for_topic(topic)
+        parts = topic_partitions(consumer, topic, deadline)
         if not parts:
             consumer.close()
             raise DriftwireError(f"topic {topic!r} does not exist on {config.kafka.bootstrap_servers}")
         tps += [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     return consumer
+
+
+def topic_partitions(consumer: KafkaConsumer, topic: str, deadline: float) -> set[int]:
+    """The partitions of ``topic``, asking again until ``deadline`` (monotonic) while the broker knows none.
+
+    Also what a group member must do before it subscribes: the member that leads the join
+    assigns from the metadata it holds, and kafka-python joins without fetching it, so a topic
+    it has not seen yet is assigned to nobody until its next metadata refresh (minutes).
+    """
+    parts = consumer.partitions_for_topic(topic)
+    while not parts and time.monotonic() < deadline:
+        time.sleep(0.3)
+        parts = consumer.partitions_for_topic(topic)
+    return set(parts or ())
 
 
 def tp_key(tp: TopicPartition) -> str:

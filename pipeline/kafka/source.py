@@ -31,9 +31,15 @@ from detectors.events import StreamName
 from pipeline.config import Config, Secrets
 from pipeline.config.refusals import kafka_error
 from pipeline.edge.decode import Decoder
-from pipeline.kafka.client import KafkaUnavailable, client_settings, stream_topics, tp_key
+from pipeline.kafka.client import KafkaUnavailable, client_settings, stream_topics, topic_partitions, tp_key
 from pipeline.kafka.merge import Item, Merge
-from pipeline.kafka.workarounds import caught_up_fn, position, restart_fetch_sessions, unpark_fetcher
+from pipeline.kafka.workarounds import (
+    caught_up_fn,
+    position,
+    restart_fetch_sessions,
+    settle_subscription,
+    unpark_fetcher,
+)
 from pipeline.telemetry.logs import get_logger
 
 WATERMARK_WAIT_S = 2.0  # an open partition with nothing buffered and no known high watermark this long gets one listed
@@ -121,10 +127,7 @@ class KafkaSource:
         counts: dict[str, int] = {}
         deadline = time.monotonic() + wait_s
         for topic in self.topics.values():
-            parts = self.consumer.partitions_for_topic(topic)
-            while not parts and time.monotonic() < deadline:
-                time.sleep(0.5)
-                parts = self.consumer.partitions_for_topic(topic)
+            parts = topic_partitions(self.consumer, topic, deadline)
             if not parts:
                 raise DriftwireError(f"input topic {topic!r} does not exist on {self.config.kafka.bootstrap_servers}")
             counts[topic] = len(parts)
@@ -135,6 +138,7 @@ class KafkaSource:
             )
         self.partitions = next(iter(counts.values()))
         self.consumer.subscribe(list(self.topics.values()), listener=self.listener)
+        settle_subscription(self.consumer, list(self.topics.values()), deadline)
 
     def shard_tps(self, shard: int) -> list[TopicPartition]:
         return [TopicPartition(self.topics[s], shard) for s in ("features", "prediction", "label")]

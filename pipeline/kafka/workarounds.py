@@ -6,6 +6,7 @@ nothing when the attribute is not there, so a kafka-python upgrade cannot break 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
@@ -84,3 +85,23 @@ def caught_up_fn(consumer: KafkaConsumer, force: bool = False,
         return hw is not None and pos is not None and pos >= hw
 
     return caught_up
+
+
+def settle_subscription(consumer: KafkaConsumer, topics: list[str], deadline: float) -> None:
+    """Wait, after ``subscribe``, until the group coordinator's metadata snapshot lists ``topics``' partitions.
+
+    kafka-python 3.0.12 takes that snapshot on metadata updates only. A member that learned the
+    topics' partitions before it subscribed (as our start-up check does) joins, leads, assigns
+    from the cluster metadata, and records the older, empty snapshot as the one it assigned from;
+    the next metadata update then differs from it and forces a second rebalance right after the
+    first, in which the forwarder's client was seen to stall. Waiting for the update that follows
+    the subscription makes the first assignment the only one. Gives up silently at ``deadline``.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if not isinstance(getattr(coordinator, "_metadata_snapshot", None), dict):
+        return
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    if cluster is not None:
+        cluster.request_update()
+    while time.monotonic() < deadline and not all(coordinator._metadata_snapshot.get(t) for t in topics):  # type: ignore[union-attr]
+        time.sleep(0.02)

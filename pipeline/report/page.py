@@ -44,9 +44,24 @@ def incidents(alerts: Sequence[Alert]) -> list[Incident]:
             inc.resolved = a
         elif a.severity == "critical":
             inc.severity = "critical"
-        if a.status == "firing" and a.statistic is not None and (inc.peak is None or a.statistic > inc.peak):
-            inc.peak = a.statistic
+        if a.status == "firing" and a.statistic is not None:
+            inc.peak = a.statistic if inc.peak is None else worst(inc.first, inc.peak, a.statistic)
     return sorted(by_id.values(), key=lambda i: (i.first.event_ts, i.first.alert_id))
+
+
+def worst(first: Alert, a: float, b: float) -> float:
+    """The farther of two statistics past the incident's bound: the lowest where the first firing
+    was under its threshold (an accuracy, a p-value), else the highest.
+
+    >>> from detectors.events import Window
+    >>> acc = Alert("i", "firing", "concept_drift", "warning", "m", "v", None, "accuracy", 0.81, 0.86, "e", 1.0,
+    ...             Window(0.0, 1.0, 9), "accuracy fell", "")
+    >>> import msgspec
+    >>> worst(acc, 0.81, 0.78), worst(msgspec.structs.replace(acc, statistic=0.3, threshold=0.25), 0.3, 0.4)
+    (0.78, 0.4)
+    """
+    lower = first.statistic is not None and first.threshold is not None and first.statistic < first.threshold
+    return min(a, b) if lower else max(a, b)
 
 
 def markers_for(alerts: Iterable[Alert]) -> list[Marker]:

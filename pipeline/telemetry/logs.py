@@ -42,6 +42,42 @@ class _Stderr:
 
 _pending: tuple[str, object] | None = None
 
+CLIENTS = ("kafka", "redis")  # whose INFO (a group join, an assignment) shows at --log-level debug
+
+
+def library_log(record: Any) -> tuple[str, dict[str, Any]]:
+    """A stdlib ``LogRecord`` (kafka-python, redis-py) as the level and fields of one of our JSON lines."""
+    fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+    if record.exc_info:
+        fields["exc_info"] = record.exc_info
+    level = record.levelname.lower()
+    return (level if level in ("debug", "info", "warning", "error", "critical") else "warning"), fields
+
+
+def _bridge_stdlib(level: str) -> None:
+    """Route the libraries' stdlib logging into our JSON lines (escaped like ours), once per process:
+    without it a client's warning reaches stderr as bare text, and its INFO (a group join, an
+    assignment) nowhere even at ``--log-level debug``."""
+    import logging
+
+    import structlog
+
+    class Bridge(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                method, fields = library_log(record)
+                getattr(structlog.get_logger(record.name), method)("library_log", **fields)
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if type(h).__name__ == "Bridge"]:
+        root.removeHandler(old)  # configured again (an in-process CLI call): one bridge
+    root.addHandler(Bridge())
+    verbose = level.lower() == "debug"  # the clients' own DEBUG is a line per request: INFO at most
+    for name in CLIENTS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
 
 def configure(level: str = "info", stream: object = None) -> None:
     """How to log (``stream``: default stderr); applied now if structlog is loaded, else with the first logger."""
@@ -78,6 +114,7 @@ def _apply() -> None:
         logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+    _bridge_stdlib(level)
 
 
 def get_logger(name: str) -> structlog.types.FilteringBoundLogger:

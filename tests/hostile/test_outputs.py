@@ -24,14 +24,18 @@ FORMER = b'{"former": "alerts of yesterday"}\n'
 
 
 def _start(*args: str, **kw: object) -> subprocess.Popen[str]:
+    # Ctrl-C as at a terminal: a test run started in the background (`cmd &`) inherits SIGINT ignored,
+    # and Python keeps an ignored SIGINT ignored
     return subprocess.Popen([*DRIFTWIRE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             **kw)  # type: ignore[call-overload]
 
 
 def _wait_for_temp(d: Path, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in d.iterdir()):
+        # the temporary file exists from the start; its first bytes may stay buffered to the end
+        if any(p.name.endswith(".tmp") for p in d.iterdir()):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)

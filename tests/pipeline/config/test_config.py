@@ -97,3 +97,43 @@ def test_every_setting_has_a_one_line_comment() -> None:
         return missing
 
     assert walk(Config(), "") == []
+
+
+def test_the_compose_stack_wires_forwarder_alertmanager_and_rules() -> None:
+    """docker-compose.yml cannot run here (no Docker engine); what it wires together is checked:
+    the forwarder's config sends to the stack's Alertmanager, Prometheus scrapes both driftwire
+    processes under the job names the alerting rules use and loads those rules, and the mounted
+    files exist."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert services["forwarder"]["command"][:2] == ["alerts", "forward"]
+    config = load_config(ROOT / "config" / "compose.yaml", environ={})
+    (target,) = config.forward.targets
+    am_port = services["alertmanager"]["ports"][0].rsplit(":", 1)[1]
+    assert target.urls == [f"http://alertmanager:{am_port}"]  # type: ignore[union-attr]
+    prom = yaml.safe_load((ROOT / "config" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in prom["scrape_configs"]}
+    assert jobs == {"driftwire": [f"driftwire:{config.runtime.metrics_port}"],
+                    "driftwire-forward": [f"forwarder:{config.forward.metrics_port}"]}
+    rules = (ROOT / "config" / "alerting" / "driftwire-rules.yml").read_text()
+    assert all(f'job="{job}"' in rules for job in jobs)
+    mounts = {v.split(":")[1]: v.split(":")[0] for s in services.values() for v in s.get("volumes", [])
+              if v.startswith("./")}
+    assert prom["rule_files"] == ["/etc/prometheus/driftwire-rules.yml"]
+    assert mounts["/etc/prometheus/driftwire-rules.yml"] == "./config/alerting/driftwire-rules.yml"
+    assert all((ROOT / src).exists() for src in mounts.values() if not src.startswith("./.cache"))
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "secure"]])
+def test_docker_compose_accepts_the_file_where_its_cli_is_installed(profile: list[str]) -> None:
+    """`docker compose config` checks the file without an engine (Compose v2 CLI plugin)."""
+    import os
+    import shutil
+    import subprocess
+
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("the docker CLI with its compose plugin is optional (go install github.com/docker/compose/v2/cmd)")
+    out = subprocess.run([docker, "compose", *profile, "config", "-q"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "DRIFTWIRE_SNAPSHOT_KEY": "x"}, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -24,6 +24,14 @@ def test_render_alert_plain_and_coloured() -> None:
     assert "\x1b[32mRESOLVED" in render_alert(alert(status="resolved"), color=True)
 
 
+def test_a_lower_is_worse_statistic_shows_under_its_bound() -> None:
+    """An accuracy that fell under its band fired because it is *below* the bound."""
+    fell = alert(kind="concept_drift", detector="accuracy", statistic=0.81, threshold=0.86)
+    assert "accuracy=0.81 < 0.86" in render_alert(fell, color=False)
+    assert "accuracy=0.81 vs 0.86" in render_alert(alert(status="resolved", detector="accuracy", statistic=0.81,
+                                                           threshold=0.86), color=False)
+
+
 def test_render_alert_is_one_line_whatever_the_names() -> None:
     a = alert(model="m\n\x1b[2Jevil", feature="f\r\x07", message="two\nlines", statistic=None, threshold=None)
     line = render_alert(a, color=True)

@@ -39,6 +39,19 @@ def test_amtool_accepts_the_example_config() -> None:
     assert "1 inhibit rules" in out.stdout and "2 receivers" in out.stdout
 
 
+def test_the_compose_stacks_alertmanager_config_groups_and_inhibits_as_the_example() -> None:
+    """docker-compose.yml's Alertmanager (config/alerting/alertmanager-local.yml): valid, and the same
+    grouping and inhibition as the example, with one receiver that sends nowhere."""
+    local = ALERTING / "alertmanager-local.yml"
+    out = subprocess.run([str(go_binary("amtool")), "check-config", str(local)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
+    mine, example = yaml.safe_load(local.read_text()), yaml.safe_load(AM_CONFIG.read_text())
+    assert mine["inhibit_rules"] == example["inhibit_rules"]
+    assert mine["route"]["group_by"] == example["route"]["group_by"]
+    assert mine["receivers"] == [{"name": "ui"}]
+
+
 @pytest.fixture(scope="module")
 def example_am(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Alertmanager of its own, on loopback, started with config/alerting/alertmanager.yml."""

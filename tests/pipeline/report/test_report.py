@@ -183,6 +183,15 @@ def test_incidents_pair_firing_escalation_and_resolve() -> None:
     assert incs[1].resolved is None
 
 
+def test_the_peak_of_a_lower_is_worse_incident_is_its_lowest_value() -> None:
+    incs = incidents([
+        alert(detector="accuracy", statistic=0.84, threshold=0.86),
+        alert(detector="accuracy", severity="critical", statistic=0.78, threshold=0.80),
+        alert(detector="accuracy", statistic=0.83, threshold=0.86),
+    ])
+    assert incs[0].peak == 0.78
+
+
 def test_grouped_incidents_name_their_features_and_the_resolve_names_the_late_joiners() -> None:
     firing = alert(feature=None, details={"features": ["x3", "x4"]}, message="2 features drifted together")
     resolved = alert(feature=None, status="resolved", details={"features": ["x3", "x4", "x5"]})
