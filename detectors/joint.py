@@ -44,7 +44,7 @@ import numpy.typing as npt
 from detectors import fields
 from detectors.column import Column, numeric_values
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring, RingFields
+from detectors.ring import Ring, RingFields, size_for
 
 FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
@@ -194,6 +194,12 @@ class JointRows:
         for name, (col, _) in self._columns.items():
             if col.meta.kind != "numeric":
                 self.meta.categories[name] = list(col.cat_pos)
+
+    def nbytes(self) -> int:
+        """Bytes of the rows, counted as held even where a column holds them for now (they are copied at
+        its freeze and kept until the fit): what the memory budget expects of them does not change."""
+        return sum(size_for(r.count, r.capacity) * r.arr.itemsize if name in self._columns else r.arr.nbytes
+                   for name, r in self.rings.items())
 
     def hold(self, name: str | None = None) -> None:
         """Copy the rows of ``name`` (None: every feature) that its column holds into its ring: before the

@@ -120,7 +120,7 @@ class VersionData:
             ref = col.ref
             if isinstance(ref, NumericRef):  # its sorted values are the ring's (counted above)
                 n += ref.edges.nbytes + ref.counts.nbytes
-        n += sum(r.arr.nbytes for r in self.joint.rows.rings.values())  # the multivariate fit's rows
+        n += self.joint.rows.nbytes()  # the multivariate fit's rows
         return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
 
     def groups(self) -> dict[Group, list[Column]]:
