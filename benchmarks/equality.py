@@ -180,13 +180,15 @@ def canonical_state(monitor: Any) -> dict[str, bytes]:
     rings += [(*fields.split_ring(name), ring) for name, ring in d.rings.items()]
     joint = getattr(getattr(d, "joint", None), "rows", None)  # the multivariate detectors' reference rows
     rings += [("jr", name, ring) for name, ring in (joint.rings.items() if joint is not None else ())]
+    held = getattr(joint, "values", None)  # rows a column holds for its ring (read through the rows, not ring.arr)
     perf = getattr(d, "perf", None)  # the performance state's rings (schema version 4)
     rings += [(fields.PERF_RINGS[group], col, ring) for group, cols in (perf.rings.items() if perf else ())
               for col, ring in cols.items()]
     for kind, owner, ring in rings:
-        item = ring.arr.itemsize
+        arr = held(owner) if kind == "jr" and held is not None else ring.arr
+        item = arr.itemsize
         for k in range(-(-ring.capacity // CHUNK)):
-            raw = ring.arr[k * CHUNK : (k + 1) * CHUNK].tobytes()
+            raw = arr[k * CHUNK : (k + 1) * CHUNK].tobytes()
             want = item * min(CHUNK, ring.capacity - k * CHUNK)  # an array allocated lazily: zeros beyond it
             state[f"{kind}:{k}:{owner}"] = raw + bytes(want - len(raw))
     return state

@@ -66,11 +66,12 @@ def _detection(max_pending: int | None) -> dict[str, Any]:
 
 
 def _owned(x: object) -> int:
-    """Bytes of a numpy array that owns its data (views count where their base is counted)."""
+    """Bytes of a numpy array that owns its data (views count where their base is counted; the read-only
+    zeros that rings holding only zeros share are no model's)."""
     import numpy as np
 
     if isinstance(x, np.ndarray):
-        return int(x.nbytes) if x.flags.owndata else 0
+        return int(x.nbytes) if x.flags.owndata and x.flags.writeable else 0
     if isinstance(x, tuple | list):
         return sum(_owned(v) for v in x)
     return 0

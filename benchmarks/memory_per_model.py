@@ -48,14 +48,15 @@ def structures(engine: Any) -> dict[str, int]:
     """Bytes of the numpy buffers of every version, by kind."""
     import numpy as np
 
-    def owned(x: object) -> int:
-        return int(x.nbytes) if isinstance(x, np.ndarray) and x.flags.owndata else 0
+    def owned(x: object) -> int:  # a ring's own array (the read-only zeros rings share are no version's)
+        return int(x.nbytes) if isinstance(x, np.ndarray) and x.flags.owndata and x.flags.writeable else 0
 
     out = dict.fromkeys(("rings", "label_join", "block_spaces"), 0)
     for mon in engine.models.values():
         rings = list(mon.data.rings.values())
         for col in mon.data.columns.values():
-            rings += [col.ref_ring, col.values, col.flags]
+            rings += col.rings()
+        rings += list(mon.data.joint.rows.rings.values())
         out["rings"] += sum(owned(r.arr) for r in rings)
         out["block_spaces"] += sum(owned(s.keys) + owned(s.ranks) for s in mon.data.spaces.values())
         join = mon.data.join

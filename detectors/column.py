@@ -40,6 +40,9 @@ _ZERO_FLAGS = np.zeros(4096, dtype=np.int8)
 _ZERO_FLAGS.flags.writeable = False
 _CAT_TYPES = frozenset({str, bool, type(None)})
 _CAT_DECLARED = frozenset({str, bool, int, float, type(None)})
+_NO_CATEGORIES: dict[CatValue, int] = {}
+"""The category dicts of every numeric column: one shared empty dict, never written (only a categorical
+column counts categories, and restoring counts replaces the dicts)."""
 
 
 class ColumnMeta(msgspec.Struct):
@@ -70,7 +73,17 @@ class RefCounts(msgspec.Struct, array_like=True):
 
 
 class Column:
-    """Reference accumulation, window rings, run tracking and stream detectors of one series."""
+    """Reference accumulation, window rings, run tracking and stream detectors of one series.
+
+    A new version has a column per feature and output, so a column's fixed cost is a model
+    version's: its window rings are made at their first use (a version still filling its
+    reference has none), a numeric column has no category dicts, and a column without stream
+    detectors shares one empty tuple.
+    """
+
+    __slots__ = ("_flags", "_values", "cat_counts", "cat_overflow", "cat_pos", "dirty_counts", "dirty_meta",
+                 "dirty_stream", "max_categories", "meta", "ref", "ref_flags", "ref_ring", "stream", "ts_ring",
+                 "window")
 
     def __init__(self, name: str, role: str, kind: str, ref_capacity: int, window: int, declared: bool = False,
                  max_categories: int = 100) -> None:
@@ -79,14 +92,16 @@ class Column:
         # (the reference itself is counts; the order is kept for the calibration).
         self.ref_ring = Ring(ref_capacity) if kind == "numeric" else Ring(ref_capacity, dtype=np.int32)
         self.ref_flags = Ring(ref_capacity, dtype=np.int8)
-        self.cat_pos: dict[CatValue, int] = {}
-        self.values = Ring(window)
-        self.flags = Ring(window, dtype=np.int8)
-        self.cat_counts: dict[CatValue, int] = {}
+        self.window = window
+        self._values: Ring | None = None
+        self._flags: Ring | None = None
+        # categories: only a categorical column counts them (a numeric one never reads these)
+        self.cat_pos: dict[CatValue, int] = _NO_CATEGORIES if kind == "numeric" else {}
+        self.cat_counts: dict[CatValue, int] = _NO_CATEGORIES if kind == "numeric" else {}
         self.cat_overflow = 0
         self.max_categories = max_categories
         self.ref: NumericRef | CategoricalRef | None = None
-        self.stream: list[StreamDetector] = []
+        self.stream: Sequence[StreamDetector] = ()
         self.ts_ring: Ring | None = None
         self.dirty_meta = True
         self.dirty_counts = False
@@ -95,6 +110,28 @@ class Column:
     @property
     def name(self) -> str:
         return self.meta.name
+
+    @property
+    def values(self) -> Ring:
+        """The window's values (a ring made at first use)."""
+        if self._values is None:
+            self._values = Ring(self.window)
+        return self._values
+
+    @property
+    def flags(self) -> Ring:
+        """The window's flags, one per value (a ring made at first use)."""
+        if self._flags is None:
+            self._flags = Ring(self.window, dtype=np.int8)
+        return self._flags
+
+    def rings(self) -> list[Ring]:
+        """The rings this column has made (a window ring not used yet holds nothing to store)."""
+        return [r for r in (self.ref_ring, self.ref_flags, self._values, self._flags) if r is not None]
+
+    def nbytes(self) -> int:
+        """Bytes of the column's value buffers (its reference ring and window values and flags)."""
+        return self.ref_ring.arr.nbytes + sum(r.arr.nbytes for r in (self._values, self._flags) if r is not None)
 
     # ---- ingest -------------------------------------------------------------------------------
 
@@ -315,8 +352,10 @@ class Column:
                                                                              self.cat_overflow))
         self.ref_ring.take(fields.REF_VALUES, name, out, segments)
         self.ref_flags.take(fields.REF_FLAGS, name, out, segments)
-        self.values.take(fields.WINDOW_VALUES, name, out, segments)
-        self.flags.take(fields.WINDOW_FLAGS, name, out, segments)
+        if self._values is not None:
+            self._values.take(fields.WINDOW_VALUES, name, out, segments)
+        if self._flags is not None:
+            self._flags.take(fields.WINDOW_FLAGS, name, out, segments)
         if self.dirty_stream:
             for det in self.stream:
                 out[fields.stream_snapshot(det.name, name)] = det.save(secret)
@@ -325,13 +364,13 @@ class Column:
     def discard(self) -> None:
         """Forget what changed since the last :meth:`take` without encoding it."""
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
-        for ring in (self.ref_ring, self.ref_flags, self.values, self.flags):
+        for ring in self.rings():
             ring.discard()
 
     def touch_all(self) -> None:
         self.dirty_meta = self.dirty_stream = True
         self.dirty_counts = self.meta.kind == "categorical"
-        for ring in (self.ref_ring, self.ref_flags, self.values, self.flags):
+        for ring in self.rings():
             ring.touch_all()
 
     def load(self, stored: dict[str, RingFields], counts: bytes | None) -> None:
@@ -340,9 +379,11 @@ class Column:
         valid = m.ref_values if m.kind == "numeric" else min(m.ref_n - m.ref_missing - m.ref_badtype,
                                                              self.ref_ring.capacity)
         for kind, ring, count in ((fields.REF_VALUES, self.ref_ring, valid),
-                                  (fields.REF_FLAGS, self.ref_flags, min(m.ref_n, self.ref_flags.capacity)),
-                                  (fields.WINDOW_VALUES, self.values, m.n), (fields.WINDOW_FLAGS, self.flags, m.n)):
+                                  (fields.REF_FLAGS, self.ref_flags, min(m.ref_n, self.ref_flags.capacity))):
             stored.get(kind, RingFields()).load(ring, count)
+        for kind in (fields.WINDOW_VALUES, fields.WINDOW_FLAGS):
+            if m.n or kind in stored:  # else the ring would load empty: it is made at its first use
+                stored.get(kind, RingFields()).load(self.values if kind == fields.WINDOW_VALUES else self.flags, m.n)
         if counts is not None:
             rc = msgspec.msgpack.decode(counts, type=RefCounts)
             self.cat_counts = dict(rc.counts)

@@ -33,6 +33,7 @@ into numbers, the same way for the reference rows and for the live window
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,12 +42,14 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors import fields
-from detectors.column import numeric_values
+from detectors.column import Column, numeric_values
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring, RingFields
+from detectors.ring import Ring, RingFields, size_for
 
 FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
+_COLUMN_CATEGORIES = frozenset({str, bool, type(None)})
+"""Value types a categorical column that is not declared takes as they come (as these rows do)."""
 
 
 class RowsMeta(msgspec.Struct):
@@ -62,7 +65,14 @@ class RowsMeta(msgspec.Struct):
 
 
 class JointRows:
-    """The first ``capacity`` feature rows of a version, one ring per feature."""
+    """The first ``capacity`` feature rows of a version, one ring per feature.
+
+    While the version fills its reference, a numeric feature's rows are its column's reference
+    (the valid values in its reference ring, a flag per event): its ring counts them without a
+    copy (:meth:`Ring.advance`) and reads them from the column (:meth:`values`) until the column
+    freezes (which sorts its reference), when :meth:`hold` gives them to the ring. Rows held
+    either way are the same values: float32 of the column's float64, NaN where not valid.
+    """
 
     def __init__(self, capacity: int, max_categories: int) -> None:
         self.capacity, self.max_categories = capacity, max_categories
@@ -71,38 +81,67 @@ class JointRows:
         self._ids: dict[str, dict[object, float]] = {}
         self.dirty_meta = False
         self._released: dict[str, Ring] = {}
+        self._columns: dict[str, tuple[Column, int]] = {}
+        """Features whose rows their column holds: the column, and the rows before it was made."""
 
     @property
     def full(self) -> bool:
         return self.meta.rows >= self.capacity
 
-    def feed(self, values: Mapping[str, Sequence[object]], kinds: Mapping[str, str], n: int) -> None:
-        """Append ``n`` rows (``values``: each known feature's values, None when missing)."""
+    def feed(self, values: Mapping[str, Sequence[object]], kinds: Mapping[str, str], n: int,
+             columns: Mapping[str, Column] | None = None) -> None:
+        """Append ``n`` rows (``values``: each known feature's values, None when missing). ``columns``:
+        the features' columns when they take these values into their reference right after (the
+        reference phase): a new numeric feature's rows are then read from its column."""
         m = self.meta
         take = min(n, self.capacity - m.rows)
         if take <= 0 or m.dropped:
             return
+        if self._columns and (columns is None or take < n):
+            self.hold()  # rows the columns will not hold: every ring holds its own
         for name, vals in values.items():
             if name not in self.rings:
-                self._add(name, kinds[name])
+                self._add(name, kinds[name], columns.get(name) if columns is not None and take == n else None)
             ring = self.rings[name]
+            if name in self._columns:
+                if not self._same_categories(name, vals):
+                    self.hold(name)
+                else:
+                    ring.advance(take)
+                    continue
             part = vals[:take] if take < n else vals
             ring.extend(numeric_values(part)[0] if kinds[name] == "numeric" else self._ids_of(name, part))
         for name, ring in self.rings.items():
             if name not in values:  # a known feature absent from this segment's values: missing
+                self.hold(name)
                 ring.extend(np.full(take, np.nan))
         m.rows += take
         self.dirty_meta = True
 
-    def _add(self, name: str, kind: str) -> None:
+    def _add(self, name: str, kind: str, column: Column | None = None) -> None:
         m = self.meta
         ring = self.rings[name] = Ring(self.capacity, dtype=np.float32)
-        ring.extend(np.full(m.rows, np.nan))  # rows before the feature appeared: missing
+        before = m.rows - column.ref_flags.count if column is not None else -1
         m.names.append(name)
         m.kinds.append(kind)
         if kind != "numeric":
             m.categories[name] = []
+        if column is not None and column.ref is None and before >= 0 and column.meta.kind == kind \
+                and column.ref_flags.capacity >= self.capacity and column.max_categories == self.max_categories:
+            self._columns[name] = (column, before)
+            ring.advance(m.rows)
+            return
+        ring.extend(np.full(m.rows, np.nan))  # rows before the feature appeared: missing
+        if kind != "numeric":
             self._ids[name] = {None: np.nan}
+
+    def _same_categories(self, name: str, vals: Sequence[object]) -> bool:
+        """Whether the column of a feature read from it gives ``vals`` the ids these rows would: a
+        categorical column not declared takes an int or a float as a wrong type (these rows as a category)."""
+        col = self._columns[name][0]
+        if col.meta.kind == "numeric" or col.meta.declared or set(map(type, vals)) <= _COLUMN_CATEGORIES:
+            return True
+        return not any(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
 
     def _ids_of(self, name: str, vals: Sequence[object]) -> FloatArray:
         ids = self._ids[name]
@@ -129,10 +168,56 @@ class JointRows:
             out[i] = j
         return out
 
+    def values(self, name: str, first: int = 0, end: int | None = None) -> npt.NDArray[np.float32]:
+        """Feature ``name``'s rows ``first`` to ``end`` (default: every row so far), as its ring holds them
+        or as they are read from its column."""
+        ring = self.rings[name]
+        end = ring.count if end is None else end
+        src = self._columns.get(name)
+        if src is None:
+            return ring.span(first, end) if first < end else ring.arr[:0]
+        col, before = src
+        out = np.full(end - first, np.nan, dtype=np.float32)
+        lo, hi = max(first - before, 0), end - before  # the rows' positions among the column's flags
+        if hi > lo:
+            flags = col.ref_flags.arr
+            ok = flags[lo:hi] == 0
+            k = int(np.count_nonzero(flags[:lo] == 0))  # valid values before row ``first``
+            vals = col.ref_ring.arr[k : k + int(np.count_nonzero(ok))]
+            if col.meta.kind != "numeric":  # a category's position of first appearance; -1: beyond the cap
+                vals = np.where(vals >= 0, vals, np.nan)
+            out[lo + before - first :][ok] = vals
+        return out
+
+    def _categories(self) -> None:
+        """The categories of the features read from categorical columns: the columns' (first appearance)."""
+        for name, (col, _) in self._columns.items():
+            if col.meta.kind != "numeric":
+                self.meta.categories[name] = list(col.cat_pos)
+
+    def nbytes(self) -> int:
+        """Bytes of the rows, counted as held even where a column holds them for now (they are copied at
+        its freeze and kept until the fit): what the memory budget expects of them does not change."""
+        return sum(size_for(r.count, r.capacity) * r.arr.itemsize if name in self._columns else r.arr.nbytes
+                   for name, r in self.rings.items())
+
+    def hold(self, name: str | None = None) -> None:
+        """Copy the rows of ``name`` (None: every feature) that its column holds into its ring: before the
+        column's reference changes order (its freeze sorts it), or when the column stops taking rows."""
+        for x in [name] if name is not None else list(self._columns):
+            if x in self._columns:
+                self._categories()
+                vals = self.values(x)
+                del self._columns[x]
+                self.rings[x].hold(vals)
+                cats = self.meta.categories.get(x)
+                if cats is not None:
+                    self._ids[x] = {None: np.nan, **{v: float(i) for i, v in enumerate(cats)}}
+
     def matrix(self, names: Sequence[str]) -> FloatArray:
         """The rows so far, one column per name (a name never seen: all missing)."""
         n = min(self.meta.rows, self.capacity)
-        cols = [self.rings[x].arr[:n] if x in self.rings else np.full(n, np.nan) for x in names]
+        cols = [self.values(x, 0, n) if x in self.rings else np.full(n, np.nan) for x in names]
         return np.array(cols, dtype=np.float64).T.reshape(n, len(names))
 
     def codes(self, name: str, vocab: Mapping[CatValue, int]) -> FloatArray:
@@ -145,7 +230,7 @@ class JointRows:
     def release(self) -> None:
         """Forget the rows (a detector was fitted on them); their stored fields are deleted at the next take."""
         self._released = self.rings
-        self.rings, self._ids = {}, {}
+        self.rings, self._ids, self._columns = {}, {}, {}
         self.meta.dropped = True
         self.dirty_meta = True
 
@@ -154,9 +239,11 @@ class JointRows:
     def take(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         if self.dirty_meta:
+            self._categories()
             out[fields.JOINT_META] = msgspec.msgpack.encode(self.meta)
         for name, ring in self.rings.items():
-            ring.take(fields.JOINT_ROWS, name, out)
+            src = functools.partial(self.values, name) if name in self._columns else None
+            ring.take(fields.JOINT_ROWS, name, out, source=src)
         for name, ring in self._released.items():
             out.update(ring.drop(fields.JOINT_ROWS, name))
         self._released = {}

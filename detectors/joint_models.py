@@ -52,9 +52,11 @@ class JointModels:
         """Whether rows are still wanted (some detector and the joint reference not yet full)."""
         return bool(self.detectors) and not self.rows.full and not self.rows.meta.dropped
 
-    def feed(self, values: Mapping[str, Sequence[object]], columns: Mapping[str, Column], n: int) -> None:
-        """Append one segment's feature values (``n`` events) while collecting."""
-        self.rows.feed(values, {name: columns[name].meta.kind for name in values}, n)
+    def feed(self, values: Mapping[str, Sequence[object]], columns: Mapping[str, Column], n: int,
+             ref: bool = False) -> None:
+        """Append one segment's feature values (``n`` events) while collecting; ``ref``: the columns take
+        them into their references right after (the rows are then read from them)."""
+        self.rows.feed(values, {name: columns[name].meta.kind for name in values}, n, columns if ref else None)
 
     def fit_if_ready(self, columns: Mapping[str, Column]) -> None:
         """Fit every detector once the rows are full and the features' references frozen."""

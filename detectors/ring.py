@@ -24,7 +24,7 @@ the number of fields by about ``capacity / chunk`` however small the writes are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,17 +33,50 @@ import numpy.typing as npt
 from detectors import codec, fields
 
 FIRST = 16
-"""Values the first allocation of a ring holds (then it doubles)."""
-_EMPTY: dict[str, npt.NDArray[Any]] = {}
+"""Values the first allocation of a ring holds (then it grows by about an eighth, see :func:`size_for`)."""
+_ZEROS: dict[tuple[str, int], npt.NDArray[Any]] = {}
 
 
-def _empty(dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-    """One shared empty array per dtype: a ring that holds nothing costs no array of its own."""
-    key = np.dtype(dtype).str
-    arr = _EMPTY.get(key)
+def size_for(needed: int, capacity: int) -> int:
+    """The array size of a ring holding its first ``needed`` positions: ``needed`` rounded up to a step of
+    an eighth of its power of two (at least :data:`FIRST`), at most ``capacity``. A function of
+    ``needed`` alone, so rings fed alike stay alike; at most an eighth (or ``FIRST`` values) unused.
+
+    >>> [size_for(n, 2000) for n in (1, 16, 17, 99, 129, 1000, 1900)]
+    [16, 16, 32, 112, 144, 1024, 1920]
+    """
+    step = max(FIRST, 1 << max((needed - 1).bit_length() - 4, 0))
+    return min(capacity, -(-needed // step) * step)
+
+
+def shared_zeros(dtype: npt.DTypeLike, size: int) -> npt.NDArray[Any]:
+    """One read-only array of ``size`` zeros per dtype and size, shared by every ring that holds only zeros
+    (the flags of valid values, a category's first position): such a ring costs no array of its own."""
+    key = (np.dtype(dtype).str, size)
+    arr = _ZEROS.get(key)
     if arr is None:
-        arr = _EMPTY[key] = np.zeros(0, dtype=dtype)
+        arr = _ZEROS[key] = np.zeros(size, dtype=dtype)
+        arr.flags.writeable = False
     return arr
+
+
+_SEGS: dict[tuple[int, ...], tuple[int, ...]] = {}
+_SEGS_KEPT = 4096
+
+
+def _flat(segs: list[tuple[int, int]]) -> tuple[int, ...]:
+    """Segments as one flat tuple, shared by the rings with the same segments (the rings of a version
+    are fed event by event, so most of them have the same boundaries): a version keeps a few tuples,
+    not one per ring. The table of shared tuples is bounded (emptied when full; a tuple stays valid)."""
+    flat = tuple(x for seg in segs for x in seg)
+    if not flat:
+        return ()
+    kept = _SEGS.get(flat)
+    if kept is None:
+        if len(_SEGS) >= _SEGS_KEPT:
+            _SEGS.clear()
+        kept = _SEGS[flat] = flat
+    return kept
 
 
 class Segments:
@@ -88,11 +121,12 @@ class Ring:
     """The last ``capacity`` values appended, in a numpy array that grows with them.
 
     A ring costs nothing until its first value: its array is allocated (and written, so its
-    pages are committed at once) in whole chunks, doubling as values arrive, up to ``capacity``;
-    its size depends only on how many values were appended, so rings fed alike stay alike. A model
-    version that has seen a few events therefore holds a few chunks, not every window in full.
-    The array reaches ``capacity`` before the first value is overwritten, so positions modulo
-    ``capacity`` always fall inside it.
+    pages are committed at once) as values arrive, by steps of about an eighth (:func:`size_for`),
+    up to ``capacity``; its size depends only on how many values were appended, so rings fed alike
+    stay alike. A model version that has seen a few events therefore holds a few values per ring,
+    not every window in full. The array reaches ``capacity`` before the first value is overwritten,
+    so positions modulo ``capacity`` always fall inside it. An integer ring that has only been given
+    zeros holds a shared read-only array of zeros (:func:`shared_zeros`) until its first other value.
     """
 
     __slots__ = ("_full", "_segs", "_stale", "_taken", "arr", "capacity", "chunk", "count")
@@ -100,10 +134,12 @@ class Ring:
     def __init__(self, capacity: int, dtype: npt.DTypeLike = np.float64, chunk: int = 128) -> None:
         self.capacity = capacity
         self.chunk = chunk
-        self.arr = _empty(dtype)
+        self.arr = shared_zeros(dtype, 0)
         self.count = 0
         self._taken = 0  # values appended before the last take (persisted)
-        self._segs: list[tuple[int, int]] = []  # persisted segments (first, end position), oldest first
+        # persisted segments, oldest first, as one flat tuple (first, end, first, end, ...): a list of
+        # pairs would cost a ring ~150 bytes, a model version ~10 kB
+        self._segs: tuple[int, ...] = ()
         self._full = False  # the next take rewrites the whole window (after an in-place change)
         # fields of a former layout to delete at the next take; one shared empty tuple when there
         # are none (almost always): a list per ring would cost a model version ~6 KB
@@ -119,9 +155,22 @@ class Ring:
         size = len(self.arr)
         if needed <= size:
             return
-        grown = np.full(min(self.capacity, max(FIRST, 1 << (needed - 1).bit_length())), 0, dtype=self.arr.dtype)
+        if not self.arr.flags.writeable:  # only zeros so far: a larger shared array of zeros
+            self.arr = shared_zeros(self.arr.dtype, size_for(needed, self.capacity))
+            return
+        grown = np.full(size_for(needed, self.capacity), 0, dtype=self.arr.dtype)
         grown[:size] = self.arr
         self.arr = grown
+
+    def _own(self, vals: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The array to write ``vals`` into: the shared zeros stay while ``vals`` are zeros of an integer
+        dtype (nothing to write), else the ring takes an array of its own. (A float ring always owns
+        its array: -0.0 is not 0.0.)"""
+        arr = self.arr
+        if arr.flags.writeable or (arr.dtype.kind in "iub" and not np.count_nonzero(vals)):
+            return arr
+        self.arr = arr.copy()
+        return self.arr
 
     def extend(self, values: npt.ArrayLike) -> None:
         """Append values (oldest first), overwriting the oldest when full."""
@@ -133,8 +182,10 @@ class Ring:
             return
         if self.count + n > len(arr) and len(arr) < cap:
             self._grow(min(self.count + n, cap))
-            arr = self.arr
+        arr = self._own(vals)
         self.count += n
+        if not arr.flags.writeable:
+            return
         if n > cap:
             vals, n = vals[-cap:], cap
         end = self.count % cap
@@ -145,6 +196,26 @@ class Ring:
             head = cap - start
             arr[start:] = vals[:head]
             arr[: n - head] = vals[head:]
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` values appended that the ring does not hold: another structure holds them (and
+        passes them as ``source`` to :meth:`take`) until :meth:`hold` gives them to the ring. Only
+        while the ring is not full (a value held elsewhere is never overwritten here)."""
+        if self.count + n > self.capacity:
+            raise ValueError(f"a ring of {self.capacity} cannot count {self.count + n} values it does not hold")
+        self.count += n
+
+    def hold(self, values: npt.NDArray[Any]) -> None:
+        """Take every value appended so far (oldest first; those :meth:`advance` counted): the ring holds
+        them as if they had been extended (an array of the same size), its stored segments unchanged."""
+        count = self.count
+        self.count = 0
+        self._grow(count)
+        self.count = count
+        if len(values):
+            arr = self._own(values)
+            if arr.flags.writeable:
+                arr[:count] = values
 
     def ordered(self) -> npt.NDArray[Any]:
         """The retained values, oldest first (a copy)."""
@@ -161,10 +232,12 @@ class Ring:
         return self.arr[a:b] if b <= cap else np.concatenate((self.arr[a:], self.arr[: b - cap]))
 
     def take(self, kind: str, owner: str, out: dict[str, bytes | None] | None = None,
-             segments: Segments | None = None) -> dict[str, bytes | None]:
+             segments: Segments | None = None,
+             source: Callable[[int, int], npt.NDArray[Any]] | None = None) -> dict[str, bytes | None]:
         """The segment of the values appended since the last call and the deletions of dead segments
         (fields :func:`~detectors.fields.ring_segment`), added to ``out`` (returned); with ``segments``
-        the segment is encoded later, together with others (:meth:`Segments.encode`)."""
+        the segment is encoded later, together with others (:meth:`Segments.encode`). ``source``: the
+        values at positions ``first`` to ``end`` when another structure holds them (see :meth:`advance`)."""
         out = {} if out is None else out
         if self.count == self._taken and not self._full and not self._stale:
             return out
@@ -176,7 +249,7 @@ class Ring:
             out[fields.ring_segment(kind, first, owner)] = None
         if new is not None:
             seg = segments if segments is not None else Segments()
-            seg.add(out, fields.ring_segment(kind, new[0], owner), self.span(*new))
+            seg.add(out, fields.ring_segment(kind, new[0], owner), (source or self.span)(*new))
             if segments is None:
                 seg.encode()
         return out
@@ -184,7 +257,8 @@ class Ring:
     def _advance(self) -> tuple[tuple[int, int] | None, list[int]]:
         """Move the bookkeeping to "everything persisted": (the segment to write, first positions of
         the segments to delete)."""
-        count, cap, segs = self.count, self.capacity, self._segs
+        count, cap, flat = self.count, self.capacity, self._segs
+        segs = list(zip(flat[::2], flat[1::2], strict=True))
         low = count - cap  # positions below this were overwritten
         new: tuple[int, int] | None = None
         dead: list[int] = []
@@ -193,7 +267,7 @@ class Ring:
         elif self._full:
             new = (max(0, low), count) if count else None
             dead = [first for first, _ in segs if new is None or first != new[0]]
-            segs[:] = [new] if new is not None else []
+            segs = [new] if new is not None else []
         elif count > self._taken:
             last = segs[-1] if segs else None
             if last is not None and last[1] == self._taken and last[1] - last[0] < self.chunk and last[0] >= low:
@@ -203,24 +277,26 @@ class Ring:
                 segs.append(new)
             while segs[0][1] <= low:
                 dead.append(segs.pop(0)[0])
+        self._segs = _flat(segs)
         self._full = False
         self._taken = count
         return new, dead
 
     def mark(self) -> tuple[int, list[tuple[int, int]], bool, list[str]]:
         """What the ring knows about its stored segments (see :meth:`reset`)."""
-        return self._taken, list(self._segs), self._full, list(self._stale)
+        flat = self._segs
+        return self._taken, list(zip(flat[::2], flat[1::2], strict=True)), self._full, list(self._stale)
 
     def reset(self, mark: tuple[int, list[tuple[int, int]], bool, list[str]]) -> None:
         """Go back to a :meth:`mark`: a take whose result did not go to the store (a full snapshot) is forgotten."""
         self._taken, segs, self._full, stale = mark
-        self._segs, self._stale = list(segs), tuple(stale)
+        self._segs, self._stale = _flat(segs), tuple(stale)
 
     def drop(self, kind: str, owner: str) -> dict[str, bytes | None]:
         """Deletions of every field the ring has stored (it is forgotten); the ring writes nothing more."""
         out: dict[str, bytes | None] = dict.fromkeys(self._stale)
-        out.update({fields.ring_segment(kind, first, owner): None for first, _ in self._segs})
-        self._segs, self._stale, self._full, self._taken = [], (), False, self.count
+        out.update({fields.ring_segment(kind, first, owner): None for first in self._segs[::2]})
+        self._segs, self._stale, self._full, self._taken = (), (), False, self.count
         return out
 
     def discard(self) -> None:
@@ -244,16 +320,21 @@ class Ring:
         for k, raw in (chunks or {}).items():
             part = np.frombuffer(raw, dtype=self.arr.dtype)
             lo = k * self.chunk
-            if lo < size:
-                self.arr[lo : lo + len(part)] = part[: size - lo]
+            arr = self._own(part)
+            if lo < size and arr.flags.writeable:
+                arr[lo : lo + len(part)] = part[: size - lo]
         if chunks:
             self._full = True
         self._stale = tuple(stale or ())
-        self._segs = []
+        segs: list[tuple[int, int]] = []
         for first in sorted(segments):
             vals = codec.decode(segments[first], self.arr.dtype)
             end = first + len(vals)
-            self._segs.append((first, end))
+            segs.append((first, end))
             a, b = max(first, count - cap), min(end, count)
             if cap and a < b:
-                self.arr[np.arange(a, b) % cap] = vals[a - first : b - first]
+                part = vals[a - first : b - first]
+                arr = self._own(part)
+                if arr.flags.writeable:
+                    arr[np.arange(a, b) % cap] = part
+        self._segs = _flat(segs)

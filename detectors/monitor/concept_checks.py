@@ -10,6 +10,8 @@ reads it).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from detectors import fields
@@ -28,6 +30,7 @@ class ConceptChecks:
 
     def __init__(self, data: VersionData) -> None:
         self.data = data
+        self._checks: list[Any] | None = None  # this version's error checks, made at the first evaluation
 
     def collect(self, found: Findings) -> None:
         d = self.data
@@ -37,7 +40,9 @@ class ConceptChecks:
         r = d.rings
         view = ErrorView(r[fields.ERROR_REF].ordered(), r[fields.ERROR_WINDOW].ordered(), bool(d.join.c.binary),
                          r[fields.ERROR_TIMES].ordered())
-        for det in d.checks.error_checks:
+        if self._checks is None:
+            self._checks = d.checks.new_error_checks()
+        for det in self._checks:
             s = det.check(view)
             if s is not None:
                 found.add(KEY, s)

@@ -115,12 +115,12 @@ class VersionData:
         n = VERSION_OVERHEAD + sum(r.arr.nbytes for r in self.rings.values()) + self.join.nbytes()
         n += self.perf.nbytes()
         for col in self.columns.values():
-            n += COLUMN_OVERHEAD + col.ref_ring.arr.nbytes + col.values.arr.nbytes + col.flags.arr.nbytes
+            n += COLUMN_OVERHEAD + col.nbytes()
             n += FROZEN_COLUMN_OVERHEAD if col.ref is not None else 0
             ref = col.ref
             if isinstance(ref, NumericRef):  # its sorted values are the ring's (counted above)
                 n += ref.edges.nbytes + ref.counts.nbytes
-        n += sum(r.arr.nbytes for r in self.joint.rows.rings.values())  # the multivariate fit's rows
+        n += self.joint.rows.nbytes()  # the multivariate fit's rows
         return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
 
     def groups(self) -> dict[Group, list[Column]]:
@@ -200,6 +200,7 @@ class VersionData:
             self.freeze_column(col)
 
     def freeze_column(self, col: Column) -> None:
+        self.joint.rows.hold(col.name)  # the joint rows read from the column's reference: copied before it is sorted
         col.freeze(self.cfg.numeric.bins, self.cfg.categorical.max_categories)
         self.attach_stream(col)
 

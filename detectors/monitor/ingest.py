@@ -115,7 +115,7 @@ class Ingest:
                 d.rings[fields.FEATURE_TIMES].extend(ts)
             values = self._feature_values(feats)  # type: ignore[arg-type]
             if d.joint.collecting:
-                d.joint.feed(values, d.columns, len(fe))
+                d.joint.feed(values, d.columns, len(fe), ref)
             done = self._feed_clean_numeric(values, ref, ts)
             for name in d.meta.features:
                 if name not in done:

@@ -50,7 +50,7 @@ class ModelMonitor:
     def __init__(self, model: str, version: str, settings: DetectionSettings, secret: bytes = b"",
                  baseline: Baseline | None = None, tracer: Tracer | None = None) -> None:
         self.model, self.version, self.cfg, self.secret = model, version, settings, secret
-        self.checks = Checks(settings)
+        self.checks = Checks.shared(settings)
         self.data = VersionData(settings, self.checks)
         self.policy = Policy(model, version, settings.policy)
         self.ingest = Ingest(self.data)
@@ -172,5 +172,5 @@ class ModelMonitor:
 
 def stall_warning(settings: DetectionSettings) -> float | None:
     """Event-time silence below which a model version that just had events cannot stall-alert (None: never)."""
-    gap = next((d for d in Checks(settings).health if isinstance(d, EventGap)), None)
+    gap = next((d for d in Checks.shared(settings).health if isinstance(d, EventGap)), None)
     return None if gap is None else float(gap.params.warning)

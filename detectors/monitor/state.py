@@ -81,7 +81,7 @@ class VersionState:
         """Every state field (as if nothing had been taken before). The rings write their whole windows
         without forgetting which segments the store holds, so later deltas still apply to it."""
         d = self.data
-        rings = [r for col in d.columns.values() for r in (col.ref_ring, col.ref_flags, col.values, col.flags)]
+        rings = [r for col in d.columns.values() for r in col.rings()]
         rings += [*d.rings.values(), *d.joint.rows.rings.values()]
         marks = [ring.mark() for ring in rings]
         perf_mark = d.perf.mark()

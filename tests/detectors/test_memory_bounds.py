@@ -127,20 +127,20 @@ def test_rings_grow_by_count_alone_and_restore_to_the_same_size() -> None:
     for i in range(300):
         one.extend([float(i)])
     many.extend(np.arange(300.0))
-    assert len(one.arr) == len(many.arr) == 512 and one.ordered().tolist() == many.ordered().tolist()
+    assert len(one.arr) == len(many.arr) == 320 and one.ordered().tolist() == many.ordered().tolist()
     state = one.take("v", "x")
     assert list(state) == [ring_segment("v", 0, "x")]  # the values appended, never the unused room
     one.touch_all()
     full = one.take("v", "x")
     assert list(full) == [ring_segment("v", 0, "x")] and full == state
-    assert len(one.arr) == 512  # a full rewrite allocates nothing for the unused room
+    assert len(one.arr) == 320  # a full rewrite allocates nothing for the unused room
     stored = RingFields()
     for name, raw in state.items():
         assert raw is not None
         stored.add(name, True, 0, raw)
     back = Ring(2000)
     stored.load(back, 300)
-    assert len(back.arr) == 512 and back.ordered().tolist() == many.ordered().tolist()
+    assert len(back.arr) == 320 and back.ordered().tolist() == many.ordered().tolist()
 
 
 def test_performance_buffers_count_in_the_version_and_stay_within_their_footprint() -> None:
