@@ -23,12 +23,12 @@ demo: $(STAMP)
 ## test: real Kafka and Redis from scripts/services.sh (plain, and secured: SASL_SSL + ACLs, TLS Redis), then lint, types and pytest
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy detectors pipeline
+	$(BIN)/mypy detectors pipeline benchmarks
 	scripts/ensure_chromium.sh >/dev/null
 	services="$$(scripts/services.sh up --secure)" && eval "$$services" && $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/mypy detectors pipeline
+	$(BIN)/ruff check . && $(BIN)/mypy detectors pipeline benchmarks
 
 services-up:
 	scripts/services.sh up

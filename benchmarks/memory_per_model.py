@@ -37,7 +37,7 @@ def _events(model: str, n: int, offset: int = 0) -> list[Any]:
 
     out = []
     for i in range(n):
-        feats: dict[str, object] = {f"num_{j}": float((i * 7 + j) % 13) for j in range(15)}
+        feats: dict[str, bool | int | float | str | None] = {f"num_{j}": float((i * 7 + j) % 13) for j in range(15)}
         feats.update({f"cat_{j}": "abcde"[(i + j) % 5] for j in range(5)})
         out.append(Event("prediction", f"{model}-{offset + i}", model, START + offset + i, "v1", feats,
                          bool(i % 2), 0.25 + (i % 3) / 10))
