@@ -9,6 +9,7 @@ from pipeline.config import Config, Secrets
 from pipeline.forward.loop import Forwarder, Limits
 from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import build_targets
+from pipeline.telemetry.signals import install_stop_signals
 
 
 def forward_cmd(config: Config, secrets: Secrets, timeout: float | None, idle_timeout: float | None) -> int:
@@ -16,7 +17,7 @@ def forward_cmd(config: Config, secrets: Secrets, timeout: float | None, idle_ti
         raise ConfigError("forward.targets", "no target to forward to: add an alertmanager or webhook target")
     metrics = ForwardMetrics()
     forwarder = Forwarder(config, secrets, build_targets(config.forward, metrics=metrics), metrics)
-    forwarder.install_signals()
+    install_stop_signals(forwarder.request_stop, lambda: bool(forwarder.stop_reason))
     try:
         metrics.serve(config.runtime.metrics_host, config.forward.metrics_port)
     except OSError as exc:

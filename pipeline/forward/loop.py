@@ -15,7 +15,6 @@ open incidents to the targets that answer, and leaves on SIGTERM without committ
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -76,18 +75,8 @@ class Forwarder:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def install_signals(self) -> None:
-        """SIGTERM / SIGINT stop after the batch in hand (a second one: at once); SIGUSR1 dumps every thread's stack."""
-        import faulthandler
-
-        def handler(signum: int, _frame: object) -> None:
-            if self.stop_reason:
-                raise KeyboardInterrupt  # a second signal: stop now
-            self.stop_reason = signal.Signals(signum).name
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where a stall sits
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
 
     def _connect(self) -> KafkaConsumer:
         k = self.config.kafka
@@ -153,8 +142,7 @@ class Forwarder:
         assert self.consumer is not None
         for tp in self.consumer.assignment():
             self.incidents.forget(tp.partition)  # rebuilt from the topic when assigned again
-        with contextlib.suppress(Exception):  # leaving the group; nothing to commit
-            self.consumer.close(autocommit=False)
+        self._leave()
         self.consumer, self._unsettled_since = self._connect(), now
         self.client_restarts += 1
         log.error("kafka_client_restarted", reasons=["rebalance"], stalled_s=round(stalled, 1),
@@ -169,8 +157,12 @@ class Forwarder:
 
     def _close(self) -> None:
         self.dead_letters.close()
+        self._leave()
+
+    def _leave(self) -> None:
+        """Close the consumer client, leaving the group without committing (nothing is in hand)."""
         if self.consumer is not None:
-            with contextlib.suppress(Exception):  # leaving the group; nothing left to commit
+            with contextlib.suppress(Exception):
                 self.consumer.close(autocommit=False)
 
     # -- one partition's batch ----------------------------------------------------------------
@@ -242,18 +234,16 @@ class Forwarder:
         revoked, assigned = self.listener.take()
         for tp in revoked - assigned:
             self.incidents.forget(tp.partition)
-        if rebalances != self._rebalances_seen and not assigned:  # a member with nothing to read says so
-            log.info("partitions_assigned", partitions=[], resume={})
+        assert self.consumer is not None
+        # where delivery resumes: this poll's first record, else the position (nothing returned yet)
+        resume = {tp: polled[tp][0].offset if polled.get(tp) else self.consumer.position(tp) for tp in assigned}
+        if assigned or rebalances != self._rebalances_seen:  # every assignment, an empty one too, and before
+            log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned),  # the rebuild
+                     resume={tp.partition: offset for tp, offset in resume.items()})
         self._rebalances_seen = rebalances
         if assigned:
-            assert self.consumer is not None
             for tp in assigned:
                 self.incidents.forget(tp.partition)
-            # where delivery resumes: this poll's first record, else the position (nothing returned yet)
-            resume = {tp: polled[tp][0].offset if polled.get(tp) else self.consumer.position(tp) for tp in assigned}
-            # before the rebuild, which reads each partition's history: a stall there shows in the log
-            log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned),
-                     resume={tp.partition: offset for tp, offset in resume.items()})
             read = rebuild(self.config, self.secrets, resume, self.incidents, self.clock)
             log.info("incidents_rebuilt", partitions=sorted(tp.partition for tp in assigned), read=read,
                      open_incidents=len(self.incidents))

@@ -4,7 +4,6 @@ and (only when ``DRIFTWIRE_FAULT`` is set, in tests) fault injection around the 
 from __future__ import annotations
 
 import gc
-import signal
 from collections.abc import Callable
 
 from pipeline.config import Config, Secrets
@@ -13,6 +12,7 @@ from pipeline.live.runner import Limits, Runner
 from pipeline.live.shard import RunSummary
 from pipeline.state.store import StateStore
 from pipeline.telemetry.logs import get_logger
+from pipeline.telemetry.signals import install_stop_signals
 
 log = get_logger("driftwire.run")
 GC_YOUNG = 10_000
@@ -46,7 +46,7 @@ def run_consumer(config: Config, secrets: Secrets, limits: Limits,
         log.warning("http_unavailable", host=rt.metrics_host, port=rt.metrics_port, error=str(exc))
     faulty = with_faults(store, lambda: runner.source.consumer)  # the runner's current client, when asked
     runner = Runner(config, secrets, faulty, limits, telemetry)
-    install_signals(runner)
+    install_stop_signals(runner.request_stop, lambda: bool(runner.stop_reason))
     tune_gc()
     try:
         return runner.run()
@@ -67,17 +67,3 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
-
-
-def install_signals(runner: Runner) -> None:
-    """SIGTERM / SIGINT stop the runner cleanly (a second one: at once); SIGUSR1 dumps every thread's stack."""
-    import faulthandler
-
-    def handler(signum: int, _frame: object) -> None:
-        if runner.stop_reason:
-            raise KeyboardInterrupt  # a second signal: stop now
-        runner.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`
