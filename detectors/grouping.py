@@ -237,14 +237,19 @@ def _merge(kind: str, group: Group, per: dict[str, list[Score]], joint: list[Sco
     """One finding for the group (the strongest member's test, every member's evidence, the joint
     test's), and the finding whose test it carries."""
     scores = [s for f in group.members for s in per.get(f, [])] + joint
+    strength = [Evidence.of(s).strength() for s in scores]  # each score's once (the first minimum wins, as in min)
+    at = 0
     for f in group.members:
-        if per.get(f):
-            now = min((Evidence.of(s) for s in per[f]), key=Evidence.strength)
+        n = len(per.get(f, ()))
+        if n:
+            i = min(range(at, at + n), key=strength.__getitem__)
+            now, now_strength = Evidence.of(scores[i]), strength[i]
             old = group.evidence.get(f)
-            group.evidence[f] = now if old is None or now.strength() <= old.strength() else old
+            group.evidence[f] = now if old is None or now_strength <= old.strength() else old
+            at += n
     ranked = group.ranked()
     extra = [f for s in joint if s.level for f in _named(s) if f not in group.members]
-    top = min(scores, key=lambda s: Evidence.of(s).strength())
+    top = scores[min(range(len(scores)), key=strength.__getitem__)]
     details: dict[str, object] = {
         "features": ranked + list(dict.fromkeys(extra)),
         "evidence": {f: msgspec.structs.asdict(group.evidence[f]) for f in ranked},

@@ -100,6 +100,8 @@ class Arrays:
         self.null = model.null
         self.feature_of = self.encoding.feature_index()
         self.features = self.encoding.features
+        self.named = listed(list(map(str, self.features[:3])), most=3)
+        """The features a quiet finding's message names (the same at every evaluation)."""
         self.ref_contrib = np.array(model.ref_contrib)
         self.contrib_sd = np.maximum(np.array(model.contrib_sd), 1e-12)
         self.k = model.k
@@ -181,7 +183,8 @@ class PCAReconstruction:
             details["left_out"] = dict(model.encoding.skipped)
         if level:
             details.update(self._ranked(model, cols.T - center))
-        names = details.get("features") or model.features[:3]
+        names = details.get("features")
+        named = listed(list(map(str, names[:3])), most=3) if names else model.named  # type: ignore[index]
         return Score(
             detector=self.name, statistic=ratio, threshold=bound, warning=p.warning, critical=p.critical,
             level=level, clear=clear,
@@ -189,7 +192,7 @@ class PCAReconstruction:
                                                    float(ts[-1]) if ts is not None and len(ts) else None, len(errs)),
             change_ts=_change_ts(np.concatenate((errs[start:], errs[:start])), ts) if level else None,
             message=f"the features' joint distribution moved: PCA reconstruction error {ratio:.2f}x the "
-                    f"reference's (mostly {listed(list(map(str, names[:3])), most=3)})",  # type: ignore[index]
+                    f"reference's (mostly {named})",
         )
 
     def _ranked(self, model: Arrays, z: FloatArray) -> dict[str, object]:

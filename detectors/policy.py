@@ -69,12 +69,13 @@ def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:
         return list(pvalues)
     if method == "bonferroni":
         return [min(1.0, p * m) for p in pvalues]
-    order = sorted(range(m), key=lambda i: pvalues[i])
+    order = sorted(range(m), key=pvalues.__getitem__)
     out, running = [0.0] * m, 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, pvalues[i] * m / rank)
-        out[i] = min(1.0, running)
+    for rank, i in zip(range(m, 0, -1), reversed(order), strict=True):  # compared, not min(): no call each
+        x = pvalues[i] * m / rank
+        if x < running:
+            running = x
+        out[i] = running  # never above 1: it starts there and only falls
     return out
 
 
@@ -132,21 +133,27 @@ class Policy:
         (they cannot fire) that still count in the correction.
         """
         background = background or {}
-        for kind in sorted({key[1] for key, _ in findings} | set(background)):
-            self._adjust([s for key, s in findings if key[1] == kind and s.p_value is not None],
-                         background.get(kind, []))
+        tested: dict[str, list[Score]] = {}
+        for key, s in findings:  # one pass: each kind's tested scores, in finding order
+            if s.p_value is not None:
+                tested.setdefault(key[1], []).append(s)
+        for kind in sorted(tested):  # a kind with background p-values only has no level to cap
+            self._adjust(tested[kind], background.get(kind, []))
 
     def _adjust(self, tested: list[Score], background: list[float]) -> None:
         pvals = [s.p_value for s in tested if s.p_value is not None]
         adjusted = adjust_pvalues(pvals + background, self.cfg.correction)[: len(pvals)]
+        cfg = self.cfg
+        alpha, critical, resolve = cfg.alpha, cfg.alpha_critical, cfg.alpha_resolve
         for s, padj in zip(tested, adjusted, strict=True):
-            p_level = 2 if padj <= self.cfg.alpha_critical else int(padj <= self.cfg.alpha)
-            if p_level < s.level and s.warning is not None:
-                s.threshold = s.warning
-            s.level = min(s.level, p_level)
+            p_level = 2 if padj <= critical else int(padj <= alpha)
+            if p_level < s.level:
+                if s.warning is not None:
+                    s.threshold = s.warning
+                s.level = p_level
             s.p_adjusted = padj
-            s.clear = s.clear or padj > self.cfg.alpha_resolve
-            s.details = {**s.details, "p_value": s.p_value, "p_adjusted": padj, "alpha": self.cfg.alpha}
+            s.clear = s.clear or padj > resolve
+            s.details = {**s.details, "p_value": s.p_value, "p_adjusted": padj, "alpha": alpha}
 
     def decide(self, findings: Sequence[tuple[Key, Score]], at: At, n_events: int, label_at: At | None = None,
                enrich: Enrich | None = None, steps: dict[Key, Step] | None = None) -> list[Alert]:
