@@ -145,10 +145,13 @@ class Column:
         if ref:
             self._feed_reference(arr, flags)
             return
-        self.values.extend(arr)
-        self.flags.extend(flags)
-        self.meta.n += len(vals)
         ok = None if not np.count_nonzero(flags) else flags == OK  # count_nonzero: no Python wrapper, unlike any()
+        self.values.extend(arr)
+        if ok is None:
+            self.flags.extend_zeros(len(flags))
+        else:
+            self.flags.extend(flags)
+        self.meta.n += len(vals)
         valid = arr if ok is None else arr[ok]
         self._track_run(valid, vals, flags, ok is None)
         if self.stream and len(valid):
@@ -156,9 +159,24 @@ class Column:
 
     def feed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None) -> None:
         """Append finite numeric values after the freeze (``tail``: trailing run of ``last`` in ``arr``)."""
-        self.dirty_meta = True
         self.values.extend(arr)
-        self.flags.extend(_ZERO_FLAGS[: len(arr)] if len(arr) <= len(_ZERO_FLAGS) else np.zeros(len(arr), np.int8))
+        self.flags.extend_zeros(len(arr))
+        self._fed_clean(arr, tail, last, ts)
+
+    @staticmethod
+    def feed_clean_rows(cols: Sequence[Column], mat: FloatArray, tails: Sequence[int], last: Sequence[float],
+                        ts: FloatArray | None) -> None:
+        """:meth:`feed_clean` of each column and row of ``mat`` (2-D), their value rings extended together
+        (:meth:`Ring.extend_rows`): a version's numeric columns are fed alike."""
+        Ring.extend_rows([c.values for c in cols], mat)
+        n = mat.shape[1]
+        for col, arr, tail, v in zip(cols, mat, tails, last, strict=True):
+            col.flags.extend_zeros(n)
+            col._fed_clean(arr, tail, v, ts)
+
+    def _fed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None) -> None:
+        """What :meth:`feed_clean` does once its rings have the values."""
+        self.dirty_meta = True
         m = self.meta
         m.n += len(arr)
         same = tail == len(arr) and m.run_value == last and type(m.run_value) is float
@@ -364,8 +382,9 @@ class Column:
     def discard(self) -> None:
         """Forget what changed since the last :meth:`take` without encoding it."""
         self.dirty_meta = self.dirty_counts = self.dirty_stream = False
-        for ring in self.rings():
-            ring.discard()
+        for ring in (self.ref_ring, self.ref_flags, self._values, self._flags):
+            if ring is not None:
+                ring.discard()
 
     def touch_all(self) -> None:
         self.dirty_meta = self.dirty_stream = True

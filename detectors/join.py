@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Sequence
 from hashlib import blake2b
 from typing import Any
 
@@ -483,47 +484,59 @@ class LabelJoin:
 
     def prediction(self, ev: Event) -> None:
         assert ev.prediction is not None
-        c = self.c
-        h = key_hash(ev.event_id)
-        seq = c.seq
-        c.seq = seq + 1
-        kind, ival, fval = encode_value(ev.prediction)
-        labels = self.labels
-        slot = labels.pop(h) if labels.live else -1
-        if slot >= 0:
-            lk, li, lf = labels.popped_kind, labels.ival[slot], labels.fval[slot]
-            err, is_class = coded_error(kind, ival, fval, lk, li, lf)
-            if c.binary is None:
-                c.binary = is_class
-            score = None if ev.score is None else _SCORE.unpack(_SCORE.pack(ev.score))[0]  # as a stored one
-            self.joined.append((ev.ts, seq, err, score, li if lk != FLOAT else class_code(lk, li, lf),
-                                ival if kind != FLOAT else class_code(kind, ival, fval)))
-            c.joined += 1
-        elif self.preds.add(h, seq, ev.ts, kind, ival, fval, ev.score) is not None:
-            c.evicted_predictions += 1
+        self.feed((ev,))
 
     def label(self, ev: Event) -> None:
         assert ev.prediction_id is not None and ev.label is not None
-        c = self.c
-        c.last_label_id, c.last_label_ts = ev.event_id, ev.ts
-        h = key_hash(ev.prediction_id)
-        kind, ival, fval = encode_value(ev.label)
-        preds = self.preds
-        slot = preds.pop(h) if preds.live else -1
-        if slot >= 0:
-            pk, pi, pf = preds.popped_kind, preds.ival[slot], preds.fval[slot]
-            err, is_class = coded_error(pk, pi, pf, kind, ival, fval)
-            if c.binary is None:
-                c.binary = is_class
-            score = preds.score[slot]
-            self.joined.append((preds.ts[slot], preds.seq[slot], err, None if score != score else score,
-                                ival if kind != FLOAT else class_code(kind, ival, fval),
-                                pi if pk != FLOAT else class_code(pk, pi, pf)))
-            c.joined += 1
-            return
-        if self.labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
-            c.evicted_labels += 1
-        c.seq += 1
+        self.feed((ev,))
+
+    def feed(self, events: Sequence[Event]) -> None:
+        """Join the labels and the predictions (those with a prediction) of ``events``, in their order;
+        other events are skipped. One loop over a segment (no call per event: it runs for every
+        label and prediction)."""
+        c, preds, labels, joined = self.c, self.preds, self.labels, self.joined
+        for ev in events:
+            stream = ev.stream
+            if stream == "prediction":
+                x = ev.prediction
+                if x is None:
+                    continue
+                h = key_hash(ev.event_id)
+                seq = c.seq
+                c.seq = seq + 1
+                kind, ival, fval = encode_value(x)
+                slot = labels.pop(h) if labels.live else -1
+                if slot >= 0:
+                    lk, li, lf = labels.popped_kind, labels.ival[slot], labels.fval[slot]
+                    err, is_class = coded_error(kind, ival, fval, lk, li, lf)
+                    if c.binary is None:
+                        c.binary = is_class
+                    score = None if ev.score is None else _SCORE.unpack(_SCORE.pack(ev.score))[0]  # as a stored one
+                    joined.append((ev.ts, seq, err, score, li if lk != FLOAT else class_code(lk, li, lf),
+                                   ival if kind != FLOAT else class_code(kind, ival, fval)))
+                    c.joined += 1
+                elif preds.add(h, seq, ev.ts, kind, ival, fval, ev.score) is not None:
+                    c.evicted_predictions += 1
+            elif stream == "label":
+                x = ev.label
+                c.last_label_id, c.last_label_ts = ev.event_id, ev.ts
+                h = key_hash(ev.prediction_id)  # type: ignore[arg-type]
+                kind, ival, fval = encode_value(x)  # type: ignore[arg-type]
+                slot = preds.pop(h) if preds.live else -1
+                if slot >= 0:
+                    pk, pi, pf = preds.popped_kind, preds.ival[slot], preds.fval[slot]
+                    err, is_class = coded_error(pk, pi, pf, kind, ival, fval)
+                    if c.binary is None:
+                        c.binary = is_class
+                    score = preds.score[slot]
+                    joined.append((preds.ts[slot], preds.seq[slot], err, None if score != score else score,
+                                   ival if kind != FLOAT else class_code(kind, ival, fval),
+                                   pi if pk != FLOAT else class_code(pk, pi, pf)))
+                    c.joined += 1
+                    continue
+                if labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
+                    c.evicted_labels += 1
+                c.seq += 1
 
     def expire(self, watermark: float) -> None:
         """Drop waiting entries older than the horizon (oldest first), counting them."""

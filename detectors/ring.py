@@ -65,10 +65,14 @@ _SEGS_KEPT = 4096
 
 
 def _flat(segs: list[tuple[int, int]]) -> tuple[int, ...]:
-    """Segments as one flat tuple, shared by the rings with the same segments (the rings of a version
+    """Segments as one flat tuple, shared by the rings with the same segments (see :func:`_intern`)."""
+    return _intern(tuple(x for seg in segs for x in seg))
+
+
+def _intern(flat: tuple[int, ...]) -> tuple[int, ...]:
+    """A flat tuple of segments, shared by the rings with the same segments (the rings of a version
     are fed event by event, so most of them have the same boundaries): a version keeps a few tuples,
     not one per ring. The table of shared tuples is bounded (emptied when full; a tuple stays valid)."""
-    flat = tuple(x for seg in segs for x in seg)
     if not flat:
         return ()
     kept = _SEGS.get(flat)
@@ -197,6 +201,51 @@ class Ring:
             arr[start:] = vals[:head]
             arr[: n - head] = vals[head:]
 
+    @staticmethod
+    def extend_rows(rings: Sequence[Ring], rows: npt.NDArray[Any]) -> None:
+        """``ring.extend(row)`` for each ring and row of ``rows`` (2-D), with the bookkeeping done once
+        when the rings are alike (same count, capacity and array size, own float arrays of ``rows``'
+        dtype: the value rings of a version's columns, fed together); else ring by ring. A test pins it
+        to :meth:`extend`."""
+        first = rings[0] if rings else None
+        n = rows.shape[1] if rows.ndim == 2 else 0
+        if first is None or n == 0:
+            for ring, row in zip(rings, rows, strict=True):
+                ring.extend(row)
+            return
+        count, cap, size, dtype = first.count, first.capacity, len(first.arr), rows.dtype
+        if cap == 0 or (count + n > size and size < cap) or any(
+                r.count != count or r.capacity != cap or len(r.arr) != size or r.arr.dtype != dtype
+                or not r.arr.flags.writeable for r in rings):
+            for ring, row in zip(rings, rows, strict=True):
+                ring.extend(row)
+            return
+        total = count + n
+        if n > cap:
+            rows, n = rows[:, -cap:], cap
+        end = total % cap
+        start = (end - n) % cap
+        if start + n <= cap:
+            for ring, row in zip(rings, rows, strict=True):
+                ring.arr[start : start + n] = row
+                ring.count = total
+        else:
+            head = cap - start
+            for ring, row in zip(rings, rows, strict=True):
+                arr = ring.arr
+                arr[start:] = row[:head]
+                arr[: n - head] = row[head:]
+                ring.count = total
+
+    def extend_zeros(self, n: int) -> None:
+        """``extend`` with ``n`` zeros: only counted while the ring holds the shared zeros and has
+        room for them (the flags of valid values; no array to write), else :meth:`extend`."""
+        if not self.arr.flags.writeable and self.arr.dtype.kind in "iub" and (
+                self.count + n <= len(self.arr) or len(self.arr) >= self.capacity):
+            self.count += n
+            return
+        self.extend(np.zeros(n, self.arr.dtype))
+
     def advance(self, n: int) -> None:
         """Count ``n`` values appended that the ring does not hold: another structure holds them (and
         passes them as ``source`` to :meth:`take`) until :meth:`hold` gives them to the ring. Only
@@ -256,9 +305,9 @@ class Ring:
 
     def _advance(self) -> tuple[tuple[int, int] | None, list[int]]:
         """Move the bookkeeping to "everything persisted": (the segment to write, first positions of
-        the segments to delete)."""
-        count, cap, flat = self.count, self.capacity, self._segs
-        segs = list(zip(flat[::2], flat[1::2], strict=True))
+        the segments to delete). Works on the flat tuple of segments (first, end, first, end, ...)
+        directly: it runs for every ring of every version at each state write."""
+        count, cap, flat, taken = self.count, self.capacity, self._segs, self._taken
         low = count - cap  # positions below this were overwritten
         new: tuple[int, int] | None = None
         dead: list[int] = []
@@ -266,18 +315,22 @@ class Ring:
             pass
         elif self._full:
             new = (max(0, low), count) if count else None
-            dead = [first for first, _ in segs if new is None or first != new[0]]
-            segs = [new] if new is not None else []
-        elif count > self._taken:
-            last = segs[-1] if segs else None
-            if last is not None and last[1] == self._taken and last[1] - last[0] < self.chunk and last[0] >= low:
-                new = segs[-1] = (last[0], count)  # the short last segment, rewritten longer
+            dead = [first for first in flat[::2] if new is None or first != new[0]]
+            flat = new or ()
+        elif count > taken:
+            if flat and flat[-1] == taken and taken - flat[-2] < self.chunk and flat[-2] >= low:
+                new = (flat[-2], count)  # the short last segment, rewritten longer
+                flat = (*flat[:-1], count)
             else:
-                new = (max(self._taken, low), count)
-                segs.append(new)
-            while segs[0][1] <= low:
-                dead.append(segs.pop(0)[0])
-        self._segs = _flat(segs)
+                new = (max(taken, low), count)
+                flat += new
+            i = 0
+            while flat[i + 1] <= low:
+                dead.append(flat[i])
+                i += 2
+            if i:
+                flat = flat[i:]
+        self._segs = _intern(flat)
         self._full = False
         self._taken = count
         return new, dead
@@ -301,7 +354,8 @@ class Ring:
 
     def discard(self) -> None:
         """Forget what changed (the caller keeps no deltas, e.g. a replay without a store)."""
-        self._advance()
+        if self.count != self._taken or self._full:  # else :meth:`_advance` would change nothing
+            self._advance()
         self._stale = ()
 
     def touch_all(self) -> None:

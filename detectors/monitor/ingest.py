@@ -31,6 +31,7 @@ from detectors.events import Event
 from detectors.monitor.data import VersionData
 
 MAX_NEW_NAMES = 50
+_TS = operator.attrgetter("ts")
 _NUMERIC_ROWS = functools.partial(msgspec.convert, type=list[tuple[float | None, ...]])
 """Rows of numeric-or-missing values (ints become floats); anything else raises ValidationError."""
 
@@ -61,18 +62,9 @@ class Ingest:
         m = d.meta
         m.n_events += len(seg)
         m.since_eval += len(seg)
-        obs: list[Event] = []
-        preds: list[Event] = []
-        keep, label, predict, scored = obs.append, d.join.label, d.join.prediction, preds.append
-        for e in seg:
-            stream = e.stream
-            if stream == "label":
-                label(e)
-                continue
-            keep(e)
-            if stream == "prediction" and e.prediction is not None:
-                predict(e)
-                scored(e)
+        d.join.feed(seg)
+        obs = [e for e in seg if e.stream != "label"]
+        preds = [e for e in obs if e.stream == "prediction" and e.prediction is not None]
         if preds:
             d.perf.predictions(preds)
         self._track_time(seg)
@@ -91,7 +83,7 @@ class Ingest:
 
     def _track_time(self, seg: Sequence[Event]) -> None:
         m = self.data.meta
-        ts = np.fromiter((e.ts for e in seg), dtype=np.float64, count=len(seg))
+        ts = np.fromiter(map(_TS, seg), dtype=np.float64, count=len(seg))
         top = float(ts.max())
         if m.last_ts is not None:
             run = np.maximum.accumulate(np.concatenate(([m.last_ts], ts)))
@@ -105,15 +97,17 @@ class Ingest:
     def _ingest_obs(self, obs: Sequence[Event], ref: bool, known: bool = False) -> None:
         d = self.data
         fe = [e for e in obs if e.features is not None]
+        ts = None
         if fe:
             feats = [e.features for e in fe]
-            if not known:
+            if not known and ref:  # the reference discovers features: before their values are read
                 self._discover(feats, ref)  # type: ignore[arg-type]
-            ts = None
             if not ref:
-                ts = np.fromiter((e.ts for e in fe), dtype=np.float64, count=len(fe))
+                ts = np.fromiter(map(_TS, fe), dtype=np.float64, count=len(fe))
                 d.rings[fields.FEATURE_TIMES].extend(ts)
-            values = self._feature_values(feats)  # type: ignore[arg-type]
+            values, exact = self._feature_values(feats)  # type: ignore[arg-type]
+            if not known and not ref and not exact:  # after the freeze it only counts unknown names
+                self._discover(feats, ref)  # type: ignore[arg-type]
             if d.joint.collecting:
                 d.joint.feed(values, d.columns, len(fe), ref)
             done = self._feed_clean_numeric(values, ref, ts)
@@ -121,11 +115,13 @@ class Ingest:
                 if name not in done:
                     d.columns[name].feed(values[name], ref, ts)
         pe = [e for e in obs if e.stream == "prediction"]
-        if pe:
-            self._ingest_outputs(pe, ref)
+        if pe:  # the same events as ``fe`` when they are as many (every prediction carried features)
+            self._ingest_outputs(pe, ref, ts if len(pe) == len(fe) == len(obs) else None)
 
-    def _feature_values(self, feats: list[dict[str, object]]) -> dict[str, Sequence[object]]:
-        """Each known feature's values over the segment (None where absent), in one pass."""
+    def _feature_values(self, feats: list[dict[str, object]]) -> tuple[dict[str, Sequence[object]], bool]:
+        """Each known feature's values over the segment (None where absent), in one pass; and whether every
+        event named exactly the known features (then no name is new: no need to look for one, which
+        costs a set of every event's names)."""
         d = self.data
         names = d.meta.features
         if self._feat_n != len(names):
@@ -133,14 +129,17 @@ class Ingest:
             self._num_cols = [c for c in (d.columns[n] for n in names) if c.meta.kind == "numeric"]
             self._feat_n = len(names)
         if not names:
-            return {}
+            return {}, False
         try:
             rows = list(map(self._feat_get, feats))
+            # each event has every name (no KeyError), so as many names as known ones means those only
+            exact = sum(map(len, feats)) == len(names) * len(feats)
         except KeyError:
             rows = [tuple(f.get(n) for n in names) for f in feats]
             if len(names) == 1:
                 rows = [r[0] for r in rows]
-        return {names[0]: rows} if len(names) == 1 else dict(zip(names, zip(*rows, strict=True), strict=True))
+            exact = False
+        return ({names[0]: rows} if len(names) == 1 else dict(zip(names, zip(*rows, strict=True), strict=True))), exact
 
     def _feed_clean_numeric(self, values: dict[str, Sequence[object]], ref: bool, ts: np.ndarray | None) -> set[str]:
         """Feed the all-finite numeric features at once (one matrix per segment); the names fed."""
@@ -163,12 +162,15 @@ class Ingest:
         rev = mat[:, ::-1] != mat[:, -1:]
         tails = np.where(rev.any(axis=1), rev.argmax(axis=1), n).tolist()
         last = mat[:, -1].tolist()
-        for j, col in enumerate(cols):
-            if clean[j]:
-                col.feed_clean(mat[j], tails[j], last[j], ts)
+        if len(fed) == len(cols):
+            Column.feed_clean_rows(cols, mat, tails, last, ts)
+        else:
+            js = [j for j, ok in enumerate(clean) if ok]
+            Column.feed_clean_rows([cols[j] for j in js], mat[js], [tails[j] for j in js], [last[j] for j in js], ts)
         return fed
 
-    def _ingest_outputs(self, pe: Sequence[Event], ref: bool) -> None:
+    def _ingest_outputs(self, pe: Sequence[Event], ref: bool, ts: np.ndarray | None = None) -> None:
+        """``ts``: the event times of ``pe`` when the caller has them (same length: the same events)."""
         d = self.data
         if ref and not d.meta.outputs:
             d.add_output("score", "numeric")
@@ -176,9 +178,9 @@ class Ingest:
             d.add_output("prediction", "numeric" if isinstance(first, float) else "categorical")
         if not d.meta.outputs:
             return
-        ts = None
         if not ref:
-            ts = np.fromiter((e.ts for e in pe), dtype=np.float64, count=len(pe))
+            if ts is None or len(ts) != len(pe):
+                ts = np.fromiter(map(_TS, pe), dtype=np.float64, count=len(pe))
             d.rings[fields.OUTPUT_TIMES].extend(ts)
         for name in d.meta.outputs:  # a baseline may hold only one of the two
             d.columns[name].feed([e.score for e in pe] if name == "\x00score" else [e.prediction for e in pe], ref, ts)

@@ -307,3 +307,25 @@ def test_a_larger_cap_on_restore_keeps_every_entry() -> None:
     restored = LabelJoin(1e9, 1000, 10)
     restored.load({k: v for k, v in big.take().items() if v is not None})
     assert len(restored.preds) == 9 and restored.c.pred_cap == 1000
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_segment_joins_as_its_events_one_by_one(seed: int) -> None:
+    """:meth:`LabelJoin.feed` over runs of events (other streams skipped) against one call per event."""
+    items = ops(200 + seed, 2000)
+    one, many = LabelJoin(40.0, 25, 7), LabelJoin(40.0, 25, 7)
+    feed(one, items)
+    run: list[Event] = []
+    for kind, key, ts, value, score in items:
+        if kind == "p":
+            run.append(Event("prediction", key, "m", ts, prediction=value, score=score))
+            run.append(Event("features", f"f{ts}", "m", ts, features={"x": 1}))
+        elif kind == "l":
+            run.append(Event("label", f"l{ts}", "m", ts, prediction_id=key, label=value))
+        else:
+            many.feed(run)
+            run = []
+            many.expire(ts)
+    many.feed([*run, Event("prediction", "none", "m", 0.0)])  # no prediction: skipped
+    assert many.take_errors() == one.take_errors() and many.c == one.c
+    assert many.take() == one.take()

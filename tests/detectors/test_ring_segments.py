@@ -131,3 +131,30 @@ def test_a_full_state_in_between_leaves_the_deltas_applying_to_the_store() -> No
                 stored[name] = value
         m.full_state()
     assert ModelMonitor.restore("m", "v1", SMALL, dict(stored), b"k").full_state() == m.full_state()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([0, 1, 5, 16, 40]), st.lists(st.integers(0, 50), min_size=1, max_size=8),
+       st.integers(1, 4), st.booleans())
+def test_rows_and_zeros_extend_as_extend_does(cap: int, sizes: list[int], k: int, stagger: bool) -> None:
+    """The batched paths (:meth:`Ring.extend_rows`, :meth:`Ring.extend_zeros`) against :meth:`Ring.extend`."""
+    rng = np.random.default_rng(len(sizes) * 7 + cap)
+    fast, slow = [Ring(cap) for _ in range(k)], [Ring(cap) for _ in range(k)]
+    fz, sz = Ring(cap, dtype=np.int8), Ring(cap, dtype=np.int8)
+    if stagger:  # rings not alike: ring by ring
+        fast[0].extend([1.0])
+        slow[0].extend([1.0])
+    for i, n in enumerate(sizes):
+        rows = rng.normal(size=(k, n))
+        Ring.extend_rows(fast, rows)
+        for ring, row in zip(slow, rows, strict=True):
+            ring.extend(row)
+        if i == 2:  # a flag other than zero: the ring owns its array
+            fz.extend(np.ones(1, np.int8))
+            sz.extend(np.ones(1, np.int8))
+        fz.extend_zeros(n)
+        sz.extend(np.zeros(n, np.int8))
+        for f, s in [*zip(fast, slow, strict=True), (fz, sz)]:
+            assert f.count == s.count and f.arr.dtype == s.arr.dtype and len(f.arr) == len(s.arr)
+            assert f.arr.tobytes() == s.arr.tobytes() and f.arr.flags.writeable == s.arr.flags.writeable
+            assert f.take("v", "x") == s.take("v", "x")
