@@ -68,7 +68,11 @@ def _flat(segs: list[tuple[int, int]]) -> tuple[int, ...]:
     """Segments as one flat tuple, shared by the rings with the same segments (the rings of a version
     are fed event by event, so most of them have the same boundaries): a version keeps a few tuples,
     not one per ring. The table of shared tuples is bounded (emptied when full; a tuple stays valid)."""
-    flat = tuple(x for seg in segs for x in seg)
+    return _shared(tuple(x for seg in segs for x in seg))
+
+
+def _shared(flat: tuple[int, ...]) -> tuple[int, ...]:
+    """The shared copy of a flat tuple of segments (see :func:`_flat`)."""
     if not flat:
         return ()
     kept = _SEGS.get(flat)
@@ -256,9 +260,9 @@ class Ring:
 
     def _advance(self) -> tuple[tuple[int, int] | None, list[int]]:
         """Move the bookkeeping to "everything persisted": (the segment to write, first positions of
-        the segments to delete)."""
-        count, cap, flat = self.count, self.capacity, self._segs
-        segs = list(zip(flat[::2], flat[1::2], strict=True))
+        the segments to delete). Works on the flat tuple of segments (``first, end, ...``) as is: once per
+        ring and batch, so no pairs are built."""
+        count, cap, flat, taken = self.count, self.capacity, self._segs, self._taken
         low = count - cap  # positions below this were overwritten
         new: tuple[int, int] | None = None
         dead: list[int] = []
@@ -266,18 +270,22 @@ class Ring:
             pass
         elif self._full:
             new = (max(0, low), count) if count else None
-            dead = [first for first, _ in segs if new is None or first != new[0]]
-            segs = [new] if new is not None else []
-        elif count > self._taken:
-            last = segs[-1] if segs else None
-            if last is not None and last[1] == self._taken and last[1] - last[0] < self.chunk and last[0] >= low:
-                new = segs[-1] = (last[0], count)  # the short last segment, rewritten longer
+            dead = [first for first in flat[::2] if new is None or first != new[0]]
+            flat = new or ()
+        elif count > taken:
+            if flat and flat[-1] == taken and taken - flat[-2] < self.chunk and flat[-2] >= low:
+                new = (flat[-2], count)  # the short last segment, rewritten longer
+                flat = (*flat[:-1], count)
             else:
-                new = (max(self._taken, low), count)
-                segs.append(new)
-            while segs[0][1] <= low:
-                dead.append(segs.pop(0)[0])
-        self._segs = _flat(segs)
+                new = (max(taken, low), count)
+                flat += new
+            i = 0
+            while flat[i + 1] <= low:  # ends at the new segment at the latest (its end is count > low)
+                dead.append(flat[i])
+                i += 2
+            if i:
+                flat = flat[i:]
+        self._segs = _shared(flat)
         self._full = False
         self._taken = count
         return new, dead
