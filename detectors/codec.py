@@ -47,6 +47,7 @@ _HEAD = struct.Struct("<BBBqII")
 _SAME = struct.Struct("<BI")
 _LIMIT = float(1 << 53)
 _SAMPLE = 16
+_RAW_TAG = bytes([RAW])
 _SPANS = np.array([1, 1 << 8, 1 << 16, 1 << 32])
 _WIDTHS = np.array([0, 1, 2, 4, 8])
 """Bytes per value for the largest difference of a row: below 1 (all equal) 0, below 2**8 1, ... (numpy casts
@@ -56,16 +57,16 @@ to 1, 2, 4 or 8-byte integers, no bit fiddling)."""
 def encode_rows(rows: Sequence[npt.NDArray[Any]]) -> list[bytes]:
     """The encodings of several 1-D arrays (float64 or int8), vectorised over all arrays of one dtype."""
     out: list[bytes] = [b""] * len(rows)
-    groups: dict[str, list[int]] = {}
+    groups: dict[np.dtype[Any], list[int]] = {}  # by dtype object: ``dtype.str`` builds a string per call
     for i, r in enumerate(rows):
         if len(r):
-            groups.setdefault(r.dtype.str, []).append(i)
+            groups.setdefault(r.dtype, []).append(i)
         else:
-            out[i] = bytes([RAW])
+            out[i] = _RAW_TAG
     for dtype, idx in groups.items():
         lens = [len(rows[i]) for i in idx]
         stack = _padded([rows[i] for i in idx], lens)
-        encoded = _floats(stack, lens) if dtype == "<f8" else _same_or_raw(stack, lens)
+        encoded = _floats(stack, lens) if dtype.str == "<f8" else _same_or_raw(stack, lens)
         for i, raw in zip(idx, encoded, strict=True):
             out[i] = raw
     return out
@@ -78,9 +79,9 @@ def _padded(rows: list[npt.NDArray[Any]], lens: list[int]) -> npt.NDArray[Any]:
     if min(lens) == n:
         return np.stack(rows) if len(rows) > 1 else rows[0][None, :]
     out = np.empty((len(rows), n), dtype=rows[0].dtype)
+    out[:] = np.array([r[0] for r in rows], dtype=out.dtype)[:, None]  # the padding in one call, not one per row
     for row, r, k in zip(out, rows, lens, strict=True):
         row[:k] = r
-        row[k:] = r[0]
     return out
 
 
@@ -104,8 +105,10 @@ def decode(raw: bytes, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
 
 def _same_or_raw(stack: npt.NDArray[Any], lens: list[int]) -> list[bytes]:
     same = (stack == stack[:, :1]).all(axis=1).tolist()
-    return [_SAME.pack(SAME, k) + row[:1].tobytes() if s else bytes([RAW]) + row[:k].tobytes()
-            for row, s, k in zip(stack, same, lens, strict=True)]
+    size = stack.itemsize
+    step, raw = stack.shape[1] * size, stack.tobytes()  # the rows sliced from one bytes object: no view per row
+    return [_SAME.pack(SAME, k) + raw[a : a + size] if s else _RAW_TAG + raw[a : a + k * size]
+            for a, s, k in zip(range(0, len(raw), step), same, lens, strict=True)]
 
 
 def _floats(x: npt.NDArray[np.float64], lens: list[int]) -> list[bytes]:
@@ -129,12 +132,14 @@ def _floats(x: npt.NDArray[np.float64], lens: list[int]) -> list[bytes]:
     widths = _WIDTHS[np.searchsorted(_SPANS, d.max(axis=1), side="right")].tolist()
     packed = _pack(d, widths, lens)
     out = []
-    for i, (w, n) in enumerate(zip(widths, lens, strict=True)):
-        bad = np.empty(0, dtype=np.intp) if whole[i] else np.flatnonzero(~exact[i, :n])
+    head_pack, no_bad = _HEAD.pack, np.empty(0, dtype=np.intp)
+    for i, (w, n, ki, low, all_exact) in enumerate(zip(widths, lens, k.tolist(), lo.tolist(), whole.tolist(),
+                                                        strict=True)):
+        bad = no_bad if all_exact else np.flatnonzero(~exact[i, :n])
         if _HEAD.size + 12 * len(bad) + w * n >= 1 + 8 * n:
-            out.append(bytes([RAW]) + x[i, :n].tobytes())
+            out.append(_RAW_TAG + x[i, :n].tobytes())
             continue
-        head = _HEAD.pack(DECIMAL, int(k[i]), w, int(lo[i]), n, len(bad))
+        head = head_pack(DECIMAL, ki, w, low, n, len(bad))
         out.append(head + packed[i] if not len(bad) else
                    b"".join((head, bad.astype("<u4").tobytes(), x[i, bad].tobytes(), packed[i])))
     return out

@@ -44,7 +44,7 @@ import numpy.typing as npt
 from detectors import fields
 from detectors.column import Column, numeric_values
 from detectors.reference import CategoricalRef, NumericRef
-from detectors.ring import Ring, RingFields, size_for
+from detectors.ring import Ring, RingFields, Segments, size_for
 
 FloatArray = npt.NDArray[np.float64]
 CatValue = str | bool | int | float
@@ -236,14 +236,17 @@ class JointRows:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def take(self) -> dict[str, bytes | None]:
-        out: dict[str, bytes | None] = {}
+    def take(self, out: dict[str, bytes | None] | None = None,
+             segments: Segments | None = None) -> dict[str, bytes | None]:
+        """Fields changed since the last call, added to ``out`` (returned); with ``segments`` the rows' ring
+        segments are encoded later, together with the version's other rings (:meth:`Segments.encode`)."""
+        out = {} if out is None else out
         if self.dirty_meta:
             self._categories()
             out[fields.JOINT_META] = msgspec.msgpack.encode(self.meta)
         for name, ring in self.rings.items():
             src = functools.partial(self.values, name) if name in self._columns else None
-            ring.take(fields.JOINT_ROWS, name, out, source=src)
+            ring.take(fields.JOINT_ROWS, name, out, segments, source=src)
         for name, ring in self._released.items():
             out.update(ring.drop(fields.JOINT_ROWS, name))
         self._released = {}

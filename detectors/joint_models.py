@@ -26,6 +26,7 @@ from detectors import fields
 from detectors.column import Column
 from detectors.joint import Encoding, JointRows
 from detectors.multivariate import Arrays, PCAModel
+from detectors.ring import Segments
 from detectors.settings import DetectionSettings
 
 
@@ -90,8 +91,10 @@ class JointModels:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def take(self) -> dict[str, bytes | None]:
-        out = self.rows.take()
+    def take(self, out: dict[str, bytes | None] | None = None,
+             segments: Segments | None = None) -> dict[str, bytes | None]:
+        """Fields changed since the last call, added to ``out`` (returned); ``segments``: see :meth:`JointRows.take`."""
+        out = self.rows.take(out, segments)
         for name in sorted(self._dirty):
             out[fields.joint_fit(name)] = msgspec.msgpack.encode(self.fits[name])
         self._dirty.clear()

@@ -52,11 +52,11 @@ class VersionState:
             kind, owner = fields.split_ring(name)
             ring.take(kind, owner, out, seg)
         d.perf.take(out, seg)
-        if segments is None:
-            seg.encode()
         out.update(d.join.take())
         out.update(self.policy.take())
-        out.update(d.joint.take())
+        d.joint.take(out, seg)  # the joint rows' rings too: one encoding pass for all of them
+        if segments is None:
+            seg.encode()
         if d.err_dirty:
             for det in d.err_stream:
                 out[fields.stream_snapshot(det.name)] = det.save(self.secret)

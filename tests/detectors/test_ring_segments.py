@@ -107,6 +107,28 @@ def test_arrays_encoded_together_are_encoded_as_alone(rows: list[list[float]]) -
     assert codec.encode_rows(arrays) == [codec.encode_rows([a])[0] for a in arrays]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(-3, 3), max_size=30), min_size=2, max_size=5),
+       st.sampled_from(["<f4", "|i1", "<i8"]))
+def test_other_dtypes_encoded_together_are_encoded_as_alone(rows: list[list[int]], dtype: str) -> None:
+    """The SAME / RAW encodings of rows padded to one matrix (sliced from its bytes) are each row's alone."""
+    arrays = [np.array(r, dtype=dtype) for r in rows]
+    encoded = codec.encode_rows(arrays)
+    assert encoded == [codec.encode_rows([a])[0] for a in arrays]
+    for a, raw in zip(arrays, encoded, strict=True):
+        assert codec.decode(raw, a.dtype).tolist() == a.tolist()
+
+
+@given(st.lists(st.lists(st.one_of(doubles, decimals), min_size=1, max_size=12), min_size=1, max_size=6))
+def test_padded_rows_go_on_with_their_first_value(rows: list[list[float]]) -> None:
+    arrays = [np.array(r, dtype=np.float64) for r in rows]
+    stack = codec._padded(arrays, [len(a) for a in arrays])
+    width = max(len(a) for a in arrays)
+    for row, a in zip(stack, arrays, strict=True):
+        want = np.concatenate([a, np.full(width - len(a), a[0])])
+        assert row.view(np.int64).tolist() == want.view(np.int64).tolist()
+
+
 def test_a_constant_segment_has_no_value_bytes() -> None:
     raw = codec.encode_rows([np.full(1000, 2.5)])[0]
     assert len(raw) < 24 and codec.decode(raw, np.float64).tolist() == [2.5] * 1000
