@@ -60,6 +60,7 @@ class BinnedRows:
         self.p = (self.ref + 0.5) / (nr + 0.5 * k)  # reference-only terms, computed once
         self.pr = self.ref / np.maximum(nr, 1)
         self.dof_k = np.maximum(self.k - 1, 1)
+        self._dofs = np.stack((self.dof_k, self.dof_k, self.dof_k))  # row 0 (chi2's) is written per call
         self._nr, self._half_k = nr, 0.5 * k
         self.inflation = None if inflation is None or bool((inflation == 1.0).all()) else inflation
 
@@ -85,11 +86,13 @@ class BinnedRows:
         jsd = (_sum(special.rel_entr(pr, mid), axis=1) + _sum(special.rel_entr(qw, mid), axis=1)) / 2
         if self.inflation is not None:
             chi2, eff = chi2 / self.inflation, eff / self.inflation
-        return {
-            "chi2": special.chdtrc(dof, chi2),
-            "psi": special.chdtrc(self.dof_k, psi * eff),
-            "js": special.chdtrc(self.dof_k, 8 * jsd * eff),
-        }
+        # One chdtrc call for the three statistics (an elementwise ufunc: the same values as three calls).
+        dofs, stats = self._dofs, np.empty_like(self._dofs, dtype=np.float64)
+        dofs[0], stats[0] = dof, chi2
+        np.multiply(psi, eff, out=stats[1])
+        np.multiply(8 * jsd, eff, out=stats[2])
+        p = special.chdtrc(dofs, stats)
+        return {"chi2": p[0], "psi": p[1], "js": p[2]}
 
 
 class BlockSpace:

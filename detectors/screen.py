@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.frozen import FrozenParams, run_threshold
+from detectors.reference import NumericRef
 from detectors.settings import DetectionSettings
 
 Bools = npt.NDArray[np.bool_]
@@ -147,4 +148,6 @@ def _fixed_quality(det: Any, refs: list[Any], res: dict[str, Any]) -> Any:
         span = np.array([(r.hi - r.lo) * det.params.margin for r in refs])
         lo, hi = np.array([r.lo for r in refs]) - span, np.array([r.hi for r in refs]) + span
         return lo, hi, np.array([r.m >= det.params.min_count for r in refs], dtype=bool)
+    if name == "out_of_range":  # it tests numeric columns only: quiet on a categorical one
+        return np.array([not isinstance(r, NumericRef) for r in refs], dtype=bool), no
     return no, no
