@@ -49,18 +49,21 @@ class GroupScreen:
         """(row, detector index) pairs that must run; screened-out p-values go to the background."""
         todo: list[tuple[int, int]] = []
         state, cfg = found.incidents, self.data.cfg
-        by_kind: dict[tuple[str, bool], list[int]] = {}
-        for d, (det, akind) in enumerate(pairs):
-            by_kind.setdefault((akind, det.name in res), []).append(d)
+        plan = cache.get("plan")
+        if plan is None or plan[0] is not pairs:  # the same pairs at every evaluation: kept with the block
+            by_kind: dict[tuple[str, bool], list[int]] = {}
+            for d, (det, akind) in enumerate(pairs):
+                by_kind.setdefault((akind, det.name in res), []).append(d)
+            plan = cache["plan"] = (pairs, [(akind, tested, ds, [pairs[d][0] for d in ds], {})
+                                            for (akind, tested), ds in by_kind.items()])
         # Screens of one alert kind run together; the order of p-values within a kind's
         # background does not matter (the correction sorts them).
-        for (akind, tested), ds in by_kind.items():
+        for akind, tested, ds, dets, consts in plan[1]:
             must = np.array([(f, akind) in state for f in feats], dtype=bool) if state else None
-            dets = [pairs[d][0] for d in ds]
             if tested:
-                run, bg = screen_tests(dets, cols, res, cfg, must, akind != "data_quality", cache)
+                run, bg = screen_tests(dets, cols, res, cfg, must, akind != "data_quality", consts)
             else:
-                run, ones = screen_quality(dets, cols, res, must, cache)
+                run, ones = screen_quality(dets, cols, res, must, consts)
                 bg = [1.0] * ones
             found.background.setdefault(akind, []).extend(bg)
             todo.extend((row, ds[k]) for row, k in run)
