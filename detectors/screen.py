@@ -69,14 +69,14 @@ def screen_tests(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], 
                  must: Bools | None, drift: bool, cache: dict[Any, Any]) -> tuple[list[tuple[int, int]], list[float]]:
     """:func:`screen_rows` of several detectors named in ``res`` at once (fewer numpy calls): the
     (row, position in ``dets``) pairs that must run and the p-values screened out, detector by detector.
-    ``cache``: constants of these ``dets`` (and ``drift``) over these rows, one dict per detector list."""
+    ``cache``: constants of these ``dets`` (and ``drift``, ``cfg``) over these rows, one dict per detector list."""
     consts = cache.get("tests")
     if consts is None:
         consts = cache["tests"] = (np.array([_usable(det, cols, cfg, drift, cache) for det in dets]),
-                                   [det.name for det in dets])
-    usable, names = consts
+                                   [det.name for det in dets], screen_level(cfg))
+    usable, names, level = consts
     p = np.array([res[name] for name in names])
-    run = p <= screen_level(cfg)
+    run = p <= level
     if must is not None:
         run |= must
     run &= usable

@@ -9,6 +9,7 @@ check on every column (tests/detectors/test_block.py, test_memory_bounds.py).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ class GroupScreen:
     def __init__(self, data: VersionData) -> None:
         self.data = data
         self.blocks: dict[object, NumericBlock | CategoricalBlock] = {}
+        self._last: dict[Group, tuple[list[Column], NumericBlock | CategoricalBlock]] = {}
 
     def todo(self, key: Group, cols: list[Column], members: list[Column], pairs: list[Pair],
              feats: list[str | None], found: Findings) -> list[tuple[int, int]]:
@@ -71,6 +73,14 @@ class GroupScreen:
 
     def _block(self, key: Group, members: list[Column]) -> NumericBlock | CategoricalBlock:
         """The group's one block, over every column with a usable reference (fixed once frozen)."""
+        last = self._last.get(key)
+        if last is not None and len(last[0]) == len(members) and all(map(operator.is_, last[0], members)):
+            return last[1]  # the very columns of the last evaluation: their names too
+        block = self._named_block(key, members)
+        self._last[key] = (members, block)
+        return block
+
+    def _named_block(self, key: Group, members: list[Column]) -> NumericBlock | CategoricalBlock:
         names = (key, tuple(c.name for c in members))
         block = self.blocks.get(names)
         if block is None:
