@@ -172,12 +172,12 @@ class NumericBlock:
     def _ranks(self, keys: FloatArray) -> tuple[IntArray, IntArray]:
         """Reference values below (lower) and not above (upper) each key, within its row."""
         flat = keys.ravel()
-        left = np.searchsorted(self.refkeys, flat, side="left")
+        left = self.refkeys.searchsorted(flat, side="left")  # the method: np.searchsorted wraps it in Python
         tied = self.refkeys[np.minimum(left, len(self.refkeys) - 1)] == flat
         right = left
         if np.count_nonzero(tied):
             right = left.copy()
-            right[tied] = np.searchsorted(self.refkeys, flat[tied], side="right")
+            right[tied] = self.refkeys.searchsorted(flat[tied], side="right")
         start = self.start.reshape((-1,) + (1,) * (keys.ndim - 1))
         return left.reshape(keys.shape) - start, right.reshape(keys.shape) - start
 
@@ -287,7 +287,7 @@ class RankedNumericBlock(NumericBlock):
             found[0], found[1] = self._ranks(ordered)
             # bin + row * (edges + 1), ready for one bincount: the edges below the key, less the other
             # rows' edges (row * edges), plus row
-            found[2] = np.searchsorted(self.edgeflat, ordered, side="right") + rows
+            found[2] = self.edgeflat.searchsorted(ordered, side="right") + rows
             # each found value back to the window slot its key came from
             slots = order + slots if isinstance(slots, int) else slots.ravel()[where].reshape(keys.shape)
             ranks[:, rows, slots] = found
@@ -302,6 +302,7 @@ class CategoricalBlock:
         self.refs = list(refs)
         sizes = [len(r.binmap) for r in refs]
         self.map_offset = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        self._code_offset = 1 + self.map_offset[:, None]  # code -1 (unseen) is binmap's first entry
         nbins = [len(r.counts) for r in refs]
         self.bin_offset = np.concatenate(([0], np.cumsum(nbins)[:-1]))
         self.binmap = np.concatenate([r.binmap + off for r, off in zip(refs, self.bin_offset, strict=True)])
@@ -319,10 +320,11 @@ class CategoricalBlock:
     def tests(self, codes: IntArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi, js and unseen per row."""
         n = codes.shape[1]
-        flat = np.bincount(self.binmap[codes + 1 + self.map_offset[:, None]].ravel(), minlength=self.total)
-        win = np.append(flat[: self.total], 0).astype(np.float64)[self.gather]
+        # binmap holds bins below total: counts up to total + 1 end with the padding's 0
+        flat = np.bincount(self.binmap[codes + self._code_offset].ravel(), minlength=self.total + 1)
+        win = flat.astype(np.float64)[self.gather]
         out = self.binned.tests(win)
-        k = (codes == -1).sum(axis=1)
+        k = _sum(codes == -1, axis=1)
         out["unseen"] = binomial_sf_rows(k, n, self.rate, self.inflation)
         return out
 
