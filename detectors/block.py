@@ -60,36 +60,51 @@ class BinnedRows:
         self.p = (self.ref + 0.5) / (nr + 0.5 * k)  # reference-only terms, computed once
         self.pr = self.ref / np.maximum(nr, 1)
         self.dof_k = np.maximum(self.k - 1, 1)
+        self._dofs = np.stack((self.dof_k, self.dof_k, self.dof_k))  # row 0 (chi2's) is written per call
         self._nr, self._half_k = nr, 0.5 * k
+        # the reference's terms stacked over the window's, so that one call computes both:
+        # [ref, window counts], [reference size, window size], [reference shares, window shares]
+        rows = len(ref_counts)
+        self._rw, self._nn, self._pq = np.empty((2, rows, width)), np.empty((2, rows, 1)), np.empty((2, rows, width))
+        self._rw[0], self._nn[0], self._pq[0] = self.ref, nr, self.pr
         self.inflation = None if inflation is None or bool((inflation == 1.0).all()) else inflation
 
     def tests(self, win: FloatArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi and js per row (as the per-column detectors compute them)."""
         # Ufunc reductions called directly: ndarray.sum() adds a Python wrapper per call, and
         # these arrays are small enough for that to be a good part of the cost.
-        r, w, nr = self.ref, win, self._nr
-        nw = _sum(w, axis=1, keepdims=True)
+        # The reference's and the window's terms side by side (rw, nn, pq): each elementwise step
+        # below is one call for both, with the values of two.
+        r, nr, rw, nn, pq = self.ref, self._nr, self._rw, self._nn, self._pq
+        w, nw = rw[1], nn[1]
+        w[...] = win
+        _sum(w, axis=1, keepdims=True, out=nw)
         col = r + w
         used = col > 0
         safe = np.where(used, col, 1.0)
         tot = nr + nw
-        er, ew = safe * nr / tot, safe * nw / tot
-        chi2 = _sum(np.where(used, (r - er) ** 2 / er + (w - ew) ** 2 / ew, 0.0), axis=1)
-        dof = np.maximum(_sum(used, axis=1) - 1, 1)
-        p, pr = self.p, self.pr
+        e = safe * nn / tot  # the expected counts of the reference and of the window
+        terms = (rw - e) ** 2 / e
+        chi2 = _sum(np.where(used, terms[0] + terms[1], 0.0), axis=1)
+        dofs = self._dofs
+        np.maximum(_sum(used, axis=1) - 1, 1, out=dofs[0])
+        p = self.p
         q = (w + 0.5) / (nw + self._half_k)
         psi = _sum(np.where(self.real, (q - p) * np.log(q / p), 0.0), axis=1)
         eff = (nr * nw / tot)[:, 0]
-        qw = w / np.maximum(nw, 1)
-        mid = (pr + qw) / 2
-        jsd = (_sum(special.rel_entr(pr, mid), axis=1) + _sum(special.rel_entr(qw, mid), axis=1)) / 2
+        np.divide(w, np.maximum(nw, 1), out=pq[1])  # the window's shares, beside the reference's
+        mid = (pq[0] + pq[1]) / 2
+        rel = _sum(special.rel_entr(pq, mid), axis=2)
+        jsd = (rel[0] + rel[1]) / 2
         if self.inflation is not None:
             chi2, eff = chi2 / self.inflation, eff / self.inflation
-        return {
-            "chi2": special.chdtrc(dof, chi2),
-            "psi": special.chdtrc(self.dof_k, psi * eff),
-            "js": special.chdtrc(self.dof_k, 8 * jsd * eff),
-        }
+        # One chdtrc call for the three statistics (an elementwise ufunc: the same values as three calls).
+        stats = np.empty_like(dofs, dtype=np.float64)
+        stats[0] = chi2
+        np.multiply(psi, eff, out=stats[1])
+        np.multiply(8 * jsd, eff, out=stats[2])
+        p = special.chdtrc(dofs, stats)
+        return {"chi2": p[0], "psi": p[1], "js": p[2]}
 
 
 class BlockSpace:
@@ -157,12 +172,12 @@ class NumericBlock:
     def _ranks(self, keys: FloatArray) -> tuple[IntArray, IntArray]:
         """Reference values below (lower) and not above (upper) each key, within its row."""
         flat = keys.ravel()
-        left = np.searchsorted(self.refkeys, flat, side="left")
+        left = self.refkeys.searchsorted(flat, side="left")  # the method: np.searchsorted wraps it in Python
         tied = self.refkeys[np.minimum(left, len(self.refkeys) - 1)] == flat
         right = left
         if np.count_nonzero(tied):
             right = left.copy()
-            right[tied] = np.searchsorted(self.refkeys, flat[tied], side="right")
+            right[tied] = self.refkeys.searchsorted(flat[tied], side="right")
         start = self.start.reshape((-1,) + (1,) * (keys.ndim - 1))
         return left.reshape(keys.shape) - start, right.reshape(keys.shape) - start
 
@@ -210,16 +225,18 @@ class RankedNumericBlock(NumericBlock):
         self.space = space
         self.edgeflat = self.edgekeys.ravel()
         self.nedges = self.edgekeys.shape[1]
-        self.state: tuple[Any, Any, Any, IntArray] | None = None
+        # (lower rank, upper rank, bin + row * bins) per window slot as one (3, rows, window) array;
+        # the append count each row had at the last update
+        self.state: tuple[Any, IntArray] | None = None
 
     def ranked_tests(self, w: FloatArray, counts: IntArray) -> dict[str, FloatArray]:
         """Like :meth:`tests`; ``counts``: values ever appended to each row's ring (slot = count % width)."""
         c, n = w.shape
-        lower, upper, binidx = self._update(w, counts)
-        _, p_ks = self._ks_from_ranks(np.sort(lower, axis=1), np.sort(upper, axis=1), n)
+        ranks = self._update(w, counts)
+        ordered = np.sort(ranks[:2], axis=2)  # lower and upper ranks, each row sorted
+        _, p_ks = self._ks_from_ranks(ordered[0], ordered[1], n)
         nb = self.nedges + 1
-        flat = (binidx + self._row_offsets(c, nb)).ravel()
-        win = np.bincount(flat, minlength=c * nb).reshape(c, nb).astype(np.float64)
+        win = np.bincount(ranks[2].ravel(), minlength=c * nb).reshape(c, nb).astype(np.float64)
         out = self.binned.tests(win)
         out["ks"] = p_ks
         out["min"], out["max"] = _min(w, axis=1), _max(w, axis=1)
@@ -232,43 +249,50 @@ class RankedNumericBlock(NumericBlock):
             offsets = self.cache[("offsets", c, step)] = np.arange(c)[:, None] * step
         return offsets
 
-    def _update(self, w: FloatArray, counts: IntArray) -> tuple[Any, Any, Any]:
+    def _update(self, w: FloatArray, counts: IntArray) -> Any:
+        """The (3, rows, window) ranks and flat bins of every slot, the slots written since the last call updated."""
         c, n = w.shape
-        if self.state is None or self.state[0].shape != (c, n):
+        if self.state is None or self.state[0].shape != (3, c, n):
             sp = self.space
             if sp is not None and sp.ranks.shape[1] >= c and sp.ranks.shape[2] == n:
-                ranks = (sp.ranks[0, :c], sp.ranks[1, :c], sp.ranks[2, :c])
+                ranks = sp.ranks[:, :c]  # each of its three (c, n) planes contiguous
             else:
-                ranks = (np.zeros((c, n), dtype=np.int32), np.zeros((c, n), dtype=np.int32),
-                         np.zeros((c, n), dtype=np.int32))
-            self.state = (*ranks, np.full(c, -1, dtype=np.int64))
-        lower, upper, binidx, seen = self.state
-        k = counts - seen
-        kmin, kmax = int(_min(k)), int(_max(k))
+                ranks = np.zeros((3, c, n), dtype=np.int32)
+            self.state = (ranks, np.full(c, -1, dtype=np.int64))
+        ranks, seen = self.state
+        # a few Python ints: cheaper to compare as such than through numpy reductions
+        now, k = counts.tolist(), (counts - seen).tolist()
+        kmin, kmax = min(k), max(k)
         # seen is -1 everywhere until the first update, then the counts everywhere
         todo = n if seen[0] < 0 or kmax >= n or kmin < 0 else kmax
         if todo:
             rows = self._row_offsets(c, 1)
-            first = int(counts[0]) - todo
-            if todo == n or (first % n + todo <= n and int(_min(counts)) == int(_max(counts))):
+            first = now[0] - todo
+            slots: Any
+            if todo == n or (first % n + todo <= n and min(now) == max(now)):
                 pos: Any = slice(first % n, first % n + todo) if todo < n else slice(None)
                 idx: Any = (slice(None), pos)  # one contiguous block of slots in every row
+                slots = first % n if todo < n else 0
             else:
                 idx = (rows, (counts[:, None] - todo + np.arange(todo)) % n)
+                slots = idx[1]
             keys = self._key(w[idx])
             # Searched in sorted order: each search then starts near the last one in the large
             # reference array (random order costs a cache miss per step); ranks are counts, so
             # the order of the searches does not change them.
-            where = (keys.argsort(axis=1) + self._row_offsets(c, keys.shape[1])).ravel()  # flat, row by row
+            order = keys.argsort(axis=1)
+            where = (order + self._row_offsets(c, keys.shape[1])).ravel()  # flat, row by row
             ordered = keys.ravel()[where].reshape(keys.shape)
             found = np.empty((3, *keys.shape), dtype=np.int64)
             found[0], found[1] = self._ranks(ordered)
-            found[2] = np.searchsorted(self.edgeflat, ordered, side="right") - self._row_offsets(c, self.nedges)
-            back = np.empty_like(found)
-            back.reshape(3, -1)[:, where] = found.reshape(3, -1)
-            lower[idx], upper[idx], binidx[idx] = back
+            # bin + row * (edges + 1), ready for one bincount: the edges below the key, less the other
+            # rows' edges (row * edges), plus row
+            found[2] = self.edgeflat.searchsorted(ordered, side="right") + rows
+            # each found value back to the window slot its key came from
+            slots = order + slots if isinstance(slots, int) else slots.ravel()[where].reshape(keys.shape)
+            ranks[:, rows, slots] = found
             seen[:] = counts
-        return lower, upper, binidx
+        return ranks
 
 
 class CategoricalBlock:
@@ -278,6 +302,7 @@ class CategoricalBlock:
         self.refs = list(refs)
         sizes = [len(r.binmap) for r in refs]
         self.map_offset = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        self._code_offset = 1 + self.map_offset[:, None]  # code -1 (unseen) is binmap's first entry
         nbins = [len(r.counts) for r in refs]
         self.bin_offset = np.concatenate(([0], np.cumsum(nbins)[:-1]))
         self.binmap = np.concatenate([r.binmap + off for r, off in zip(refs, self.bin_offset, strict=True)])
@@ -295,10 +320,11 @@ class CategoricalBlock:
     def tests(self, codes: IntArray) -> dict[str, FloatArray]:
         """p-values of chi2, psi, js and unseen per row."""
         n = codes.shape[1]
-        flat = np.bincount(self.binmap[codes + 1 + self.map_offset[:, None]].ravel(), minlength=self.total)
-        win = np.append(flat[: self.total], 0).astype(np.float64)[self.gather]
+        # binmap holds bins below total: counts up to total + 1 end with the padding's 0
+        flat = np.bincount(self.binmap[codes + self._code_offset].ravel(), minlength=self.total + 1)
+        win = flat.astype(np.float64)[self.gather]
         out = self.binned.tests(win)
-        k = (codes == -1).sum(axis=1)
+        k = _sum(codes == -1, axis=1)
         out["unseen"] = binomial_sf_rows(k, n, self.rate, self.inflation)
         return out
 

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.frozen import FrozenParams, run_threshold
+from detectors.reference import NumericRef
 from detectors.settings import DetectionSettings
 
 Bools = npt.NDArray[np.bool_]
@@ -67,29 +68,40 @@ def screen_level(cfg: DetectionSettings) -> float:
 def screen_tests(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], cfg: DetectionSettings,
                  must: Bools | None, drift: bool, cache: dict[Any, Any]) -> tuple[list[tuple[int, int]], list[float]]:
     """:func:`screen_rows` of several detectors named in ``res`` at once (fewer numpy calls): the
-    (row, position in ``dets``) pairs that must run and the p-values screened out, detector by detector."""
-    key = ("tests", tuple(det.name for det in dets), drift)
-    usable = cache.get(key)
-    if usable is None:
-        usable = cache[key] = np.array([_usable(det, cols, cfg, drift, cache) for det in dets])
-    p = np.array([res[det.name] for det in dets])
-    run = p <= screen_level(cfg)
+    (row, position in ``dets``) pairs that must run and the p-values screened out, detector by detector.
+    ``cache``: constants of these ``dets`` (and ``drift``, ``cfg``) over these rows, one dict per detector list."""
+    consts = cache.get("tests")
+    if consts is None:
+        consts = cache["tests"] = (np.array([_usable(det, cols, cfg, drift, cache) for det in dets]),
+                                   [det.name for det in dets], screen_level(cfg))
+    usable, names, level = consts
+    p = np.array([res[name] for name in names])
+    run = p <= level
     if must is not None:
         run |= must
     run &= usable
     pos, rows = np.nonzero(run)
-    return list(zip(rows.tolist(), pos.tolist(), strict=True)), p[usable & ~run].tolist()
+    return list(zip(rows.tolist(), pos.tolist(), strict=True)), p[usable ^ run].tolist()  # run is within usable
 
 
 def screen_quality(dets: Sequence[Any], cols: Sequence[Any], res: dict[str, Any], must: Bools | None,
                    cache: dict[Any, Any]) -> tuple[list[tuple[int, int]], int]:
     """:func:`screen_rows` of several checks not named in ``res`` at once: the (row, position in ``dets``)
-    pairs that must run, and how many screened-out rows would have reported p = 1."""
-    parts = [_quality(det, cols, res, cache) for det in dets]
-    quiet = np.array([q for q, _, _ in parts])
+    pairs that must run, and how many screened-out rows would have reported p = 1.
+    ``cache``: constants of these ``dets`` over these rows, one dict per detector list."""
+    kept = cache.get("quality")
+    if kept is None:
+        parts = [_quality(det, cols, res, cache) for det in dets]
+        # the rows of the checks constant for the block are kept; the others are written at each call
+        kept = cache["quality"] = (np.array([q for q, _, _ in parts]), np.array([p for _, p, _ in parts]),
+                                   [i for i, (_, _, const) in enumerate(parts) if not const])
+    else:
+        for i in kept[2]:
+            kept[0][i], kept[1][i], _ = _quality(dets[i], cols, res, cache)
+    quiet, p_one, _ = kept
     run = ~quiet if must is None else ~quiet | must
     pos, rows = np.nonzero(run)
-    ones = int((np.array([p for _, p, _ in parts]) & ~run).sum())
+    ones = int(np.count_nonzero(p_one & ~run))
     return list(zip(rows.tolist(), pos.tolist(), strict=True)), ones
 
 
@@ -147,4 +159,6 @@ def _fixed_quality(det: Any, refs: list[Any], res: dict[str, Any]) -> Any:
         span = np.array([(r.hi - r.lo) * det.params.margin for r in refs])
         lo, hi = np.array([r.lo for r in refs]) - span, np.array([r.hi for r in refs]) + span
         return lo, hi, np.array([r.m >= det.params.min_count for r in refs], dtype=bool)
+    if name == "out_of_range":  # it tests numeric columns only: quiet on a categorical one
+        return np.array([not isinstance(r, NumericRef) for r in refs], dtype=bool), no
     return no, no

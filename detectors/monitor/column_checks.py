@@ -31,6 +31,7 @@ class ColumnChecks:
         self.data = data
         self.screen = GroupScreen(data)
         self.screening = True
+        self._pairs: dict[Group, list[Pair]] = {}
 
     def collect(self, found: Findings) -> None:
         d = self.data
@@ -42,17 +43,26 @@ class ColumnChecks:
 
     def _group(self, found: Findings, key: Group, cols: list[Column], ts: np.ndarray) -> None:
         """Full clean windows screened together, the rest one by one."""
-        fast = []
+        fast, members = [], []
+        screening = self.screening
         for col in cols:
-            if col.ref is None or not len(col.values):
+            ref = col.ref
+            if ref is None:
                 continue
-            if self.screening and len(col.values) >= col.values.capacity and col.ref.m >= 2 \
-                    and not np.count_nonzero(col.flags.arr):
+            if ref.m >= 2:
+                members.append(col)
+            values = col.values
+            n = len(values)
+            if not n:
+                continue
+            # A flags ring holding only zeros shares a read-only array (detectors.ring.shared_zeros):
+            # nothing to count.
+            if screening and n >= values.capacity and ref.m >= 2 \
+                    and (not (flags := col.flags.arr).flags.writeable or not np.count_nonzero(flags)):
                 fast.append(col)
             else:
                 self._column(found, col, ts)
         if fast:
-            members = [c for c in cols if c.ref is not None and c.ref.m >= 2]
             self._screened(found, key, fast, members, ts)
 
     def _column(self, found: Findings, col: Column, ts: np.ndarray) -> None:
@@ -78,8 +88,10 @@ class ColumnChecks:
                   ts: np.ndarray) -> None:
         """``cols``: the full, clean windows, screened by the group's one block over ``members``."""
         feats = [c.name if key[0] == "feature" else None for c in cols]
-        checks = self.data.checks
-        pairs: list[Pair] = list(zip(checks.windowed[key], checks.kinds[key], strict=True))
+        pairs = self._pairs.get(key)
+        if pairs is None:  # the same list at every evaluation (the screen keeps its plan while it is)
+            checks = self.data.checks
+            pairs = self._pairs[key] = list(zip(checks.windowed[key], checks.kinds[key], strict=True))
         # Nothing windowed to screen (only stream detectors): no block is built or run.
         todo = self.screen.todo(key, cols, members, pairs, feats, found) if pairs else []
         views: dict[int, View | None] = {}

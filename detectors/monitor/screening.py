@@ -9,6 +9,7 @@ check on every column (tests/detectors/test_block.py, test_memory_bounds.py).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ class GroupScreen:
     def __init__(self, data: VersionData) -> None:
         self.data = data
         self.blocks: dict[object, NumericBlock | CategoricalBlock] = {}
+        self._last: dict[Group, tuple[list[Column], NumericBlock | CategoricalBlock]] = {}
 
     def todo(self, key: Group, cols: list[Column], members: list[Column], pairs: list[Pair],
              feats: list[str | None], found: Findings) -> list[tuple[int, int]]:
@@ -49,18 +51,21 @@ class GroupScreen:
         """(row, detector index) pairs that must run; screened-out p-values go to the background."""
         todo: list[tuple[int, int]] = []
         state, cfg = found.incidents, self.data.cfg
-        by_kind: dict[tuple[str, bool], list[int]] = {}
-        for d, (det, akind) in enumerate(pairs):
-            by_kind.setdefault((akind, det.name in res), []).append(d)
+        plan = cache.get("plan")
+        if plan is None or plan[0] is not pairs:  # the same pairs at every evaluation: kept with the block
+            by_kind: dict[tuple[str, bool], list[int]] = {}
+            for d, (det, akind) in enumerate(pairs):
+                by_kind.setdefault((akind, det.name in res), []).append(d)
+            plan = cache["plan"] = (pairs, [(akind, tested, ds, [pairs[d][0] for d in ds], {})
+                                            for (akind, tested), ds in by_kind.items()])
         # Screens of one alert kind run together; the order of p-values within a kind's
         # background does not matter (the correction sorts them).
-        for (akind, tested), ds in by_kind.items():
+        for akind, tested, ds, dets, consts in plan[1]:
             must = np.array([(f, akind) in state for f in feats], dtype=bool) if state else None
-            dets = [pairs[d][0] for d in ds]
             if tested:
-                run, bg = screen_tests(dets, cols, res, cfg, must, akind != "data_quality", cache)
+                run, bg = screen_tests(dets, cols, res, cfg, must, akind != "data_quality", consts)
             else:
-                run, ones = screen_quality(dets, cols, res, must, cache)
+                run, ones = screen_quality(dets, cols, res, must, consts)
                 bg = [1.0] * ones
             found.background.setdefault(akind, []).extend(bg)
             todo.extend((row, ds[k]) for row, k in run)
@@ -68,6 +73,14 @@ class GroupScreen:
 
     def _block(self, key: Group, members: list[Column]) -> NumericBlock | CategoricalBlock:
         """The group's one block, over every column with a usable reference (fixed once frozen)."""
+        last = self._last.get(key)
+        if last is not None and len(last[0]) == len(members) and all(map(operator.is_, last[0], members)):
+            return last[1]  # the very columns of the last evaluation: their names too
+        block = self._named_block(key, members)
+        self._last[key] = (members, block)
+        return block
+
+    def _named_block(self, key: Group, members: list[Column]) -> NumericBlock | CategoricalBlock:
         names = (key, tuple(c.name for c in members))
         block = self.blocks.get(names)
         if block is None:
