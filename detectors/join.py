@@ -494,7 +494,7 @@ class LabelJoin:
         """Join the labels and the predictions (those with a prediction) of ``events``, in their order;
         other events are skipped. One loop over a segment (no call per event: it runs for every
         label and prediction)."""
-        c, preds, labels, joined = self.c, self.preds, self.labels, self.joined
+        c, preds, labels = self.c, self.preds, self.labels
         for ev in events:
             stream = ev.stream
             if stream == "prediction":
@@ -507,14 +507,9 @@ class LabelJoin:
                 kind, ival, fval = encode_value(x)
                 slot = labels.pop(h) if labels.live else -1
                 if slot >= 0:
-                    lk, li, lf = labels.popped_kind, labels.ival[slot], labels.fval[slot]
-                    err, is_class = coded_error(kind, ival, fval, lk, li, lf)
-                    if c.binary is None:
-                        c.binary = is_class
                     score = None if ev.score is None else _SCORE.unpack(_SCORE.pack(ev.score))[0]  # as a stored one
-                    joined.append((ev.ts, seq, err, score, li if lk != FLOAT else class_code(lk, li, lf),
-                                   ival if kind != FLOAT else class_code(kind, ival, fval)))
-                    c.joined += 1
+                    self._pair(ev.ts, seq, score, kind, ival, fval,
+                               labels.popped_kind, labels.ival[slot], labels.fval[slot])
                 elif preds.add(h, seq, ev.ts, kind, ival, fval, ev.score) is not None:
                     c.evicted_predictions += 1
             elif stream == "label":
@@ -524,19 +519,25 @@ class LabelJoin:
                 kind, ival, fval = encode_value(x)  # type: ignore[arg-type]
                 slot = preds.pop(h) if preds.live else -1
                 if slot >= 0:
-                    pk, pi, pf = preds.popped_kind, preds.ival[slot], preds.fval[slot]
-                    err, is_class = coded_error(pk, pi, pf, kind, ival, fval)
-                    if c.binary is None:
-                        c.binary = is_class
                     score = preds.score[slot]
-                    joined.append((preds.ts[slot], preds.seq[slot], err, None if score != score else score,
-                                   ival if kind != FLOAT else class_code(kind, ival, fval),
-                                   pi if pk != FLOAT else class_code(pk, pi, pf)))
-                    c.joined += 1
+                    self._pair(preds.ts[slot], preds.seq[slot], None if score != score else score,
+                               preds.popped_kind, preds.ival[slot], preds.fval[slot], kind, ival, fval)
                     continue
                 if labels.add(h, c.seq, ev.ts, kind, ival, fval) is not None:
                     c.evicted_labels += 1
                 c.seq += 1
+
+    def _pair(self, ts: float, seq: int, score: float | None, pk: int, pi: int, pf: float,
+              lk: int, li: int, lf: float) -> None:
+        """Record a joined pair: the prediction's time, sequence number and score, the encoded prediction
+        (``pk, pi, pf``) and label (``lk, li, lf``)."""
+        c = self.c
+        err, is_class = coded_error(pk, pi, pf, lk, li, lf)
+        if c.binary is None:
+            c.binary = is_class
+        self.joined.append((ts, seq, err, score, li if lk != FLOAT else class_code(lk, li, lf),
+                            pi if pk != FLOAT else class_code(pk, pi, pf)))
+        c.joined += 1
 
     def expire(self, watermark: float) -> None:
         """Drop waiting entries older than the horizon (oldest first), counting them."""
