@@ -310,8 +310,8 @@ class CategoricalBlock:
         self.width = max(nbins)
         self.nbins = nbins
         self.rate = np.array([r.unseen_rate for r in refs])
-        self.inflation = np.array([r.calib.values for r in refs])
-        self.binned = BinnedRows([r.counts for r in refs], self.inflation)
+        self.binned = BinnedRows([r.counts for r in refs], np.array([r.calib.values for r in refs]))
+        self.inflation = self.binned.inflation  # None: 1 in every row (decided once, here)
         self.cache: dict[Any, Any] = {}
         # Where each padded cell of the window matrix comes from in the flat counts (total: an extra 0).
         cols = np.arange(self.width)

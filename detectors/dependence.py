@@ -179,9 +179,11 @@ def binomial_sf(k: float, n: float, rate: float, inflation: float = 1.0) -> floa
     return float(special.betainc(ke, ne - ke + 1.0, rate))
 
 
-def binomial_sf_rows(k: npt.NDArray[np.int64], n: int, rate: FloatArray, inflation: FloatArray) -> FloatArray:
-    """:func:`binomial_sf` per row (vectorised; the same values)."""
-    if not np.count_nonzero(inflation != 1.0):
+def binomial_sf_rows(k: npt.NDArray[np.int64], n: int, rate: FloatArray, inflation: FloatArray | None) -> FloatArray:
+    """:func:`binomial_sf` per row (vectorised; the same values). ``inflation`` None: 1 in every row, which the
+    caller decides once where its rows' inflations are set (:class:`~detectors.block.BinnedRows`); an array
+    of ones gives the same values, row by row."""
+    if inflation is None:
         plain: FloatArray = np.where(k > 0, special.bdtrc(k - 1, n, rate), 1.0)
         return plain
     out = np.ones(len(k))

@@ -107,6 +107,7 @@ class VersionData:
         self.spaces: dict[Group, BlockSpace] = {}
         self.baseline: Baseline | None = None
         self.joint = JointModels(checks.joint, settings)
+        self._groups: tuple[int, Meta, list[list[str]] | None, dict[Group, list[Column]]] | None = None
 
     def nbytes(self) -> int:
         """Bytes this version holds now: its numpy buffers (rings, references, block spaces, the rows the
@@ -124,12 +125,24 @@ class VersionData:
         return n + sum(sp.keys.nbytes + sp.ranks.nbytes for sp in self.spaces.values())
 
     def groups(self) -> dict[Group, list[Column]]:
-        """The columns of each group, in column order (without those a baseline disagreement set aside)."""
+        """The columns of each group, in column order (without those a baseline disagreement set aside).
+
+        Built again only when what it is built from changed, and shared (read it, do not change it).
+        Columns are only ever added, and a column's role and kind are fixed, except when a version is
+        loaded (:meth:`~detectors.monitor.state.VersionState.load`), which replaces ``meta`` too; the
+        set-aside names change only with ``meta.baseline_mismatch``. So the number of columns, ``meta``
+        and ``baseline_mismatch`` (the objects) say whether the last result still holds
+        (tests/detectors/test_version_groups.py).
+        """
+        m, kept = self.meta, self._groups
+        if kept is not None and kept[0] == len(self.columns) and kept[1] is m and kept[2] is m.baseline_mismatch:
+            return kept[3]
         aside = self.set_aside()
         out: dict[Group, list[Column]] = {}
         for col in self.columns.values():
             if col.name not in aside:
                 out.setdefault((col.meta.role, col.meta.kind), []).append(col)
+        self._groups = (len(self.columns), m, m.baseline_mismatch, out)
         return out
 
     def set_aside(self) -> set[str]:

@@ -30,8 +30,9 @@ class GroupScreen:
 
     def __init__(self, data: VersionData) -> None:
         self.data = data
-        self.blocks: dict[object, NumericBlock | CategoricalBlock] = {}
-        self._last: dict[Group, tuple[list[Column], NumericBlock | CategoricalBlock]] = {}
+        # Per group: the columns its block was last asked for, and the block (one per group: a
+        # group whose members change gets a new block, the old one is dropped).
+        self.blocks: dict[Group, tuple[list[Column], NumericBlock | CategoricalBlock]] = {}
 
     def todo(self, key: Group, cols: list[Column], members: list[Column], pairs: list[Pair],
              feats: list[str | None], found: Findings) -> list[tuple[int, int]]:
@@ -73,23 +74,18 @@ class GroupScreen:
 
     def _block(self, key: Group, members: list[Column]) -> NumericBlock | CategoricalBlock:
         """The group's one block, over every column with a usable reference (fixed once frozen)."""
-        last = self._last.get(key)
-        if last is not None and len(last[0]) == len(members) and all(map(operator.is_, last[0], members)):
-            return last[1]  # the very columns of the last evaluation: their names too
-        block = self._named_block(key, members)
-        self._last[key] = (members, block)
-        return block
-
-    def _named_block(self, key: Group, members: list[Column]) -> NumericBlock | CategoricalBlock:
-        names = (key, tuple(c.name for c in members))
-        block = self.blocks.get(names)
-        if block is None:
-            for stale in [k for k in self.blocks if isinstance(k, tuple) and k[0] == key]:
-                del self.blocks[stale]
-            refs = [c.ref for c in members]
-            block = (RankedNumericBlock(refs, self.data.spaces.get(key)) if key[1] == "numeric"  # type: ignore[arg-type]
-                     else CategoricalBlock(refs))  # type: ignore[arg-type]
-            self.blocks[names] = block
+        kept = self.blocks.get(key)
+        if kept is not None:
+            cols, block = kept
+            if len(cols) == len(members) and all(map(operator.is_, cols, members)):
+                return block  # the very columns of the last evaluation
+            if [c.name for c in cols] == [c.name for c in members]:  # the same columns as other objects (loaded again)
+                self.blocks[key] = (members, block)
+                return block
+        refs = [c.ref for c in members]
+        block = (RankedNumericBlock(refs, self.data.spaces.get(key)) if key[1] == "numeric"  # type: ignore[arg-type]
+                 else CategoricalBlock(refs))  # type: ignore[arg-type]
+        self.blocks[key] = (members, block)
         return block
 
 

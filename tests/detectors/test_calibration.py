@@ -120,6 +120,8 @@ def test_binomial_tail_with_whole_deflated_counts_is_scipys() -> None:
     rows = binomial_sf_rows(k, 100, np.full(4, 0.1), np.array([1.0, 1.0, 4.0, 2.5]))
     assert rows.tolist() == pytest.approx([binomial_sf(int(x), 100, 0.1, c) for x, c in
                                            zip(k, [1.0, 1.0, 4.0, 2.5], strict=True)], rel=1e-12)
+    ones = binomial_sf_rows(k, 100, np.full(4, 0.1), np.ones(4))  # no inflation: None or ones, the same values
+    assert binomial_sf_rows(k, 100, np.full(4, 0.1), None).tolist() == ones.tolist()
 
 
 def test_ks_pvalue_deflates_the_sample_sizes() -> None:

@@ -3,6 +3,7 @@ a version that has seen a few events holds a few chunks, not every buffer in ful
 
 from __future__ import annotations
 
+import copy
 import gc
 import tracemalloc
 
@@ -46,8 +47,26 @@ def test_one_screening_block_per_column_group() -> None:
     """A feature that becomes dirty changes the set of clean columns: its block replaces the old one."""
     m = ModelMonitor("m", "v1", SMALL)
     m.process(stream(3000, seed=5, missing_at=1500, until=2200))
-    groups = [k[0] for k in m.evaluation.source(ColumnChecks).screen.blocks if isinstance(k, tuple)]
-    assert len(groups) == len(set(groups)) <= 4
+    blocks = m.evaluation.source(ColumnChecks).screen.blocks
+    assert 0 < len(blocks) <= 4
+    for cols, block in blocks.values():  # each group's one block is over the columns it was last asked for
+        assert [r for r in block.refs] == [c.ref for c in cols]
+
+
+def test_a_group_keeps_one_block_over_its_current_members() -> None:
+    """The block is found by the members' identity, else by their names; other members replace it."""
+    m = ModelMonitor("m", "v1", SMALL)
+    m.process(stream(1500, seed=5))
+    screen = m.evaluation.source(ColumnChecks).screen
+    key = ("feature", "numeric")
+    cols = list(m.data.groups()[key])
+    block = screen._block(key, cols)
+    assert screen._block(key, list(cols)) is block
+    assert screen._block(key, [copy.copy(c) for c in cols]) is block  # the same names: the same columns
+    fewer = screen._block(key, cols[:1])
+    assert fewer is not block and screen.blocks[key] == (cols[:1], fewer)  # the old block is dropped
+    again = screen._block(key, cols)
+    assert again is not block and screen.blocks[key] == (cols, again)  # built again: nothing else kept it
 
 
 def test_monitor_memory_stops_growing_once_sizes_are_reached() -> None:
@@ -102,7 +121,7 @@ def test_block_memory_is_taken_at_the_freeze_and_reused_by_the_block() -> None:
     assert space.rows == 3 and space.keys.size == 3 * SMALL.reference_size
     m.process(evs[at:])
     blocks = m.evaluation.source(ColumnChecks).screen.blocks
-    block = next(b for k, b in blocks.items() if isinstance(k, tuple) and k[0] == ("feature", "numeric"))
+    block = blocks[("feature", "numeric")][1]
     assert np.shares_memory(block.refkeys, space.keys)  # type: ignore[union-attr]
     assert len(m.data.spaces) == 2  # feature and score groups; the predicted class is categorical
 
