@@ -42,6 +42,8 @@ class Item(NamedTuple):
 
 _TP, _ORDER, _ORDER_TS = itemgetter(1), itemgetter(6), itemgetter(7)
 _new_item = tuple.__new__  # builds an Item without the Python-level NamedTuple.__new__
+Order = tuple[float, int, int, int]  # Item.sort and Item.order
+Run = tuple[list[Item], int]  # a buffer, and how many of its first records may be emitted
 
 
 class Merge:
@@ -142,16 +144,33 @@ class Merge:
         self._top[tp] = top  # the whole buffer was stale: later records continue from its new maximum
 
     def pop_ready(self, caught_up: Callable[[TopicPartition], bool], limit: int | None = None) -> list[Item]:
-        """Emit merged records while every partition has a head or is caught up."""
+        """Emit merged records while every partition has a head or is caught up (at most ``limit``)."""
         if limit is not None and limit <= 0:
             return []
-        bound: tuple[float, int, int, int] | None = None  # emit up to this order (None: all)
+        heads = self._heads(caught_up)
+        if heads is None:
+            return []
+        runs = _runs(*heads)
+        if not runs:
+            return []
+        if limit is not None and len(runs) > 1 and sum(n for _, n in runs) > limit:
+            runs = _first(runs, limit)
+        if len(runs) == 1:
+            return _pop_run(*runs[0], limit)
+        return _pop_merged(runs, limit)
+
+    def _heads(self, caught_up: Callable[[TopicPartition], bool]) -> tuple[list[list[Item]], Order | None] | None:
+        """The buffers that hold a head (in (stream rank, partition) order, each head holding its own
+        ``order``), and the bound: the smallest last ``order`` among those partitions that are not
+        caught up (None: all are). None when a partition that is not caught up has no head: then
+        nothing can be emitted."""
+        bound: Order | None = None  # emit up to this order (None: all)
         live: list[list[Item]] = []
         for tp in self._ranked:
             buf = self.buffers[tp]
             if not buf:
                 if not caught_up(tp):
-                    return []
+                    return None
                 continue
             head = buf[0]
             if head.order is not head.sort:
@@ -161,38 +180,50 @@ class Merge:
                 last = buf[-1].order
                 if bound is None or last < bound:
                     bound = last
-        runs = [(buf, len(buf) if bound is None else bisect_right(buf, bound, key=_ORDER)) for buf in live]
-        runs = [(buf, n) for buf, n in runs if n]
-        if not runs:
-            return []
-        if limit is not None and len(runs) > 1 and sum(n for _, n in runs) > limit:
-            # Only what can be among the first ``limit``: a run with ``limit`` records up to its
-            # limit-th order bounds them all (at most ``limit`` records of each run).
-            cap = min(buf[limit - 1].order for buf, n in runs if n >= limit) if any(n >= limit for _, n in runs) \
-                else None
-            runs = [(buf, min(n, limit) if cap is None else bisect_right(buf, cap, 0, min(n, limit), key=_ORDER))
-                    for buf, n in runs]
-            runs = [(buf, n) for buf, n in runs if n]
-        if len(runs) == 1:
-            buf, n = runs[0]
-            if limit is not None and n > limit:
-                n = limit
-            out = buf[:n]
-            del buf[:n]
-            return out
-        out = []
+        return live, bound
+
+
+def _runs(live: list[list[Item]], bound: Order | None) -> list[Run]:
+    """Each buffer's records up to ``bound`` (all: None), the buffers with none left out."""
+    runs = [(buf, len(buf) if bound is None else bisect_right(buf, bound, key=_ORDER)) for buf in live]
+    return [(buf, n) for buf, n in runs if n]
+
+
+def _first(runs: list[Run], limit: int) -> list[Run]:
+    """The runs cut to what can be among the first ``limit`` records they merge into: a run with
+    ``limit`` records up to its limit-th order bounds them all (at most ``limit`` records of each run)."""
+    cap = min(buf[limit - 1].order for buf, n in runs if n >= limit) if any(n >= limit for _, n in runs) \
+        else None
+    runs = [(buf, min(n, limit) if cap is None else bisect_right(buf, cap, 0, min(n, limit), key=_ORDER))
+            for buf, n in runs]
+    return [(buf, n) for buf, n in runs if n]
+
+
+def _pop_run(buf: list[Item], n: int, limit: int | None) -> list[Item]:
+    """The first ``n`` records of one buffer (at most ``limit``), removed from it: already in merge order."""
+    if limit is not None and n > limit:
+        n = limit
+    out = buf[:n]
+    del buf[:n]
+    return out
+
+
+def _pop_merged(runs: list[Run], limit: int | None) -> list[Item]:
+    """The runs merged by one stable sort (see :class:`Merge`), at most ``limit`` records; what is
+    emitted is removed from the buffers."""
+    out = []
+    for buf, n in runs:
+        out += buf[:n]
+    out.sort(key=_ORDER_TS)
+    if limit is not None and len(out) > limit:
+        del out[limit:]
+        taken = Counter(map(_TP, out))
+        for buf, _ in runs:
+            del buf[:taken[buf[0].tp]]
+    else:
         for buf, n in runs:
-            out += buf[:n]
-        out.sort(key=_ORDER_TS)
-        if limit is not None and len(out) > limit:
-            del out[limit:]
-            taken = Counter(map(_TP, out))
-            for buf, _ in runs:
-                del buf[:taken[buf[0].tp]]
-        else:
-            for buf, n in runs:
-                del buf[:n]
-        return out
+            del buf[:n]
+    return out
 
 
 def _locate(dead: DeadLetter, tp: TopicPartition, offset: int, key: str | None) -> DeadLetter:

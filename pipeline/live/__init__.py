@@ -1,3 +1,5 @@
-"""``driftwire run``: the long-running consumer. The loop (:mod:`.runner`), a claimed shard
-(:mod:`.shard`), the shards waiting for a claim (:mod:`.claims`), the watchdog (:mod:`.watchdog`),
-the service around them (:mod:`.service`) and test-only fault injection (:mod:`.faults`)."""
+"""``driftwire run``: the long-running consumer. The loop (:mod:`.runner`), the shards it holds
+(:mod:`.membership`) and those waiting for a claim (:mod:`.claims`), claiming and stepping them
+(:mod:`.steps`), a claimed shard (:mod:`.shard`), the Kafka client's upkeep (:mod:`.client`), the
+watchdog (:mod:`.watchdog`), what this consumer wrote (:mod:`.written`), the service around them
+(:mod:`.service`) and test-only fault injection (:mod:`.faults`)."""

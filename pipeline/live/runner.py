@@ -31,12 +31,15 @@ Per shard (a partition number across the input topics; see :mod:`pipeline.kafka.
 SIGTERM / SIGINT: the current batch is finished and committed, the outbox drained, and the
 consumer closed (it leaves the group), so the next owner re-processes nothing.
 
-The parts: this loop (poll, rebalance, claim, step each shard, stop); a claimed shard's batch,
-commit and outbox (:mod:`pipeline.live.shard`); the shards waiting for a claim
-(:mod:`pipeline.live.claims`); the watchdog, whose verdict makes the loop rebuild a wedged Kafka
-client and re-claim its shards from the store, as after a rebalance (:mod:`pipeline.live.watchdog`);
-the service around it all (:mod:`pipeline.live.service`). Test-only fault injection wraps the
-store and is installed by the service only when ``DRIFTWIRE_FAULT`` is set (:mod:`pipeline.live.faults`).
+The parts: this loop (poll, rebalance, claim, step each shard, watch, stop; the run's limits); the
+shards this consumer holds or waits to claim, and what takes one away (:mod:`pipeline.live.membership`;
+their claims' back-off: :mod:`pipeline.live.claims`; what this consumer wrote: :mod:`pipeline.live.written`);
+the claims, batches, commits and publishing, with their faults (:mod:`pipeline.live.steps`); a claimed
+shard's batch, commit and outbox (:mod:`pipeline.live.shard`); the watchdog (:mod:`pipeline.live.watchdog`),
+on whose verdict the Kafka client's upkeep (:mod:`pipeline.live.client`) rebuilds a wedged client and has
+its shards claimed again from the store, as after a rebalance; the service around it all
+(:mod:`pipeline.live.service`). Test-only fault injection wraps the store and is installed by the service
+only when ``DRIFTWIRE_FAULT`` is set (:mod:`pipeline.live.faults`).
 """
 
 from __future__ import annotations
@@ -46,17 +49,15 @@ import time
 import msgspec
 
 from pipeline.config import Config, Secrets
-from pipeline.edge.decode import Decoder
-from pipeline.engine.build import build_engine
-from pipeline.kafka.client import KafkaUnavailable, origin_id
-from pipeline.kafka.merge import Item
+from pipeline.kafka.client import origin_id
 from pipeline.kafka.publish import AlertPublisher, DeadLetterPublisher
 from pipeline.kafka.source import KafkaSource
-from pipeline.live.claims import Claims
-from pipeline.live.shard import Backoff, RunSummary, Shard, Wiring, claim
+from pipeline.live.client import Client, new_source
+from pipeline.live.membership import Membership
+from pipeline.live.shard import Backoff, RunSummary, Wiring
+from pipeline.live.steps import Steps
 from pipeline.live.watchdog import Waits, Watchdog, waits
-from pipeline.live.written import Written
-from pipeline.state.store import FencedError, StateRolledBack, StateStore, StoreUnavailable
+from pipeline.state.store import StateStore
 from pipeline.telemetry.logs import get_logger
 from pipeline.telemetry.protocol import NoTelemetry, Telemetry
 
@@ -72,39 +73,33 @@ class Limits(msgspec.Struct):
 
 
 class Runner:
-    """The consumer's loop over its shards, until a limit or a signal stops it (see the module docstring)."""
+    """The consumer's loop over its shards, until a limit or a signal stops it (see the module docstring):
+    it drives the Kafka client (:class:`~pipeline.live.client.Client`), the shards it holds
+    (:class:`~pipeline.live.membership.Membership`) and their steps (:class:`~pipeline.live.steps.Steps`)."""
 
     def __init__(self, config: Config, secrets: Secrets, store: StateStore, limits: Limits,
                  telemetry: Telemetry | None = None, source: KafkaSource | None = None) -> None:
         self.config, self.secrets, self.limits = config, secrets, limits
         self.telemetry = telemetry or NoTelemetry()
         self.log = log.bind(group=config.kafka.group_id, consumer=origin_id())
-        self.io = Wiring(store, source or self._new_source(), AlertPublisher(config, secrets),
+        self.io = Wiring(store, source or new_source(config, secrets), AlertPublisher(config, secrets),
                          DeadLetterPublisher(config, secrets), self.telemetry, RunSummary(), self.log)
-        self.shards: dict[int, Shard] = {}
-        self.backoff = Backoff(config.runtime.retry_initial_s, config.runtime.retry_max_s)
-        self.claims = Claims(self.backoff)
+        backoff = Backoff(config.runtime.retry_initial_s, config.runtime.retry_max_s)
         self.watchdog = Watchdog(config.kafka.client_restart_s, self.log, time.monotonic())
         self.stop_reason = ""
-        self._coordinator_known = True
-        self._rebalances_before = 0  # of the clients replaced by the watchdog
-        self.written = Written()
-        self.verify_idle_s = config.redis.verify_idle_s
-        self.batch_size = config.kafka.max_poll_records
-        self.buffer_bound = max(4 * self.batch_size, 1000)
+        self.client = Client(config, secrets, self.io, self.watchdog)
+        self.members = Membership(self.io, backoff)
+        self.steps = Steps(config, secrets, self.members, backoff, self.watchdog, limits.max_events,
+                           lambda: bool(self.stop_reason))
 
     @property
     def source(self) -> KafkaSource:
+        """The current Kafka consumer client (the watchdog may have replaced it)."""
         return self.io.source
 
     @property
     def summary(self) -> RunSummary:
         return self.io.summary
-
-    def _new_source(self) -> KafkaSource:
-        return KafkaSource(self.config, self.secrets, Decoder(self.config.runtime.max_message_bytes))
-
-    # -- lifecycle ----------------------------------------------------------------------------
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -128,25 +123,30 @@ class Runner:
             self.io.alerts.close()
             self.io.dlq.close()
         self.summary.stop_reason = self.stop_reason
-        self.summary.rebalances = self._rebalances_before + self.source.listener.rebalances
+        self.summary.rebalances = self.client.rebalances
         self.log.info("run_finished", **msgspec.structs.asdict(self.summary))
         return self.summary
 
     def _iterate(self, last_activity: float) -> float:
         """One pass: poll, rebalance, claim, step every shard, watch; the time of the last activity."""
-        got = self._poll()
-        self._rebalance()
-        self._claim_due()
-        emitted = sum(self._step(shard) for shard in list(self.shards.values()))
+        members = self.members
+        got = self.client.poll()
+        members.rebalance()
+        self.steps.claim_due()
+        emitted = sum(self.steps.step(shard) for shard in list(members.shards.values()))
         now = time.monotonic()
         if got or emitted:
             self.watchdog.progressed(now)
-        busy = got or emitted or not self._settled()
-        if busy or (now - last_activity >= STALL_S and self._unstall()):
+        # settled: nothing in flight (a group member with its assignment, every shard claimed, committed, published)
+        busy = got or emitted or not (self.client.settled() and members.idle)
+        if busy or (now - last_activity >= STALL_S and self.client.unstall(list(members.shards))):
             last_activity = now
         if not self.stop_reason and (restart := self.watchdog.check(now, self._waits)):
-            self._restart_client(*restart)
+            self.client.restart(*restart, members)
         return last_activity
+
+    def _waits(self) -> Waits:
+        return waits(self.source, self.members.shards, self.members.claims.waiting())
 
     def _check_limits(self, elapsed: float, idle: float) -> None:
         lim = self.limits
@@ -157,204 +157,29 @@ class Runner:
         elif lim.idle_timeout is not None and idle >= lim.idle_timeout:
             self.request_stop("idle_timeout")
 
-    def _unstall(self) -> bool:
-        """Records are known to exist (position < high watermark, or no watermark yet) but
-        nothing has arrived for a while: log it and re-seek the shard's partitions to their
-        positions, which restarts their fetches. Returns True when something was stalled."""
-        stalled = False
-        for shard in list(self.shards):
-            behind = self.source.behind(shard)
-            if behind:
-                stalled = True
-                self.log.warning("fetch_stalled", partition=shard, behind=behind)
-                self.source.reseek(shard)
-        return stalled
-
-    def _settled(self) -> bool:
-        """Nothing in flight: a group member with its assignment, every shard claimed, committed, published."""
-        if not self.source.listener.settled:
-            return False
-        known = self.source.coordinator_known()
-        if known != self._coordinator_known:
-            self._coordinator_known = known
-            self.telemetry.component("kafka", known, "" if known else "group coordinator unreachable")
-            self.log.warning("kafka_reachable" if known else "kafka_unreachable", component="kafka")
-        return known and not self.claims and not any(shard.busy for shard in self.shards.values())
-
-    def _waits(self) -> Waits:
-        return waits(self.source, self.shards, self.claims.waiting())
-
-    def _restart_client(self, reasons: list[str], stalled: float) -> None:
-        """Replace the consumer client; the shards go back to the store and are claimed again."""
-        try:
-            fresh = self._new_source()  # first: while the brokers cannot be reached, keep the old one
-        except KafkaUnavailable as exc:
-            self.log.warning("client_restart_deferred", reasons=reasons, error=str(exc)[:300])
-            self.watchdog.progressed(time.monotonic())
-            return
-        for shard in sorted(self.shards):
-            self._drop(shard, "client_restart")
-        self.claims.clear()
-        old, self.io.source = self.source, fresh
-        self._rebalances_before += old.listener.rebalances
-        old.close()
-        fresh.start()
-        self._coordinator_known = True
-        self.summary.client_restarts += 1
-        self.watchdog.progressed(time.monotonic())
-        self.log.error("kafka_client_restarted", reasons=reasons, stalled_s=round(stalled, 1),
-                       restarts=self.summary.client_restarts)
-        self.telemetry.client_restarted()
-
-    # -- polling, rebalance and claims -------------------------------------------------------------
-
-    def _poll(self) -> int:
-        try:
-            counts = self.source.poll(self.config.kafka.poll_timeout_ms, self.batch_size)
-        except KafkaUnavailable as exc:
-            self.telemetry.component("kafka", False, str(exc))
-            return 0
-        self.telemetry.polled(counts)
-        return sum(counts.values())
-
-    def _rebalance(self) -> None:
-        dropped, complete = self.source.changes()
-        for shard in sorted(dropped):
-            if shard in self.shards:
-                self._drop(shard, "revoked")
-            self.claims.discard(shard)
-        now = time.monotonic()
-        for shard in sorted(complete):
-            if shard not in self.shards:
-                self.claims.add(shard, now)
-
-    def _drop(self, number: int, why: str) -> None:
-        shard = self.shards.pop(number, None)
-        self.source.close_shard(number)
-        if shard is not None:
-            self.written.left(number, shard.offsets, reported=why == "rolled_back")
-            lost = shard.pending.size if shard.pending else 0
-            self.log.warning("shard_dropped", partition=number, reason=why, epoch=shard.epoch, uncommitted=lost)
-        self.telemetry.shard_dropped((tp.topic, tp.partition) for tp in self.source.shard_tps(number))
-
-    def _claim_due(self) -> None:
-        now = time.monotonic()
-        for shard in [] if self.stop_reason else self.claims.due(now):
-            if shard not in self.source.assigned_shards():
-                self.claims.discard(shard)
-                continue
-            try:
-                self._claim(shard)
-            except (StoreUnavailable, KafkaUnavailable) as exc:
-                component = "redis" if isinstance(exc, StoreUnavailable) else "kafka"
-                self._fault(exc, shard, "claim", self.claims.failed(shard, now, component))
-                continue
-            self.claims.discard(shard)
-
-    def _claim(self, number: int) -> None:
-        engine = build_engine(self.config, self.secrets, live=True)
-        shard = self.shards[number] = claim(number, engine, self.io, self.written)
-        shard.verify_at = time.monotonic() + self.verify_idle_s
-        self.summary.claims += 1
-        self.source.set_paused(number, False, self.buffer_bound)
-        if shard.outbox_dirty:
-            self._publish(shard)
-
-    # -- per-shard work ---------------------------------------------------------------------------
-
-    def _step(self, shard: Shard) -> int:
-        """Advance one shard by at most one batch, publish its outbox when due; the records it took."""
-        now = time.monotonic()
-        items = self._ready(shard, now)
-        try:
-            if items:
-                shard.process(items)
-            if shard.pending is not None and now >= shard.retry_at:
-                shard.complete()
-                shard.verify_at = time.monotonic() + self.verify_idle_s
-                self.watchdog.progressed(time.monotonic())
-            elif shard.pending is None and self.verify_idle_s and now >= max(shard.verify_at, shard.retry_at):
-                shard.verify()
-                shard.verify_at = time.monotonic() + self.verify_idle_s
-        except StateRolledBack as exc:
-            self._rolled_back(shard, exc)
-            return len(items)
-        except FencedError as exc:
-            self._fenced(shard, exc)
-            return len(items)
-        except (StoreUnavailable, KafkaUnavailable) as exc:
-            self.source.set_paused(shard.number, True, self.buffer_bound)
-            self._fault(exc, shard.number, "commit", shard.commit_failed(now, self.backoff))
-            return len(items)
-        if shard.outbox_dirty and time.monotonic() >= shard.publish_at:
-            self._publish(shard)
-        if shard.number in self.shards:
-            self.source.set_paused(shard.number, shard.pending is not None, self.buffer_bound)
-        return len(items)
-
-    def _ready(self, shard: Shard, now: float) -> list[Item]:
-        """The shard's next merged batch, when it has none pending and may take one."""
-        if shard.pending is not None or self.stop_reason or now < shard.retry_at:
-            return []
-        limit = self.batch_size
-        if self.limits.max_events is not None:
-            limit = min(limit, self.limits.max_events - self.summary.messages)
-        return self.source.ready(shard.number, limit) if limit > 0 else []
-
-    def _publish(self, shard: Shard) -> None:
-        try:
-            shard.publish()
-        except StateRolledBack as exc:
-            self._rolled_back(shard, exc)
-        except FencedError as exc:
-            self._fenced(shard, exc)
-        except (StoreUnavailable, KafkaUnavailable) as exc:
-            self._fault(exc, shard.number, "publish", shard.publish_failed(time.monotonic(), self.backoff))
-
-    def _fenced(self, shard: Shard, exc: FencedError) -> None:
-        self.summary.fenced += 1
-        self.log.warning("fenced", partition=shard.number, epoch=shard.epoch, detail=str(exc))
-        self._drop(shard.number, "fenced")
-
-    def _rolled_back(self, shard: Shard, exc: StateRolledBack) -> None:
-        """The store lost writes of this consumer: claim the shard again from what it holds."""
-        self.summary.rollbacks += 1
-        self.log.error("state_rolled_back", partition=shard.number, at="commit", epoch=shard.epoch,
-                       written=shard.offsets, stored=exc.stored, detail=str(exc))
-        self.telemetry.store_error("redis_rollback")
-        self._drop(shard.number, "rolled_back")
-        self.claims.add(shard.number, time.monotonic())
-
-    # -- faults, health, shutdown -------------------------------------------------------------------
-
-    def _fault(self, exc: Exception, shard: int, stage: str, delay: float) -> None:
-        component = "redis" if isinstance(exc, StoreUnavailable) else "kafka"
-        self.telemetry.component(component, False, str(exc))
-        self.log.warning("waiting_on_fault", partition=shard, stage=stage, component=component,
-                         error=str(exc)[:300], retry_in_s=round(delay, 2))
-        self.telemetry.store_error(f"{component}_{stage}")
-
     def _beat(self) -> None:
-        unclaimed = sorted(self.source.assigned_shards() - set(self.shards))
-        lag = {(tp.topic, tp.partition): n for shard in self.shards for tp, n in self.source.lag(shard).items()}
+        shards = self.members.shards
+        unclaimed = sorted(self.source.assigned_shards() - set(shards))
+        lag = {(tp.topic, tp.partition): n for shard in shards for tp, n in self.source.lag(shard).items()}
         self.telemetry.beat(unclaimed, lag)
 
     def _shutdown(self) -> None:
         """Finish what was processed: commit pending batches and drain the outboxes."""
+        shards = self.members.shards
         deadline = time.monotonic() + self.limits.shutdown_grace
         while time.monotonic() < deadline:
-            busy = [shard for shard in self.shards.values() if shard.busy]
+            busy = [shard for shard in shards.values() if shard.busy]
             if not busy:
                 break
             for shard in busy:
-                self._step(shard)
-            self._poll()  # keeps the group membership and the fetcher alive while waiting
-            self._rebalance()
-        left = {s.number: (s.pending.size if s.pending else 0) for s in self.shards.values() if s.busy}
-        for shard in self.shards.values():
+                self.steps.step(shard)
+            self.client.poll()  # keeps the group membership and the fetcher alive while waiting
+            self.members.rebalance()
+        left = {s.number: (s.pending.size if s.pending else 0) for s in shards.values() if s.busy}
+        for shard in shards.values():
             if shard.offsets:
                 self.source.commit_advisory(shard.number, shard.offsets, wait_ms=3000)
         if left:
             self.log.error("shutdown_incomplete", shards=left)
         else:
-            self.log.info("shutdown_clean", shards=sorted(self.shards))
+            self.log.info("shutdown_clean", shards=sorted(shards))

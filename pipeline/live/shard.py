@@ -3,7 +3,7 @@ commit and its alert outbox (steps 2 to 5 of :mod:`pipeline.live.runner`).
 
 A shard raises what it cannot get past (:class:`~pipeline.state.store.FencedError`,
 :class:`~pipeline.state.store.StoreUnavailable`, :class:`~pipeline.kafka.client.KafkaUnavailable`);
-the loop decides what follows (drop the shard, or retry the *same* step after a back-off).
+what follows (drop the shard, or retry the *same* step after a back-off) is decided by :mod:`pipeline.live.steps`.
 """
 
 from __future__ import annotations
