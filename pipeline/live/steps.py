@@ -50,21 +50,24 @@ class Steps:
                 claims.discard(shard)
                 continue
             try:
-                self._claim(shard)
+                held = self._claim(shard)
             except (StoreUnavailable, KafkaUnavailable) as exc:
                 component = "redis" if isinstance(exc, StoreUnavailable) else "kafka"
                 self._fault(exc, shard, "claim", claims.failed(shard, now, component))
                 continue
             claims.discard(shard)
+            # After the claim is no longer waiting: publishing the stored outbox can find the store
+            # rolled back (the fence bump lost in a failover), which queues the shard's claim again.
+            if held.outbox_dirty:
+                self.publish(held)
 
-    def _claim(self, number: int) -> None:
+    def _claim(self, number: int) -> Shard:
         engine = build_engine(self.config, self.secrets, live=True)
         shard = self.members.shards[number] = claim(number, engine, self.io, self.members.written)
         shard.verify_at = time.monotonic() + self.verify_idle_s
         self.io.summary.claims += 1
         self.io.source.set_paused(number, False, self.buffer_bound)
-        if shard.outbox_dirty:
-            self.publish(shard)
+        return shard
 
     # -- steps 2 to 4: a claimed shard ------------------------------------------------------------------
 
