@@ -8,8 +8,8 @@ consumer group: (1) the bare consumer, kafka-python polling batches of 2,000 and
 value with the pipeline's msgspec decoder, nothing else (the client's ceiling); (2) ``driftwire
 run`` with Redis state, progress read from the committed offsets in Redis; (3) unless ``--no-decompose``,
 ``driftwire run`` with every detector list empty, the multivariate and performance ones included (the
-same consumer, merge, ingest into the rings, label join, Redis commits; no tests evaluated): what the ratio could be if detection cost nothing,
-so the gap splits into pipeline and detection. Rates are steady-state
+same consumer, merge, ingest into the rings, label join, Redis commits; no tests evaluated): what the
+ratio could be if detection cost nothing, so the gap splits into pipeline and detection. Rates are steady-state
 (from 10% to 90% of the events) and wall (process start to the last event, start-up included);
 the ratio is of medians. py-spy samples the consumer during its first run (the hot spots).
 """
