@@ -17,8 +17,9 @@ from pipeline.kafka.workarounds import position
 
 
 class Offsets:
-    """Seeks and committed offsets of a consumer's partitions (a refused or failed read raises
-    :class:`~pipeline.kafka.client.KafkaUnavailable`, or the refusal's error)."""
+    """Seeks and committed offsets of a consumer's partitions. A read that fails raises
+    :class:`~pipeline.kafka.client.KafkaUnavailable` (or the refusal, when the broker refused it);
+    advisory commits ignore errors."""
 
     def __init__(self, consumer: KafkaConsumer, config: Config) -> None:
         self.consumer, self.config = consumer, config
@@ -55,6 +56,7 @@ class Offsets:
                 self.consumer.seek(tp, pos)
 
     def committed(self, tps: Iterable[TopicPartition], timeout_ms: int) -> dict[str, int | None]:
+        """Kafka's committed offset of each of ``tps`` (``None``: none)."""
         out: dict[str, int | None] = {}
         for tp in tps:
             try:

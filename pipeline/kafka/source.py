@@ -65,7 +65,7 @@ class KafkaSource:
         self.config = config
         self.decoder = decoder
         self.inputs = InputTopics(config)
-        self.topics = self.inputs.topics
+        self.topics = self.inputs.topics  # by stream (the runner logs them)
         self.consumer = group_consumer(config, secrets)
         self.listener = RebalanceLog()
         self.merges: dict[int, Merge] = {}  # the open shards' buffers

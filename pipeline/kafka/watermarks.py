@@ -21,7 +21,7 @@ from pipeline.telemetry.logs import get_logger
 WATERMARK_WAIT_S = 2.0  # an open partition with nothing buffered and no known high watermark this long gets one listed
 LIST_TIMEOUT_MS = 5000
 
-log = get_logger("driftwire.source")
+log = get_logger("driftwire.source")  # the source's logger: its events keep their logger name
 
 
 class Watermarks:
@@ -92,7 +92,8 @@ class Watermarks:
 
     def lag(self, held: Iterable[TopicPartition], merge: Merge | None) -> dict[TopicPartition, int]:
         """Records not yet merged, per partition of ``held`` with a known watermark and position:
-        those not fetched plus those buffered in ``merge`` (the shard's, when open)."""
+        those not polled yet (watermark minus position) plus those buffered in ``merge`` (the
+        shard's, when open)."""
         out: dict[TopicPartition, int] = {}
         for tp in held:
             hw, pos = self.get(tp), position(self.consumer, tp)
