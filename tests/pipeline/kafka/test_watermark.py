@@ -21,8 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.config import load_config, load_secrets
 from pipeline.edge.decode import Decoder
-from pipeline.kafka import source as kafka_source
-from pipeline.kafka import workarounds
+from pipeline.kafka import watermarks, workarounds
 from pipeline.kafka.client import tp_key
 from pipeline.kafka.merge import Item
 from pipeline.kafka.source import KafkaSource
@@ -115,7 +114,7 @@ def driver(stack_factory: Any) -> Iterator[Driver]:
 def test_an_idle_partition_that_comes_back_does_not_block_the_merge(driver: Driver, listing: bool,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     if not listing:  # the reproduction: the same steps with the watermark listing switched off
-        monkeypatch.setattr(kafka_source, "WATERMARK_WAIT_S", 1e9)
+        monkeypatch.setattr(watermarks, "WATERMARK_WAIT_S", 1e9)
     src = driver.source
     topics = src.topics
     features, predictions = TopicPartition(topics["features"], 0), TopicPartition(topics["prediction"], 0)
@@ -144,6 +143,6 @@ def test_an_idle_partition_that_comes_back_does_not_block_the_merge(driver: Driv
         return
     assert merged, f"the merge stayed blocked: {src.behind(0)}"
     assert [i.offset for i in driver.items[30:]] == list(range(30, 50))
-    assert src.listed[features] == 0  # listed with ListOffsets ...
+    assert src.watermarks.listed[features] == 0  # listed with ListOffsets ...
     assert driver.run(lambda: src.consumer.highwater(features) == 0, 10)  # ... and the fetcher learnt it too
     assert src.behind(0) == {}
