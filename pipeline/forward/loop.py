@@ -32,7 +32,7 @@ from pipeline.forward.incidents import Incidents
 from pipeline.forward.metrics import ForwardMetrics
 from pipeline.forward.targets import Failure, Item, Record, Stopping, Target
 from pipeline.kafka.client import KafkaUnavailable, client_settings, topic_partitions
-from pipeline.kafka.source import RebalanceLog
+from pipeline.kafka.rebalance import RebalanceLog
 from pipeline.kafka.workarounds import settle_subscription
 from pipeline.telemetry.logs import get_logger
 

@@ -27,7 +27,7 @@ from pipeline.kafka.client import KafkaUnavailable, client_settings
 from pipeline.kafka.inputs import InputTopics
 from pipeline.kafka.merge import Item, Merge
 from pipeline.kafka.offsets import Offsets
-from pipeline.kafka.rebalance import RebalanceLog as RebalanceLog  # also imported from here (pipeline.forward)
+from pipeline.kafka.rebalance import RebalanceLog
 from pipeline.kafka.watermarks import Watermarks
 from pipeline.kafka.workarounds import caught_up_fn, settle_subscription, unpark_fetcher
 
