@@ -245,6 +245,7 @@ def claim(number: int, engine: Engine, io: Wiring, written: Written) -> Shard:
     starts = io.source.open_shard(number, offsets)
     if not snap.offsets:
         written.started(number, starts)
+    written.claimed(number)
     shard = Shard(number, snap.epoch, engine, dict(snap.offsets), dict(starts), io)
     shard.outbox_dirty = bool(snap.outbox)
     io.log.info("shard_claimed", partition=number, epoch=snap.epoch, offsets=starts, models=len(snap.models),
