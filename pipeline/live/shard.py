@@ -206,8 +206,10 @@ class Shard:
                         ids=sorted({a.alert_id for a in alerts})[:20])
             log_mismatches(alerts, io.log)
             io.telemetry.published(alerts)
+            io.telemetry.component("kafka", True)  # the alert topic acknowledged: a publish fault is over
         else:
             io.telemetry.published([])
+        io.telemetry.component("redis", True)
         self.outbox_dirty = False
         self.publish_backoff = 0.0
 
@@ -215,6 +217,7 @@ class Shard:
         """An empty commit of an idle shard: the fence and the stored offsets are still this owner's
         (raises like a commit: a rollback, a newer owner, the store unavailable)."""
         self.io.store.commit(self.number, self.epoch, self.offsets, self.offsets, {}, [])
+        self.io.telemetry.component("redis", True)  # a check that failed reported Redis down; this one reached it
         self.backoff = 0.0
 
     def commit_failed(self, now: float, backoff: Backoff) -> float:

@@ -9,17 +9,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from samples import make_alert
 
 from detectors.events import Alert
 from pipeline.config.load import load_secrets, parse_config
+from pipeline.edge.alerts import encode_alert
 from pipeline.kafka.client import KafkaUnavailable
 from pipeline.live.membership import Membership
 from pipeline.live.shard import Backoff, Pending, RunSummary, Wiring
 from pipeline.live.steps import Steps
 from pipeline.live.watchdog import Watchdog
-from pipeline.state.store import MemoryStore
+from pipeline.state.store import MemoryStore, StoreUnavailable
+from pipeline.telemetry.exported import Exported
+from pipeline.telemetry.health import Health
 from pipeline.telemetry.logs import get_logger
-from pipeline.telemetry.protocol import NoTelemetry
+from pipeline.telemetry.metrics import Metrics
+from pipeline.telemetry.protocol import NoTelemetry, Telemetry
 
 TP = "ml.features:0"
 
@@ -87,9 +92,11 @@ class Consumer(msgspec.Struct):
     io: Wiring
 
 
-def consumer(store: MemoryStore, source: Source, sent: Sent | None = None) -> Consumer:
+def consumer(store: MemoryStore, source: Source, sent: Sent | None = None,
+             telemetry: Telemetry | None = None) -> Consumer:
     config = parse_config({}, environ={})
-    io = Wiring(store, source, sent or Sent(), None, NoTelemetry(), RunSummary(), get_logger("t"))  # type: ignore[arg-type]
+    io = Wiring(store, source, sent or Sent(), None, telemetry or NoTelemetry(), RunSummary(),  # type: ignore[arg-type]
+                get_logger("t"))
     backoff = Backoff(0.0, 0.0)  # retries are due at once
     members = Membership(io, backoff)
     steps = Steps(config, load_secrets({}), members, backoff, Watchdog(0.0, io.log, time.monotonic()), None,
@@ -97,10 +104,12 @@ def consumer(store: MemoryStore, source: Source, sent: Sent | None = None) -> Co
     return Consumer(steps, members, io)
 
 
-def commit_batch(c: Consumer, next_offsets: dict[str, int]) -> None:
-    """Step shard 0 with a processed batch that ends at ``next_offsets`` (its commit, then the advisory one)."""
+def commit_batch(c: Consumer, next_offsets: dict[str, int], alerts: list[bytes] | None = None) -> None:
+    """Step shard 0 with a processed batch that ends at ``next_offsets`` (its commit, then the advisory one,
+    then publishing its ``alerts``)."""
     shard = c.members.shards[0]
     shard.pending = Pending(dict(shard.offsets), next_offsets)
+    shard.pending.alerts = list(alerts or [])
     c.steps.step(shard)
 
 
@@ -122,3 +131,65 @@ def test_a_claim_retried_after_a_broker_blip_still_knows_the_store_lost_every_wr
     c.steps.claim_due()  # before the fix: StateLostError (the claim that failed had used up what was written)
     assert 0 in c.members.shards and source.opened[-1] == {TP: 0}  # resumed where the fresh claim started
     assert c.io.summary.rollbacks == 1
+
+
+class Flaky(MemoryStore):
+    """A MemoryStore whose next ``down`` commits (an idle shard's check is one) find Redis unreachable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = 0
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            self.down -= 1
+            raise StoreUnavailable("redis at redis://x unavailable: ConnectionError")
+        return super().commit(*args, **kwargs)
+
+
+class Topic(Sent):
+    """The alert topic, unreachable for its next ``down`` publishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = 0
+
+    def publish(self, entries: list[tuple[int, bytes]]) -> list[Any]:
+        if self.down:
+            self.down -= 1
+            raise KafkaUnavailable("broker did not acknowledge 1 message(s)")
+        return super().publish(entries)
+
+
+def components(c: Consumer) -> dict[str, bool]:
+    telemetry = c.io.telemetry
+    assert isinstance(telemetry, Exported)
+    return {name: v["ok"] for name, v in telemetry.health.readiness()[1]["components"].items()}
+
+
+def test_an_idle_shard_whose_check_met_redis_away_reports_redis_back_when_a_check_passes() -> None:
+    store = Flaky()
+    c = consumer(store, Source(), telemetry=Exported(Metrics(), Health()))
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()
+    shard = c.members.shards[0]
+    store.down, shard.verify_at = 1, 0.0
+    c.steps.step(shard)  # the idle check cannot reach Redis: reported, retried after the back-off
+    assert components(c)["redis"] is False and 0 in c.members.shards
+    shard.verify_at = 0.0
+    c.steps.step(shard)  # it passes: Redis is back (before the fix: /readyz stayed 503 until the next batch)
+    assert components(c)["redis"] is True
+
+
+def test_an_alert_topic_that_comes_back_is_reported_back() -> None:
+    store, topic = MemoryStore(), Topic()
+    c = consumer(store, Source(), topic, telemetry=Exported(Metrics(), Health()))
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()
+    topic.down = 1
+    commit_batch(c, {TP: 5}, alerts=[encode_alert(make_alert())])  # committed; publishing it fails
+    shard = c.members.shards[0]
+    assert shard.outbox_dirty and components(c)["kafka"] is False and topic.alerts == []
+    c.steps.step(shard)  # published (before the fix: kafka stayed not ready until records were polled)
+    assert not shard.outbox_dirty and len(topic.alerts) == 1 and store.outbox(0) == []
+    assert components(c)["kafka"] is True
