@@ -246,6 +246,7 @@ def claim(number: int, engine: Engine, io: Wiring, written: Written) -> Shard:
                      refused=[f"{m}/{v}:{f}" for (m, v), f in engine.refused_snapshots])
         io.telemetry.snapshots_refused(len(engine.refused_snapshots))
     starts = io.source.open_shard(number, offsets)
+    io.telemetry.component("kafka", True)  # the partitions' positions resolved: a claim's broker fault is over
     if not snap.offsets:
         written.started(number, starts)
     written.claimed(number)

@@ -193,3 +193,14 @@ def test_an_alert_topic_that_comes_back_is_reported_back() -> None:
     c.steps.step(shard)  # published (before the fix: kafka stayed not ready until records were polled)
     assert not shard.outbox_dirty and len(topic.alerts) == 1 and store.outbox(0) == []
     assert components(c)["kafka"] is True
+
+
+def test_a_claim_that_gets_past_a_broker_blip_reports_kafka_back() -> None:
+    source = Source()
+    c = consumer(MemoryStore(), source, telemetry=Exported(Metrics(), Health()))
+    c.members.claims.add(0, time.monotonic())
+    source.fail.append("open_shard")
+    c.steps.claim_due()  # the partitions' positions cannot be resolved: retried after the back-off
+    assert components(c)["kafka"] is False and 0 not in c.members.shards
+    c.steps.claim_due()  # resolved (before the fix: kafka stayed not ready until records were polled)
+    assert 0 in c.members.shards and components(c)["kafka"] is True
