@@ -209,7 +209,7 @@ class Shard:
             io.telemetry.component("kafka", True)  # the alert topic acknowledged: a publish fault is over
         else:
             io.telemetry.published([])
-        io.telemetry.component("redis", True)
+        io.telemetry.component("redis", True)  # the outbox was read (and acked): a publish fault on it is over
         self.outbox_dirty = False
         self.publish_backoff = 0.0
 

@@ -204,3 +204,22 @@ def test_a_claim_that_gets_past_a_broker_blip_reports_kafka_back() -> None:
     assert components(c)["kafka"] is False and 0 not in c.members.shards
     c.steps.claim_due()  # resolved (before the fix: kafka stayed not ready until records were polled)
     assert 0 in c.members.shards and components(c)["kafka"] is True
+
+
+def test_a_loss_found_by_a_claim_that_is_retried_is_reported_once() -> None:
+    store, source = MemoryStore(), Source(start=0)
+    c = consumer(store, source)
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()
+    commit_batch(c, {TP: 50})
+    commit_batch(c, {TP: 80})
+    c.members.drop(0, "revoked")  # given to another consumer
+    epoch = store.claim(0).epoch  # which finds (after a failover) the store one commit behind
+    store._shard(0).offsets = {TP: 50}
+    c.members.claims.add(0, time.monotonic())  # given back
+    source.fail.append("open_shard")
+    c.steps.claim_due()  # the loss is found and reported; the seek fails: retried
+    c.steps.claim_due()
+    shard = c.members.shards[0]
+    assert shard.epoch == epoch + 2 and source.opened[-1] == {TP: 50} and c.io.summary.rollbacks == 1
+    assert c.members.written.lost(0, {TP: 50}) is None  # what was lost is behind the claim that succeeded
