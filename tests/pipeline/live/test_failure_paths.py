@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
+import pytest
 from samples import make_alert
 
 from detectors.events import Alert
 from pipeline.config.load import load_secrets, parse_config
 from pipeline.edge.alerts import encode_alert
 from pipeline.kafka.client import KafkaUnavailable
+from pipeline.live import client as live_client
+from pipeline.live.client import Client
 from pipeline.live.membership import Membership
 from pipeline.live.shard import Backoff, Pending, RunSummary, Wiring
 from pipeline.live.steps import Steps
@@ -223,3 +227,33 @@ def test_a_loss_found_by_a_claim_that_is_retried_is_reported_once() -> None:
     shard = c.members.shards[0]
     assert shard.epoch == epoch + 2 and source.opened[-1] == {TP: 50} and c.io.summary.rollbacks == 1
     assert c.members.written.lost(0, {TP: 50}) is None  # what was lost is behind the claim that succeeded
+
+
+class Coordinated:
+    """A consumer client whose group coordinator is known or not (a settled member, nothing assigned)."""
+
+    def __init__(self, known: bool) -> None:
+        self.known = known
+        self.listener = SimpleNamespace(settled=True, rebalances=0)
+        self.started = self.closed = False
+
+    def coordinator_known(self) -> bool:
+        return self.known
+
+    def start(self) -> None:
+        self.started = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_client_rebuilt_while_the_coordinator_was_unreachable_reports_kafka_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    old, fresh = Coordinated(known=False), Coordinated(known=True)
+    monkeypatch.setattr(live_client, "new_source", lambda config, secrets: fresh)
+    c = consumer(MemoryStore(), old, telemetry=Exported(Metrics(), Health()))  # type: ignore[arg-type]
+    client = Client(parse_config({}, environ={}), load_secrets({}), c.io, c.steps.watchdog)
+    assert not client.settled() and components(c)["kafka"] is False  # reported: coordinator unreachable
+    client.restart(["coordinator"], 60.0, c.members)  # the watchdog's verdict
+    assert c.io.source is fresh and old.closed and fresh.started  # type: ignore[comparison-overlap]
+    assert client.settled() and components(c)["kafka"] is True  # before the fix: stayed unreachable
