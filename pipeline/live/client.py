@@ -88,8 +88,7 @@ class Client:
         old, io.source = io.source, fresh
         self._rebalances_before += old.listener.rebalances
         old.close()
-        fresh.start()
-        self._coordinator_known = True
+        fresh.start()  # _coordinator_known is kept: the new client's reachability is reported when it differs
         io.summary.client_restarts += 1
         self.watchdog.progressed(time.monotonic())
         io.log.error("kafka_client_restarted", reasons=reasons, stalled_s=round(stalled, 1),

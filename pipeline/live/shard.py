@@ -206,8 +206,10 @@ class Shard:
                         ids=sorted({a.alert_id for a in alerts})[:20])
             log_mismatches(alerts, io.log)
             io.telemetry.published(alerts)
+            io.telemetry.component("kafka", True)  # the alert topic acknowledged: a publish fault is over
         else:
             io.telemetry.published([])
+        io.telemetry.component("redis", True)  # the outbox was read (and acked): a publish fault on it is over
         self.outbox_dirty = False
         self.publish_backoff = 0.0
 
@@ -215,6 +217,7 @@ class Shard:
         """An empty commit of an idle shard: the fence and the stored offsets are still this owner's
         (raises like a commit: a rollback, a newer owner, the store unavailable)."""
         self.io.store.commit(self.number, self.epoch, self.offsets, self.offsets, {}, [])
+        self.io.telemetry.component("redis", True)  # a check that failed reported Redis down; this one reached it
         self.backoff = 0.0
 
     def commit_failed(self, now: float, backoff: Backoff) -> float:
@@ -243,8 +246,10 @@ def claim(number: int, engine: Engine, io: Wiring, written: Written) -> Shard:
                      refused=[f"{m}/{v}:{f}" for (m, v), f in engine.refused_snapshots])
         io.telemetry.snapshots_refused(len(engine.refused_snapshots))
     starts = io.source.open_shard(number, offsets)
+    io.telemetry.component("kafka", True)  # the partitions' positions resolved: a claim's broker fault is over
     if not snap.offsets:
         written.started(number, starts)
+    written.claimed(number)
     shard = Shard(number, snap.epoch, engine, dict(snap.offsets), dict(starts), io)
     shard.outbox_dirty = bool(snap.outbox)
     io.log.info("shard_claimed", partition=number, epoch=snap.epoch, offsets=starts, models=len(snap.models),

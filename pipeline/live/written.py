@@ -11,8 +11,11 @@ the start, resumed from where the fresh claim had started, not the loss of the g
 >>> w = Written()
 >>> w.started(0, {"t:0": 0})
 >>> w.left(0, {"t:0": 50})
->>> w.lost(0, {"t:0": 40})
-{'t:0': 50}
+>>> w.lost(0, {"t:0": 40}), w.lost(0, {"t:0": 40})  # a claim that failed on the broker is retried
+({'t:0': 50}, {'t:0': 50})
+>>> w.claimed(0)
+>>> w.lost(0, {"t:0": 40}) is None
+True
 >>> w.left(0, {"t:0": 50})
 >>> w.lost(0, {"t:0": 50}) is None
 True
@@ -43,19 +46,25 @@ class Written:
             self._reported.add(shard)
 
     def lost(self, shard: int, stored: Mapping[str, int]) -> dict[str, int] | None:
-        """At a claim: what this consumer had written when the store holds less (else None)."""
-        written = self._last.pop(shard, None)
+        """At a claim: what this consumer had written when the store holds less (else None). Kept until
+        :meth:`claimed`: a claim that fails after this (on the broker) is retried and must find it again."""
+        written = self._last.get(shard)
         if written and any(stored.get(tp, 0) < off for tp, off in written.items()):
-            return written
-        self._reported.discard(shard)
+            return dict(written)
         return None
 
     def reported(self, shard: int) -> bool:
-        """Whether a commit already reported the loss this claim found (asked once per claim)."""
+        """Whether the loss this claim found was already reported (by a commit, or by an attempt of this
+        claim that failed later); it counts as reported from now on."""
         if shard in self._reported:
-            self._reported.discard(shard)
             return True
+        self._reported.add(shard)
         return False
+
+    def claimed(self, shard: int) -> None:
+        """The claim of ``shard`` succeeded: what it lost is behind it."""
+        self._last.pop(shard, None)
+        self._reported.discard(shard)
 
     def resume(self, shard: int, written: Mapping[str, int],
                committed: Mapping[str, int | None]) -> dict[str, int] | None:

@@ -4,8 +4,8 @@
 cluster client, seeded with the URL's node and ``redis.nodes``). :func:`translate` turns
 redis-py's errors into the store's two outcomes: :class:`~pipeline.state.store.StoreUnavailable`
 (retry the same step later: connections, timeouts, a failover or resharding under way, a
-replica acknowledgement that did not come) and :class:`StoreError` (retrying will not help:
-credentials, a misconfiguration, a bug).
+replica acknowledgement that did not come, a write refused while too few replicas are in sync)
+and :class:`StoreError` (retrying will not help: credentials, a misconfiguration, a bug).
 
 A script touches the keys of one shard, which share one hash slot, so the cluster runs it on
 one node, whole or not at all. ``MOVED``/``ASK`` and ``TRYAGAIN`` are refusals before the script
@@ -56,6 +56,7 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadO
                 TryAgainError)
 CLUSTER_HINT = "set redis.cluster: true (env DRIFTWIRE_REDIS_CLUSTER=true)"
 MIGRATING = "non local key"  # a script met a key of a slot being migrated: retry once it has moved
+NOREPLICAS = "NOREPLICAS"  # a write refused while fewer replicas than min-replicas-to-write are in sync
 
 
 class StoreError(DriftwireError):
@@ -144,7 +145,7 @@ def translate(exc: BaseException, settings: RedisSettings, url: str) -> Driftwir
     if isinstance(exc, RedisClusterException) and "not enabled" in str(exc):
         return StoreError(f"redis.cluster is true but redis at {url} is not a cluster node: {exc}")
     if isinstance(exc, (*_UNAVAILABLE, ReplicasBehind, AskError, ClusterError, RedisClusterException)) or (
-            MIGRATING in str(exc)):
+            MIGRATING in str(exc) or NOREPLICAS in str(exc)):
         return StoreUnavailable(f"redis at {url} unavailable: {type(exc).__name__}: {exc}")
     if isinstance(exc, RedisError):
         return StoreError(f"redis at {url} refused a command: {exc}")

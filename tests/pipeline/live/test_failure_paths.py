@@ -1,0 +1,259 @@
+"""Failure paths of the live consumer that need no broker: a MemoryStore, a fake consumer client for one
+shard and a fake alert topic, driven through :class:`~pipeline.live.steps.Steps` and
+:class:`~pipeline.live.membership.Membership` as the runner drives them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import pytest
+from samples import make_alert
+
+from detectors.events import Alert
+from pipeline.config.load import load_secrets, parse_config
+from pipeline.edge.alerts import encode_alert
+from pipeline.kafka.client import KafkaUnavailable
+from pipeline.live import client as live_client
+from pipeline.live.client import Client
+from pipeline.live.membership import Membership
+from pipeline.live.shard import Backoff, Pending, RunSummary, Wiring
+from pipeline.live.steps import Steps
+from pipeline.live.watchdog import Watchdog
+from pipeline.state.store import MemoryStore, StoreUnavailable
+from pipeline.telemetry.exported import Exported
+from pipeline.telemetry.health import Health
+from pipeline.telemetry.logs import get_logger
+from pipeline.telemetry.metrics import Metrics
+from pipeline.telemetry.protocol import NoTelemetry, Telemetry
+
+TP = "ml.features:0"
+
+
+class Source:
+    """The consumer client's side of shard 0, always wholly assigned: fresh partitions start at ``start``,
+    advisory commits are kept as Kafka's committed offsets, and each name in ``fail`` makes that call
+    raise :class:`KafkaUnavailable` once (a broker that blips)."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
+        self.kafka_committed: dict[str, int | None] = {TP: None}
+        self.fail: list[str] = []
+        self.opened: list[dict[str, int]] = []
+
+    def _call(self, name: str) -> None:
+        if name in self.fail:
+            self.fail.remove(name)
+            raise KafkaUnavailable(f"{name}: broker unavailable")
+
+    def assigned_shards(self) -> set[int]:
+        return {0}
+
+    def open_shard(self, shard: int, offsets: Mapping[str, int]) -> dict[str, int]:
+        self._call("open_shard")
+        starts = {TP: offsets.get(TP, self.start)}
+        self.opened.append(starts)
+        return starts
+
+    def committed(self, shard: int) -> dict[str, int | None]:
+        self._call("committed")
+        return dict(self.kafka_committed)
+
+    def commit_advisory(self, shard: int, offsets: Mapping[str, int], wait_ms: int | None = None) -> None:
+        self.kafka_committed = {TP: offsets[TP]}
+
+    def ready(self, shard: int, limit: int) -> list[Any]:
+        return []
+
+    def set_paused(self, shard: int, paused: bool, bound: int) -> None:
+        pass
+
+    def close_shard(self, shard: int) -> None:
+        pass
+
+    def shard_tps(self, shard: int) -> list[Any]:
+        return []
+
+
+class Sent:
+    """The alert topic: what was published."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Any] = []
+
+    def publish(self, entries: list[tuple[int, bytes]]) -> list[Any]:
+        sent = [msgspec.json.decode(payload, type=Alert) for _, payload in entries]
+        self.alerts += sent
+        return sent
+
+
+class Consumer(msgspec.Struct):
+    steps: Steps
+    members: Membership
+    io: Wiring
+
+
+def consumer(store: MemoryStore, source: Source, sent: Sent | None = None,
+             telemetry: Telemetry | None = None) -> Consumer:
+    config = parse_config({}, environ={})
+    io = Wiring(store, source, sent or Sent(), None, telemetry or NoTelemetry(), RunSummary(),  # type: ignore[arg-type]
+                get_logger("t"))
+    backoff = Backoff(0.0, 0.0)  # retries are due at once
+    members = Membership(io, backoff)
+    steps = Steps(config, load_secrets({}), members, backoff, Watchdog(0.0, io.log, time.monotonic()), None,
+                  lambda: False)
+    return Consumer(steps, members, io)
+
+
+def commit_batch(c: Consumer, next_offsets: dict[str, int], alerts: list[bytes] | None = None) -> None:
+    """Step shard 0 with a processed batch that ends at ``next_offsets`` (its commit, then the advisory one,
+    then publishing its ``alerts``)."""
+    shard = c.members.shards[0]
+    shard.pending = Pending(dict(shard.offsets), next_offsets)
+    shard.pending.alerts = list(alerts or [])
+    c.steps.step(shard)
+
+
+def test_a_claim_retried_after_a_broker_blip_still_knows_the_store_lost_every_write() -> None:
+    store, source = MemoryStore(), Source(start=0)
+    c = consumer(store, source)
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()  # a fresh claim, reading from offset 0
+    commit_batch(c, {TP: 50})
+    assert store.outbox(0) == [] and source.kafka_committed == {TP: 50}
+    store._shards.clear()  # a failover promotes a replica that has nothing of the shard
+    commit_batch(c, {TP: 80})  # the fence is behind this owner's: rolled back, to be claimed again
+    assert c.io.summary.rollbacks == 1 and 0 not in c.members.shards
+
+    source.fail.append("committed")
+    c.steps.claim_due()  # finds no stored offsets; reading Kafka's committed ones fails: retried later
+    assert 0 not in c.members.shards and c.members.claims.due(time.monotonic()) == [0]
+
+    c.steps.claim_due()  # before the fix: StateLostError (the claim that failed had used up what was written)
+    assert 0 in c.members.shards and source.opened[-1] == {TP: 0}  # resumed where the fresh claim started
+    assert c.io.summary.rollbacks == 1
+
+
+class Flaky(MemoryStore):
+    """A MemoryStore whose next ``down`` commits (an idle shard's check is one) find Redis unreachable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = 0
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            self.down -= 1
+            raise StoreUnavailable("redis at redis://x unavailable: ConnectionError")
+        return super().commit(*args, **kwargs)
+
+
+class Topic(Sent):
+    """The alert topic, unreachable for its next ``down`` publishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = 0
+
+    def publish(self, entries: list[tuple[int, bytes]]) -> list[Any]:
+        if self.down:
+            self.down -= 1
+            raise KafkaUnavailable("broker did not acknowledge 1 message(s)")
+        return super().publish(entries)
+
+
+def components(c: Consumer) -> dict[str, bool]:
+    telemetry = c.io.telemetry
+    assert isinstance(telemetry, Exported)
+    return {name: v["ok"] for name, v in telemetry.health.readiness()[1]["components"].items()}
+
+
+def test_an_idle_shard_whose_check_met_redis_away_reports_redis_back_when_a_check_passes() -> None:
+    store = Flaky()
+    c = consumer(store, Source(), telemetry=Exported(Metrics(), Health()))
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()
+    shard = c.members.shards[0]
+    store.down, shard.verify_at = 1, 0.0
+    c.steps.step(shard)  # the idle check cannot reach Redis: reported, retried after the back-off
+    assert components(c)["redis"] is False and 0 in c.members.shards
+    shard.verify_at = 0.0
+    c.steps.step(shard)  # it passes: Redis is back (before the fix: /readyz stayed 503 until the next batch)
+    assert components(c)["redis"] is True
+
+
+def test_an_alert_topic_that_comes_back_is_reported_back() -> None:
+    store, topic = MemoryStore(), Topic()
+    c = consumer(store, Source(), topic, telemetry=Exported(Metrics(), Health()))
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()
+    topic.down = 1
+    commit_batch(c, {TP: 5}, alerts=[encode_alert(make_alert())])  # committed; publishing it fails
+    shard = c.members.shards[0]
+    assert shard.outbox_dirty and components(c)["kafka"] is False and topic.alerts == []
+    c.steps.step(shard)  # published (before the fix: kafka stayed not ready until records were polled)
+    assert not shard.outbox_dirty and len(topic.alerts) == 1 and store.outbox(0) == []
+    assert components(c)["kafka"] is True
+
+
+def test_a_claim_that_gets_past_a_broker_blip_reports_kafka_back() -> None:
+    source = Source()
+    c = consumer(MemoryStore(), source, telemetry=Exported(Metrics(), Health()))
+    c.members.claims.add(0, time.monotonic())
+    source.fail.append("open_shard")
+    c.steps.claim_due()  # the partitions' positions cannot be resolved: retried after the back-off
+    assert components(c)["kafka"] is False and 0 not in c.members.shards
+    c.steps.claim_due()  # resolved (before the fix: kafka stayed not ready until records were polled)
+    assert 0 in c.members.shards and components(c)["kafka"] is True
+
+
+def test_a_loss_found_by_a_claim_that_is_retried_is_reported_once() -> None:
+    store, source = MemoryStore(), Source(start=0)
+    c = consumer(store, source)
+    c.members.claims.add(0, time.monotonic())
+    c.steps.claim_due()
+    commit_batch(c, {TP: 50})
+    commit_batch(c, {TP: 80})
+    c.members.drop(0, "revoked")  # given to another consumer
+    epoch = store.claim(0).epoch  # which finds (after a failover) the store one commit behind
+    store._shard(0).offsets = {TP: 50}
+    c.members.claims.add(0, time.monotonic())  # given back
+    source.fail.append("open_shard")
+    c.steps.claim_due()  # the loss is found and reported; the seek fails: retried
+    c.steps.claim_due()
+    shard = c.members.shards[0]
+    assert shard.epoch == epoch + 2 and source.opened[-1] == {TP: 50} and c.io.summary.rollbacks == 1
+    assert c.members.written.lost(0, {TP: 50}) is None  # what was lost is behind the claim that succeeded
+
+
+class Coordinated:
+    """A consumer client whose group coordinator is known or not (a settled member, nothing assigned)."""
+
+    def __init__(self, known: bool) -> None:
+        self.known = known
+        self.listener = SimpleNamespace(settled=True, rebalances=0)
+        self.started = self.closed = False
+
+    def coordinator_known(self) -> bool:
+        return self.known
+
+    def start(self) -> None:
+        self.started = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_client_rebuilt_while_the_coordinator_was_unreachable_reports_kafka_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    old, fresh = Coordinated(known=False), Coordinated(known=True)
+    monkeypatch.setattr(live_client, "new_source", lambda config, secrets: fresh)
+    c = consumer(MemoryStore(), old, telemetry=Exported(Metrics(), Health()))  # type: ignore[arg-type]
+    client = Client(parse_config({}, environ={}), load_secrets({}), c.io, c.steps.watchdog)
+    assert not client.settled() and components(c)["kafka"] is False  # reported: coordinator unreachable
+    client.restart(["coordinator"], 60.0, c.members)  # the watchdog's verdict
+    assert c.io.source is fresh and old.closed and fresh.started  # type: ignore[comparison-overlap]
+    assert client.settled() and components(c)["kafka"] is True  # before the fix: stayed unreachable
