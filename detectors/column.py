@@ -44,18 +44,20 @@ class Column:
     """The parts of one series, fed together: reference, categories, window, run and stream detectors.
 
     A new version has a column per feature and output, so a column's fixed cost is a model
-    version's: its window rings are made at their first use (a version still filling its
-    reference has none), a numeric column has no categories, and a column without stream
-    detectors has no :class:`ColumnStream`.
+    version's: its window and the window's rings are made at their first use (a version still
+    filling its reference has none), a numeric column has no categories, and a column without
+    stream detectors has no :class:`ColumnStream`.
     """
 
-    __slots__ = ("cats", "dirty_meta", "max_categories", "meta", "ref", "sample", "streams", "ts_ring", "window")
+    __slots__ = ("cats", "dirty_meta", "max_categories", "meta", "ref", "sample", "streams", "ts_ring", "window",
+                 "window_size")
 
     def __init__(self, name: str, role: str, kind: str, ref_capacity: int, window: int, declared: bool = False,
                  max_categories: int = 100) -> None:
         self.meta = ColumnMeta(name, role, kind, declared)
         self.sample = RefSample(ref_capacity, kind)
-        self.window = ColumnWindow(window)
+        self.window: ColumnWindow | None = None
+        self.window_size = window
         self.cats = Categories(max_categories) if kind != "numeric" else None
         self.max_categories = max_categories
         self.ref: NumericRef | CategoricalRef | None = None
@@ -70,13 +72,19 @@ class Column:
     def name(self) -> str:
         return self.meta.name
 
+    def open_window(self) -> ColumnWindow:
+        """The window, made at first use."""
+        if self.window is None:
+            self.window = ColumnWindow(self.window_size)
+        return self.window
+
     @property
     def values(self) -> Ring:
-        return self.window.values
+        return self.open_window().values
 
     @property
     def flags(self) -> Ring:
-        return self.window.flags
+        return self.open_window().flags
 
     @property
     def ref_ring(self) -> Ring:
@@ -109,11 +117,11 @@ class Column:
 
     def rings(self) -> list[Ring]:
         """The rings this column has made (a window ring not used yet holds nothing to store)."""
-        return [self.sample.values, self.sample.flags, *self.window.rings()]
+        return [self.sample.values, self.sample.flags, *(self.window.rings() if self.window is not None else ())]
 
     def nbytes(self) -> int:
         """Bytes of the column's value buffers (its reference ring and window values and flags)."""
-        return self.sample.values.arr.nbytes + self.window.nbytes()
+        return self.sample.values.arr.nbytes + (self.window.nbytes() if self.window is not None else 0)
 
     # ---- ingest -------------------------------------------------------------------------------
 
@@ -130,7 +138,7 @@ class Column:
             self.sample.add(arr, flags, m)
             return
         ok = None if not np.count_nonzero(flags) else flags == OK  # count_nonzero: no Python wrapper, unlike any()
-        window = self.window
+        window = self.window or self.open_window()
         window.values.extend(arr)
         if ok is None:
             window.flags.extend_zeros(len(flags))
@@ -149,13 +157,14 @@ class Column:
         """Append finite numeric values after the freeze, a row of ``mat`` (2-D) per column, their value rings
         extended together (:meth:`Ring.extend_rows`): a version's numeric columns are fed alike. ``tails``:
         each row's trailing run of its ``last`` value."""
-        Ring.extend_rows([c.window.values for c in cols], mat)
+        wins = [c.window or c.open_window() for c in cols]
+        Ring.extend_rows([w.values for w in wins], mat)
         n = mat.shape[1]
-        for col, arr, tail, v in zip(cols, mat, tails, last, strict=True):
-            col.window.flags.extend_zeros(n)
-            col._fed_clean(arr, tail, v, ts)
+        for col, win, arr, tail, v in zip(cols, wins, mat, tails, last, strict=True):
+            win.flags.extend_zeros(n)
+            col._fed_clean(arr, tail, v, ts, win)
 
-    def _fed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None) -> None:
+    def _fed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None, win: ColumnWindow) -> None:
         """What :meth:`feed_clean_rows` does for a column once its rings have the values."""
         self.dirty_meta = True
         m = self.meta
@@ -165,7 +174,7 @@ class Column:
         m.run_value = last
         streams = self.streams
         if streams is not None and len(arr):
-            streams.feed(np.ascontiguousarray(arr), ts, m.detections, self.window, self.ts_ring)
+            streams.feed(np.ascontiguousarray(arr), ts, m.detections, win, self.ts_ring)
 
     def feed_clean_ref(self, arr: FloatArray) -> None:
         """Accumulate finite numeric reference values (what :meth:`feed` does for a clean segment)."""
@@ -180,11 +189,13 @@ class Column:
         self.dirty_meta = True
 
     def window_valid(self) -> FloatArray:
-        return self.window.valid()
+        return self.open_window().valid()
 
     def view(self, ts: FloatArray) -> View | None:
         """The window as detectors see it (``ts``: event times aligned with the window)."""
-        return self.window.view(self.ref, self.meta.kind, self.meta.run, ts)
+        if self.ref is None:  # no window before the freeze
+            return None
+        return self.open_window().view(self.ref, self.meta.kind, self.meta.run, ts)
 
     # ---- state ---------------------------------------------------------------------------------
 
@@ -198,7 +209,8 @@ class Column:
         if self.cats is not None:
             self.cats.take(name, out)
         self.sample.take(name, out, segments)
-        self.window.take(name, out, segments)
+        if self.window is not None:
+            self.window.take(name, out, segments)
         if self.streams is not None:
             self.streams.take(secret, name, out)
 
@@ -211,7 +223,8 @@ class Column:
             self.streams.dirty = False
         self.sample.values.discard()
         self.sample.flags.discard()
-        self.window.discard()
+        if self.window is not None:
+            self.window.discard()
 
     def touch_all(self) -> None:
         self.dirty_meta = True
@@ -225,6 +238,7 @@ class Column:
     def load(self, stored: dict[str, RingFields], counts: bytes | None) -> None:
         """Restore rings and category counts (the meta is already set); ``stored``: ring fields by kind."""
         self.sample.load(stored, self.meta)
-        self.window.load(stored, self.meta.n)
+        if self.meta.n or fields.WINDOW_VALUES in stored or fields.WINDOW_FLAGS in stored:
+            self.open_window().load(stored, self.meta.n)
         if counts is not None and self.cats is not None:
             self.cats.load(counts)

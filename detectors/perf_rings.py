@@ -34,6 +34,8 @@ GROUPS: dict[str, tuple[tuple[str, type[np.generic]], ...]] = {
 class PerfRings(dict[str, dict[str, Ring]]):
     """The groups made so far, by group then column, and the deletions of dropped fields not taken yet."""
 
+    __slots__ = ("dropped",)
+
     def __init__(self) -> None:
         super().__init__()
         self.dropped: dict[str, bytes | None] = {}
