@@ -80,11 +80,11 @@ class Column:
 
     @property
     def values(self) -> Ring:
-        return self.open_window().values
+        return (self.window or self.open_window()).values
 
     @property
     def flags(self) -> Ring:
-        return self.open_window().flags
+        return (self.window or self.open_window()).flags
 
     @property
     def ref_ring(self) -> Ring:
