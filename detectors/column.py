@@ -157,14 +157,13 @@ class Column:
         """Append finite numeric values after the freeze, a row of ``mat`` (2-D) per column, their value rings
         extended together (:meth:`Ring.extend_rows`): a version's numeric columns are fed alike. ``tails``:
         each row's trailing run of its ``last`` value."""
-        wins = [c.window or c.open_window() for c in cols]
-        Ring.extend_rows([w.values for w in wins], mat)
+        Ring.extend_rows([(c.window or c.open_window()).values for c in cols], mat)
         n = mat.shape[1]
-        for col, win, arr, tail, v in zip(cols, wins, mat, tails, last, strict=True):
-            win.flags.extend_zeros(n)
-            col._fed_clean(arr, tail, v, ts, win)
+        for col, arr, tail, v in zip(cols, mat, tails, last, strict=True):
+            col.window.flags.extend_zeros(n)  # type: ignore[union-attr]  # made just above
+            col._fed_clean(arr, tail, v, ts)
 
-    def _fed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None, win: ColumnWindow) -> None:
+    def _fed_clean(self, arr: FloatArray, tail: int, last: float, ts: FloatArray | None) -> None:
         """What :meth:`feed_clean_rows` does for a column once its rings have the values."""
         self.dirty_meta = True
         m = self.meta
@@ -174,7 +173,7 @@ class Column:
         m.run_value = last
         streams = self.streams
         if streams is not None and len(arr):
-            streams.feed(np.ascontiguousarray(arr), ts, m.detections, win, self.ts_ring)
+            streams.feed(np.ascontiguousarray(arr), ts, m.detections, self.open_window(), self.ts_ring)
 
     def feed_clean_ref(self, arr: FloatArray) -> None:
         """Accumulate finite numeric reference values (what :meth:`feed` does for a clean segment)."""
