@@ -6,16 +6,11 @@ complete they are summarised once (:func:`~detectors.perf_reference.build_refere
 and dropped, state fields included. From then on the joined pairs go to a
 window of the latest labelled predictions (error, score, positive label, time)
 and, when the estimates are armed, every scored prediction goes to a window of
-the latest predictions (its calibration block and whether it predicted the positive
-class, as one cell number; its time): no label needed, and no score kept.
+the latest predictions (:class:`~detectors.perf_scored.ScoredCells`). The rings
+are :class:`~detectors.perf_rings.PerfRings`.
 
-A check's finding is recomputed once its window has moved on by half of its
-shortest window (``refresh``; all of it for an estimate), as the windowed tests'
-windows move on by 40 % between two evaluations; in between,
-the last finding stands (kept in the state, so a restored version decides
-exactly as the original would have). While its incident is open, a clear finding
-is never reused: resolving takes ``policy.resolve_after`` fresh clear findings
-in a row.
+At an evaluation each armed check reads the windows (:class:`~detectors.perf_windows.PerfWindows`),
+unless its last finding still stands (:class:`~detectors.perf_memo.FindingMemo`).
 
 A check that cannot be armed (no scores, one class, a regression for an
 estimate), or a version whose predictions get no label at all, is reported once
@@ -33,8 +28,7 @@ through :meth:`Performance.take_notices` (the runtime logs it).
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -44,11 +38,16 @@ import numpy.typing as npt
 from detectors import fields
 from detectors.base import Score
 from detectors.baseline import LabelledBaseline
-from detectors.events import AlertKind, Event, Target
-from detectors.join import Joined, class_code, coded_error, encode_value
-from detectors.perf_metrics import Cols, Source
+from detectors.events import AlertKind, Event
+from detectors.join import Joined
+from detectors.perf_baseline import baseline_pairs
+from detectors.perf_memo import FindingMemo
+from detectors.perf_metrics import Source
 from detectors.perf_reference import NO_CLASS, PerformanceRef, build_reference
-from detectors.ring import Ring, RingFields, Segments
+from detectors.perf_rings import GROUPS, PerfRings
+from detectors.perf_scored import ScoredCells
+from detectors.perf_windows import PerfWindows
+from detectors.ring import RingFields, Segments
 from detectors.settings import PerformanceSettings
 
 if TYPE_CHECKING:
@@ -56,16 +55,9 @@ if TYPE_CHECKING:
 
 Key = tuple[str | None, AlertKind]
 FloatArray = npt.NDArray[np.float64]
-_REF_COLS = (("err", np.float64), ("s", np.float32), ("lab", np.int64), ("pred", np.int64))
-_LABELLED_COLS = (("err", np.float64), ("s", np.float32), ("y", np.int8), ("ts", np.float64))
-_SCORED_COLS = (("cell", np.int32), ("ts", np.float64))
-_SCORE, _PREDICTION, _TS = operator.attrgetter("score"), operator.attrgetter("prediction"), operator.attrgetter("ts")
-_POS_CACHE = 64
-"""Distinct predicted values whose class is remembered (classes are few; a regression is never scored)."""
 CALIBRATION_BLOCK_BYTES = 72
 """Bytes of one calibration block: its end and chance as Python floats in lists (2 x 32) and its end in
 the array the scored predictions are blocked with (8)."""
-
 
 
 class PerfMeta(msgspec.Struct):
@@ -92,16 +84,11 @@ class Performance:
         self.patience = max(patience, settings.reference_size)
         self.meta = PerfMeta()
         self.ref: PerformanceRef | None = None
-        self.rings: dict[str, dict[str, Ring]] = {}
+        self.rings = PerfRings()
+        self.memo = FindingMemo()
         self.notices: list[str] = []
         self._dirty_meta = self._dirty_ref = False
-        self._dropped: dict[str, bytes | None] = {}
-        self._cols: dict[str, _Columns] = {}
-        self.memo: dict[str, tuple[int, Score]] = {}
-        """Each check's last finding and the count of its source's items when it was computed."""
-        self._dirty_memo = False
-        self._positive: dict[object, bool] = {}
-        self._block: Callable[[npt.NDArray[np.floating]], npt.NDArray[np.intp]] | None = None
+        self._cells: ScoredCells | None = None
         self.sizes: dict[str, list[int]] = {}
         for c in self.checks:
             self.sizes.setdefault(c.name, [])
@@ -122,35 +109,13 @@ class Performance:
                 self._dirty_meta = True
             return
         ring = self.rings.get("scored")
-        if ring is None:
+        if ring is None or ref.calibration is None:
             return
-        scores = list(map(_SCORE, events))
-        if None in scores:
-            events = [e for e in events if e.score is not None]
-            scores = list(map(_SCORE, events))
-        if not events or ref.calibration is None:
-            return
-        predicted = list(map(_PREDICTION, events))
-        try:  # the classes seen so far are known: looked up in C
-            pos = np.fromiter(map(self._positive.__getitem__, predicted), np.int32, len(events))
-        except KeyError:
-            pos = np.fromiter(map(self._is_positive, predicted), np.int32, len(events))
-        if self._block is None:
-            self._block = ref.calibration.blocker()
-        ring["cell"].extend(self._block(np.array(scores, dtype=np.float32)) * 2 + pos)
-        ring["ts"].extend(list(map(_TS, events)))
-        self._dirty_meta = True
-
-    def _is_positive(self, prediction: Target) -> bool:
-        """Whether a prediction counts as the positive class (always, for a calibration of being right)."""
-        known = self._positive.get(prediction)
-        if known is None:
-            ref = self.ref
-            assert ref is not None
-            known = ref.mode != "positive_class" or class_code(*encode_value(prediction)) == ref.positive
-            if len(self._positive) < _POS_CACHE:
-                self._positive[prediction] = known
-        return known
+        cells = self._cells
+        if cells is None:
+            cells = self._cells = ScoredCells(ref, ref.calibration)
+        if cells.add(ring, events):
+            self._dirty_meta = True
 
     def joined(self, pairs: Sequence[Joined], classes: bool) -> None:
         """Pairs joined since the last evaluation (in prediction event-time order); ``classes``: the join
@@ -176,48 +141,33 @@ class Performance:
         ring["ts"].extend(ts)
 
     def _gather(self, pairs: Sequence[Joined], classes: bool) -> None:
-        ring = self.rings.get("ref") or self._allocate("ref", self.cfg.reference_size)
+        """Pairs for the reference, summarised once it is complete (the gathered pairs then dropped)."""
+        ring = self.rings.get("ref") or self.rings.allocate("ref", self.cfg.reference_size, self.meta.caps)
         ring["err"].extend([p[2] for p in pairs])
         ring["s"].extend([np.nan if p[3] is None else p[3] for p in pairs])
         ring["lab"].extend([NO_CLASS if p[4] is None else p[4] for p in pairs])
         ring["pred"].extend([NO_CLASS if p[5] is None else p[5] for p in pairs])
         self.meta.taken += len(pairs)
         if self.meta.taken >= self.cfg.reference_size:
-            self._freeze(classes)
-
-    def _freeze(self, classes: bool) -> None:
-        ring = self.rings.pop("ref")
-        self.meta.caps.pop("ref", None)
-        for col, r in ring.items():  # the gathered pairs are summarised: delete their fields
-            self._dropped.update(r.drop(fields.PERF_RINGS["ref"], col))
-        err, s, lab, pred = (ring[c].ordered() for c, _ in _REF_COLS)
-        self._summarise(err, s, lab, pred, classes)
+            ring = self.rings.drop("ref", self.meta.caps)
+            err, s, lab, pred = (ring[c].ordered() for c, _ in GROUPS["ref"])
+            self._summarise(err, s, lab, pred, classes)
 
     def from_baseline(self, b: LabelledBaseline) -> None:
-        """The baseline's labelled rows are the reference, compared as the label join compares them."""
-        coded = [(encode_value(p), encode_value(y)) for p, y in zip(b.predictions, b.labels, strict=True)]
-        judged = [coded_error(*p, *y) for p, y in coded]
-        self.meta.taken = len(coded)
-        self._summarise(np.array([e for e, _ in judged]), np.array(b.scores, dtype=np.float64).astype(np.float32),
-                        np.array([_code(y) for _, y in coded], dtype=np.int64),
-                        np.array([_code(p) for p, _ in coded], dtype=np.int64), bool(judged and judged[0][1]))
+        """The baseline's labelled rows are the reference."""
+        err, s, lab, pred, classes = baseline_pairs(b)
+        self.meta.taken = len(err)
+        self._summarise(err, s, lab, pred, classes)
 
     def _summarise(self, err: FloatArray, s: npt.NDArray[np.float32], lab: npt.NDArray[np.int64],
                    pred: npt.NDArray[np.int64], classes: bool) -> None:
         self.ref = build_reference(err, s.astype(np.float64), lab, pred, classes, self.sizes, self.cfg.score)
         self._dirty_ref = True
-        if any(c.metric.source == "labelled" and c.name in self.ref.metrics for c in self.checks):
-            self._allocate("labelled", self.caps["labelled"])
-        if any(c.metric.source == "scored" and c.name in self.ref.metrics for c in self.checks):
-            self._allocate("scored", self.caps["scored"])
+        for src in ("labelled", "scored"):
+            if any(c.metric.source == src and c.name in self.ref.metrics for c in self.checks):
+                self.rings.allocate(src, self.caps[src], self.meta.caps)
         for name, why in sorted(self.ref.unarmed.items()):
             self._notice(name, f"{name} not armed: {why}")
-
-    def _allocate(self, group: str, cap: int) -> dict[str, Ring]:
-        cols = {"ref": _REF_COLS, "labelled": _LABELLED_COLS, "scored": _SCORED_COLS}[group]
-        self.rings[group] = {c: Ring(cap, dtype=dt) for c, dt in cols}
-        self.meta.caps[group] = cap
-        return self.rings[group]
 
     def _notice(self, key: str, text: str) -> None:
         if key not in self.meta.noted:
@@ -238,62 +188,24 @@ class Performance:
                              f"labels as their reference; labels later than concept.max_pending predictions or "
                              f"concept.horizon_s are not joined)")
             return []
-        self._cols = {}
+        view = PerfWindows(self.rings, self.ref)  # the windows' ordered copies are not held between evaluations
         out: list[tuple[Key, Score]] = []
         for check in self.checks:
-            key: Key = (None, "estimated_performance" if check.metric.source == "scored" else "concept_drift")
-            s = self._finding(check, key in incidents)
+            source = check.metric.source
+            key: Key = (None, "estimated_performance" if source == "scored" else "concept_drift")
+            s = self.memo.finding(check, view, self.rings.seen(source), key in incidents)
             if s is not None:
                 out.append((key, s))
-        self._cols = {}  # the windows' ordered copies are not held between evaluations
         return out
 
-    def _finding(self, check: BandCheck, open_incident: bool) -> Score | None:
-        """The check's finding: the last one while its window moved on by less than ``refresh`` of its shortest
-        window, unless its incident is open and that one is clear or unexplained."""
-        ring = self.rings.get(check.metric.source)
-        seen = next(iter(ring.values())).count if ring else 0
-        last = self.memo.get(check.name)
-        if last is not None and 0 <= seen - last[0] < max(1, int(check.windows[0] * check.params.refresh)) \
-                and not (open_incident and (last[1].clear or not last[1].message)):
-            return last[1]
-        s = check.check(self, open_incident)
-        if s is not None:
-            self.memo[check.name] = (seen, s)
-            self._dirty_memo = True
-        return s
+    def count(self, source: Source) -> int:
+        return self.rings.length(source)
 
     def nbytes(self) -> int:
         """Bytes held: the rings (the reference pairs being gathered, then the windows) and the reference's
         calibration (its summary is a few hundred bytes more, in the version's fixed estimate)."""
-        n = sum(r.arr.nbytes for ring in self.rings.values() for r in ring.values())
         cal = self.ref.calibration if self.ref is not None else None
-        return n + (CALIBRATION_BLOCK_BYTES * len(cal.values) if cal is not None else 0)
-
-    def count(self, source: Source) -> int:
-        ring = self.rings.get(source)
-        return len(ring["ts"]) if ring else 0
-
-    def cols(self, source: Source) -> Cols:
-        """The window's columns, oldest first (the derived ones of estimates included); cached per evaluation."""
-        got = self._cols.get(source)
-        if got is None:
-            got = self._cols[source] = _Columns(self.rings[source])
-            if source == "scored" and self.ref is not None and self.ref.calibration is not None:
-                got["v"] = np.asarray(self.ref.calibration.values)
-        return got
-
-    def span(self, source: Source, w: int) -> tuple[float, float]:
-        ts = self.cols(source)["ts"]
-        return float(ts[-w:].min()), float(ts[-w:].max())
-
-    def counts(self, source: Source) -> dict[str, object]:
-        ref = self.ref
-        assert ref is not None
-        out: dict[str, object] = {"reference_labels": ref.labels}
-        if source == "labelled" and ref.mode == "positive_class":
-            out["reference_positives"] = ref.positives
-        return out
+        return self.rings.nbytes() + (CALIBRATION_BLOCK_BYTES * len(cal.values) if cal is not None else 0)
 
     def take_notices(self) -> list[str]:
         out, self.notices = self.notices, []
@@ -304,47 +216,34 @@ class Performance:
     def take(self, out: dict[str, bytes | None], segments: Segments) -> None:
         """State fields changed since the last call (None: delete the field), added to ``out``; the
         rings' segments are added when the caller calls ``segments.encode()``."""
-        out.update(self._dropped)
-        self._dropped = {}
-        for group, ring in self.rings.items():
-            for col, r in ring.items():
-                r.take(fields.PERF_RINGS[group], col, out, segments)
+        self.rings.take(out, segments)
         if self._dirty_meta:
-            self.meta.counts = {g: next(iter(r.values())).count for g, r in self.rings.items()}
+            self.meta.counts = self.rings.counts()
             out[fields.PERF_META] = msgspec.msgpack.encode(self.meta)
         if self._dirty_ref and self.ref is not None:
             out[fields.PERF_REF] = msgspec.msgpack.encode(self.ref)
-        if self._dirty_memo:
-            out[fields.PERF_MEMO] = msgspec.msgpack.encode(self.memo)
-        self._dirty_meta = self._dirty_ref = self._dirty_memo = False
+        self.memo.take(out)
+        self._dirty_meta = self._dirty_ref = False
 
     def discard(self) -> None:
-        self._dropped = {}
-        for ring in self.rings.values():
-            for r in ring.values():
-                r.discard()
-        self._dirty_meta = self._dirty_ref = self._dirty_memo = False
+        self.rings.discard()
+        self._dirty_meta = self._dirty_ref = self.memo.dirty = False
 
     def touch_all(self) -> None:
-        for ring in self.rings.values():
-            for r in ring.values():
-                r.touch_all()
+        self.rings.touch_all()
         self._dirty_meta = True
         self._dirty_ref = self.ref is not None
-        self._dirty_memo = bool(self.memo)
+        self.memo.dirty = bool(self.memo.last)
 
     def mark(self) -> tuple[Any, ...]:
         """What the state knows about the store (see :meth:`reset`)."""
-        rings = [(r, r.mark()) for ring in self.rings.values() for r in ring.values()]
-        return rings, dict(self._dropped), self._dirty_meta, self._dirty_ref, self._dirty_memo
+        return self.rings.mark(), self._dirty_meta, self._dirty_ref, self.memo.dirty
 
     def reset(self, mark: tuple[Any, ...]) -> None:
         """Go back to a :meth:`mark`: a take whose result did not go to the store (a full snapshot) is
         forgotten, deletions and changed scalars it held included."""
-        rings, dropped, self._dirty_meta, self._dirty_ref, self._dirty_memo = mark
-        for r, m in rings:
-            r.reset(m)
-        self._dropped = dropped
+        rings, self._dirty_meta, self._dirty_ref, self.memo.dirty = mark
+        self.rings.reset(rings)
 
     def load(self, stored: dict[str, bytes], rings: dict[str, dict[str, RingFields]]) -> None:
         """Rebuild from the stored fields; ``rings``: their ring fields by owner, then kind."""
@@ -354,35 +253,10 @@ class Performance:
         if fields.PERF_REF in stored:
             self.ref = msgspec.msgpack.decode(stored[fields.PERF_REF], type=PerformanceRef)
         if fields.PERF_MEMO in stored:
-            self.memo = msgspec.msgpack.decode(stored[fields.PERF_MEMO], type=dict[str, tuple[int, Score]])
+            self.memo.load(stored[fields.PERF_MEMO])
         for group, cap in list(self.meta.caps.items()):
             want = self.cfg.reference_size if group == "ref" else self.caps[group]
-            ring, kind = self._allocate(group, want), fields.PERF_RINGS[group]
-            stored_rings = {col: rings.get(col, {}).get(kind, RingFields()) for col in ring}
-            if cap != want:  # settings changed: that group starts afresh
-                for col, f in stored_rings.items():
-                    self._dropped.update(dict.fromkeys(f.chunk_fields))
-                    self._dropped.update({fields.ring_segment(kind, first, col): None for first in f.segments})
-                if group == "ref":
+            if not self.rings.restore(group, cap, want, self.meta.counts.get(group, 0), rings, self.meta.caps):
+                if group == "ref":  # settings changed: that group starts afresh
                     self.meta.taken = 0
                 self._dirty_meta = True
-                continue
-            for col, r in ring.items():
-                stored_rings[col].load(r, self.meta.counts.get(group, 0))
-
-
-class _Columns(dict[str, Any]):
-    """A window's columns, each ordered oldest first when first read (an evaluation reads only some)."""
-
-    def __init__(self, rings: dict[str, Ring]) -> None:
-        super().__init__()
-        self.rings = rings
-
-    def __missing__(self, key: str) -> Any:
-        value = self[key] = self.rings[key].ordered()
-        return value
-
-
-def _code(value: tuple[int, int, float]) -> int:
-    code = class_code(*value)
-    return NO_CLASS if code is None else code

@@ -142,10 +142,10 @@ def test_window_rings_are_made_at_first_use_and_a_ring_of_zeros_shares_its_array
     m = ModelMonitor("m", "v1", SMALL)
     m.process(stream(50))
     col = m.data.columns["x0"]
-    assert col._values is None and col._flags is None and len(col.rings()) == 2  # the reference is filling
+    assert col.window is None and len(col.rings()) == 2  # the reference is filling
     assert not col.ref_flags.arr.flags.writeable and col.ref_flags.arr is shared_zeros(np.int8, len(col.ref_flags.arr))
     m.process(stream(400)[50:])
-    assert col._values is not None and len(col.values) > 0
+    assert col.window is not None and len(col.window.rings()) == 2 and len(col.values) > 0
 
 
 def test_a_ring_of_zeros_reads_stores_and_restores_as_an_owned_one() -> None:

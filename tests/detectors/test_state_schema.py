@@ -58,10 +58,10 @@ def test_version_0_state_goes_on_like_the_uninterrupted_monitor(case: str, monke
     """Restored from bytes written by the former code, a monitor gives the alerts and state of one fed
     the same events without a break, both calibrated as independent values: the former layout kept no
     calibration, and a reference it froze is sorted, its order gone (a baseline keeps its own)."""
-    import detectors.column
+    import detectors.ref_sample
 
     for name in ("calibrate_numeric", "calibrate_categorical"):
-        monkeypatch.setattr(detectors.column, name, lambda *_: INDEPENDENT)
+        monkeypatch.setattr(detectors.ref_sample, name, lambda *_: INDEPENDENT)
     settings, cut, evs = GEN.settings(case), GEN.CASES[case]["cut"], GEN.events()
     straight = ModelMonitor("m", "v1", settings, GEN.SECRET, baseline=GEN.baseline(case))
     GEN.feed(straight, evs[:cut])
