@@ -81,7 +81,7 @@ class EstimateParams(BandParams, frozen=True, forbid_unknown_fields=True):
 
 
 class PerformanceView(Protocol):
-    """What a check reads at an evaluation (:class:`~detectors.performance.Performance` is one)."""
+    """What a check reads at an evaluation (:class:`~detectors.perf_windows.PerfWindows` is one)."""
 
     ref: PerformanceRef | None
 
