@@ -78,17 +78,20 @@ class Client:
     def restart(self, reasons: list[str], stalled: float, members: Membership) -> None:
         """Replace the consumer client; ``members``' shards go back to the store and are claimed again."""
         io = self.io
-        try:
-            fresh = new_source(self.config, self.secrets)  # first: while no broker can be reached, keep the old one
+        fresh: KafkaSource | None = None
+        try:  # first: while no broker can be reached, keep the old one (and try again after the watchdog's wait)
+            fresh = new_source(self.config, self.secrets)
+            fresh.start()  # safe beside the old client: it only reads metadata and subscribes (joins at its poll)
         except KafkaUnavailable as exc:
+            if fresh is not None:
+                fresh.close()
             io.log.warning("client_restart_deferred", reasons=reasons, error=str(exc)[:300])
             self.watchdog.progressed(time.monotonic())
             return
         members.release()  # while the old client still holds their partitions
         old, io.source = io.source, fresh
         self._rebalances_before += old.listener.rebalances
-        old.close()
-        fresh.start()  # _coordinator_known is kept: the new client's reachability is reported when it differs
+        old.close()  # _coordinator_known is kept: the new client's reachability is reported when it differs
         io.summary.client_restarts += 1
         self.watchdog.progressed(time.monotonic())
         io.log.error("kafka_client_restarted", reasons=reasons, stalled_s=round(stalled, 1),
