@@ -31,6 +31,7 @@ class Client:
         self.config, self.secrets, self.io, self.watchdog = config, secrets, io, watchdog
         self.batch_size = config.kafka.max_poll_records
         self._coordinator_known = True
+        self._poll_failed = False  # kafka was reported not ok by a poll; a poll that passes reports it back
         self._rebalances_before = 0  # of the clients replaced
 
     @property
@@ -40,12 +41,19 @@ class Client:
 
     def poll(self) -> int:
         """Fetch into the shards' buffers (this also keeps the group membership alive); the records fetched."""
+        source = self.io.source
         try:
-            counts = self.io.source.poll(self.config.kafka.poll_timeout_ms, self.batch_size)
+            counts = source.poll(self.config.kafka.poll_timeout_ms, self.batch_size)
         except KafkaUnavailable as exc:
+            self._poll_failed = True
             self.io.telemetry.component("kafka", False, str(exc))
             return 0
         self.io.telemetry.polled(counts)
+        # An idle member gets no records to prove the broker back; kafka-python's poll returns empty rather
+        # than raise while it cannot reach it, so a poll counts only in a settled group with a known coordinator.
+        if self._poll_failed and (counts or (source.listener.settled and source.coordinator_known())):
+            self._poll_failed = False
+            self.io.telemetry.component("kafka", True)
         return sum(counts.values())
 
     def settled(self) -> bool:

@@ -327,3 +327,36 @@ def test_a_client_rebuilt_while_the_broker_is_away_keeps_the_old_one_and_tries_a
     assert fresh is not old and old.closed and c.io.summary.client_restarts == 1  # type: ignore[comparison-overlap]
     assert isinstance(fresh, kafka_source.KafkaSource) and fresh.partitions == 1 and not broker.clients[1].closed
 
+
+class Polled(Coordinated):
+    """A settled member whose polls return ``records`` (per topic), the next ``fail`` of them raising."""
+
+    def __init__(self, known: bool = True) -> None:
+        super().__init__(known)
+        self.records: dict[str, int] = {}
+        self.fail = 0
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[str, int]:
+        if self.fail:
+            self.fail -= 1
+            raise KafkaUnavailable("poll failed: KafkaConnectionError()")
+        return dict(self.records)
+
+
+def polling(source: Polled) -> tuple[Consumer, Client]:
+    c = consumer(MemoryStore(), source, telemetry=Exported(Metrics(), Health()))  # type: ignore[arg-type]
+    return c, Client(parse_config({}, environ={}), load_secrets({}), c.io, c.steps.watchdog)
+
+
+def test_an_idle_consumer_whose_poll_failed_reports_kafka_back_when_a_settled_poll_passes() -> None:
+    source = Polled()
+    c, client = polling(source)
+    source.fail = 1
+    assert client.poll() == 0 and components(c)["kafka"] is False
+    source.listener.settled = False  # rejoining the group: a poll without error proves nothing yet
+    assert client.poll() == 0 and components(c)["kafka"] is False
+    source.listener.settled, source.known = True, False  # nor while the coordinator is unknown
+    assert client.poll() == 0 and components(c)["kafka"] is False
+    source.known = True
+    assert client.poll() == 0 and components(c)["kafka"] is True  # before the fix: not ready until records came
+
