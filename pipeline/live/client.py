@@ -65,7 +65,7 @@ class Client:
         known = source.coordinator_known()
         if known != self._coordinator_known:
             self._coordinator_known = known
-            self.io.telemetry.component("kafka", known, "" if known else "group coordinator unreachable")
+            self.io.telemetry.coordinator(known)
             self.io.log.warning("kafka_reachable" if known else "kafka_unreachable", component="kafka")
         return known
 

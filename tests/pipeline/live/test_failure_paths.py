@@ -360,3 +360,15 @@ def test_an_idle_consumer_whose_poll_failed_reports_kafka_back_when_a_settled_po
     source.known = True
     assert client.poll() == 0 and components(c)["kafka"] is True  # before the fix: not ready until records came
 
+
+def test_kafka_stays_not_ready_while_the_group_coordinator_is_unreachable() -> None:
+    source = Polled(known=False)
+    c, client = polling(source)
+    assert not client.settled() and components(c)["kafka"] is False
+    source.records = {"ml.features": 3}  # the partitions' leaders still answer
+    assert client.poll() == 3
+    c.io.telemetry.component("kafka", True)  # and so does the alert topic (a publish, a claim, a DLQ ack)
+    reasons = c.io.telemetry.health.readiness()[1]["reasons"]  # type: ignore[attr-defined]
+    assert "kafka: group coordinator unreachable" in reasons  # before the fix: ready
+    source.known = True
+    assert client.settled() and components(c)["kafka"] is True
