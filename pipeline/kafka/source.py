@@ -76,9 +76,15 @@ class KafkaSource:
     # -- set-up ---------------------------------------------------------------------------
 
     def start(self, wait_s: float = 30.0) -> None:
-        """Check the co-partitioning of the input topics and join the group."""
+        """Check the co-partitioning of the input topics and subscribe (the group is joined by the first
+        ``poll``). A broker that cannot be asked raises :class:`KafkaUnavailable`, not "does not exist"."""
         deadline = time.monotonic() + wait_s
-        self.partitions = self.inputs.partition_count(self.consumer, deadline)
+        try:
+            self.partitions = self.inputs.partition_count(self.consumer, deadline)
+        except KafkaError as exc:  # kafka-python raises e.g. KafkaConnectionError when the broker refuses
+            raise kafka_error(exc, self.config, "run", KafkaUnavailable(
+                f"cannot read the input topics' partitions from {self.config.kafka.bootstrap_servers}: {exc!r}"
+            )) from exc
         topics = list(self.topics.values())
         self.consumer.subscribe(topics, listener=self.listener)
         settle_subscription(self.consumer, topics, deadline)

@@ -31,6 +31,7 @@ class Client:
         self.config, self.secrets, self.io, self.watchdog = config, secrets, io, watchdog
         self.batch_size = config.kafka.max_poll_records
         self._coordinator_known = True
+        self._poll_failed = False  # kafka was reported not ok by a poll; a poll that passes reports it back
         self._rebalances_before = 0  # of the clients replaced
 
     @property
@@ -40,12 +41,19 @@ class Client:
 
     def poll(self) -> int:
         """Fetch into the shards' buffers (this also keeps the group membership alive); the records fetched."""
+        source = self.io.source
         try:
-            counts = self.io.source.poll(self.config.kafka.poll_timeout_ms, self.batch_size)
+            counts = source.poll(self.config.kafka.poll_timeout_ms, self.batch_size)
         except KafkaUnavailable as exc:
+            self._poll_failed = True
             self.io.telemetry.component("kafka", False, str(exc))
             return 0
         self.io.telemetry.polled(counts)
+        # An idle member gets no records to prove the broker back; kafka-python's poll returns empty rather
+        # than raise while it cannot reach it, so a poll counts only in a settled group with a known coordinator.
+        if self._poll_failed and (counts or (source.listener.settled and source.coordinator_known())):
+            self._poll_failed = False
+            self.io.telemetry.component("kafka", True)
         return sum(counts.values())
 
     def settled(self) -> bool:
@@ -57,7 +65,7 @@ class Client:
         known = source.coordinator_known()
         if known != self._coordinator_known:
             self._coordinator_known = known
-            self.io.telemetry.component("kafka", known, "" if known else "group coordinator unreachable")
+            self.io.telemetry.coordinator(known)
             self.io.log.warning("kafka_reachable" if known else "kafka_unreachable", component="kafka")
         return known
 
@@ -78,17 +86,20 @@ class Client:
     def restart(self, reasons: list[str], stalled: float, members: Membership) -> None:
         """Replace the consumer client; ``members``' shards go back to the store and are claimed again."""
         io = self.io
-        try:
-            fresh = new_source(self.config, self.secrets)  # first: while no broker can be reached, keep the old one
+        fresh: KafkaSource | None = None
+        try:  # first: while no broker can be reached, keep the old one (and try again after the watchdog's wait)
+            fresh = new_source(self.config, self.secrets)
+            fresh.start()  # safe beside the old client: it only reads metadata and subscribes (joins at its poll)
         except KafkaUnavailable as exc:
+            if fresh is not None:
+                fresh.close()
             io.log.warning("client_restart_deferred", reasons=reasons, error=str(exc)[:300])
             self.watchdog.progressed(time.monotonic())
             return
         members.release()  # while the old client still holds their partitions
         old, io.source = io.source, fresh
         self._rebalances_before += old.listener.rebalances
-        old.close()
-        fresh.start()  # _coordinator_known is kept: the new client's reachability is reported when it differs
+        old.close()  # _coordinator_known is kept: the new client's reachability is reported when it differs
         io.summary.client_restarts += 1
         self.watchdog.progressed(time.monotonic())
         io.log.error("kafka_client_restarted", reasons=reasons, stalled_s=round(stalled, 1),

@@ -18,18 +18,21 @@ from pipeline.telemetry.health import Health
 from pipeline.telemetry.metrics import Metrics
 from pipeline.telemetry.protocol import Partition
 
+COORDINATOR_UNREACHABLE = "group coordinator unreachable"
+
 
 class Exported:
     """Telemetry into a :class:`Metrics` and a :class:`Health`."""
 
     def __init__(self, metrics: Metrics, health: Health) -> None:
         self.metrics, self.health = metrics, health
+        self._coordinator_lost = False
 
     def polled(self, counts: Mapping[str, int]) -> None:
         for topic, n in counts.items():
             self.metrics.consumed(topic, n)
         if counts:
-            self.health.set_component("kafka", True)
+            self.component("kafka", True)
 
     def batch(self, decoded: Mapping[str, int], dead: Iterable[tuple[str, str]], seconds: float) -> None:
         for topic, n in decoded.items():
@@ -54,7 +57,14 @@ class Exported:
         self.metrics.snapshot_refused(n)
 
     def component(self, name: str, ok: bool, reason: str = "") -> None:
+        if name == "kafka" and ok and self._coordinator_lost:
+            # records, acks and seeks come from the partitions' leaders; the group still has no coordinator
+            ok, reason = False, COORDINATOR_UNREACHABLE
         self.health.set_component(name, ok, reason[:200])
+
+    def coordinator(self, known: bool) -> None:
+        self._coordinator_lost = not known
+        self.health.set_component("kafka", known, "" if known else COORDINATOR_UNREACHABLE)
 
     def store_error(self, stage: str) -> None:
         self.metrics.store_error(stage)

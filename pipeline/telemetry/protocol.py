@@ -42,6 +42,10 @@ class Telemetry(Protocol):
     def component(self, name: str, ok: bool, reason: str = "") -> None:
         """``kafka``, ``redis`` or ``partitions`` works, or does not (with why)."""
 
+    def coordinator(self, known: bool) -> None:
+        """The consumer group's coordinator became reachable or unreachable (``kafka`` is not ok while it is
+        unreachable, whatever else of Kafka works)."""
+
     def store_error(self, stage: str) -> None:
         """A call to Redis or Kafka failed and waits for a retry (``redis_commit``, ``kafka_claim``, ...)."""
 
@@ -77,6 +81,9 @@ class NoTelemetry:
         pass
 
     def component(self, name: str, ok: bool, reason: str = "") -> None:
+        pass
+
+    def coordinator(self, known: bool) -> None:
         pass
 
     def store_error(self, stage: str) -> None:

@@ -11,11 +11,14 @@ from typing import Any
 
 import msgspec
 import pytest
+from kafka.errors import KafkaConnectionError
 from samples import make_alert
 
+from detectors.errors import DriftwireError
 from detectors.events import Alert
 from pipeline.config.load import load_secrets, parse_config
 from pipeline.edge.alerts import encode_alert
+from pipeline.kafka import source as kafka_source
 from pipeline.kafka.client import KafkaUnavailable
 from pipeline.live import client as live_client
 from pipeline.live.client import Client
@@ -257,3 +260,115 @@ def test_a_client_rebuilt_while_the_coordinator_was_unreachable_reports_kafka_ba
     client.restart(["coordinator"], 60.0, c.members)  # the watchdog's verdict
     assert c.io.source is fresh and old.closed and fresh.started  # type: ignore[comparison-overlap]
     assert client.settled() and components(c)["kafka"] is True  # before the fix: stayed unreachable
+
+
+class Broker:
+    """The cluster behind :class:`FakeKafka` clients: up or down (a connection refused), and the
+    partition count of each topic it has."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.topics = {"ml.features": 1, "ml.predictions": 1, "ml.labels": 1}
+        self.clients: list[FakeKafka] = []
+
+
+class FakeKafka:
+    """The kafka-python client a :class:`~pipeline.kafka.source.KafkaSource` wraps, as far as ``start``
+    and ``close`` use it: built (bootstrapped) at once, then asking ``broker`` for metadata."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker, self.closed = broker, False
+        self.subscribed: list[str] = []
+        broker.clients.append(self)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        if not self.broker.up:  # what kafka-python 3.0.12 raises when the broker's port refuses (tried)
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        return set(range(self.broker.topics.get(topic, 0)))
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.subscribed = topics
+
+    def close(self, autocommit: bool, timeout_ms: int) -> None:
+        self.closed = True
+
+
+def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    broker = Broker()
+    monkeypatch.setattr(kafka_source, "group_consumer", lambda config, secrets: FakeKafka(broker))
+    return broker
+
+
+def test_start_tells_a_missing_input_topic_from_a_broker_it_cannot_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = fake_kafka(monkeypatch)
+    config, secrets = parse_config({}, environ={}), load_secrets({})
+    del broker.topics["ml.labels"]
+    with pytest.raises(DriftwireError, match=r"input topic 'ml\.labels' does not exist") as refused:
+        live_client.new_source(config, secrets).start(wait_s=0.0)  # `driftwire run` refuses: one line
+    assert not isinstance(refused.value, KafkaUnavailable)
+    broker.up = False
+    with pytest.raises(KafkaUnavailable, match="cannot read the input topics"):  # before the fix: KafkaConnectionError
+        live_client.new_source(config, secrets).start(wait_s=0.0)
+
+
+def test_a_client_rebuilt_while_the_broker_is_away_keeps_the_old_one_and_tries_again_later(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = fake_kafka(monkeypatch)
+    old = Coordinated(known=False)
+    c = consumer(MemoryStore(), old, telemetry=Exported(Metrics(), Health()))  # type: ignore[arg-type]
+    client = Client(parse_config({}, environ={}), load_secrets({}), c.io, c.steps.watchdog)
+    broker.up = False  # the new client is built (bootstrapped); the broker goes away before it starts
+    client.restart(["coordinator"], 60.0, c.members)  # before the fix: KafkaConnectionError ended the consumer
+    assert c.io.source is old and not old.closed and c.io.summary.client_restarts == 0  # type: ignore[comparison-overlap]
+    assert broker.clients[0].closed  # the client that could not start is not left open
+    broker.up = True
+    client.restart(["coordinator"], 60.0, c.members)  # the watchdog's next verdict
+    fresh = c.io.source
+    assert fresh is not old and old.closed and c.io.summary.client_restarts == 1  # type: ignore[comparison-overlap]
+    assert isinstance(fresh, kafka_source.KafkaSource) and fresh.partitions == 1 and not broker.clients[1].closed
+
+
+class Polled(Coordinated):
+    """A settled member whose polls return ``records`` (per topic), the next ``fail`` of them raising."""
+
+    def __init__(self, known: bool = True) -> None:
+        super().__init__(known)
+        self.records: dict[str, int] = {}
+        self.fail = 0
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[str, int]:
+        if self.fail:
+            self.fail -= 1
+            raise KafkaUnavailable("poll failed: KafkaConnectionError()")
+        return dict(self.records)
+
+
+def polling(source: Polled) -> tuple[Consumer, Client]:
+    c = consumer(MemoryStore(), source, telemetry=Exported(Metrics(), Health()))  # type: ignore[arg-type]
+    return c, Client(parse_config({}, environ={}), load_secrets({}), c.io, c.steps.watchdog)
+
+
+def test_an_idle_consumer_whose_poll_failed_reports_kafka_back_when_a_settled_poll_passes() -> None:
+    source = Polled()
+    c, client = polling(source)
+    source.fail = 1
+    assert client.poll() == 0 and components(c)["kafka"] is False
+    source.listener.settled = False  # rejoining the group: a poll without error proves nothing yet
+    assert client.poll() == 0 and components(c)["kafka"] is False
+    source.listener.settled, source.known = True, False  # nor while the coordinator is unknown
+    assert client.poll() == 0 and components(c)["kafka"] is False
+    source.known = True
+    assert client.poll() == 0 and components(c)["kafka"] is True  # before the fix: not ready until records came
+
+
+def test_kafka_stays_not_ready_while_the_group_coordinator_is_unreachable() -> None:
+    source = Polled(known=False)
+    c, client = polling(source)
+    assert not client.settled() and components(c)["kafka"] is False
+    source.records = {"ml.features": 3}  # the partitions' leaders still answer
+    assert client.poll() == 3
+    c.io.telemetry.component("kafka", True)  # and so does the alert topic (a publish, a claim, a DLQ ack)
+    reasons = c.io.telemetry.health.readiness()[1]["reasons"]  # type: ignore[attr-defined]
+    assert "kafka: group coordinator unreachable" in reasons  # before the fix: ready
+    source.known = True
+    assert client.settled() and components(c)["kafka"] is True

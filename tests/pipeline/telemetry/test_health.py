@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.telemetry.exported import Exported
 from pipeline.telemetry.health import Health, serve
 from pipeline.telemetry.metrics import Metrics
 
@@ -133,3 +134,23 @@ def test_server_thread_is_daemon(health: Health) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_kafka_is_not_ready_while_the_group_coordinator_is_unreachable() -> None:
+    t = Exported(Metrics(), Health(required=("kafka",)))
+
+    def kafka() -> dict[str, object]:
+        return dict(t.health.readiness()[1]["components"]["kafka"])
+
+    t.coordinator(False)
+    t.polled({"ml.features": 3})
+    t.component("kafka", True)  # a publish, a claim, a DLQ ack: the partitions' leaders answer
+    assert kafka() == {"ok": False, "reason": "group coordinator unreachable"}
+    t.component("kafka", False, "broker did not acknowledge 1 message(s)")  # a fault meanwhile says so
+    t.component("kafka", True)  # and when it is over, the coordinator is still why
+    assert kafka() == {"ok": False, "reason": "group coordinator unreachable"}
+    t.coordinator(True)
+    assert kafka() == {"ok": True, "reason": ""}
+    t.component("kafka", False, "poll failed")
+    t.component("kafka", True)
+    assert kafka() == {"ok": True, "reason": ""}
