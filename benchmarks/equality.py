@@ -173,9 +173,7 @@ def canonical_state(monitor: Any) -> dict[str, bytes]:
 
     state = {name: value for name, value in monitor.full_state().items() if _ring(fields, name) is None}
     d = monitor.data
-    rings = [(kind, col.name, ring) for col in d.columns.values()
-             for kind, ring in ((fields.REF_VALUES, col.ref_ring), ("rf", getattr(col, "ref_flags", None)),
-                                (fields.WINDOW_VALUES, col.values), (fields.WINDOW_FLAGS, col.flags))
+    rings = [(kind, col.name, ring) for col in d.columns.values() for kind, ring in _column_rings(fields, col)
              if ring is not None]
     rings += [(*fields.split_ring(name), ring) for name, ring in d.rings.items()]
     joint = getattr(getattr(d, "joint", None), "rows", None)  # the multivariate detectors' reference rows
@@ -192,6 +190,18 @@ def canonical_state(monitor: Any) -> dict[str, bytes]:
             want = item * min(CHUNK, ring.capacity - k * CHUNK)  # an array allocated lazily: zeros beyond it
             state[f"{kind}:{k}:{owner}"] = raw + bytes(want - len(raw))
     return state
+
+
+def _column_rings(fields: Any, col: Any) -> list[tuple[str, Any]]:
+    """A column's reference and window rings, by kind: read from its parts (a column made of parts has
+    ``open_window``) or, on older trees, from the column itself. A window not made yet is made: its rings
+    are in the canonical form all the same (zeros)."""
+    if hasattr(col, "open_window"):
+        ref, ref_flags, window = col.sample.values, col.sample.flags, col.open_window()
+    else:
+        ref, ref_flags, window = col.ref_ring, getattr(col, "ref_flags", None), col
+    return [(fields.REF_VALUES, ref), ("rf", ref_flags), (fields.WINDOW_VALUES, window.values),
+            (fields.WINDOW_FLAGS, window.flags)]
 
 
 def _ring(fields: Any, name: str) -> Any:

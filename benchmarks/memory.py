@@ -83,7 +83,7 @@ def structures(engine: Any) -> dict[str, int]:
     for mon in engine.models.values():
         rings = list(mon.data.rings.values())
         for col in mon.data.columns.values():
-            rings += [col.ref_ring, col.values, col.flags]
+            rings += [col.sample.values, *(col.window.rings() if col.window is not None else ())]
             if col.ref is not None:
                 out["references"] += sum(_owned(v) for v in vars(col.ref).values())
         out["rings"] += sum(_owned(r.arr) for r in rings)

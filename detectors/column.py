@@ -11,9 +11,9 @@ values (:mod:`detectors.runs`), and feeds its stream detectors
 
 >>> c = Column("x", "feature", "numeric", ref_capacity=4, window=3)
 >>> c.feed([1.0, None, 2.0], ref=True)
->>> c.freeze(bins=2, max_categories=10)
+>>> c.freeze(bins=2)
 >>> c.feed([5, "oops", float("inf")], ref=False)
->>> c.flags.ordered().tolist(), c.meta.ref_missing
+>>> c.window.flags.ordered().tolist(), c.meta.ref_missing
 ([0, 3, 2], 1)
 """
 
@@ -33,7 +33,6 @@ from detectors.ref_sample import RefSample
 from detectors.reference import CategoricalRef, NumericRef
 from detectors.ring import Ring, RingFields, Segments
 from detectors.runs import track_run
-from detectors.stream import StreamDetector
 from detectors.value_flags import OK, CatValue, FloatArray, numeric_values
 from detectors.view import View
 
@@ -70,6 +69,7 @@ class Column:
 
     @property
     def name(self) -> str:
+        """The column's identity (findings, groups and state fields are keyed by it)."""
         return self.meta.name
 
     def open_window(self) -> ColumnWindow:
@@ -77,43 +77,6 @@ class Column:
         if self.window is None:
             self.window = ColumnWindow(self.window_size)
         return self.window
-
-    @property
-    def values(self) -> Ring:
-        return (self.window or self.open_window()).values
-
-    @property
-    def flags(self) -> Ring:
-        return (self.window or self.open_window()).flags
-
-    @property
-    def ref_ring(self) -> Ring:
-        return self.sample.values
-
-    @ref_ring.setter
-    def ref_ring(self, ring: Ring) -> None:
-        self.sample.values = ring
-
-    @property
-    def ref_flags(self) -> Ring:
-        return self.sample.flags
-
-    @ref_flags.setter
-    def ref_flags(self, ring: Ring) -> None:
-        self.sample.flags = ring
-
-    @property
-    def stream(self) -> Sequence[StreamDetector]:
-        return self.streams.detectors if self.streams is not None else ()
-
-    @stream.setter
-    def stream(self, detectors: Sequence[StreamDetector]) -> None:
-        self.streams = ColumnStream(detectors) if detectors else None
-
-    @property
-    def cat_pos(self) -> dict[CatValue, int]:
-        """Each reference category's position of first appearance (a numeric column: none)."""
-        return self.cats.pos if self.cats is not None else {}
 
     def rings(self) -> list[Ring]:
         """The rings this column has made (a window ring not used yet holds nothing to store)."""
@@ -182,13 +145,10 @@ class Column:
 
     # ---- reference and window -----------------------------------------------------------------
 
-    def freeze(self, bins: int, max_categories: int) -> None:
+    def freeze(self, bins: int) -> None:
         """Build the reference from what was accumulated (see :meth:`RefSample.build`)."""
         self.ref = self.sample.build(self.meta, self.cats, bins)
         self.dirty_meta = True
-
-    def window_valid(self) -> FloatArray:
-        return self.open_window().valid()
 
     def view(self, ts: FloatArray) -> View | None:
         """The window as detectors see it (``ts``: event times aligned with the window)."""

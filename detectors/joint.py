@@ -121,13 +121,13 @@ class JointRows:
     def _add(self, name: str, kind: str, column: Column | None = None) -> None:
         m = self.meta
         ring = self.rings[name] = Ring(self.capacity, dtype=np.float32)
-        before = m.rows - column.ref_flags.count if column is not None else -1
+        before = m.rows - column.sample.flags.count if column is not None else -1
         m.names.append(name)
         m.kinds.append(kind)
         if kind != "numeric":
             m.categories[name] = []
         if column is not None and column.ref is None and before >= 0 and column.meta.kind == kind \
-                and column.ref_flags.capacity >= self.capacity and column.max_categories == self.max_categories:
+                and column.sample.flags.capacity >= self.capacity and column.max_categories == self.max_categories:
             self._columns[name] = (column, before)
             ring.advance(m.rows)
             return
@@ -180,10 +180,10 @@ class JointRows:
         out = np.full(end - first, np.nan, dtype=np.float32)
         lo, hi = max(first - before, 0), end - before  # the rows' positions among the column's flags
         if hi > lo:
-            flags = col.ref_flags.arr
+            flags = col.sample.flags.arr
             ok = flags[lo:hi] == 0
             k = int(np.count_nonzero(flags[:lo] == 0))  # valid values before row ``first``
-            vals = col.ref_ring.arr[k : k + int(np.count_nonzero(ok))]
+            vals = col.sample.values.arr[k : k + int(np.count_nonzero(ok))]
             if col.meta.kind != "numeric":  # a category's position of first appearance; -1: beyond the cap
                 vals = np.where(vals >= 0, vals, np.nan)
             out[lo + before - first :][ok] = vals
@@ -192,8 +192,8 @@ class JointRows:
     def _categories(self) -> None:
         """The categories of the features read from categorical columns: the columns' (first appearance)."""
         for name, (col, _) in self._columns.items():
-            if col.meta.kind != "numeric":
-                self.meta.categories[name] = list(col.cat_pos)
+            if col.cats is not None:  # categorical
+                self.meta.categories[name] = list(col.cats.pos)
 
     def nbytes(self) -> int:
         """Bytes of the rows, counted as held even where a column holds them for now (they are copied at

@@ -51,14 +51,17 @@ class ColumnChecks:
                 continue
             if ref.m >= 2:
                 members.append(col)
-            values = col.values
+            window = col.window
+            if window is None:  # nothing fed since the freeze
+                continue
+            values = window.values
             n = len(values)
             if not n:
                 continue
             # A flags ring holding only zeros shares a read-only array (detectors.ring.shared_zeros):
             # nothing to count.
             if screening and n >= values.capacity and ref.m >= 2 \
-                    and (not (flags := col.flags.arr).flags.writeable or not np.count_nonzero(flags)):
+                    and (not (flags := window.flags.arr).flags.writeable or not np.count_nonzero(flags)):
                 fast.append(col)
             else:
                 self._column(found, col, ts)
@@ -73,7 +76,8 @@ class ColumnChecks:
         found.views[col.name] = view
         key = (col.meta.role, col.meta.kind)
         feature = col.name if col.meta.role == "feature" else None
-        full = len(col.values) >= col.values.capacity
+        values = col.open_window().values  # made by the view
+        full = len(values) >= values.capacity
         checks = self.data.checks
         for det, kind in zip(checks.windowed[key], checks.kinds[key], strict=True):
             if kind != "data_quality" and not full:
@@ -82,7 +86,9 @@ class ColumnChecks:
             if s is not None:
                 s.column = col.name
                 found.add((feature, kind), s, col.name)
-        add_stream_findings(found, _drift_key(feature), col.stream, col.meta.detections, view.window, col.name)
+        if col.streams is not None:
+            add_stream_findings(found, _drift_key(feature), col.streams.detectors, col.meta.detections, view.window,
+                                col.name)
 
     def _screened(self, found: Findings, key: Group, cols: list[Column], members: list[Column],
                   ts: np.ndarray) -> None:
@@ -106,8 +112,8 @@ class ColumnChecks:
         if found.tracing:
             _trace_screened(found, cols, feats, pairs, set(todo), views, ts)
         for i, col in enumerate(cols):
-            if col.stream:
-                add_stream_findings(found, _drift_key(feats[i]), col.stream, col.meta.detections,
+            if col.streams is not None:
+                add_stream_findings(found, _drift_key(feats[i]), col.streams.detectors, col.meta.detections,
                                     _lazy_window(col, views.get(i), ts), col.name)
 
 

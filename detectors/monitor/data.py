@@ -32,6 +32,7 @@ from detectors.block import BlockSpace
 from detectors.calibration import INDEPENDENT
 from detectors.checks import Checks
 from detectors.column import Column
+from detectors.column_stream import ColumnStream
 from detectors.join import LabelJoin
 from detectors.joint_models import JointModels
 from detectors.performance import Performance
@@ -214,12 +215,12 @@ class VersionData:
 
     def freeze_column(self, col: Column) -> None:
         self.joint.rows.hold(col.name)  # the joint rows read from the column's reference: copied before it is sorted
-        col.freeze(self.cfg.numeric.bins, self.cfg.categorical.max_categories)
+        col.freeze(self.cfg.numeric.bins)
         self.attach_stream(col)
 
     def attach_stream(self, col: Column) -> None:
         names = self.checks.stream.get((col.meta.role, col.meta.kind), [])
-        col.stream = [self.checks.new_stream(n) for n in names]
+        col.streams = ColumnStream([self.checks.new_stream(n) for n in names]) if names else None
 
     def apply_baseline(self, b: Baseline) -> None:
         """The baseline is the reference: its columns start frozen."""
@@ -242,7 +243,7 @@ class VersionData:
     def _baseline_column(self, name: str, role: str, fb: FeatureBaseline, declared: bool) -> Column:
         col = self.new_column(name, role, fb.kind, declared)
         # the baseline is the reference: nothing to accumulate (rings are written up front)
-        col.ref_ring, col.ref_flags = Ring(0), Ring(0, dtype=np.int8)
+        col.sample.values, col.sample.flags = Ring(0), Ring(0, dtype=np.int8)
         col.meta.calib = calib = fb.calibration or INDEPENDENT
         if fb.kind == "numeric":
             col.ref = NumericRef.build(np.array(fb.values), fb.n_total, fb.missing, fb.nonfinite, fb.badtype,

@@ -11,7 +11,7 @@ names are discovered from the reference's events; a name first seen later is cou
 >>> s = DetectionSettings(reference_size=3, window_size=2)
 >>> d = VersionData(s, Checks(s))
 >>> Ingest(d).ingest([Event("features", f"e{i}", "m", float(i), features={"x": i}) for i in range(4)])
->>> d.meta.frozen, d.meta.features, d.columns["x"].values.ordered().tolist()
+>>> d.meta.frozen, d.meta.features, d.columns["x"].window.values.ordered().tolist()
 (True, ['x'], [3.0])
 """
 

@@ -51,7 +51,7 @@ class JointChecks:
         ring position of the oldest row; None until the windows are full."""
         d = self.data
         w = d.cfg.window_size
-        count = d.columns[enc.numeric[0] if enc.numeric else enc.categorical[0]].values.count
+        count = d.columns[enc.numeric[0] if enc.numeric else enc.categorical[0]].open_window().values.count
         if count < w:
             return None  # every feature's rings hold the same count: one full means all full
         kept = self._encoded.get(i)
@@ -68,9 +68,9 @@ class JointChecks:
     def _encode(self, enc: Encoder, part: slice) -> FloatArray:
         """The features' ring slots ``part`` encoded (dims x slots)."""
         cols = self.data.columns
-        num = [cols[f].values.arr[part] for f in enc.numeric]
-        cat = [cols[f] for f in enc.categorical]
+        num = [cols[f].open_window().values.arr[part] for f in enc.numeric]
+        cat = [cols[f].open_window() for f in enc.categorical]
         n = len(num[0] if num else cat[0].values.arr[part])
-        codes = np.array([c.values.arr[part] for c in cat]).reshape(len(cat), n)
-        bad = np.array([c.flags.arr[part] for c in cat]).reshape(len(cat), n) != 0
+        codes = np.array([w.values.arr[part] for w in cat]).reshape(len(cat), n)
+        bad = np.array([w.flags.arr[part] for w in cat]).reshape(len(cat), n) != 0
         return enc.encode(np.array(num).reshape(len(num), n), codes, bad)

@@ -90,11 +90,12 @@ class GroupScreen:
 
 
 def _block_tests(block: NumericBlock | CategoricalBlock, members: list[Column]) -> dict[str, Any]:
-    w = np.array([c.values.arr for c in members])
+    values = [c.open_window().values for c in members]
+    w = np.array([v.arr for v in values])
     if isinstance(block, RankedNumericBlock):
         if np.count_nonzero(np.isnan(w)):  # a member with missing or bad values: a harmless stand-in, row unused
             w[np.isnan(w)] = 0.0
-        counts = np.array([c.values.count for c in members], dtype=np.int64)
+        counts = np.array([v.count for v in values], dtype=np.int64)
         return block.ranked_tests(w.astype(np.float64, copy=False), counts)
     return block.tests(w.astype(np.int64))
 

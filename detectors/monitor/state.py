@@ -138,8 +138,9 @@ class VersionState:
         d.columns[name] = col
         if d.meta.frozen and col.ref is None:
             d.freeze_column(col)
-        for det in col.stream:
-            self._load_stream(det, fields.stream_snapshot(det.name, name), stored, col.window_valid())
+        if col.streams is not None:
+            for det in col.streams.detectors:
+                self._load_stream(det, fields.stream_snapshot(det.name, name), stored, col.open_window().valid())
 
     def _load_stream(self, det: StreamDetector, field: str, stored: dict[str, bytes], retained: np.ndarray) -> None:
         if field not in stored:

@@ -143,9 +143,10 @@ def test_window_rings_are_made_at_first_use_and_a_ring_of_zeros_shares_its_array
     m.process(stream(50))
     col = m.data.columns["x0"]
     assert col.window is None and len(col.rings()) == 2  # the reference is filling
-    assert not col.ref_flags.arr.flags.writeable and col.ref_flags.arr is shared_zeros(np.int8, len(col.ref_flags.arr))
+    flags = col.sample.flags.arr
+    assert not flags.flags.writeable and flags is shared_zeros(np.int8, len(flags))
     m.process(stream(400)[50:])
-    assert col.window is not None and len(col.window.rings()) == 2 and len(col.values) > 0
+    assert col.window is not None and len(col.window.rings()) == 2 and len(col.window.values) > 0
 
 
 def test_a_ring_of_zeros_reads_stores_and_restores_as_an_owned_one() -> None:

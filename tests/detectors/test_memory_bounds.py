@@ -24,10 +24,10 @@ def test_numeric_references_are_kept_once_sorted_in_their_ring() -> None:
     m = ModelMonitor("m", "v1", SMALL)
     m.process(stream(600, seed=3))
     col = m.data.columns["x1"]
-    assert col.ref is not None and np.shares_memory(col.ref.sorted, col.ref_ring.arr)
+    assert col.ref is not None and np.shares_memory(col.ref.sorted, col.sample.values.arr)
     assert bool(np.all(np.diff(col.ref.sorted) >= 0)) and len(col.ref.sorted) == SMALL.reference_size
     cat = m.data.columns["c"]  # a categorical reference is counts; its ring keeps each value's category (4 bytes)
-    assert cat.ref_ring.arr.dtype == np.int32 and cat.ref_ring.capacity == SMALL.reference_size
+    assert cat.sample.values.arr.dtype == np.int32 and cat.sample.values.capacity == SMALL.reference_size
     assert cat.meta.calib is not None and col.meta.calib is not None
 
 
@@ -102,7 +102,7 @@ def test_baseline_columns_allocate_no_reference_ring() -> None:
 
     rows = [{"x": float(i % 17), "c": "ab"[i % 2]} for i in range(500)]
     m = ModelMonitor("m", "v1", SMALL, baseline=build_baseline(rows, "m", "v1"))
-    assert all(col.ref_ring.capacity == col.ref_flags.capacity == 0 for col in m.data.columns.values())
+    assert all(col.sample.values.capacity == col.sample.flags.capacity == 0 for col in m.data.columns.values())
     m.process(stream(400, seed=2, labels=False))
     assert not any(k.startswith(("r:", "rf:")) for k in m.full_state())
 
@@ -112,7 +112,7 @@ def test_block_memory_is_taken_at_the_freeze_and_reused_by_the_block() -> None:
     evs = stream(3000, seed=5, shift_at=1200, shift=1.5, missing_at=1500, until=2200)
     m.process(evs[:40])  # still filling the reference: nothing taken yet, rings hold a chunk
     assert not m.data.spaces and not m.data.meta.frozen
-    assert all(len(c.values.arr) == 0 and len(c.ref_ring.arr) <= c.ref_ring.chunk for c in m.data.columns.values())
+    assert all(c.window is None and len(c.sample.values.arr) <= c.sample.values.chunk for c in m.data.columns.values())
     at = 40
     while not m.data.meta.frozen:
         m.process(evs[at : at + 10])

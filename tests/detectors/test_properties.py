@@ -121,7 +121,7 @@ def test_categorical_run_is_the_trailing_run_of_equal_valid_values(pieces: list[
 
     col = Column("c", "feature", "categorical", ref_capacity=4, window=50)
     col.feed(["a", "b"], ref=True)
-    col.freeze(bins=2, max_categories=10)
+    col.freeze(bins=2)
     for piece in pieces:
         col.feed(piece, ref=False)
     valid = [v for piece in pieces for v in piece if v is not None]  # str and bool are valid categories
