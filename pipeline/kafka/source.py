@@ -32,8 +32,11 @@ from pipeline.kafka.watermarks import Watermarks
 from pipeline.kafka.workarounds import caught_up_fn, settle_subscription, unpark_fetcher
 
 
-def group_consumer(config: Config, secrets: Secrets) -> KafkaConsumer:
-    """The group member's client: no auto-commit (the store holds the offsets), the RangeAssignor (shards)."""
+def group_consumer(config: Config, secrets: Secrets, bootstrap_s: float = 30.0) -> KafkaConsumer:
+    """The group member's client: no auto-commit (the store holds the offsets), the RangeAssignor (shards).
+
+    kafka-python 3.0.12 bootstraps in the constructor: while no broker answers (a port that refuses or a
+    broker that hangs alike) it blocks for ``bootstrap_s`` and raises (:class:`KafkaUnavailable` here)."""
     k = config.kafka
     try:
         return KafkaConsumer(
@@ -46,6 +49,7 @@ def group_consumer(config: Config, secrets: Secrets) -> KafkaConsumer:
             session_timeout_ms=k.session_timeout_ms,
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             fetch_max_wait_ms=k.fetch_max_wait_ms,
+            bootstrap_timeout_ms=int(bootstrap_s * 1000),
             **client_settings(config, secrets),
         )
     except KafkaError as exc:
@@ -61,12 +65,12 @@ class KafkaSource:
     lag against them :class:`Watermarks`, seeks and committed offsets :class:`Offsets`.
     """
 
-    def __init__(self, config: Config, secrets: Secrets, decoder: Decoder) -> None:
+    def __init__(self, config: Config, secrets: Secrets, decoder: Decoder, bootstrap_s: float = 30.0) -> None:
         self.config = config
         self.decoder = decoder
         self.inputs = InputTopics(config)
         self.topics = self.inputs.topics  # by stream (the runner logs them)
-        self.consumer = group_consumer(config, secrets)
+        self.consumer = group_consumer(config, secrets, bootstrap_s)
         self.listener = RebalanceLog()
         self.merges: dict[int, Merge] = {}  # the open shards' buffers
         self.partitions = 0

@@ -3,6 +3,16 @@ polled once a pass, its group coordinator's reachability reported when it change
 restarted by a re-seek, and the whole client replaced when the watchdog (:mod:`pipeline.live.watchdog`)
 finds it wedged. The current client is ``io.source`` of the :class:`~pipeline.live.shard.Wiring` that
 every shard shares, so a replacement reaches them all.
+
+A rebuild runs on the loop's thread, and ``/healthz`` fails once the loop has not beaten for 30 s
+(:class:`~pipeline.telemetry.health.Health`). kafka-python bootstraps in the new client's constructor,
+which blocks its whole ``bootstrap_timeout_ms`` (30 s by default) while the broker refuses or hangs
+(measured with 3.0.12), so a rebuild tried during an outage would have a liveness probe kill a consumer
+that only waits Kafka out, every ``kafka.client_restart_s``. A rebuild's bootstrap therefore gives up after
+:data:`RESTART_BOOTSTRAP_S`: the old client is kept and the watchdog tries again later, and nothing is
+lost by stopping early, since a new client cannot help before the broker answers. The first client keeps
+kafka-python's 30 s: the loop has not started then (``/healthz`` says so) and ``driftwire run`` stops if
+it cannot reach Kafka.
 """
 
 from __future__ import annotations
@@ -18,10 +28,13 @@ from pipeline.live.membership import Membership
 from pipeline.live.shard import Wiring
 from pipeline.live.watchdog import Watchdog
 
+RESTART_BOOTSTRAP_S = 10.0  # a rebuild's bootstrap wait: the loop beats again well within the 30 s liveness limit
 
-def new_source(config: Config, secrets: Secrets) -> KafkaSource:
-    """A consumer client for ``config``'s input topics (not started)."""
-    return KafkaSource(config, secrets, Decoder(config.runtime.max_message_bytes))
+
+def new_source(config: Config, secrets: Secrets, bootstrap_s: float = 30.0) -> KafkaSource:
+    """A consumer client for ``config``'s input topics (not started); its constructor blocks up to
+    ``bootstrap_s`` while no broker answers, then raises :class:`KafkaUnavailable`."""
+    return KafkaSource(config, secrets, Decoder(config.runtime.max_message_bytes), bootstrap_s)
 
 
 class Client:
@@ -84,11 +97,12 @@ class Client:
         return stalled
 
     def restart(self, reasons: list[str], stalled: float, members: Membership) -> None:
-        """Replace the consumer client; ``members``' shards go back to the store and are claimed again."""
+        """Replace the consumer client; ``members``' shards go back to the store and are claimed again.
+        While no broker answers this blocks the loop about :data:`RESTART_BOOTSTRAP_S` (see the module docstring)."""
         io = self.io
         fresh: KafkaSource | None = None
         try:  # first: while no broker can be reached, keep the old one (and try again after the watchdog's wait)
-            fresh = new_source(self.config, self.secrets)
+            fresh = new_source(self.config, self.secrets, RESTART_BOOTSTRAP_S)
             fresh.start()  # safe beside the old client: it only reads metadata and subscribes (joins at its poll)
         except KafkaUnavailable as exc:
             if fresh is not None:

@@ -4,8 +4,13 @@ shard and a fake alert topic, driven through :class:`~pipeline.live.steps.Steps`
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,7 +33,7 @@ from pipeline.live.steps import Steps
 from pipeline.live.watchdog import Watchdog
 from pipeline.state.store import MemoryStore, StoreUnavailable
 from pipeline.telemetry.exported import Exported
-from pipeline.telemetry.health import Health
+from pipeline.telemetry.health import Health, serve
 from pipeline.telemetry.logs import get_logger
 from pipeline.telemetry.metrics import Metrics
 from pipeline.telemetry.protocol import NoTelemetry, Telemetry
@@ -253,7 +258,7 @@ class Coordinated:
 def test_a_client_rebuilt_while_the_coordinator_was_unreachable_reports_kafka_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     old, fresh = Coordinated(known=False), Coordinated(known=True)
-    monkeypatch.setattr(live_client, "new_source", lambda config, secrets: fresh)
+    monkeypatch.setattr(live_client, "new_source", lambda config, secrets, bootstrap_s=30.0: fresh)
     c = consumer(MemoryStore(), old, telemetry=Exported(Metrics(), Health()))  # type: ignore[arg-type]
     client = Client(parse_config({}, environ={}), load_secrets({}), c.io, c.steps.watchdog)
     assert not client.settled() and components(c)["kafka"] is False  # reported: coordinator unreachable
@@ -295,7 +300,7 @@ class FakeKafka:
 
 def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> Broker:
     broker = Broker()
-    monkeypatch.setattr(kafka_source, "group_consumer", lambda config, secrets: FakeKafka(broker))
+    monkeypatch.setattr(kafka_source, "group_consumer", lambda config, secrets, bootstrap_s=30.0: FakeKafka(broker))
     return broker
 
 
@@ -372,3 +377,74 @@ def test_kafka_stays_not_ready_while_the_group_coordinator_is_unreachable() -> N
     assert "kafka: group coordinator unreachable" in reasons  # before the fix: ready
     source.known = True
     assert client.settled() and components(c)["kafka"] is True
+
+
+# How long the watchdog's client rebuild blocks the loop while the broker is away, and what /healthz answers
+# meanwhile: kafka-python 3.0.12 against loopback ports (nothing listening refuses; a listener that accepts and
+# never answers hangs).
+def refused() -> Iterator[int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    yield port
+
+
+def hanging() -> Iterator[int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:  # connections are taken and never answered
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(s.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield s.getsockname()[1]
+    stop.set()
+    thread.join()
+    for c in held:
+        c.close()
+    s.close()
+
+
+@pytest.fixture(params=[refused, hanging], ids=["refused", "hanging"])
+def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    yield from request.param()
+
+
+def healthz(port: int) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_client_rebuild_while_the_broker_is_away_returns_well_within_the_liveness_limit(broker_port: int) -> None:
+    health = Health()
+    old = Coordinated(known=False)
+    c = consumer(MemoryStore(), old, telemetry=Exported(Metrics(), health))  # type: ignore[arg-type]
+    config = parse_config({"kafka": {"bootstrap_servers": f"127.0.0.1:{broker_port}"}}, environ={})
+    client = Client(config, load_secrets({}), c.io, c.steps.watchdog)
+    server = serve("127.0.0.1", 0, Metrics(), health)
+    try:
+        health.beat()  # the loop's last iteration before the watchdog's verdict
+        began = time.monotonic()
+        client.restart(["coordinator"], 60.0, c.members)
+        took = time.monotonic() - began
+        status, body = healthz(server.server_address[1])  # before the loop beats again
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert c.io.source is old and not old.closed and c.io.summary.client_restarts == 0  # type: ignore[comparison-overlap]
+    # before the fix: 30.0 s (kafka-python's bootstrap_timeout_ms) in both cases, and /healthz answered 503
+    assert took <= health.beat_timeout_s / 2, took
+    assert status == 200 and body["alive"] is True, body
