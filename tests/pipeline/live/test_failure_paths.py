@@ -31,7 +31,7 @@ from pipeline.live.membership import Membership
 from pipeline.live.shard import Backoff, Pending, RunSummary, Wiring
 from pipeline.live.steps import Steps
 from pipeline.live.watchdog import Watchdog
-from pipeline.state.store import MemoryStore, StoreUnavailable
+from pipeline.state.store import MemoryStore, ShardSnapshot, StoreUnavailable
 from pipeline.telemetry.exported import Exported
 from pipeline.telemetry.health import Health, serve
 from pipeline.telemetry.logs import get_logger
@@ -123,6 +123,39 @@ def commit_batch(c: Consumer, next_offsets: dict[str, int], alerts: list[bytes] 
     shard.pending = Pending(dict(shard.offsets), next_offsets)
     shard.pending.alerts = list(alerts or [])
     c.steps.step(shard)
+
+
+class LosesFirstClaim(MemoryStore):
+    """A failover right after the first claim once ``armed``: the fence bump it acknowledged is lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def claim(self, shard: int) -> ShardSnapshot:
+        snap = super().claim(shard)
+        if self.armed:
+            self.armed = False
+            self._shard(shard).fence -= 1
+        return snap
+
+
+def test_a_claim_whose_outbox_finds_the_store_rolled_back_is_claimed_again() -> None:
+    store, sent = LosesFirstClaim(), Sent()
+    first = store.claim(0).epoch  # an earlier owner: its batch committed, its alert not yet published
+    store.commit(0, first, {}, {TP: 5}, {}, [encode_alert(make_alert())])
+    store.armed = True
+    c = consumer(store, Source(), sent)
+    c.members.claims.add(0, time.monotonic())
+
+    c.steps.claim_due()  # claimed, then the outbox's fence check finds the fence behind: rolled back
+    assert c.io.summary.rollbacks == 1 and 0 not in c.members.shards
+    assert c.members.claims.due(time.monotonic()) == [0]  # waiting for a claim again, not forgotten
+    assert sent.alerts == []
+
+    c.steps.claim_due()
+    assert 0 in c.members.shards and c.members.shards[0].epoch == first + 1
+    assert len(sent.alerts) == 1 and store.outbox(0) == [] and not c.members.claims
 
 
 def test_a_claim_retried_after_a_broker_blip_still_knows_the_store_lost_every_write() -> None:
