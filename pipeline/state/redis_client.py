@@ -4,7 +4,8 @@
 cluster client, seeded with the URL's node and ``redis.nodes``). :func:`translate` turns
 redis-py's errors into the store's two outcomes: :class:`~pipeline.state.store.StoreUnavailable`
 (retry the same step later: connections, timeouts, a failover or resharding under way, a
-replica acknowledgement that did not come, a write refused while too few replicas are in sync)
+replica acknowledgement that did not come, a write refused while too few replicas are in sync, a
+server busy with another client's long script)
 and :class:`StoreError` (retrying will not help: credentials, a misconfiguration, a bug).
 
 A script touches the keys of one shard, which share one hash slot, so the cluster runs it on
@@ -57,6 +58,7 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadO
 CLUSTER_HINT = "set redis.cluster: true (env DRIFTWIRE_REDIS_CLUSTER=true)"
 MIGRATING = "non local key"  # a script met a key of a slot being migrated: retry once it has moved
 NOREPLICAS = "NOREPLICAS"  # a write refused while fewer replicas than min-replicas-to-write are in sync
+BUSY = "BUSY "  # another client's script runs past busy-reply-threshold: every other command waits for it
 
 
 class StoreError(DriftwireError):
@@ -145,7 +147,7 @@ def translate(exc: BaseException, settings: RedisSettings, url: str) -> Driftwir
     if isinstance(exc, RedisClusterException) and "not enabled" in str(exc):
         return StoreError(f"redis.cluster is true but redis at {url} is not a cluster node: {exc}")
     if isinstance(exc, (*_UNAVAILABLE, ReplicasBehind, AskError, ClusterError, RedisClusterException)) or (
-            MIGRATING in str(exc) or NOREPLICAS in str(exc)):
+            MIGRATING in str(exc) or NOREPLICAS in str(exc) or str(exc).startswith(BUSY)):
         return StoreUnavailable(f"redis at {url} unavailable: {type(exc).__name__}: {exc}")
     if isinstance(exc, RedisError):
         return StoreError(f"redis at {url} refused a command: {exc}")

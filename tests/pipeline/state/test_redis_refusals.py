@@ -17,6 +17,9 @@ from pipeline.state.store import StoreUnavailable
 # (seen on redis-server --min-replicas-to-write 1 without replicas).
 NOREPLICAS = ("NOREPLICAS Not enough good replicas to write. script: 0945e40ea18bdc9cd69684fbc835a79774332606, "
               "on @user_script:6.")
+# As Redis 7 answers any command while another client's script runs past busy-reply-threshold (seen on
+# redis-server --busy-reply-threshold 100 with a 2 s script running).
+BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 
 
 class Refusing:
@@ -43,6 +46,14 @@ def test_too_few_replicas_in_sync_is_unavailable_not_a_store_error() -> None:
         store(NOREPLICAS).commit(0, 1, {}, {"t:0": 1}, {}, [])
 
 
+def test_a_server_busy_with_another_script_is_unavailable_not_a_store_error() -> None:
+    """Someone else's long script blocks every command until it ends or is killed: wait, do not stop."""
+    with pytest.raises(StoreUnavailable, match="BUSY"):
+        store(BUSY).commit(0, 1, {}, {"t:0": 1}, {}, [])
+
+
 def test_other_refusals_are_still_store_errors() -> None:
     with pytest.raises(StoreError, match="unknown command"):
         store("ERR unknown command 'EVALSHA'").claim(0)
+    with pytest.raises(StoreError, match="BUSYKEY"):  # a refusal whose name only starts like BUSY's
+        store("BUSYKEY Target key name already exists.").claim(0)
